@@ -1,0 +1,1 @@
+"""Storage backends. Each one implements the Protocols in :mod:`boternity.repositories`."""

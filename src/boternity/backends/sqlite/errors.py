@@ -1,0 +1,38 @@
+"""sqlite3 errors -> the boternity exception tree, classified by SQLite result code."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from boternity.errors import (
+    ConflictError,
+    NotFoundError,
+    RepositoryError,
+    StoreBusyError,
+    ValidationError,
+)
+
+_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_RECOVERY", "SQLITE_BUSY_SNAPSHOT",
+         "SQLITE_BUSY_TIMEOUT", "SQLITE_LOCKED_SHAREDCACHE"}
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in _BUSY
+
+
+def translate(exc: sqlite3.Error) -> RepositoryError | ValidationError:
+    """A library error for a driver error, with the driver error chained as its cause."""
+    name = getattr(exc, "sqlite_errorname", "")
+    error: RepositoryError | ValidationError
+    if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
+        error = ConflictError(f"already exists: {exc}")
+    elif name == "SQLITE_CONSTRAINT_FOREIGNKEY":
+        error = NotFoundError("a row this write refers to does not exist")
+    elif name in ("SQLITE_CONSTRAINT_CHECK", "SQLITE_CONSTRAINT_NOTNULL", "SQLITE_TOOBIG"):
+        error = ValidationError(f"refused by the database: {exc}")
+    elif name in _BUSY:
+        error = StoreBusyError(f"the database stayed busy: {exc}")
+    else:
+        error = RepositoryError(f"sqlite error ({name or type(exc).__name__}): {exc}")
+    error.__cause__ = exc
+    return error

@@ -1,0 +1,157 @@
+"""Opening a SQLite store: file permissions, connections, migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import urllib.parse
+from pathlib import Path
+
+from boternity.backends.migrations import load_migrations, pending_migrations
+from boternity.backends.sqlite.bots import SqliteBotRepository
+from boternity.backends.sqlite.chat import SqliteChatRepository
+from boternity.backends.sqlite.errors import translate
+from boternity.backends.sqlite.memory import SqliteMemoryRepository
+from boternity.backends.sqlite.pool import Durability, Readers, Worker, Writer, configure, retry_busy
+from boternity.backends.sqlite.rows import ts
+from boternity.errors import RepositoryError, SchemaError, ValidationError
+from boternity.ids import utc_now
+
+BUSY_TIMEOUT_MS = 5_000
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the folder (0700) and the database file (0600) before SQLite does.
+
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def _applied(conn: sqlite3.Connection) -> dict[int, str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
+
+
+def _statements(sql: str) -> list[str]:
+    """Split on complete statements (sqlite3.complete_statement keeps trigger bodies whole)."""
+    out: list[str] = []
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                out.append(buffer.strip())
+            buffer = ""
+    if buffer.split("--")[0].strip():
+        raise SchemaError(f"migration ends with an incomplete statement: {buffer.strip()[:80]!r}")
+    return out
+
+
+def migrate(conn: sqlite3.Connection, *, where: str, busy_wait: float) -> int:
+    """Apply pending migrations, each with its record in one BEGIN IMMEDIATE transaction.
+
+    Concurrent openers serialise on the write lock and re-read what is applied inside it,
+    so each step runs exactly once. Returns the schema version.
+    """
+    available = load_migrations("boternity.backends.sqlite.migrations")
+    while True:
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="migrate")
+        try:
+            todo = pending_migrations(available, _applied(conn), where=where)
+            if not todo:
+                conn.execute("COMMIT")
+                return len(available)
+            step = todo[0]
+            for statement in _statements(step.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
+                " VALUES (?, ?, ?, ?)",
+                (step.version, step.name, step.checksum, ts(utc_now())),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+class SqliteStore:
+    """The open connections of one SQLite database file."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path, *, durability: Durability, readers: int, busy_wait: float):
+        if durability not in ("normal", "full"):
+            raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
+        if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
+            raise ValidationError(f"readers must be an int >= 1, got {readers!r}")
+        self.path = path
+        self.durability = durability
+        self.schema_version = 0
+        self._busy_wait = busy_wait
+        self._writer_worker = Worker("boternity-sqlite-w")
+        self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(readers)]
+        self.writer = Writer(self._writer_worker, busy_wait=busy_wait)
+        self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
+        self.bots = SqliteBotRepository(self.writer, self.readers)
+        self.chat = SqliteChatRepository(self.writer, self.readers)
+        self.memory = SqliteMemoryRepository(self.writer, self.readers)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            mode = retry_busy(
+                lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0],
+                wait=self._busy_wait,
+                what="open",
+            )
+            if str(mode).lower() != "wal":
+                raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
+            conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
+            self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+        try:
+            configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate(exc) from exc
+        return conn
+
+    async def open(self) -> None:
+        _prepare_file(self.path)
+        try:
+            await self._writer_worker.open(self._connect_writer)
+            for worker in self._reader_workers:
+                await worker.open(self._connect_reader)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Finish queued writes, then close readers before the writer (the last connection
+        to close checkpoints the WAL)."""
+        await self.writer.idle()
+        await self.readers.close()
+        await self._writer_worker.close()

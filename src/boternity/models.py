@@ -1,0 +1,455 @@
+"""Plain domain objects, validated on construction.
+
+Every model is a frozen, slotted dataclass built with keywords. Derive changed copies with
+``dataclasses.replace`` (validation runs again). Invalid values raise
+:class:`boternity.errors.ValidationError` before anything can reach a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from boternity.errors import ValidationError
+from boternity.ids import new_id, utc_now
+
+__all__ = [
+    "MAX_EXTRACTION_ATTEMPTS",
+    "Bot",
+    "BotCategory",
+    "BotStatus",
+    "ChatMessage",
+    "ChatSession",
+    "ContextSummary",
+    "MemoryCategory",
+    "MemoryEntry",
+    "MessageRole",
+    "PendingExtraction",
+    "SessionStatus",
+    "SoulVersion",
+    "slugify",
+    "soul_hash",
+]
+
+#: After this many failed attempts a queued extraction is "exhausted": kept, but not claimed.
+MAX_EXTRACTION_ATTEMPTS = 3
+
+# PostgreSQL's largest bigint; counters and token totals must fit on every backend.
+_MAX_INT = 2**63 - 1
+
+
+class BotStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    ARCHIVED = "archived"
+
+
+class BotCategory(StrEnum):
+    ASSISTANT = "assistant"
+    CREATIVE = "creative"
+    RESEARCH = "research"
+    UTILITY = "utility"
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CRASHED = "crashed"
+
+
+class MessageRole(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+class MemoryCategory(StrEnum):
+    PREFERENCE = "preference"
+    FACT = "fact"
+    DECISION = "decision"
+    CONTEXT = "context"
+    CORRECTION = "correction"
+
+
+# --- field checks -------------------------------------------------------------------------
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _fail(obj: object, name: str, problem: str) -> ValidationError:
+    return ValidationError(f"{type(obj).__name__}.{name}: {problem}")
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def check_text(value: str, what: str) -> None:
+    """Refuse text that some backend cannot store: NUL, and lone surrogates (not UTF-8)."""
+    if "\x00" in value:
+        raise ValidationError(f"{what}: text contains a NUL character (\\x00), which cannot be stored")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{what}: text contains a lone surrogate at position {exc.start}, which is not valid UTF-8"
+        ) from exc
+
+
+def _text(obj: object, name: str, *, empty: bool = True) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, str):
+        raise _fail(obj, name, f"expected str, got {type(value).__name__}")
+    check_text(value, f"{type(obj).__name__}.{name}")
+    if not empty and not value.strip():
+        raise _fail(obj, name, "must not be empty")
+
+
+def _opt_text(obj: object, name: str, *, empty: bool = True) -> None:
+    if getattr(obj, name) is not None:
+        _text(obj, name, empty=empty)
+
+
+def _uuid(obj: object, name: str) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, uuid.UUID):
+        return
+    if isinstance(value, str):
+        try:
+            _set(obj, name, uuid.UUID(value))
+        except ValueError as exc:
+            raise _fail(obj, name, f"not a UUID: {value!r}") from exc
+        return
+    raise _fail(obj, name, f"expected UUID, got {type(value).__name__}")
+
+
+def _opt_uuid(obj: object, name: str) -> None:
+    if getattr(obj, name) is not None:
+        _uuid(obj, name)
+
+
+def _time(obj: object, name: str) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, datetime):
+        raise _fail(obj, name, f"expected datetime, got {type(value).__name__}")
+    offset = value.utcoffset()
+    if offset is None:
+        raise _fail(obj, name, "datetime must be timezone-aware")
+    if offset != timedelta(0):
+        _set(obj, name, value.astimezone(UTC))
+
+
+def _opt_time(obj: object, name: str) -> None:
+    if getattr(obj, name) is not None:
+        _time(obj, name)
+
+
+def _int(obj: object, name: str, *, low: int = 0, high: int = _MAX_INT) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(obj, name, f"expected int, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise _fail(obj, name, f"{value} is outside {low}..{high}")
+
+
+def _opt_int(obj: object, name: str, *, low: int = 0, high: int = _MAX_INT) -> None:
+    if getattr(obj, name) is not None:
+        _int(obj, name, low=low, high=high)
+
+
+def _enum(obj: object, name: str, kind: type[E]) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, kind):
+        return
+    try:
+        _set(obj, name, kind(value))
+    except ValueError as exc:
+        allowed = ", ".join(m.value for m in kind)
+        raise _fail(obj, name, f"unknown value {value!r} (expected one of: {allowed})") from exc
+
+
+def _check_json(value: Any, where: str, depth: int = 0) -> None:
+    """Metadata must be plain JSON that every backend round-trips exactly."""
+    if depth > 64:
+        raise ValidationError(f"{where}: nested deeper than 64 levels")
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"{where}: {value!r} is not valid JSON")
+        return
+    if isinstance(value, str):
+        check_text(value, where)
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(f"{where}: object keys must be str, got {type(key).__name__}")
+            check_text(key, where)
+            _check_json(item, f"{where}.{key}", depth + 1)
+        return
+    raise ValidationError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+_SLUG_JUNK = re.compile(r"[^\w]+|_+")
+
+
+def slugify(name: str) -> str:
+    """Lowercase; every run of non-alphanumerics becomes one '-'; trimmed ('Bot v2.0' -> 'bot-v2-0')."""
+    text = unicodedata.normalize("NFKC", name).lower()
+    return _SLUG_JUNK.sub("-", text).strip("-")
+
+
+def soul_hash(content: str) -> str:
+    """sha256 hex of the UTF-8 soul text: the integrity check stored with every soul version."""
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bot:
+    name: str
+    slug: str = None  # type: ignore[assignment]  # None -> slugify(name)
+    description: str = ""
+    status: BotStatus = BotStatus.ACTIVE
+    category: BotCategory = BotCategory.ASSISTANT
+    tags: list[str] = field(default_factory=list)
+    user_id: str | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+    conversation_count: int = 0
+    total_tokens_used: int = 0
+    version_count: int = 0
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+    last_active_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _text(self, "name", empty=False)
+        if len(self.name) > 200:
+            raise _fail(self, "name", "longer than 200 characters")
+        if self.slug is None:
+            _set(self, "slug", slugify(self.name))
+            if not self.slug:
+                raise _fail(self, "name", f"{self.name!r} gives an empty slug; pass slug= explicitly")
+        _text(self, "slug", empty=False)
+        if slugify(self.slug) != self.slug:
+            raise _fail(
+                self, "slug", f"{self.slug!r} is not a slug (lowercase letters, digits and '-')"
+            )
+        _text(self, "description")
+        _enum(self, "status", BotStatus)
+        _enum(self, "category", BotCategory)
+        if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
+            raise _fail(self, "tags", "expected a list of str")
+        _set(self, "tags", list(self.tags))
+        for tag in self.tags:
+            check_text(tag, "Bot.tags")
+        _opt_text(self, "user_id")
+        _uuid(self, "id")
+        for name in ("conversation_count", "total_tokens_used", "version_count"):
+            _int(self, name)
+        _time(self, "created_at")
+        _time(self, "updated_at")
+        _opt_time(self, "last_active_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoulVersion:
+    bot_id: uuid.UUID
+    content: str
+    version: int
+    hash: str
+    message: str | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _uuid(self, "bot_id")
+        _text(self, "content")
+        _int(self, "version", low=1)
+        _text(self, "hash", empty=False)
+        _opt_text(self, "message")
+        _uuid(self, "id")
+        _time(self, "created_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatSession:
+    bot_id: uuid.UUID
+    model: str
+    title: str | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+    started_at: datetime = field(default_factory=utc_now)
+    ended_at: datetime | None = None
+    total_input_tokens: int = 0
+    total_output_tokens: int = 0
+    message_count: int = 0
+    status: SessionStatus = SessionStatus.ACTIVE
+    last_activity_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _uuid(self, "bot_id")
+        _text(self, "model", empty=False)
+        _opt_text(self, "title")
+        _uuid(self, "id")
+        _time(self, "started_at")
+        _opt_time(self, "ended_at")
+        _int(self, "total_input_tokens")
+        _int(self, "total_output_tokens")
+        _int(self, "message_count")
+        _enum(self, "status", SessionStatus)
+        _opt_time(self, "last_activity_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatMessage:
+    session_id: uuid.UUID
+    role: MessageRole
+    content: str
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utc_now)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    response_ms: int | None = None
+    metadata: dict[str, Any] | None = None
+    seq: int | None = None
+
+    def __post_init__(self) -> None:
+        _uuid(self, "session_id")
+        _enum(self, "role", MessageRole)
+        _text(self, "content")
+        _uuid(self, "id")
+        _time(self, "created_at")
+        _opt_int(self, "input_tokens")
+        _opt_int(self, "output_tokens")
+        _opt_text(self, "model")
+        _opt_text(self, "stop_reason")
+        _opt_int(self, "response_ms")
+        if self.metadata is not None:
+            if not isinstance(self.metadata, dict):
+                raise _fail(self, "metadata", "expected a JSON object (dict) or None")
+            _check_json(self.metadata, "ChatMessage.metadata")
+        _opt_int(self, "seq", low=1)
+
+    def metadata_json(self) -> str | None:
+        """The metadata as compact JSON text, as stored."""
+        if self.metadata is None:
+            return None
+        return json.dumps(self.metadata, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextSummary:
+    session_id: uuid.UUID
+    summary: str
+    messages_start: int
+    messages_end: int
+    token_count: int
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _uuid(self, "session_id")
+        _text(self, "summary", empty=False)
+        _int(self, "messages_start", low=1)
+        _int(self, "messages_end", low=1)
+        if self.messages_end < self.messages_start:
+            raise _fail(
+                self,
+                "messages_end",
+                f"range {self.messages_start}..{self.messages_end} ends before it starts",
+            )
+        _int(self, "token_count")
+        _uuid(self, "id")
+        _time(self, "created_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryEntry:
+    bot_id: uuid.UUID
+    fact: str
+    category: MemoryCategory
+    importance: int
+    session_id: uuid.UUID | None = None
+    source_message_id: uuid.UUID | None = None
+    superseded_by: uuid.UUID | None = None
+    is_manual: bool = False
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _uuid(self, "bot_id")
+        _text(self, "fact", empty=False)
+        _enum(self, "category", MemoryCategory)
+        _int(self, "importance", low=1, high=5)
+        _opt_uuid(self, "session_id")
+        _opt_uuid(self, "source_message_id")
+        _opt_uuid(self, "superseded_by")
+        if not isinstance(self.is_manual, bool):
+            raise _fail(self, "is_manual", f"expected bool, got {type(self.is_manual).__name__}")
+        _uuid(self, "id")
+        _time(self, "created_at")
+        if self.superseded_by == self.id:
+            raise _fail(self, "superseded_by", "a memory cannot supersede itself")
+
+    @property
+    def is_live(self) -> bool:
+        return self.superseded_by is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingExtraction:
+    session_id: uuid.UUID
+    bot_id: uuid.UUID
+    next_attempt_at: datetime = field(default_factory=utc_now)
+    attempt_count: int = 0
+    last_attempt_at: datetime | None = None
+    error_message: str | None = None
+    messages_start: int | None = None
+    messages_end: int | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _uuid(self, "session_id")
+        _uuid(self, "bot_id")
+        _time(self, "next_attempt_at")
+        _int(self, "attempt_count")
+        _opt_time(self, "last_attempt_at")
+        _opt_text(self, "error_message")
+        _opt_int(self, "messages_start", low=1)
+        _opt_int(self, "messages_end", low=1)
+        if (self.messages_start is None) != (self.messages_end is None):
+            raise _fail(self, "messages_start", "give both ends of the range, or neither")
+        if (
+            self.messages_start is not None
+            and self.messages_end is not None
+            and self.messages_end < self.messages_start
+        ):
+            raise _fail(
+                self,
+                "messages_end",
+                f"range {self.messages_start}..{self.messages_end} ends before it starts",
+            )
+        _uuid(self, "id")
+        _time(self, "created_at")
+
+    @property
+    def exhausted(self) -> bool:
+        return self.attempt_count >= MAX_EXTRACTION_ATTEMPTS
