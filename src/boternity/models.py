@@ -95,7 +95,9 @@ def _set(obj: object, name: str, value: object) -> None:
 def check_text(value: str, what: str) -> None:
     """Refuse text that some backend cannot store: NUL, and lone surrogates (not UTF-8)."""
     if "\x00" in value:
-        raise ValidationError(f"{what}: text contains a NUL character (\\x00), which cannot be stored")
+        raise ValidationError(
+            f"{what}: text contains a NUL character (\\x00), which cannot be stored"
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -244,7 +246,9 @@ class Bot:
         if self.slug is None:
             _set(self, "slug", slugify(self.name))
             if not self.slug:
-                raise _fail(self, "name", f"{self.name!r} gives an empty slug; pass slug= explicitly")
+                raise _fail(
+                    self, "name", f"{self.name!r} gives an empty slug; pass slug= explicitly"
+                )
         _text(self, "slug", empty=False)
         if slugify(self.slug) != self.slug:
             raise _fail(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
@@ -154,11 +155,11 @@ class Writer:
         while self._queue:
             batch = self._queue[:_MAX_BATCH]
             del self._queue[: len(batch)]
-            units = [unit for unit, _ in batch]
+            run = functools.partial(
+                _run_batch, units=[unit for unit, _ in batch], busy_wait=self._busy_wait
+            )
             try:
-                outcomes = await self._worker.call(
-                    lambda conn: _run_batch(conn, units, self._busy_wait)
-                )
+                outcomes = await self._worker.call(run)
             except Exception as exc:
                 error = _library_error(exc)
                 for _, fut in batch:
