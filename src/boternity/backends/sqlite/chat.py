@@ -164,17 +164,17 @@ class SqliteChatRepository:
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatMessage]:
-        key = str(check_id(session_id, "session_id"))
+        sid = check_id(session_id, "session_id")
         lim, off = check_page(limit, offset)
-        params = (key, -1 if lim is None else lim, off)
+        params = (str(sid), -1 if lim is None else lim, off)
         found = await self._readers.run(lambda c: c.execute(_GET_MESSAGES, params).fetchall())
-        return [rows.message(r) for r in found]
+        return [rows.message(r, sid) for r in found]
 
     async def get_recent_messages(self, session_id: uuid.UUID, limit: int) -> list[ChatMessage]:
-        key = str(check_id(session_id, "session_id"))
-        params = (key, check_limit(limit))
+        sid = check_id(session_id, "session_id")
+        params = (str(sid), check_limit(limit))
         found = await self._readers.run(lambda c: c.execute(_RECENT_MESSAGES, params).fetchall())
-        return [rows.message(r) for r in reversed(found)]
+        return [rows.message(r, sid) for r in reversed(found)]
 
     async def get_message_count(self, session_id: uuid.UUID) -> int:
         key = str(check_id(session_id, "session_id"))
