@@ -31,7 +31,10 @@ __all__ = [
     "ChatSession",
     "ContextSummary",
     "MemoryCategory",
+    "MemoryActor",
     "MemoryEntry",
+    "MemoryEvent",
+    "MemoryEventKind",
     "MessageRole",
     "PendingExtraction",
     "SessionStatus",
@@ -70,6 +73,19 @@ class MessageRole(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     SYSTEM = "system"
+
+
+class MemoryEventKind(StrEnum):
+    ADDED = "added"
+    SUPERSEDED = "superseded"
+    DELETED = "deleted"
+    RESTORED = "restored"  # the memory that superseded it was deleted: it is live again
+
+
+class MemoryActor(StrEnum):
+    USER = "user"  # remember / forget / delete by hand
+    EXTRACTION = "extraction"  # an extraction job
+    SYSTEM = "system"  # anything else the library did
 
 
 class MemoryCategory(StrEnum):
@@ -477,3 +493,33 @@ class PendingExtraction:
     @property
     def exhausted(self) -> bool:
         return self.attempt_count >= MAX_EXTRACTION_ATTEMPTS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryEvent:
+    """One change to a memory, from the memory history (kept after the memory is deleted).
+
+    ``job_id``: the extraction job that added it. ``related_memory_id``: for ``superseded``,
+    the memory that replaced it; for ``restored``, the deleted memory that had replaced it.
+    """
+
+    memory_id: uuid.UUID
+    bot_id: uuid.UUID
+    event: MemoryEventKind
+    actor: MemoryActor
+    fact: str
+    job_id: uuid.UUID | None = None
+    related_memory_id: uuid.UUID | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _uuid(self, "memory_id")
+        _uuid(self, "bot_id")
+        _enum(self, "event", MemoryEventKind)
+        _enum(self, "actor", MemoryActor)
+        _text(self, "fact")
+        _opt_uuid(self, "job_id")
+        _opt_uuid(self, "related_memory_id")
+        _uuid(self, "id")
+        _time(self, "created_at")
