@@ -206,7 +206,7 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
     raise ValidationError(f"{where}: {type(value).__name__} is not a JSON value")
 
 
-_SLUG_JUNK = re.compile(r"[^\w]+|_+")
+_SLUG_JUNK = re.compile(r"[\W_]+")  # one class, so a mixed run like "_ " is one dash
 
 
 def slugify(name: str) -> str:
