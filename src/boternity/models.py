@@ -119,7 +119,8 @@ def check_text(value: str, what: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValidationError(
-            f"{what}: text contains a lone surrogate at position {exc.start}, which is not valid UTF-8"
+            f"{what}: text contains a lone surrogate at position {exc.start},"
+            " which is not valid UTF-8"
         ) from exc
 
 
@@ -222,11 +223,14 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
     raise ValidationError(f"{where}: {type(value).__name__} is not a JSON value")
 
 
-_SLUG_JUNK = re.compile(r"[^\w]+|_+")
+_SLUG_JUNK = re.compile(r"[\W_]+")  # one class, so a mixed run like "_ " is one dash
 
 
 def slugify(name: str) -> str:
-    """Lowercase; every run of non-alphanumerics becomes one '-'; trimmed ('Bot v2.0' -> 'bot-v2-0')."""
+    """Lowercase; every run of non-alphanumerics becomes one '-'; trimmed.
+
+    ``'Bot v2.0'`` -> ``'bot-v2-0'``.
+    """
     text = unicodedata.normalize("NFKC", name).lower()
     return _SLUG_JUNK.sub("-", text).strip("-")
 

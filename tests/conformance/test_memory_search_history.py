@@ -138,11 +138,9 @@ async def test_hostile_query_still_matches_its_words(store: Store) -> None:
 async def test_any_text_is_a_valid_query(store: Store, query: str) -> None:
     bots = await store.bots.list_bots(limit=1)
     bot = bots[0] if bots else await store.bots.create_bot(Bot(name="Fuzz"))
-    if "\x00" in query or any(0xD800 <= ord(c) <= 0xDFFF for c in query):
-        with pytest.raises(ValidationError):
-            await store.memory.search_memories(bot.id, query)
-        return
-    await store.memory.search_memories(bot.id, query)
+    # NUL and lone surrogates included: only letters and digits ever reach the engine.
+    found = await store.memory.search_memories(bot.id, query)
+    assert all(m.bot_id == bot.id for m in found)
 
 
 async def test_bad_search_arguments(store: Store) -> None:
