@@ -95,12 +95,15 @@ def _set(obj: object, name: str, value: object) -> None:
 def check_text(value: str, what: str) -> None:
     """Refuse text that some backend cannot store: NUL, and lone surrogates (not UTF-8)."""
     if "\x00" in value:
-        raise ValidationError(f"{what}: text contains a NUL character (\\x00), which cannot be stored")
+        raise ValidationError(
+            f"{what}: text contains a NUL character (\\x00), which cannot be stored"
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValidationError(
-            f"{what}: text contains a lone surrogate at position {exc.start}, which is not valid UTF-8"
+            f"{what}: text contains a lone surrogate at position {exc.start},"
+            " which is not valid UTF-8"
         ) from exc
 
 
@@ -207,7 +210,7 @@ _SLUG_JUNK = re.compile(r"[^\w]+|_+")
 
 
 def slugify(name: str) -> str:
-    """Lowercase; every run of non-alphanumerics becomes one '-'; trimmed ('Bot v2.0' -> 'bot-v2-0')."""
+    """Lowercase; each run of non-alphanumerics becomes one '-', trimmed ('Bot v2' -> 'bot-v2')."""
     text = unicodedata.normalize("NFKC", name).lower()
     return _SLUG_JUNK.sub("-", text).strip("-")
 
@@ -244,7 +247,9 @@ class Bot:
         if self.slug is None:
             _set(self, "slug", slugify(self.name))
             if not self.slug:
-                raise _fail(self, "name", f"{self.name!r} gives an empty slug; pass slug= explicitly")
+                raise _fail(
+                    self, "name", f"{self.name!r} gives an empty slug; pass slug= explicitly"
+                )
         _text(self, "slug", empty=False)
         if slugify(self.slug) != self.slug:
             raise _fail(

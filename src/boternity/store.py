@@ -13,13 +13,26 @@ from boternity.repositories import BotRepository, ChatRepository, MemoryReposito
 
 
 class Store(Protocol):
-    """An open database: three repositories and where they live."""
+    """An open database: three repositories and where they live.
 
-    backend: str
-    bots: BotRepository
-    chat: ChatRepository
-    memory: MemoryRepository
-    schema_version: int
+    Read-only properties, so a backend may expose its concrete repository classes (a plain
+    attribute member would be invariant and reject them).
+    """
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def bots(self) -> BotRepository: ...
+
+    @property
+    def chat(self) -> ChatRepository: ...
+
+    @property
+    def memory(self) -> MemoryRepository: ...
+
+    @property
+    def schema_version(self) -> int: ...
 
     async def close(self) -> None: ...
 

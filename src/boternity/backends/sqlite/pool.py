@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
@@ -157,7 +158,7 @@ class Writer:
             units = [unit for unit, _ in batch]
             try:
                 outcomes = await self._worker.call(
-                    lambda conn: _run_batch(conn, units, self._busy_wait)
+                    functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
                 )
             except Exception as exc:
                 error = _library_error(exc)
