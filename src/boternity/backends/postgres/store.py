@@ -13,7 +13,7 @@ from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
 from boternity.backends.postgres.memory import PostgresMemoryRepository
 from boternity.backends.postgres.pool import Conn, Database
 from boternity.config import redact_url
-from boternity.errors import RepositoryError, ValidationError
+from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
 
 Durability = Literal["normal", "full"]
@@ -53,7 +53,13 @@ async def migrate(conn: Conn, *, where: str) -> int:
             step = todo[0]
             # No arguments: the simple query protocol runs the whole file, inside this
             # transaction, so a failing step leaves nothing behind.
-            await conn.execute(step.sql)
+            try:
+                await conn.execute(step.sql)
+            except asyncpg.PostgresError as exc:
+                raise SchemaError(
+                    f"{where}: migration {step.version:04d}_{step.name} failed and was rolled"
+                    f" back: {exc}"
+                ) from exc
             await conn.execute(_RECORD, step.version, step.name, step.checksum, utc_now())
 
 
