@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 from boternity import open_store
-from boternity.models import Bot, ChatMessage, ChatSession, MemoryCategory, MemoryEntry
+from boternity.models import (
+    Bot,
+    ChatMessage,
+    ChatSession,
+    MemoryCategory,
+    MemoryEntry,
+    MessageRole,
+)
 from tests.pg import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -26,7 +33,9 @@ async def test_browse_reads_go_to_read_url_and_the_rest_to_the_primary(
     async with open_store(pg_url, read_url=other_pg_url) as store:
         bot = await store.bots.create_bot(Bot(name="Primary only"))
         session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
-        await store.chat.save_message(ChatMessage(session_id=session.id, role="user", content="x"))
+        await store.chat.save_message(
+            ChatMessage(session_id=session.id, role=MessageRole.USER, content="x")
+        )
 
         fetched = await store.bots.get_bot(bot.id)
         assert fetched is not None and fetched.conversation_count == 1
@@ -47,7 +56,7 @@ async def test_read_url_on_the_same_server_reads_your_writes(pg_url: str) -> Non
         bot = await store.bots.create_bot(Bot(name="Mirror"))
         session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
         saved = await store.chat.save_message(
-            ChatMessage(session_id=session.id, role="user", content="hello")
+            ChatMessage(session_id=session.id, role=MessageRole.USER, content="hello")
         )
         memory = await store.memory.save_memory(
             MemoryEntry(bot_id=bot.id, fact="likes tea", category=MemoryCategory.PREFERENCE,
