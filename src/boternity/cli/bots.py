@@ -128,7 +128,15 @@ def list_bots(
         return
     ids = short_ids([b.id for b in bots], [b.id for b in bots])
     t = table(
-        "ID", "Slug", "Name", "Category", "Status", "Sessions>", "Tokens>", "Soul>", "Created (UTC)"
+        "ID!",
+        "Slug",
+        "Name",
+        "Category!",
+        "Status!",
+        "Sessions>",
+        "Tokens>",
+        "Soul>",
+        "Created (UTC)!",
     )
     for b in bots:
         t.add_row(
@@ -356,7 +364,7 @@ def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> Non
     if not versions:
         out.print(f"Bot '{_esc(found.slug)}' has no soul yet.")
         return
-    t = table("Version>", "Saved (UTC)", "SHA-256", "Chars>", "Message")
+    t = table("Version>", "Saved (UTC)!", "SHA-256", "Chars>", "Message")
     for v in versions:
         t.add_row(
             f"v{v.version}",

@@ -155,7 +155,7 @@ def list_memories(
         out.print(f"No {what} for '{_esc(found.slug)}'.")
         return
     ids = short_ids([m.id for m in memories], universe)
-    columns = ["ID", "Fact", "Category", "Importance", "Source", "Date"]
+    columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
     if all_:
         columns.append("Live")
     t = table(*columns)

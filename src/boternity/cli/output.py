@@ -155,16 +155,28 @@ def print_json(value: Any) -> None:
 
 
 def console(*, stderr: bool = False) -> Console:
+    """A Rich console. On a terminal it fits the window; into a pipe or file nothing is
+    wrapped (Rich would otherwise assume 80 columns), unless COLUMNS says otherwise."""
+    import os
+
+    stream = sys.stderr if stderr else sys.stdout
+    width: int | None = None
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else 1000
     # highlight=False: never recolour numbers or URLs inside user text.
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def table(*columns: str, title: str | None = None) -> Table:
-    """A plain table; a column name ending in '>' is right-aligned (numbers)."""
+    """A plain table. A column name ending in '>' is right-aligned and never wrapped
+    (numbers); one ending in '!' is never wrapped (ids, times); others fold when narrow."""
     t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
     for name in columns:
         if name.endswith(">"):
             t.add_column(name[:-1], justify="right", no_wrap=True)
+        elif name.endswith("!"):
+            t.add_column(name[:-1], no_wrap=True)
         else:
             t.add_column(name, overflow="fold")
     return t

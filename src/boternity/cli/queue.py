@@ -87,7 +87,14 @@ def list_jobs(
     ids = short_ids([j.id for j in jobs], [j.id for j in jobs])
     session_ids = short_ids([j.session_id for j in jobs], [j.session_id for j in jobs])
     t = table(
-        "ID", "Bot", "Session", "Range", "Attempts>", "Next attempt (UTC)", "State", "Last error"
+        "ID!",
+        "Bot",
+        "Session",
+        "Range!",
+        "Attempts>",
+        "Next attempt (UTC)!",
+        "State!",
+        "Last error",
     )
     for j in jobs:
         b = bots.get(j.bot_id)

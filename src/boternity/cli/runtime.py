@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from typer import _click
+from click.exceptions import ClickException, UsageError
 from typer.core import TyperGroup
 
 from boternity.errors import (
@@ -137,12 +137,12 @@ class BnityGroup(TyperGroup):
             if os.environ.get(DEBUG_ENV):
                 raise
             return _fail(f"error: {one_line(str(exc))}", exit_code_for(exc))
-        except _click.exceptions.UsageError as exc:
+        except UsageError as exc:
             hint = ""
             if exc.ctx is not None:
                 hint = f" (see '{exc.ctx.command_path} --help')"
             return _fail(f"error: {one_line(exc.format_message())}{hint}", exc.exit_code)
-        except _click.exceptions.ClickException as exc:
+        except ClickException as exc:
             return _fail(f"error: {one_line(exc.format_message())}", exc.exit_code)
         except typer.Abort:
             return _fail("Cancelled.", EXIT_ERROR)

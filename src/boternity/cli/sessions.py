@@ -89,13 +89,13 @@ def list_sessions(
         return
     ids = short_ids([r.session.id for r in rows], universe)
     t = table(
-        "ID",
+        "ID!",
         "Title",
-        "Started (UTC)",
-        "Duration",
+        "Started (UTC)!",
+        "Duration!",
         "Msgs>",
         "Tokens in/out>",
-        "Status",
+        "Status!",
         "First / last message",
     )
     for r in rows:
@@ -163,7 +163,6 @@ def _metadata(bot: Bot | None, session: ChatSession) -> list[tuple[str, str]]:
 def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> None:
     """Show a session's metadata and its whole transcript."""
     bot, found, messages = run(ctx, lambda store: _load(store, session))
-    from rich.rule import Rule
     from rich.text import Text
 
     from boternity.cli.output import console, fmt_time, key_values, print_json
@@ -172,10 +171,11 @@ def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> Non
         print_json(_export_json(bot, found, messages))
         return
     out = console()
+    rule = Text("─" * min(out.width, 72), style="dim")
     out.print(Text(found.title or "(untitled)", style="bold"))
     out.print(key_values(_metadata(bot, found)))
     for m in messages:
-        out.print(Rule(style="dim"))
+        out.print(rule)
         header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
         header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
         out.print(header)
