@@ -31,6 +31,7 @@ class World:
     messages: dict[uuid.UUID, list[ChatMessage]] = field(default_factory=dict)
     memories: list[MemoryEntry] = field(default_factory=list)
     manual: MemoryEntry | None = None
+    other_memory: MemoryEntry | None = None
     jobs: list[PendingExtraction] = field(default_factory=list)
 
 
@@ -113,7 +114,7 @@ async def build_world(db: Path) -> World:
                 is_manual=True,
             )
         )
-        await store.memory.save_memory(
+        world.other_memory = await store.memory.save_memory(
             MemoryEntry(bot_id=other.id, fact="Other bot fact", category="fact", importance=2)  # type: ignore[arg-type]
         )
         world.jobs.append(
@@ -138,3 +139,8 @@ async def build_world(db: Path) -> World:
             )
         )
     return world
+
+
+def all_memory_ids(world: World) -> list[uuid.UUID]:
+    extra = [m for m in (world.manual, world.other_memory) if m is not None]
+    return [m.id for m in [*world.memories, *extra]]
