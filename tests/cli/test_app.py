@@ -118,6 +118,24 @@ def test_bad_database_url_is_one_line(world: World) -> None:
     assert "mysql" in one_line_error(result)
 
 
+@pytest.mark.parametrize(
+    "args", [("bot", "list"), ("sessions", "x"), ("queue",), ("db", "info"), ("memories", "x")]
+)
+def test_read_commands_do_not_create_a_missing_database(
+    cli: Invoke, db_path: Path, args: tuple[str, ...]
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == 4
+    assert "no database at" in one_line_error(result)
+    assert not db_path.exists()
+
+
+def test_bot_create_creates_the_database(cli: Invoke, db_path: Path) -> None:
+    assert cli("bot", "create", "First").exit_code == 0
+    assert db_path.is_file()
+    assert parse(cli("bot", "list", "--json"))[0]["slug"] == "first"
+
+
 # --- real processes -----------------------------------------------------------------------------
 
 

@@ -94,6 +94,8 @@ def test_queue_retry_unknown_job(cli: Invoke, world: World) -> None:
 
 
 def test_queue_retry_all_on_empty_queue(cli: Invoke, db_path: Path) -> None:
+    assert cli("db", "migrate").exit_code == 0
+    assert "empty" in cli("queue").stdout
     result = cli("queue", "retry", "--all")
     assert result.exit_code == 0
     assert "nothing to retry" in result.stdout

@@ -9,7 +9,7 @@ import typer
 from boternity.cli.runtime import JsonOpt, YesOpt, confirm, read_text_file, run, sub_app
 
 if TYPE_CHECKING:
-    from boternity.models import Bot
+    from boternity.models import Bot, SoulVersion
     from boternity.store import Store
 
 bot_app = sub_app("Create, list, show, edit and delete bots.")
@@ -36,7 +36,7 @@ def _bot_rows(bot: Bot) -> list[tuple[str, object]]:
         ("Soul versions", bot.version_count),
         ("Created", fmt_time(bot.created_at) + " UTC"),
         ("Updated", fmt_time(bot.updated_at) + " UTC"),
-        ("Last active", fmt_time(bot.last_active_at)),
+        ("Last active", fmt_time(bot.last_active_at) + (" UTC" if bot.last_active_at else "")),
     ]
 
 
@@ -71,7 +71,7 @@ def create(
             created = found or created
         return created
 
-    created = run(ctx, work)
+    created = run(ctx, work, create=True)
     if json_:
         from boternity.cli.output import print_json
 
@@ -159,16 +159,28 @@ def show(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     """Show a bot's details."""
     from boternity.cli.resolve import resolve_bot
 
-    async def work(store: Store) -> Bot:
-        return await resolve_bot(store, bot)
+    async def work(store: Store) -> tuple[Bot, SoulVersion | None, int]:
+        found = await resolve_bot(store, bot)
+        soul = await store.bots.get_soul(found.id)
+        memories = await store.memory.get_memories(found.id)
+        return found, soul, len(memories)
 
-    found = run(ctx, work)
-    from boternity.cli.output import console, key_values, print_json
+    found, soul, memories = run(ctx, work)
+    from boternity.cli.output import console, fmt_time, key_values, print_json
 
     if json_:
         print_json(found)
         return
-    console().print(key_values(_bot_rows(found)))
+    rows = _bot_rows(found)
+    if soul is not None:
+        rows.append(
+            (
+                "Soul",
+                f"v{soul.version}, {len(soul.content):,} characters, {fmt_time(soul.created_at)} UTC",
+            )
+        )
+    rows.append(("Memories", f"{memories:,} live"))
+    console().print(key_values(rows))
 
 
 @bot_app.command("edit")
@@ -275,7 +287,6 @@ def soul_show(
     """Print a bot's soul (the latest version, or --version N)."""
     from boternity.cli.resolve import resolve_bot
     from boternity.errors import NotFoundError
-    from boternity.models import SoulVersion
 
     async def work(store: Store) -> tuple[Bot, SoulVersion]:
         found = await resolve_bot(store, bot)
@@ -321,7 +332,7 @@ def soul_set(
 ) -> None:
     """Save a new soul version (the old ones are kept). An unchanged text saves nothing."""
     from boternity.cli.resolve import resolve_bot
-    from boternity.models import SoulVersion, soul_hash
+    from boternity.models import soul_hash
 
     content = read_text_file(file)
 
@@ -348,7 +359,6 @@ def soul_set(
 def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     """List every soul version of a bot, oldest first."""
     from boternity.cli.resolve import resolve_bot
-    from boternity.models import SoulVersion
 
     async def work(store: Store) -> tuple[Bot, list[SoulVersion]]:
         found = await resolve_bot(store, bot)

@@ -205,7 +205,7 @@ def migrate(ctx: typer.Context, json_: JsonOpt = False) -> None:
     async def work(store: Store) -> int:
         return store.schema_version
 
-    after = run(ctx, work)
+    after = run(ctx, work, create=True)
     if json_:
         from boternity.cli.output import print_json
 

@@ -175,14 +175,26 @@ def get_state(ctx: typer.Context) -> State:
     return obj if isinstance(obj, State) else State()
 
 
-def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]]) -> T:
+def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
     """Open the store named by ``--db`` (else the environment, else the default), run
-    ``work`` on it, and close it."""
+    ``work`` on it, and close it.
+
+    Only commands that write something new (``create``) may create a SQLite file; the others
+    report a missing one, so a mistyped ``--db`` path does not leave empty databases behind.
+    """
     import asyncio
 
+    from boternity.config import resolve_database
     from boternity.store import open_store
 
     db = get_state(ctx).db
+    if not create:
+        target = resolve_database(db)
+        if target.path is not None and not target.path.exists():
+            raise NotFoundError(
+                f"no database at {target.path} (create one with 'bnity bot create NAME'"
+                " or 'bnity db migrate')"
+            )
 
     async def go() -> T:
         # One reader is plenty for a short-lived command and opens faster.
