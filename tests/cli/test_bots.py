@@ -127,10 +127,21 @@ def test_bot_show_accepts_slug_id_and_prefix(cli: Invoke, world: World, how: str
     assert full in text.stdout and UNICODE in text.stdout
 
 
-def test_bot_show_unknown_is_not_found(cli: Invoke, world: World) -> None:
-    result = cli("bot", "show", "nobody")
+@pytest.mark.parametrize(
+    "ref", ["nobody", "abc", "ffffffff", "00000000-0000-7000-8000-000000000000"]
+)
+def test_bot_show_unknown_is_not_found(cli: Invoke, world: World, ref: str) -> None:
+    result = cli("bot", "show", ref)
     assert result.exit_code == 4
-    assert "nobody" in one_line_error(result)
+    line = one_line_error(result)
+    assert "no bot with" in line and f"'{ref}'" in line
+
+
+def test_bot_ambiguous_prefix_lists_both_bots(cli: Invoke, world: World) -> None:
+    result = cli("bot", "show", str(world.bot.id)[:8])
+    assert result.exit_code == 3
+    line = one_line_error(result)
+    assert "(helper)" in line and "(other)" in line
 
 
 def test_bot_edit_changes_fields(cli: Invoke, world: World) -> None:

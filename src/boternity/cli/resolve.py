@@ -77,6 +77,10 @@ async def resolve_bot(store: Store, ref: str) -> Bot:
         if bot is None:
             raise NotFoundError(f"no bot with id {ref!r}")
         return bot
+    missing = NotFoundError(f"no bot with slug or id {ref!r} (see 'bnity bot list')")
+    digits = ref.strip().lower().replace("-", "")
+    if len(digits) < MIN_PREFIX or not _HEX.fullmatch(digits):
+        raise missing  # a mistyped slug, not a short id prefix
     try:
         return pick(
             ref,
@@ -86,7 +90,7 @@ async def resolve_bot(store: Store, ref: str) -> Bot:
             describe=lambda b: f"({b.slug})",
         )
     except NotFoundError:
-        raise NotFoundError(f"no bot with slug or id {ref!r} (see 'bnity bot list')") from None
+        raise missing from None
 
 
 async def all_sessions(store: Store) -> list[ChatSession]:
