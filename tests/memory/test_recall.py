@@ -6,8 +6,7 @@ import pytest
 
 from boternity import Store
 from boternity.errors import ConflictError
-from boternity.memory import forget, memories_section, recall_memories, remember
-from boternity.memory.recall import memory_line
+from boternity.memory import MemoryRecall, forget, memory_line, recall_memories, remember
 from boternity.models import Bot, MemoryCategory, MemoryEntry
 
 
@@ -68,14 +67,15 @@ async def test_superseded_memories_are_never_recalled(store: Store) -> None:
     assert kyoto.id not in {m.id for m in chosen}
 
 
-def test_section_lists_category_and_fact() -> None:
-    import uuid
-
-    m = MemoryEntry(
-        bot_id=uuid.uuid4(), fact="Likes tea", category=MemoryCategory.PREFERENCE, importance=3
-    )
-    assert memories_section([]) == ""
-    assert "- [preference] Likes tea" in memories_section([m])
+async def test_recall_hook_gives_the_engine_prompt_lines(store: Store) -> None:
+    bot = await bot_with_memories(store)
+    lines = await MemoryRecall(store, budget_tokens=10_000)(bot, "hi")
+    assert lines[0] in {
+        "[fact] Has a severe peanut allergy",
+        "[fact] Prefers answers in Portuguese",
+    }
+    assert len(lines) == 6
+    assert await MemoryRecall(store, budget_tokens=0)(bot, "kyoto") == []
 
 
 async def test_remember_is_manual_with_default_importance_and_refuses_duplicates(

@@ -8,7 +8,7 @@ from boternity.memory.extraction import (
     parse_reply,
 )
 from boternity.memory.manual import forget, remember
-from boternity.memory.recall import memories_section, recall_memories
+from boternity.memory.recall import MemoryRecall, memory_line, recall_memories
 from boternity.memory.worker import ExtractionWorker, WorkerReport, backoff_delay, retry_extraction
 
 __all__ = [
@@ -19,7 +19,8 @@ __all__ = [
     "WorkerReport",
     "backoff_delay",
     "forget",
-    "memories_section",
+    "MemoryRecall",
+    "memory_line",
     "normalise",
     "parse_reply",
     "recall_memories",

@@ -10,14 +10,15 @@ import uuid
 from collections.abc import Callable
 
 from boternity.llm.base import estimate_tokens
-from boternity.models import MemoryEntry
+from boternity.models import Bot, MemoryEntry
 from boternity.store import Store
 
 RELEVANT_LIMIT = 20
 
 
 def memory_line(memory: MemoryEntry) -> str:
-    return f"- [{memory.category.value}] {memory.fact}"
+    """How a memory appears in the prompt's memories section."""
+    return f"[{memory.category.value}] {memory.fact}"
 
 
 async def recall_memories(
@@ -50,9 +51,30 @@ async def recall_memories(
     return chosen
 
 
-def memories_section(memories: list[MemoryEntry]) -> str:
-    """The system prompt section for recalled memories (empty string when there are none)."""
-    if not memories:
-        return ""
-    lines = "\n".join(memory_line(m) for m in memories)
-    return f"<memories>\nWhat you remember about the user from earlier conversations:\n{lines}\n</memories>"
+class MemoryRecall:
+    """The chat engine's recall hook: memory lines for the system prompt of each turn.
+
+    ``budget_tokens`` caps what the memories may cost (estimated like the rest of the
+    prompt); within it, what the user just said decides which memories come first.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        budget_tokens: int = 800,
+        count_tokens: Callable[[str], int] = estimate_tokens,
+    ) -> None:
+        self.store = store
+        self.budget_tokens = budget_tokens
+        self.count_tokens = count_tokens
+
+    async def __call__(self, bot: Bot, user_text: str, /) -> list[str]:
+        chosen = await recall_memories(
+            self.store,
+            bot.id,
+            user_text,
+            budget_tokens=self.budget_tokens,
+            count_tokens=self.count_tokens,
+        )
+        return [memory_line(m) for m in chosen]
