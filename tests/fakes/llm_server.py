@@ -43,7 +43,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from boternity.llm.base import ChatTurn, CompletionRequest, Role, estimate_tokens
+from boternity.llm.base import (
+    ChatTurn,
+    CompletionRequest,
+    Role,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
 from boternity.llm.offline import answer
 
 Framing = Literal["chunked", "length", "close"]
@@ -346,8 +352,8 @@ def default_reply(request: RecordedRequest) -> Reply:
         model=str(body.get("model") or "fake"), system=system, messages=turns
     )
     text = answer(completion_request)
-    prompt = (system or "") + "".join(t.content for t in turns)
-    in_tokens, out_tokens = estimate_tokens(prompt), estimate_tokens(text)
+    in_tokens = estimate_prompt_tokens(completion_request)
+    out_tokens = estimate_tokens(text)
     pieces = re.findall(r"\s*\S+\s*|\s+", text) or [""]
     model = str(body.get("model") or "fake")
     if request.path.endswith("/chat/completions"):

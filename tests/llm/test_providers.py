@@ -27,7 +27,7 @@ from boternity.llm import (
     Usage,
 )
 from boternity.llm.transport import HttpProvider
-from tests.fakes.llm_server import FakeLlmServer, Reply, sse_reply
+from tests.fakes.llm_server import FakeLlmServer, Reply, sse, sse_reply
 from tests.llm.wires import KEY, Sleeps, Wire
 
 REQUEST = CompletionRequest(
@@ -173,13 +173,16 @@ async def test_authentication_error_is_not_retried_and_never_shows_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    server.enqueue(wire.auth_error(f"Incorrect API key provided: {KEY}"))
+    # A server may echo our key, or another one (say, a proxy's): neither may show.
+    server.enqueue(wire.auth_error(f"Incorrect API key provided: {KEY} (sk-proj-SECRET-9876)"))
     async with wire.provider(server, retry) as provider:
         _, error = await stream_until_error(provider)
         assert KEY not in repr(provider)
         assert KEY not in provider.label
     assert isinstance(error, AuthenticationError)
     assert error.status == 401
+    assert f"check {wire.name.upper()}_API_KEY" in str(error)
+    assert "sk-***" in str(error)
     assert sleeps.delays == []
     assert len(server.requests) == 1
     assert server.requests[0].headers.get("x-api-key", "") + server.requests[0].headers.get(
@@ -283,6 +286,25 @@ async def test_connection_cut_before_the_first_token_is_retried(
         events = await events_of(provider)
     assert text_of(events) == "".join(PIECES)
     assert sleeps.delays == [0.01]
+
+
+async def test_a_malformed_event_is_an_error_not_a_crash(
+    wire: Wire, server: FakeLlmServer, retry: RetryPolicy, sleeps: Sleeps
+) -> None:
+    frames = wire.frames(PIECES)
+    # Valid JSON of the wrong shape, for either wire.
+    wrong = {"type": "content_block_delta", "delta": 7, "choices": 7}
+    broken = [*frames[: wire.header_frames + 1], sse(wrong, "content_block_delta")]
+    server.enqueue(sse_reply(broken), sse_reply([b"data: not json\n\n"]))
+    async with wire.provider(server, retry) as provider:
+        _, error = await stream_until_error(provider)
+        assert type(error) is LlmError
+        assert "malformed" in str(error)
+        assert error.partial_text == "Hel"
+        _, error = await stream_until_error(provider)
+        assert type(error) is LlmError
+        assert "not JSON" in str(error)
+    assert sleeps.delays == []
 
 
 def _closed_port() -> int:

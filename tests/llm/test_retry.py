@@ -34,11 +34,16 @@ def test_jitter_only_shortens_the_delay() -> None:
     assert all(0.5 <= d <= 1.0 for d in delays)
 
 
-def test_retry_after_wins_over_backoff_and_is_capped() -> None:
-    policy = RetryPolicy(base_delay=0.5, max_retry_after=30.0, jitter=0.0)
+def test_retry_after_wins_over_backoff() -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=1.0, jitter=0.0)
     assert policy.delay(RateLimitedError("slow down", retry_after=4.0), 0) == 4.0
-    assert policy.delay(RateLimitedError("slow down", retry_after=3600.0), 0) == 30.0
-    assert policy.delay(RateLimitedError("slow down", retry_after=None), 2) == 2.0
+    assert policy.delay(RateLimitedError("slow down", retry_after=None), 2) == 1.0
+
+
+def test_a_retry_after_beyond_the_limit_is_raised_not_waited_for() -> None:
+    policy = RetryPolicy(max_retry_after=30.0)
+    assert policy.should_retry(RateLimitedError("slow down", retry_after=30.0), 0)
+    assert not policy.should_retry(RateLimitedError("slow down", retry_after=3600.0), 0)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,11 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+def estimate_prompt_tokens(request: CompletionRequest) -> int:
+    """The estimate for everything a request sends: system prompt and every turn."""
+    return estimate_tokens((request.system or "") + "".join(t.content for t in request.messages))
+
+
 @dataclass(slots=True)
 class StreamCollector:
     """Folds stream events into a ``Completion``; also what a failed stream had delivered."""

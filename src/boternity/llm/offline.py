@@ -32,6 +32,7 @@ from boternity.llm.base import (
     TextDelta,
     Usage,
     collect,
+    estimate_prompt_tokens,
     estimate_tokens,
 )
 
@@ -311,11 +312,10 @@ class OfflineProvider:
         stop = END_TURN
         if estimate_tokens(text) > request.max_tokens:
             text, stop = text[: request.max_tokens * 4], MAX_TOKENS
-        prompt = (request.system or "") + "".join(t.content for t in request.messages)
         for piece in re.findall(r"\s*\S+\s*|\s+", text):
             await asyncio.sleep(self._delay)
             yield TextDelta(piece)
-        yield Usage(estimate_tokens(prompt), estimate_tokens(text))
+        yield Usage(estimate_prompt_tokens(request), estimate_tokens(text))
         yield Done(stop)
 
     async def complete(self, request: CompletionRequest) -> Completion:
