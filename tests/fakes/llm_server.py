@@ -394,7 +394,7 @@ class FakeLlmServer:
         self._default = default
         self._queue: deque[Reply] = deque()
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def base_url(self) -> str:
@@ -425,12 +425,13 @@ class FakeLlmServer:
         if self._server is None:
             return
         self._server.close()
-        for writer in list(self._writers):
-            writer.close()
         await self._server.wait_closed()
-        for writer in list(self._writers):
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+        # Before 3.12 wait_closed() does not wait for the connections: end them here, so no
+        # handler outlives the server (or the test's event loop).
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         self._server = None
 
     async def __aenter__(self) -> Self:
@@ -446,7 +447,9 @@ class FakeLlmServer:
         await self.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
         try:
             request = await _read_request(reader)
             if request is None:
@@ -461,9 +464,9 @@ class FakeLlmServer:
             pass  # the client went away: that is its business
         finally:
             writer.close()
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
-            self._writers.discard(writer)
+            self._handlers.discard(task)
 
     def _control(self, request: RecordedRequest) -> Reply:
         if request.path == "/_fake/enqueue" and request.method == "POST":

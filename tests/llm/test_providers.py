@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from contextlib import aclosing
 
 import httpx
 import pytest
@@ -348,6 +349,20 @@ async def test_stopping_at_done_leaves_nothing_open(
             if isinstance(event, Done):
                 break
     assert collector.completion().text == "".join(PIECES)
+
+
+async def test_closing_the_stream_early_releases_the_connection(
+    wire: Wire, server: FakeLlmServer, retry: RetryPolicy
+) -> None:
+    server.enqueue(sse_reply(wire.frames(PIECES), chunk_delay=0.01))
+    async with wire.provider(server, retry) as provider:
+        async with aclosing(provider.stream(REQUEST)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    break
+        # The same provider goes on working after an abandoned stream.
+        server.enqueue(wire.message("again"))
+        assert (await provider.complete(REQUEST)).text == "again"
 
 
 async def test_default_reply_speaks_each_protocol(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -307,7 +307,7 @@ class OfflineProvider:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         text = answer(request)
         stop = END_TURN
         if estimate_tokens(text) > request.max_tokens:

@@ -238,7 +238,7 @@ class HttpProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         return await self.retry.run(lambda: self._complete_once(request))
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         attempt = 0
         while True:
             collector = StreamCollector(request.model)
