@@ -78,6 +78,11 @@ async def test_acknowledges_and_recalls_stated_facts() -> None:
         request("Where do I live?", system="Memories:\n- [fact] User lives in Oslo")
     ) == ("[offline] You live in Oslo.")
     assert await reply(request("Where do I live?")) == "[offline] I don't know where you live yet."
+    # The bot's persona speaking in the first person is not the user.
+    persona = "You are Nimbus. I live in the cloud."
+    assert await reply(request("Where do I live?", system=persona)) == (
+        "[offline] I don't know where you live yet."
+    )
 
 
 async def test_memory_extraction_returns_a_json_array_of_facts() -> None:
