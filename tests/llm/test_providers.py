@@ -128,6 +128,7 @@ async def test_rate_limit_gives_up_after_max_retries_with_retry_after(
         seen, error = await stream_until_error(provider)
     assert isinstance(error, RateLimitedError)
     assert error.retry_after == 7.0
+    assert "retry after 7s" in str(error)
     assert error.status == 429
     assert isinstance(error.__cause__, httpx.HTTPStatusError)
     assert seen == []

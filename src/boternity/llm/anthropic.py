@@ -110,7 +110,8 @@ class _MessagesStream:
             usage = data.get("usage") or {}
             if usage.get("input_tokens") is not None:  # newer API versions repeat it here
                 self._input = _input_tokens(usage)
-            self._output = int(usage.get("output_tokens") or self._output)
+            if usage.get("output_tokens") is not None:
+                self._output = int(usage["output_tokens"])
             return [Usage(self._input, self._output)]
         if kind == "message_stop":
             return [Done(self._stop_reason or END_TURN)]

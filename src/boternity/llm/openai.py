@@ -84,8 +84,8 @@ class OpenAIProvider(HttpProvider):
         return body
 
     def parse_completion(self, data: dict[str, Any], request: CompletionRequest) -> Completion:
-        if "error" in data:
-            raise self.stream_error(*_error_parts(data["error"]))
+        if _is_error(data):
+            raise self.stream_error(*_error_parts(data))
         choices = data.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         text = (choice.get("message") or {}).get("content") or ""
@@ -103,7 +103,13 @@ class OpenAIProvider(HttpProvider):
         return _ChatStream(self, request)
 
 
-def _error_parts(error: object) -> tuple[str | None, str | None, str]:
+def _is_error(data: dict[str, Any]) -> bool:
+    # OpenAI and llama.cpp: {"error": {...}}; vLLM: {"object": "error", "message": ...}.
+    return "error" in data or data.get("object") == "error"
+
+
+def _error_parts(data: dict[str, Any]) -> tuple[str | None, str | None, str]:
+    error = data.get("error", data)
     if isinstance(error, dict):
         kind, code = error.get("type"), error.get("code")
         return (
@@ -129,8 +135,8 @@ class _ChatStream:
         if event.data.strip() == "[DONE]":
             return self._done()
         data = load_json("openai", event.data)
-        if "error" in data:
-            raise self._provider.stream_error(*_error_parts(data["error"]))
+        if _is_error(data):
+            raise self._provider.stream_error(*_error_parts(data))
         out: list[StreamEvent] = []
         for choice in data.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:

@@ -91,6 +91,8 @@ def classify_error(
     if status == 529 or kinds & {"overloaded_error", "overloaded"}:
         return OverloadedError(detail, provider=provider, status=status)
     if status == 429 or kinds & {"rate_limit_error", "rate_limit_exceeded"}:
+        if retry_after is not None:
+            detail += f"; retry after {retry_after:g}s"
         return RateLimitedError(detail, provider=provider, status=status, retry_after=retry_after)
     if status in (401, 403) or kinds & {
         "authentication_error",
