@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from boternity.errors import LlmError, ValidationError
 
@@ -105,7 +106,7 @@ class LlmProvider(Protocol):
 
     @property
     def name(self) -> str:
-        """ "anthropic", "openai" or "offline"."""
+        """One of "anthropic", "openai", "offline"."""
         ...
 
     @property
@@ -130,6 +131,15 @@ class LlmProvider(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 def estimate_tokens(text: str) -> int:
