@@ -15,7 +15,7 @@ from boternity.llm.base import (
     Usage,
 )
 from boternity.llm.sse import SseEvent
-from boternity.llm.transport import HttpProvider, load_json
+from boternity.llm.transport import HttpProvider, error_parts, load_json
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -116,10 +116,7 @@ class _MessagesStream:
         if kind == "message_stop":
             return [Done(self._stop_reason or END_TURN)]
         if kind == "error":
-            error = data.get("error") or {}
-            raise self._provider.stream_error(
-                error.get("type"), None, str(error.get("message") or "")
-            )
+            raise self._provider.stream_error(*error_parts(data))
         return []
 
     def finish(self) -> list[StreamEvent]:

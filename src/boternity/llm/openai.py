@@ -21,7 +21,7 @@ from boternity.llm.base import (
     Usage,
 )
 from boternity.llm.sse import SseEvent
-from boternity.llm.transport import HttpProvider, load_json
+from boternity.llm.transport import HttpProvider, error_parts, load_json
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -85,7 +85,7 @@ class OpenAIProvider(HttpProvider):
 
     def parse_completion(self, data: dict[str, Any], request: CompletionRequest) -> Completion:
         if _is_error(data):
-            raise self.stream_error(*_error_parts(data))
+            raise self.stream_error(*error_parts(data))
         choices = data.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         text = (choice.get("message") or {}).get("content") or ""
@@ -108,18 +108,6 @@ def _is_error(data: dict[str, Any]) -> bool:
     return "error" in data or data.get("object") == "error"
 
 
-def _error_parts(data: dict[str, Any]) -> tuple[str | None, str | None, str]:
-    error = data.get("error", data)
-    if isinstance(error, dict):
-        kind, code = error.get("type"), error.get("code")
-        return (
-            kind if isinstance(kind, str) else None,
-            str(code) if isinstance(code, str | int) else None,
-            str(error.get("message") or ""),
-        )
-    return None, None, str(error)
-
-
 class _ChatStream:
     """Chunks with ``choices[0].delta.content`` and ``finish_reason``, a usage chunk with empty
     choices, then ``data: [DONE]``. ``{"error": ...}`` in a chunk raises."""
@@ -136,7 +124,7 @@ class _ChatStream:
             return self._done()
         data = load_json("openai", event.data)
         if _is_error(data):
-            raise self._provider.stream_error(*_error_parts(data))
+            raise self._provider.stream_error(*error_parts(data))
         out: list[StreamEvent] = []
         for choice in data.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
