@@ -55,6 +55,11 @@ class CompletionRequest:
             raise ValidationError(
                 f"CompletionRequest.max_tokens must be >= 1, got {self.max_tokens}"
             )
+        for turn in self.messages:
+            if not isinstance(turn, ChatTurn):
+                raise ValidationError(
+                    f"CompletionRequest.messages must hold ChatTurn, got {type(turn).__name__}"
+                )
         # Freeze the sequence so a request is a value: callers may keep mutating their list.
         object.__setattr__(self, "messages", tuple(self.messages))
 
