@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+from contextlib import aclosing
 
 import httpx
 import pytest
@@ -27,7 +29,7 @@ from boternity.llm import (
     Usage,
 )
 from boternity.llm.transport import HttpProvider
-from tests.fakes.llm_server import FakeLlmServer, Reply, sse_reply
+from tests.fakes.llm_server import FakeLlmServer, Reply, sse, sse_reply
 from tests.llm.wires import KEY, Sleeps, Wire
 
 REQUEST = CompletionRequest(
@@ -120,18 +122,27 @@ async def test_rate_limit_is_retried_after_the_servers_retry_after(
 
 
 async def test_rate_limit_gives_up_after_max_retries_with_retry_after(
-    wire: Wire, server: FakeLlmServer, retry: RetryPolicy, sleeps: Sleeps
+    wire: Wire,
+    server: FakeLlmServer,
+    retry: RetryPolicy,
+    sleeps: Sleeps,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     server.enqueue(*[wire.rate_limited("7") for _ in range(4)])
     async with wire.provider(server, retry) as provider:
         seen, error = await stream_until_error(provider)
     assert isinstance(error, RateLimitedError)
     assert error.retry_after == 7.0
+    assert "retry after 7s" in str(error)
     assert error.status == 429
     assert isinstance(error.__cause__, httpx.HTTPStatusError)
     assert seen == []
     assert sleeps.delays == [7.0, 7.0, 7.0]
     assert len(server.requests) == 4
+    retries = [r for r in caplog.records if "retrying in 7.00s" in r.getMessage()]
+    assert [r.levelno for r in retries] == [logging.WARNING] * 3
+    assert KEY not in caplog.text
 
 
 async def test_complete_is_retried_like_stream(
@@ -173,13 +184,16 @@ async def test_authentication_error_is_not_retried_and_never_shows_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    server.enqueue(wire.auth_error(f"Incorrect API key provided: {KEY}"))
+    # A server may echo our key, or another one (say, a proxy's): neither may show.
+    server.enqueue(wire.auth_error(f"Incorrect API key provided: {KEY} (sk-proj-SECRET-9876)"))
     async with wire.provider(server, retry) as provider:
         _, error = await stream_until_error(provider)
         assert KEY not in repr(provider)
         assert KEY not in provider.label
     assert isinstance(error, AuthenticationError)
     assert error.status == 401
+    assert f"check {wire.name.upper()}_API_KEY" in str(error)
+    assert "sk-***" in str(error)
     assert sleeps.delays == []
     assert len(server.requests) == 1
     assert server.requests[0].headers.get("x-api-key", "") + server.requests[0].headers.get(
@@ -221,13 +235,13 @@ async def test_error_event_before_the_first_token_is_retried_without_stale_event
 ) -> None:
     frames = wire.frames(PIECES)
     failing = frames[: wire.header_frames] + [wire.error_frame]
-    server.enqueue(sse_reply(failing), sse_reply(frames))
+    server.enqueue(sse_reply(frames), sse_reply(failing), sse_reply(frames))
     async with wire.provider(server, retry) as provider:
+        clean = await events_of(provider)
         events = await events_of(provider)
+    # The failed attempt's events (its Usage) were held back, never shown.
+    assert events == clean
     assert text_of(events) == "".join(PIECES)
-    assert events[-1] == Done("end_turn")
-    # The failed attempt's events were held back, never shown.
-    assert len([e for e in events if isinstance(e, Done)]) == 1
     assert sleeps.delays == [0.01]
 
 
@@ -285,6 +299,25 @@ async def test_connection_cut_before_the_first_token_is_retried(
     assert sleeps.delays == [0.01]
 
 
+async def test_a_malformed_event_is_an_error_not_a_crash(
+    wire: Wire, server: FakeLlmServer, retry: RetryPolicy, sleeps: Sleeps
+) -> None:
+    frames = wire.frames(PIECES)
+    # Valid JSON of the wrong shape, for either wire.
+    wrong = {"type": "content_block_delta", "delta": 7, "choices": 7}
+    broken = [*frames[: wire.header_frames + 1], sse(wrong, "content_block_delta")]
+    server.enqueue(sse_reply(broken), sse_reply([b"data: not json\n\n"]))
+    async with wire.provider(server, retry) as provider:
+        _, error = await stream_until_error(provider)
+        assert type(error) is LlmError
+        assert "malformed" in str(error)
+        assert error.partial_text == "Hel"
+        _, error = await stream_until_error(provider)
+        assert type(error) is LlmError
+        assert "not JSON" in str(error)
+    assert sleeps.delays == []
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -326,6 +359,32 @@ async def test_stopping_at_done_leaves_nothing_open(
             if isinstance(event, Done):
                 break
     assert collector.completion().text == "".join(PIECES)
+
+
+async def test_closing_the_stream_early_releases_the_connection(
+    wire: Wire, server: FakeLlmServer, retry: RetryPolicy
+) -> None:
+    server.enqueue(sse_reply(wire.frames(PIECES), chunk_delay=0.01))
+    async with wire.provider(server, retry) as provider:
+        async with aclosing(provider.stream(REQUEST)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    break
+        # The same provider goes on working after an abandoned stream.
+        server.enqueue(wire.message("again"))
+        assert (await provider.complete(REQUEST)).text == "again"
+
+
+async def test_one_provider_serves_concurrent_streams(
+    wire: Wire, server: FakeLlmServer, retry: RetryPolicy
+) -> None:
+    async def one(n: int) -> str:
+        request = CompletionRequest(model="m", messages=[ChatTurn("user", f"I like topic {n}")])
+        return text_of([e async for e in provider.stream(request)])
+
+    async with wire.provider(server, retry) as provider:
+        replies = await asyncio.gather(*(one(n) for n in range(8)))
+    assert replies == [f"[offline] Noted: you like topic {n}." for n in range(8)]
 
 
 async def test_default_reply_speaks_each_protocol(

@@ -7,9 +7,10 @@ a stream into a ``Completion``, token estimates) is shared here so providers can
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from boternity.errors import LlmError, ValidationError
 
@@ -54,6 +55,11 @@ class CompletionRequest:
             raise ValidationError(
                 f"CompletionRequest.max_tokens must be >= 1, got {self.max_tokens}"
             )
+        for turn in self.messages:
+            if not isinstance(turn, ChatTurn):
+                raise ValidationError(
+                    f"CompletionRequest.messages must hold ChatTurn, got {type(turn).__name__}"
+                )
         # Freeze the sequence so a request is a value: callers may keep mutating their list.
         object.__setattr__(self, "messages", tuple(self.messages))
 
@@ -105,7 +111,7 @@ class LlmProvider(Protocol):
 
     @property
     def name(self) -> str:
-        """ "anthropic", "openai" or "offline"."""
+        """One of "anthropic", "openai", "offline"."""
         ...
 
     @property
@@ -118,7 +124,10 @@ class LlmProvider(Protocol):
         """The model to put in requests unless the caller has a reason to pick another."""
         ...
 
-    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...
+    def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        """An async generator: a caller that stops early should ``aclose()`` it (or use
+        ``contextlib.aclosing``) so the HTTP response is released at once."""
+        ...
 
     async def complete(self, request: CompletionRequest) -> Completion: ...
 
@@ -128,10 +137,24 @@ class LlmProvider(Protocol):
 
     async def aclose(self) -> None: ...
 
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
 
 def estimate_tokens(text: str) -> int:
     """A provider-independent estimate: one token per four characters (not bytes), rounded up."""
     return math.ceil(len(text) / 4)
+
+
+def estimate_prompt_tokens(request: CompletionRequest) -> int:
+    """The estimate for everything a request sends: system prompt and every turn."""
+    return estimate_tokens((request.system or "") + "".join(t.content for t in request.messages))
 
 
 @dataclass(slots=True)
