@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -157,3 +158,31 @@ async def test_unknown_parent_ids_in_lists_give_empty_results(store: Store) -> N
     assert await store.memory.get_pending_extractions(nobody) == []
     assert await store.memory.list_pending_extractions(bot_id=nobody) == []
     assert await store.chat.get_recent_messages(nobody, 5) == []
+
+
+HUGE = 2**64
+
+
+async def test_paging_numbers_beyond_64_bits_are_validation_errors(store: Store) -> None:
+    s = await f.new_session(store)
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.bots.list_bots(limit=HUGE),
+        lambda: store.bots.list_bots(offset=HUGE),
+        lambda: store.bots.get_soul(s.bot_id, HUGE),
+        lambda: store.chat.list_sessions(s.bot_id, offset=HUGE),
+        lambda: store.chat.get_messages(s.id, limit=HUGE),
+        lambda: store.chat.get_recent_messages(s.id, HUGE),
+        lambda: store.memory.get_memories(s.bot_id, limit=HUGE),
+        lambda: store.memory.claim_pending_extractions(limit=HUGE),
+    ]
+    for call in calls:
+        with pytest.raises(ValidationError):
+            await call()
+
+
+async def test_the_largest_64_bit_paging_numbers_are_fine(store: Store) -> None:
+    s = await f.new_session(store)
+    biggest = 2**63 - 1
+    assert await store.bots.list_bots(limit=biggest, offset=biggest) == []
+    assert await store.chat.get_messages(s.id, limit=biggest) == []
+    assert await store.bots.get_soul(s.bot_id, biggest) is None
