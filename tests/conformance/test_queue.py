@@ -333,3 +333,13 @@ async def test_complete_extraction_supersedes_must_name_a_memory_in_the_batch(
         await store.memory.complete_extraction(job.id, [mem], supersedes={uuid.uuid4(): old.id})
     assert await store.memory.get_pending_extraction(job.id) == job
     assert await store.memory.get_memory(mem.id) is None
+
+
+async def test_a_lease_ending_beyond_the_calendar_is_a_validation_error(store: Store) -> None:
+    s = await _session(store)
+    job = await store.memory.save_pending_extraction(
+        f.pending(s.bot_id, s.id, next_attempt_at=f.at(0))
+    )
+    with pytest.raises(ValidationError):
+        await store.memory.claim_pending_extractions(now=f.at(1), lease=timedelta.max)
+    assert await store.memory.get_pending_extraction(job.id) == job
