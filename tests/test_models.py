@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from boternity.errors import BoternityError, ValidationError
 from boternity.models import (
@@ -436,3 +438,17 @@ def test_bot_tags_must_be_a_list_of_str() -> None:
         _bot(tags="abc")
     with pytest.raises(ValidationError):
         _bot(tags=[1, 2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(max_size=60))
+def test_any_name_gives_a_valid_bot_or_asks_for_a_slug(name: str) -> None:
+    """slugify must be idempotent, or Bot refuses its own default slug."""
+    try:
+        bot = Bot(name=name)
+    except ValidationError as exc:
+        assert "\x00" in name or not name.strip() or not slugify(name) or "surrogate" in str(exc)
+        return
+    assert bot.slug == slugify(name) == slugify(bot.slug)
+    assert bot.slug and not bot.slug.startswith("-") and not bot.slug.endswith("-")
+    assert "--" not in bot.slug
