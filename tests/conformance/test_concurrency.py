@@ -198,3 +198,36 @@ async def test_cancelling_save_message_leaves_counters_consistent(
     assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
     # the survivors were all written
     assert len(messages) >= 5
+
+
+async def test_hundreds_of_concurrent_single_writes_stay_exact(store: Store) -> None:
+    """More concurrent writes than one group-commit batch holds."""
+    s = await f.new_session(store)
+    n = 300
+    saved = await asyncio.gather(
+        *(store.chat.save_message(f.message(s.id, f"m{i}", output_tokens=1)) for i in range(n))
+    )
+    assert sorted(m.seq or 0 for m in saved) == list(range(1, n + 1))
+    stored = await store.chat.get_session(s.id)
+    assert stored is not None
+    assert (stored.message_count, stored.total_output_tokens) == (n, n)
+    assert await store.chat.get_message_count(s.id) == n
+    assert len(await store.chat.get_messages(s.id)) == n
+
+
+async def test_reads_during_concurrent_writes_see_consistent_counts(store: Store) -> None:
+    s = await f.new_session(store)
+
+    async def reader() -> None:
+        for _ in range(20):
+            session = await store.chat.get_session(s.id)
+            assert session is not None
+            # a committed message is always counted, and never counted before it exists
+            count = len(await store.chat.get_messages(s.id))
+            after = await store.chat.get_session(s.id)
+            assert after is not None
+            assert session.message_count <= count <= after.message_count
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(_writer(store, s.id, t) for t in range(TASKS)), reader(), reader())
+    await _check_session(store, s.id, s.bot_id)
