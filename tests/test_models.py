@@ -452,3 +452,25 @@ def test_any_name_gives_a_valid_bot_or_asks_for_a_slug(name: str) -> None:
     assert bot.slug == slugify(name) == slugify(bot.slug)
     assert bot.slug and not bot.slug.startswith("-") and not bot.slug.endswith("-")
     assert "--" not in bot.slug
+
+
+def test_bot_name_is_at_most_200_characters() -> None:
+    assert len(_bot(name="x" * 200).name) == 200
+    with pytest.raises(ValidationError):
+        _bot(name="x" * 201)
+
+
+def test_metadata_nested_deeper_than_64_levels_is_refused() -> None:
+    ok: dict[str, Any] = {}
+    for _ in range(60):
+        ok = {"k": ok}
+    assert _message(metadata=ok).metadata == ok
+    deep: Any = "leaf"
+    for _ in range(70):
+        deep = [deep]
+    with pytest.raises(ValidationError):
+        _message(metadata={"k": deep})
+
+
+def test_empty_metadata_is_kept_distinct_from_none() -> None:
+    assert _message(metadata={}).metadata_json() == "{}"
