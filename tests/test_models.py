@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from boternity.errors import BoternityError, ValidationError
 from boternity.models import (
@@ -436,3 +438,39 @@ def test_bot_tags_must_be_a_list_of_str() -> None:
         _bot(tags="abc")
     with pytest.raises(ValidationError):
         _bot(tags=[1, 2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(max_size=60))
+def test_any_name_gives_a_valid_bot_or_asks_for_a_slug(name: str) -> None:
+    """slugify must be idempotent, or Bot refuses its own default slug."""
+    try:
+        bot = Bot(name=name)
+    except ValidationError as exc:
+        assert "\x00" in name or not name.strip() or not slugify(name) or "surrogate" in str(exc)
+        return
+    assert bot.slug == slugify(name) == slugify(bot.slug)
+    assert bot.slug and not bot.slug.startswith("-") and not bot.slug.endswith("-")
+    assert "--" not in bot.slug
+
+
+def test_bot_name_is_at_most_200_characters() -> None:
+    assert len(_bot(name="x" * 200).name) == 200
+    with pytest.raises(ValidationError):
+        _bot(name="x" * 201)
+
+
+def test_metadata_nested_deeper_than_64_levels_is_refused() -> None:
+    ok: dict[str, Any] = {}
+    for _ in range(60):
+        ok = {"k": ok}
+    assert _message(metadata=ok).metadata == ok
+    deep: Any = "leaf"
+    for _ in range(70):
+        deep = [deep]
+    with pytest.raises(ValidationError):
+        _message(metadata={"k": deep})
+
+
+def test_empty_metadata_is_kept_distinct_from_none() -> None:
+    assert _message(metadata={}).metadata_json() == "{}"

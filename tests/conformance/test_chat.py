@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from boternity import Store
-from boternity.errors import ConflictError, NotFoundError
+from boternity.errors import ConflictError, NotFoundError, ValidationError
 from boternity.models import MessageRole, SessionStatus
 from tests.conformance import factories as f
 
@@ -339,3 +339,39 @@ async def test_clear_messages_of_an_empty_session_returns_zero(store: Store) -> 
 async def test_clear_messages_of_missing_session_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError):
         await store.chat.clear_messages(uuid.uuid4())
+
+
+MAX_BIGINT = 2**63 - 1
+
+
+async def test_token_totals_that_would_overflow_are_refused_and_corrupt_nothing(
+    store: Store,
+) -> None:
+    bot = await f.new_bot(store)
+    s = await f.new_session(store, bot.id)
+    await store.chat.save_message(f.message(s.id, input_tokens=2**62))
+    with pytest.raises(ValidationError):
+        await store.chat.save_message(f.message(s.id, input_tokens=2**62))
+    stored = await store.chat.get_session(s.id)  # still readable, unchanged
+    assert stored is not None
+    assert (stored.message_count, stored.total_input_tokens) == (1, 2**62)
+    stored_bot = await store.bots.get_bot(bot.id)
+    assert stored_bot is not None and stored_bot.total_tokens_used == 2**62
+    assert (await store.chat.save_message(f.message(s.id, input_tokens=5))).seq == 2
+
+
+async def test_bot_token_total_that_would_overflow_is_refused(store: Store) -> None:
+    bot = await f.new_bot(store)
+    a = await f.new_session(store, bot.id)
+    b = await f.new_session(store, bot.id)
+    await store.chat.save_message(f.message(a.id, output_tokens=2**62))
+    # the session's own totals fit, the bot's sum does not
+    with pytest.raises(ValidationError):
+        await store.chat.save_message(f.message(b.id, output_tokens=2**62))
+    with pytest.raises(ValidationError):
+        await store.chat.save_message(
+            f.message(b.id, input_tokens=MAX_BIGINT, output_tokens=MAX_BIGINT)
+        )
+    assert await store.chat.get_message_count(b.id) == 0
+    stored_bot = await store.bots.get_bot(bot.id)
+    assert stored_bot is not None and stored_bot.total_tokens_used == 2**62

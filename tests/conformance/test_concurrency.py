@@ -198,3 +198,71 @@ async def test_cancelling_save_message_leaves_counters_consistent(
     assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
     # the survivors were all written
     assert len(messages) >= 5
+
+
+async def test_hundreds_of_concurrent_single_writes_stay_exact(store: Store) -> None:
+    """More concurrent writes than one group-commit batch holds."""
+    s = await f.new_session(store)
+    n = 300
+    saved = await asyncio.gather(
+        *(store.chat.save_message(f.message(s.id, f"m{i}", output_tokens=1)) for i in range(n))
+    )
+    assert sorted(m.seq or 0 for m in saved) == list(range(1, n + 1))
+    stored = await store.chat.get_session(s.id)
+    assert stored is not None
+    assert (stored.message_count, stored.total_output_tokens) == (n, n)
+    assert await store.chat.get_message_count(s.id) == n
+    assert len(await store.chat.get_messages(s.id)) == n
+
+
+async def test_reads_during_concurrent_writes_see_consistent_counts(store: Store) -> None:
+    s = await f.new_session(store)
+
+    async def reader() -> None:
+        for _ in range(20):
+            session = await store.chat.get_session(s.id)
+            assert session is not None
+            # a committed message is always counted, and never counted before it exists
+            count = len(await store.chat.get_messages(s.id))
+            after = await store.chat.get_session(s.id)
+            assert after is not None
+            assert session.message_count <= count <= after.message_count
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(_writer(store, s.id, t) for t in range(TASKS)), reader(), reader())
+    await _check_session(store, s.id, s.bot_id)
+
+
+async def test_concurrent_soul_saves_get_distinct_consecutive_versions(
+    store: Store, db_url: str
+) -> None:
+    bot = await f.new_bot(store)
+    async with open_store(db_url) as second:
+        stores = [store, second]
+        souls = await asyncio.gather(
+            *(stores[i % 2].bots.save_soul(bot.id, f"soul {i}") for i in range(10))
+        )
+    assert sorted(s.version for s in souls) == list(range(1, 11))
+    listed = await store.bots.list_soul_versions(bot.id)
+    assert [s.version for s in listed] == list(range(1, 11))
+    assert {s.content for s in listed} == {f"soul {i}" for i in range(10)}
+    stored = await store.bots.get_bot(bot.id)
+    assert stored is not None and stored.version_count == 10
+
+
+async def test_concurrent_session_creation_counts_every_conversation(store: Store) -> None:
+    bot = await f.new_bot(store)
+    await asyncio.gather(*(f.new_session(store, bot.id) for _ in range(12)))
+    stored = await store.bots.get_bot(bot.id)
+    assert stored is not None and stored.conversation_count == 12
+    assert len(await store.chat.list_sessions(bot.id)) == 12
+
+
+async def test_concurrent_slug_claims_let_exactly_one_bot_in(store: Store) -> None:
+    rivals = [f.bot(name="Same Name") for _ in range(6)]
+    outcomes = await asyncio.gather(
+        *(store.bots.create_bot(b) for b in rivals), return_exceptions=True
+    )
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+    assert all(isinstance(o, ConflictError) for o in outcomes if isinstance(o, BaseException))
+    assert len(await store.bots.list_bots()) == 1

@@ -333,3 +333,38 @@ async def test_complete_extraction_supersedes_must_name_a_memory_in_the_batch(
         await store.memory.complete_extraction(job.id, [mem], supersedes={uuid.uuid4(): old.id})
     assert await store.memory.get_pending_extraction(job.id) == job
     assert await store.memory.get_memory(mem.id) is None
+
+
+async def test_a_lease_ending_beyond_the_calendar_is_a_validation_error(store: Store) -> None:
+    s = await _session(store)
+    job = await store.memory.save_pending_extraction(
+        f.pending(s.bot_id, s.id, next_attempt_at=f.at(0))
+    )
+    with pytest.raises(ValidationError):
+        await store.memory.claim_pending_extractions(now=f.at(1), lease=timedelta.max)
+    assert await store.memory.get_pending_extraction(job.id) == job
+
+
+async def test_two_new_memories_cannot_supersede_the_same_old_one(store: Store) -> None:
+    s = await _session(store)
+    old = await store.memory.save_memory(f.memory(s.bot_id, "v1"))
+    job = await store.memory.save_pending_extraction(f.pending(s.bot_id, s.id))
+    a = f.memory(s.bot_id, "v2a", session_id=s.id)
+    b = f.memory(s.bot_id, "v2b", session_id=s.id)
+    with pytest.raises(ConflictError):
+        await store.memory.complete_extraction(
+            job.id, [a, b], supersedes={a.id: old.id, b.id: old.id}
+        )
+    assert await store.memory.get_pending_extraction(job.id) == job
+    assert await store.memory.get_memory(old.id) == old
+    assert await store.memory.get_memory(a.id) is None
+    assert await store.memory.get_memory(b.id) is None
+
+
+async def test_complete_extraction_can_supersede_within_its_own_batch(store: Store) -> None:
+    s = await _session(store)
+    job = await store.memory.save_pending_extraction(f.pending(s.bot_id, s.id))
+    first = f.memory(s.bot_id, "said Paris", session_id=s.id)
+    fixed = f.memory(s.bot_id, "then corrected to Rome", session_id=s.id)
+    await store.memory.complete_extraction(job.id, [first, fixed], supersedes={fixed.id: first.id})
+    assert [m.id for m in await store.memory.get_memories(s.bot_id)] == [fixed.id]

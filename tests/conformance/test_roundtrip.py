@@ -181,3 +181,15 @@ async def test_store_refuses_unstorable_text_before_writing(store: Store) -> Non
     assert await store.chat.count_messages() == 0
     assert await store.bots.list_soul_versions(bot_id) == []
     assert await store.chat.get_message_count(session_id) == 0
+
+
+@pytest.mark.parametrize("metadata", [None, {}, {"": ""}, {"a": []}, {"a": {}}])
+async def test_empty_metadata_shapes_round_trip(
+    store: Store, metadata: dict[str, Any] | None
+) -> None:
+    _, session_id = await _session(store)
+    saved = await store.chat.save_message(f.message(session_id, metadata=metadata))
+    got = await store.chat.get_message(saved.id)
+    assert got is not None
+    assert got.metadata == metadata
+    assert (got.metadata is None) == (metadata is None)

@@ -14,20 +14,23 @@ from boternity.models import ChatMessage
 
 E = TypeVar("E", bound=StrEnum)
 
+#: Every backend binds paging numbers as 64-bit integers; larger ones are bad input.
+MAX_BIGINT = 2**63 - 1
+
 
 def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
     """Validate paging; returns (limit or None for all, offset >= 0)."""
     for name, value in (("limit", limit), ("offset", offset)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValidationError(f"{name} must be an int or None, got {type(value).__name__}")
-        if value is not None and value < 0:
-            raise ValidationError(f"{name} must be >= 0, got {value}")
+        if value is not None and not 0 <= value <= MAX_BIGINT:
+            raise ValidationError(f"{name} must be in 0..{MAX_BIGINT}, got {value}")
     return limit, offset or 0
 
 
 def check_limit(limit: int, name: str = "limit") -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValidationError(f"{name} must be an int >= 0, got {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_BIGINT:
+        raise ValidationError(f"{name} must be an int in 0..{MAX_BIGINT}, got {limit!r}")
     return limit
 
 

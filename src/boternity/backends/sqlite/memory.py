@@ -390,7 +390,11 @@ class SqliteMemoryRepository:
             raise ValidationError("now must be a timezone-aware datetime")
         at = at.astimezone(utc_now().tzinfo)
         bot_key = None if bot_id is None else str(check_id(bot_id, "bot_id"))
-        params = (rows.ts(at), rows.ts(at + lease), MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
+        try:
+            until = at + lease
+        except OverflowError as exc:
+            raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
+        params = (rows.ts(at), rows.ts(until), MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
         found = await self._writer.run(lambda c: c.execute(_CLAIM, params).fetchall())
         claimed = [rows.pending(r) for r in found]
         claimed.sort(key=lambda p: (p.created_at, p.id))
