@@ -59,6 +59,7 @@ def test_help_of_every_command_runs(cli: Invoke, name: str) -> None:
     result = cli(*name.split(), "--help")
     assert result.exit_code == 0, result.stderr
     assert "Usage:" in result.stdout
+    assert "\\[" not in result.stdout  # Typer's Rich escaping does not leak into plain help
 
 
 def test_version(cli: Invoke) -> None:

@@ -6,14 +6,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, YesOpt, confirm, read_text_file, run, sub_app
+from boternity.cli.runtime import (
+    BnityCommand,
+    JsonOpt,
+    YesOpt,
+    confirm,
+    read_text_file,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from boternity.models import Bot, SoulVersion
     from boternity.store import Store
 
 bot_app = sub_app("Create, list, show, edit and delete bots.")
-soul_app = sub_app("A bot's soul (its system prompt), versioned: every change is kept.")
+soul_app = sub_app("A bot's soul (its system prompt); every version is kept.")
 
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 CATEGORIES = "assistant, creative, research, utility"
@@ -40,7 +48,7 @@ def _bot_rows(bot: Bot) -> list[tuple[str, object]]:
     ]
 
 
-@bot_app.command("create")
+@bot_app.command("create", cls=BnityCommand)
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Display name, e.g. 'Research Helper'.")],
@@ -91,7 +99,7 @@ def _esc(value: str) -> str:
     return escape(value)
 
 
-@bot_app.command("list")
+@bot_app.command("list", cls=BnityCommand)
 def list_bots(
     ctx: typer.Context,
     status: Annotated[
@@ -154,7 +162,7 @@ def list_bots(
     out.print(f"{len(bots)} bot{'s' if len(bots) != 1 else ''}")
 
 
-@bot_app.command("show")
+@bot_app.command("show", cls=BnityCommand)
 def show(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     """Show a bot's details."""
     from boternity.cli.resolve import resolve_bot
@@ -183,7 +191,7 @@ def show(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     console().print(key_values(rows))
 
 
-@bot_app.command("edit")
+@bot_app.command("edit", cls=BnityCommand)
 def edit(
     ctx: typer.Context,
     bot: BotArg,
@@ -244,7 +252,7 @@ def edit(
     out.print(key_values(_bot_rows(updated)))
 
 
-@bot_app.command("delete")
+@bot_app.command("delete", cls=BnityCommand)
 def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt = False) -> None:
     """Delete a bot and everything it owns (souls, sessions, messages, memories, queued jobs)."""
     from boternity.cli.output import plural
@@ -274,7 +282,7 @@ def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
 # --- souls --------------------------------------------------------------------------------------
 
 
-@soul_app.command("show")
+@soul_app.command("show", cls=BnityCommand)
 def soul_show(
     ctx: typer.Context,
     bot: BotArg,
@@ -320,7 +328,7 @@ def soul_show(
     typer.echo(soul.content, nl=not soul.content.endswith("\n"))
 
 
-@soul_app.command("set")
+@soul_app.command("set", cls=BnityCommand)
 def soul_set(
     ctx: typer.Context,
     bot: BotArg,
@@ -355,7 +363,7 @@ def soul_set(
         typer.echo(f"Soul unchanged (same as v{soul.version}); nothing saved.")
 
 
-@soul_app.command("history")
+@soul_app.command("history", cls=BnityCommand)
 def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     """List every soul version of a bot, oldest first."""
     from boternity.cli.resolve import resolve_bot

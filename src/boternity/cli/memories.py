@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -102,7 +102,10 @@ def list_memories(
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's memories, most important first, with where each came from."""
+    """List a bot's memories, most important first, with provenance.
+
+    Provenance is the session title, date and an excerpt of the source message, or
+    "manual" for remembered facts."""
     from boternity.cli.resolve import all_memories, resolve_bot, resolve_session
     from boternity.errors import ValidationError
 
@@ -245,7 +248,7 @@ def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
         typer.echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'.")
 
 
-@memory_app.command("delete")
+@memory_app.command("delete", cls=BnityCommand)
 def delete_memory(
     ctx: typer.Context,
     memory: Annotated[str, typer.Argument(metavar="MEMORY", help="Memory id or unique id prefix.")],

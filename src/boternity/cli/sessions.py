@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
 
 if TYPE_CHECKING:
     from boternity.models import Bot, ChatMessage, ChatSession
@@ -46,7 +46,10 @@ def list_sessions(
     limit: Annotated[int, typer.Option(min=1, help="Show at most N sessions, newest first.")] = 20,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's chat sessions, newest first, with a preview of the first and last message."""
+    """List a bot's chat sessions, newest first, with message previews.
+
+    Columns: id prefix, title, start, duration, messages, tokens, status, and the first
+    and last message."""
     from boternity.cli.resolve import all_sessions, resolve_bot
 
     async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[Any]]:
@@ -159,7 +162,7 @@ def _metadata(bot: Bot | None, session: ChatSession) -> list[tuple[str, str]]:
     return rows
 
 
-@session_app.command("show")
+@session_app.command("show", cls=BnityCommand)
 def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> None:
     """Show a session's metadata and its whole transcript."""
     bot, found, messages = run(ctx, lambda store: _load(store, session))
@@ -196,7 +199,7 @@ def to_markdown(bot: Bot | None, session: ChatSession, messages: list[ChatMessag
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-@session_app.command("export")
+@session_app.command("export", cls=BnityCommand)
 def export(
     ctx: typer.Context,
     session: SessionArg,
@@ -235,7 +238,7 @@ def export(
     typer.echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
 
 
-@session_app.command("delete")
+@session_app.command("delete", cls=BnityCommand)
 def delete(
     ctx: typer.Context, session: SessionArg, yes: YesOpt = False, json_: JsonOpt = False
 ) -> None:
