@@ -37,7 +37,7 @@ EXPECTED = {
     "bot create", "bot list", "bot show", "bot edit", "bot delete",
     "soul show", "soul set", "soul history",
     "sessions", "session show", "session export", "session delete",
-    "memories", "remember", "forget", "memory delete",
+    "memories", "remember", "forget", "memory show", "memory delete",
     "queue", "queue retry",
     "db info", "db migrate", "db backup", "db check",
 }  # fmt: skip

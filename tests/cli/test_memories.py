@@ -165,3 +165,17 @@ def test_memory_delete_prompt_shows_fact(cli: Invoke, world: World, tty: None) -
     result = cli("memory", "delete", str(world.memories[0].id), input="n\n")
     assert result.exit_code == 1
     assert f"Lives in Zürich {UNICODE}" in result.stderr
+
+
+def test_memory_show_text_and_json(cli: Invoke, world: World) -> None:
+    target = world.memories[0]
+    text = cli("memory", "show", str(target.id))
+    assert text.exit_code == 0, text.stderr
+    assert f"Lives in Zürich {UNICODE}" in text.stdout
+    assert "★★★★★ (5/5)" in text.stdout
+    assert "Trip to Kyōto" in text.stdout
+    data = parse(cli("memory", "show", str(target.id), "--json"))
+    assert set(data) == MEMORY_FIELDS | {"provenance"}
+    assert data["provenance"]["session_title"] == f"Trip to Kyōto {UNICODE}"
+    manual = parse(cli("memory", "show", str(world.manual.id if world.manual else ""), "--json"))
+    assert manual["provenance"]["manual"] is True

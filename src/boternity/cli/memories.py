@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from boternity.models import Bot, MemoryEntry
     from boternity.store import Store
 
-memory_app = sub_app("Single memories.")
+memory_app = sub_app("Show or delete a single memory.")
 
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 CATEGORIES = "preference, fact, decision, context, correction"
@@ -246,6 +246,42 @@ def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
         typer.echo(f"No memories to delete for '{found.slug}'.")
     else:
         typer.echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'.")
+
+
+@memory_app.command("show", cls=BnityCommand)
+def show_memory(
+    ctx: typer.Context,
+    memory: Annotated[str, typer.Argument(metavar="MEMORY", help="Memory id or unique id prefix.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Show one memory with its provenance (and what superseded it, if anything)."""
+    from boternity.cli.resolve import resolve_memory
+
+    async def work(store: Store) -> tuple[MemoryEntry, Bot | None, Provenance]:
+        found = await resolve_memory(store, memory)
+        bot = await store.bots.get_bot(found.bot_id)
+        return found, bot, (await provenance(store, [found]))[found.id]
+
+    found, bot, source = run(ctx, work)
+    from boternity.cli.output import console, fmt_time, key_values, print_json, stars, to_jsonable
+
+    if json_:
+        item = to_jsonable(found)
+        item["provenance"] = source.as_json()
+        print_json(item)
+        return
+    rows: list[tuple[str, object]] = [
+        ("Fact", found.fact),
+        ("ID", str(found.id)),
+        ("Bot", f"{bot.name} ({bot.slug})" if bot else str(found.bot_id)),
+        ("Category", found.category.value),
+        ("Importance", f"{stars(found.importance)} ({found.importance}/5)"),
+        ("Source", source.describe()),
+        ("Session", str(found.session_id) if found.session_id else "-"),
+        ("Created", fmt_time(found.created_at) + " UTC"),
+        ("Superseded by", str(found.superseded_by) if found.superseded_by else "-"),
+    ]
+    console().print(key_values(rows))
 
 
 @memory_app.command("delete", cls=BnityCommand)
