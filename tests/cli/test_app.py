@@ -111,6 +111,14 @@ def test_debug_env_reraises(cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(result.exception, RuntimeError)
 
 
+def test_database_path_that_is_a_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["--db", str(tmp_path), "bot", "create", "x"])
+    assert result.exit_code == 2
+    assert "is a directory" in one_line_error(result)
+
+
 def test_bad_database_url_is_one_line(world: World) -> None:
     from typer.testing import CliRunner
 

@@ -222,13 +222,14 @@ def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]], *, create: bo
     from boternity.store import open_store
 
     db = get_state(ctx).db
-    if not create:
-        target = resolve_database(db)
-        if target.path is not None and not target.path.exists():
-            raise NotFoundError(
-                f"no database at {target.path} (create one with 'bnity bot create NAME'"
-                " or 'bnity db migrate')"
-            )
+    target = resolve_database(db)
+    if target.path is not None and target.path.is_dir():
+        raise ValidationError(f"{target.path} is a directory, not a database file")
+    if not create and target.path is not None and not target.path.exists():
+        raise NotFoundError(
+            f"no database at {target.path} (create one with 'bnity bot create NAME'"
+            " or 'bnity db migrate')"
+        )
 
     async def go() -> T:
         # One reader is plenty for a short-lived command and opens faster.

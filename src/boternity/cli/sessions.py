@@ -213,6 +213,8 @@ def export(
 ) -> None:
     """Export a session: Markdown (title, metadata, each message with role and time) or JSON
     ({"session": {...}, "messages": [...]})."""
+    import os
+
     from boternity.cli.runtime import EXIT_USAGE, CliError
 
     fmt = format_.lower()
@@ -230,7 +232,9 @@ def export(
         typer.echo(body, nl=False)
         return
     try:
-        with open(output, "w", encoding="utf-8", newline="\n") as fh:
+        # A transcript is as private as the database: new files are owner-only (0600).
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(body)
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
