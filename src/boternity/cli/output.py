@@ -50,10 +50,43 @@ def ellipsis(text: str | None, width: int, *, single_line: bool = True) -> str:
     if len(text) <= width:
         return text
     cut = width - 1
-    # Do not leave a base character without its accents, or end on a joiner (ZWJ emoji).
-    while cut > 0 and (unicodedata.combining(text[cut]) or text[cut - 1] == "\u200d"):
+    while cut > 0 and not _boundary(text, cut):
         cut -= 1
     return text[:cut].rstrip() + ELLIPSIS
+
+
+_ZWJ = "\u200d"
+
+
+def _extends(ch: str) -> bool:
+    """Belongs to the character before it: accents, variation selectors, skin tones."""
+    code = ord(ch)
+    return (
+        unicodedata.category(ch) in ("Mn", "Mc", "Me")
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F  # emoji tag sequences (subdivision flags)
+        or ch == _ZWJ
+    )
+
+
+def _is_regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def _boundary(text: str, i: int) -> bool:
+    """Whether cutting before ``text[i]`` keeps every visible character whole (a close,
+    dependency-free approximation of a grapheme-cluster boundary)."""
+    if _extends(text[i]) or text[i - 1] == _ZWJ:
+        return False
+    if _is_regional(text[i]) and _is_regional(text[i - 1]):
+        run = 0  # flags are pairs of regional indicators: cut only between pairs
+        j = i - 1
+        while j >= 0 and _is_regional(text[j]):
+            run += 1
+            j -= 1
+        return run % 2 == 0
+    return True
 
 
 def short_ids(
