@@ -139,3 +139,20 @@ def test_generic_row_counts_use_only_the_repository_protocols(world: World, db_p
         "session_memories": 4,
         "pending_memory_extractions": 2,
     }
+
+
+def test_db_backup_while_another_connection_is_writing(
+    cli: Invoke, world: World, db_path: Path, tmp_path: Path
+) -> None:
+    # An open write transaction (as the chat engine would hold for a moment) neither blocks
+    # the backup nor leaks into it: the copy is the last committed state.
+    target = tmp_path / "online.db"
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE bots SET description = 'uncommitted' WHERE slug = 'helper'")
+        result = cli("db", "backup", str(target))
+        writer.execute("ROLLBACK")
+    assert result.exit_code == 0, result.stderr
+    with contextlib.closing(sqlite3.connect(target)) as conn:
+        row = conn.execute("SELECT description FROM bots WHERE slug = 'helper'").fetchone()
+    assert row == ("helps",)
