@@ -114,7 +114,7 @@ def list_memories(
     ) -> tuple[Bot, list[MemoryEntry], dict[uuid.UUID, Provenance], list[uuid.UUID]]:
         found = await resolve_bot(store, bot)
         if session is not None:
-            chosen = await resolve_session(store, session)
+            chosen = await resolve_session(store, session, bot_id=found.id)
             if chosen.bot_id != found.id:
                 raise ValidationError(
                     f"session {chosen.id} belongs to another bot, not {found.slug!r}"
@@ -122,6 +122,8 @@ def list_memories(
             memories = await store.memory.get_memories_by_session(chosen.id)
             if not all_:
                 memories = [m for m in memories if m.is_live]
+            # the same order as the full list: importance, then newest
+            memories.sort(key=lambda m: (m.importance, m.created_at, m.id), reverse=True)
         else:
             memories = await store.memory.get_memories(found.id, include_superseded=all_)
         if search is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -52,7 +53,7 @@ def list_sessions(
     and last message."""
     from boternity.cli.resolve import all_sessions, resolve_bot
 
-    async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[Any]]:
+    async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[uuid.UUID]]:
         found = await resolve_bot(store, bot)
         sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
         more = len(sessions) > limit
@@ -136,9 +137,8 @@ async def _load(store: Store, ref: str) -> tuple[Bot | None, ChatSession, list[C
     return bot, session, await store.chat.get_messages(session.id)
 
 
-def _export_json(
-    bot: Bot | None, session: ChatSession, messages: list[ChatMessage]
-) -> dict[str, Any]:
+def _export_json(session: ChatSession, messages: list[ChatMessage]) -> dict[str, Any]:
+    """The session with every field, then its messages in seq order."""
     return {"session": session, "messages": messages}
 
 
@@ -171,7 +171,7 @@ def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> Non
     from boternity.cli.output import console, fmt_time, key_values, print_json
 
     if json_:
-        print_json(_export_json(bot, found, messages))
+        print_json(_export_json(found, messages))
         return
     out = console()
     rule = Text("─" * min(out.width, 72), style="dim")
@@ -224,7 +224,7 @@ def export(
     from boternity.cli.output import dumps
 
     body = (
-        dumps(_export_json(bot, found, messages)) + "\n"
+        dumps(_export_json(found, messages)) + "\n"
         if fmt == "json"
         else to_markdown(bot, found, messages)
     )
