@@ -156,3 +156,11 @@ def test_db_backup_while_another_connection_is_writing(
     with contextlib.closing(sqlite3.connect(target)) as conn:
         row = conn.execute("SELECT description FROM bots WHERE slug = 'helper'").fetchone()
     assert row == ("helps",)
+
+
+def test_schema_problem_has_its_own_exit_code(cli: Invoke, world: World, db_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'tampered'")
+    result = cli("bot", "list")
+    assert result.exit_code == 6
+    one_line_error(result)
