@@ -20,6 +20,7 @@ memory_app = sub_app("Show or delete a single memory.")
 
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 CATEGORIES = "preference, fact, decision, context, correction"
+EXCERPT_CHARS = 200
 
 
 @dataclass(slots=True)
@@ -32,13 +33,14 @@ class Provenance:
     excerpt: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        from boternity.cli.output import to_jsonable
+        from boternity.cli.output import ellipsis, to_jsonable
 
         return {
             "manual": self.manual,
             "session_title": self.session_title,
             "date": to_jsonable(self.date),
-            "excerpt": self.excerpt,
+            # the whole message is one get_message(source_message_id) away
+            "excerpt": None if self.excerpt is None else ellipsis(self.excerpt, EXCERPT_CHARS),
         }
 
     def describe(self) -> str:
