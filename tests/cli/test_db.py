@@ -99,14 +99,16 @@ def test_db_check_reports_foreign_key_problems_with_exit_code(
         conn.execute("DELETE FROM bots WHERE slug = 'other'")
     result = cli("db", "check")
     assert result.exit_code == 1
-    assert "foreign_key_check: 1 violation(s)" in result.stdout
+    # the memory and its history row both point at the deleted bot
+    assert "foreign_key_check: 2 violation(s)" in result.stdout
+    assert "session_memories rowid" in result.stdout
     data = cli("db", "check", "--json")
     assert data.exit_code == 1
     import json
 
     report = json.loads(data.stdout)
     assert report["ok"] is False
-    assert report["foreign_keys"][0]["table"] == "session_memories"
+    assert {v["table"] for v in report["foreign_keys"]} == {"session_memories", "memory_history"}
 
 
 def test_db_check_missing_file_and_wrong_backend(tmp_path: Path) -> None:
