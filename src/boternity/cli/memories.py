@@ -13,7 +13,7 @@ from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, s
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from boternity.models import Bot, MemoryEntry
+    from boternity.models import Bot, MemoryEntry, MemoryEvent
     from boternity.store import Store
 
 memory_app = sub_app("Show or delete a single memory.")
@@ -21,6 +21,7 @@ memory_app = sub_app("Show or delete a single memory.")
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 CATEGORIES = "preference, fact, decision, context, correction"
 EXCERPT_CHARS = 200
+SEARCH_LIMIT = 500
 
 
 @dataclass(slots=True)
@@ -86,6 +87,26 @@ async def provenance(store: Store, memories: list[MemoryEntry]) -> dict[uuid.UUI
     return out
 
 
+async def _search(
+    store: Store,
+    bot_id: uuid.UUID,
+    query: str,
+    pool: list[MemoryEntry],
+    include_superseded: bool,
+) -> list[MemoryEntry]:
+    """``pool`` narrowed to the search hits: the store's full-text matches first (best
+    first), then substring matches it missed (partial words such as 'ram' for 'ramen')."""
+    ranked = await store.memory.search_memories(
+        bot_id, query, limit=SEARCH_LIMIT, include_superseded=include_superseded
+    )
+    allowed = {m.id for m in pool}
+    hits = [m for m in ranked if m.id in allowed]
+    seen = {m.id for m in hits}
+    needle = query.casefold()
+    hits += [m for m in pool if m.id not in seen and needle in m.fact.casefold()]
+    return hits
+
+
 def list_memories(
     ctx: typer.Context,
     bot: BotArg,
@@ -100,7 +121,13 @@ def list_memories(
     ] = None,
     search: Annotated[
         str | None,
-        typer.Option(metavar="QUERY", help="Only facts containing QUERY (case-insensitive)."),
+        typer.Option(
+            metavar="QUERY",
+            help=(
+                "Full-text search (facts sharing a word with QUERY, best match first),"
+                " then facts containing QUERY as text (case-insensitive)."
+            ),
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -129,8 +156,7 @@ def list_memories(
         else:
             memories = await store.memory.get_memories(found.id, include_superseded=all_)
         if search is not None:
-            needle = search.casefold()
-            memories = [m for m in memories if needle in m.fact.casefold()]
+            memories = await _search(store, found.id, search, memories, all_)
         universe = [m.id for m in await all_memories(store)]
         return found, memories, await provenance(store, memories), universe
 
@@ -258,20 +284,24 @@ def show_memory(
     memory: Annotated[str, typer.Argument(metavar="MEMORY", help="Memory id or unique id prefix.")],
     json_: JsonOpt = False,
 ) -> None:
-    """Show one memory with its provenance (and what superseded it, if anything)."""
+    """Show one memory: provenance, what superseded it, and its recorded history."""
     from boternity.cli.resolve import resolve_memory
 
-    async def work(store: Store) -> tuple[MemoryEntry, Bot | None, Provenance]:
+    async def work(
+        store: Store,
+    ) -> tuple[MemoryEntry, Bot | None, Provenance, list[MemoryEvent]]:
         found = await resolve_memory(store, memory)
         bot = await store.bots.get_bot(found.bot_id)
-        return found, bot, (await provenance(store, [found]))[found.id]
+        history = await store.memory.get_memory_history(found.id)
+        return found, bot, (await provenance(store, [found]))[found.id], history
 
-    found, bot, source = run(ctx, work)
+    found, bot, source, history = run(ctx, work)
     from boternity.cli.output import console, fmt_time, key_values, print_json, stars, to_jsonable
 
     if json_:
         item = to_jsonable(found)
         item["provenance"] = source.as_json()
+        item["history"] = to_jsonable(history)
         print_json(item)
         return
     rows: list[tuple[str, object]] = [
@@ -285,6 +315,11 @@ def show_memory(
         ("Created", fmt_time(found.created_at) + " UTC"),
         ("Superseded by", str(found.superseded_by) if found.superseded_by else "-"),
     ]
+    for i, event in enumerate(history):
+        line = f"{fmt_time(event.created_at)} UTC  {event.event.value} by {event.actor.value}"
+        if event.related_memory_id is not None:
+            line += f" (memory {event.related_memory_id})"
+        rows.append(("History" if i == 0 else "", line))
     console().print(key_values(rows))
 
 
