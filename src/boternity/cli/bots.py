@@ -85,18 +85,12 @@ def create(
 
         print_json(created)
         return
-    from boternity.cli.output import console
+    from boternity.cli.output import console, esc
 
     soul_note = " with soul v1" if soul_text is not None else ""
     console().print(
-        f"Created bot [bold]{_esc(created.name)}[/] ({created.slug}, {created.id}){soul_note}."
+        f"Created bot [bold]{esc(created.name)}[/] ({created.slug}, {created.id}){soul_note}."
     )
-
-
-def _esc(value: str) -> str:
-    from rich.markup import escape
-
-    return escape(value)
 
 
 @bot_app.command("list", cls=BnityCommand)
@@ -242,13 +236,13 @@ def edit(
         return await store.bots.update_bot(dataclasses.replace(current, **changes))  # type: ignore[arg-type]
 
     updated = run(ctx, work)
-    from boternity.cli.output import console, key_values, print_json
+    from boternity.cli.output import console, esc, key_values, print_json
 
     if json_:
         print_json(updated)
         return
     out = console()
-    out.print(f"Updated bot {_esc(updated.slug)}.")
+    out.print(f"Updated bot {esc(updated.slug)}.")
     out.print(key_values(_bot_rows(updated)))
 
 
@@ -311,7 +305,7 @@ def soul_show(
         return found, soul
 
     found, soul = run(ctx, work)
-    from boternity.cli.output import console, fmt_time, print_json
+    from boternity.cli.output import console, esc, fmt_time, print_json
 
     if json_:
         print_json(soul)
@@ -322,8 +316,8 @@ def soul_show(
     err = console(stderr=True)
     note = f" — {soul.message}" if soul.message else ""
     err.print(
-        f"[bold]{_esc(found.slug)}[/] soul v{soul.version} of {found.version_count},"
-        f" {fmt_time(soul.created_at)} UTC, sha256 {soul.hash[:12]}{_esc(note)}",
+        f"[bold]{esc(found.slug)}[/] soul v{soul.version} of {found.version_count},"
+        f" {fmt_time(soul.created_at)} UTC, sha256 {soul.hash[:12]}{esc(note)}",
     )
     typer.echo(soul.content, nl=not soul.content.endswith("\n"))
 
@@ -373,14 +367,14 @@ def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> Non
         return found, await store.bots.list_soul_versions(found.id)
 
     found, versions = run(ctx, work)
-    from boternity.cli.output import console, ellipsis, fmt_time, print_json, table, text
+    from boternity.cli.output import console, ellipsis, esc, fmt_time, print_json, table, text
 
     if json_:
         print_json(versions)
         return
     out = console()
     if not versions:
-        out.print(f"Bot '{_esc(found.slug)}' has no soul yet.")
+        out.print(f"Bot '{esc(found.slug)}' has no soul yet.")
         return
     t = table("Version>", "Saved (UTC)!", "SHA-256", "Chars>", "Message")
     for v in versions:

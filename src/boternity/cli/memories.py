@@ -164,6 +164,7 @@ def list_memories(
     from boternity.cli.output import (
         console,
         ellipsis,
+        esc,
         fmt_date,
         plural,
         print_json,
@@ -185,7 +186,7 @@ def list_memories(
     out = console()
     if not memories:
         what = "matching memories" if search or session else "memories"
-        out.print(f"No {what} for '{_esc(found.slug)}'.")
+        out.print(f"No {what} for '{esc(found.slug)}'.")
         return
     ids = short_ids([m.id for m in memories], universe)
     columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
@@ -206,12 +207,6 @@ def list_memories(
         t.add_row(*row)
     out.print(t)
     out.print(plural(len(memories), "memory", "memories"))
-
-
-def _esc(value: str) -> str:
-    from rich.markup import escape
-
-    return escape(value)
 
 
 def remember(

@@ -5,6 +5,7 @@ Imported only inside commands (it pulls in Rich).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import sys
@@ -98,7 +99,7 @@ def short_ids(
     out: dict[uuid.UUID, str] = {}
     for u in ids:
         s = str(u)
-        i = _bisect(others, s)
+        i = bisect.bisect_left(others, s)
         need = min_len
         for j in (i - 1, i + 1):
             if 0 <= j < len(others):
@@ -108,12 +109,6 @@ def short_ids(
             prefix = s[: len(prefix) + 1]
         out[u] = prefix
     return out
-
-
-def _bisect(items: Sequence[str], value: str) -> int:
-    import bisect
-
-    return bisect.bisect_left(items, value)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -218,6 +213,13 @@ def table(*columns: str, title: str | None = None) -> Table:
 def styled(value: str) -> Text:
     """A status word in its colour."""
     return Text(value, style=STATUS_STYLES.get(value, ""))
+
+
+def esc(value: str) -> str:
+    """User text made safe to embed in a Rich markup string."""
+    from rich.markup import escape
+
+    return escape(value)
 
 
 def text(value: object) -> Text:

@@ -69,6 +69,7 @@ def list_sessions(
     from boternity.cli.output import (
         console,
         ellipsis,
+        esc,
         fmt_time,
         print_json,
         short_ids,
@@ -89,7 +90,7 @@ def list_sessions(
         return
     out = console()
     if not rows:
-        out.print(f"No sessions for '{_esc(found.slug)}' yet.")
+        out.print(f"No sessions for '{esc(found.slug)}' yet.")
         return
     ids = short_ids([r.session.id for r in rows], universe)
     t = table(
@@ -121,12 +122,6 @@ def list_sessions(
     shown = len(rows)
     tail = f" (newest {shown}; use --limit for more)" if more else ""
     out.print(f"{shown} session{'s' if shown != 1 else ''}{tail}")
-
-
-def _esc(value: str) -> str:
-    from rich.markup import escape
-
-    return escape(value)
 
 
 async def _load(store: Store, ref: str) -> tuple[Bot | None, ChatSession, list[ChatMessage]]:
