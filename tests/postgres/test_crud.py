@@ -165,3 +165,28 @@ async def test_session_owned_rows_carry_their_bot_id(pg_store: Store, pg_url: st
             )
     finally:
         await conn.close()
+
+
+async def test_bot_totals_count_every_session_and_survive_deleting_one(pg_store: Store) -> None:
+    """save_message leaves the bot row alone; the bot's totals are summed when read."""
+    bot = await pg_store.bots.create_bot(Bot(name="Totals", total_tokens_used=100))
+    sessions = [
+        await pg_store.chat.create_session(ChatSession(bot_id=bot.id, model="m")) for _ in range(2)
+    ]
+    last = None
+    for s in sessions:
+        last = await pg_store.chat.save_message(
+            ChatMessage(session_id=s.id, role=MessageRole.ASSISTANT, content="x",
+                        input_tokens=5, output_tokens=7)
+        )  # fmt: skip
+    assert last is not None
+    for read in (pg_store.bots.get_bot(bot.id), pg_store.bots.get_bot_by_slug("totals")):
+        got = await read
+        assert got is not None
+        assert (got.total_tokens_used, got.last_active_at) == (124, last.created_at)
+    await pg_store.chat.delete_session(sessions[1].id)
+    await pg_store.chat.clear_messages(sessions[0].id)
+    [listed] = await pg_store.bots.list_bots()
+    assert (listed.total_tokens_used, listed.last_active_at) == (124, last.created_at)
+    updated = await pg_store.bots.update_bot(Bot(name="Totals", id=bot.id, description="d"))
+    assert (updated.total_tokens_used, updated.conversation_count) == (124, 2)

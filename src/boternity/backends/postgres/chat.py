@@ -30,24 +30,44 @@ _ACTIVE_SESSIONS = (
     f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE bot_id = $1 AND status = 'active'"
     " ORDER BY started_at DESC, id DESC"
 )
-_DELETE_SESSION = "DELETE FROM chat_sessions WHERE id = $1"
+# A deleted session's tokens and activity are folded into its bot's own columns, so the bot's
+# totals (summed over live sessions when read) never go down; its unused reservation is freed.
+_DELETE_SESSION = (
+    "WITH s AS (DELETE FROM chat_sessions WHERE id = $1"
+    "  RETURNING bot_id, total_input_tokens::numeric + total_output_tokens AS tokens,"
+    "   last_activity_at)"
+    " UPDATE bots b SET total_tokens_used = b.total_tokens_used + s.tokens,"
+    f"  tokens_reserved = b.tokens_reserved - ({rows.reserved('s.tokens')} - s.tokens)::bigint,"
+    "  last_active_at = greatest(b.last_active_at, s.last_activity_at)"
+    " FROM s WHERE b.id = s.bot_id"
+)
 # save_message in one statement, so one round trip and one implicit transaction. Updating the
 # session row first locks it: concurrent writers to one session (any process) queue there and
 # each re-reads the committed counter, so seq is gap-free and totals never lose an increment.
+# The bot row is normally not touched: its token total and last activity are summed from its
+# sessions when read (see rows.BOT_SELECT), so sessions of one bot do not queue on one row lock
+# held through every commit's WAL flush. Only when this message takes its session's total past
+# a multiple of RESERVE_STEP is the bot's tokens_reserved raised; if that overflows bigint the
+# whole statement fails, so the bot's total can never pass 2^63 - 1.
+_RESERVED_AFTER = rows.reserved("s.total")
+_RESERVED_BEFORE = rows.reserved("(s.total - $12 - $13)")
 _SAVE_MESSAGE = (
     "WITH s AS ("
     "  UPDATE chat_sessions SET message_count = message_count + 1,"
     "   total_input_tokens = total_input_tokens + $12,"
     "   total_output_tokens = total_output_tokens + $13, last_activity_at = $5"
-    "  WHERE id = $2 RETURNING message_count, bot_id),"
+    "  WHERE id = $2"
+    "  RETURNING message_count, bot_id,"
+    "   total_input_tokens::numeric + total_output_tokens AS total),"
     " m AS ("
     "  INSERT INTO chat_messages (id, session_id, bot_id, seq, role, content, created_at,"
     "   input_tokens, output_tokens, model, stop_reason, response_ms, metadata)"
     "  SELECT $1, $2, s.bot_id, s.message_count, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s"
     "  RETURNING seq),"
     " b AS ("
-    "  UPDATE bots SET total_tokens_used = total_tokens_used + $12 + $13, last_active_at = $5"
-    "  WHERE id = (SELECT bot_id FROM s))"
+    "  UPDATE bots SET tokens_reserved ="
+    f"   (tokens_reserved + {_RESERVED_AFTER} - {_RESERVED_BEFORE})::bigint"
+    f"  FROM s WHERE bots.id = s.bot_id AND {_RESERVED_AFTER} > {_RESERVED_BEFORE})"
     " SELECT seq FROM m"
 )
 _GET_MESSAGE = f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE id = $1"

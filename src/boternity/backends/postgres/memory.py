@@ -300,7 +300,11 @@ class PostgresMemoryRepository:
             raise ValidationError("now must be a timezone-aware datetime")
         at = at.astimezone(UTC)
         bot_key = None if bot_id is None else check_id(bot_id, "bot_id")
-        params = (at, at + lease, MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
+        try:
+            until = at + lease
+        except OverflowError as exc:
+            raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
+        params = (at, until, MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
 
         async def unit(conn: Conn) -> list[PendingExtraction]:
             return [rows.pending(r) for r in await conn.fetch(_CLAIM, *params)]
