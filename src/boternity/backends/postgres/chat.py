@@ -49,8 +49,8 @@ _DELETE_SESSION = (
 # held through every commit's WAL flush. Only when this message takes its session's total past
 # a multiple of RESERVE_STEP is the bot's tokens_reserved raised; if that overflows bigint the
 # whole statement fails, so the bot's total can never pass 2^63 - 1.
-_RESERVED_AFTER = rows.reserved("s.total")
-_RESERVED_BEFORE = rows.reserved("(s.total - $12 - $13)")
+_TOTAL_AFTER = "(total_input_tokens::numeric + total_output_tokens)"
+_TOTAL_BEFORE = "(total_input_tokens::numeric + total_output_tokens - $12 - $13)"
 _SAVE_MESSAGE = (
     "WITH s AS ("
     "  UPDATE chat_sessions SET message_count = message_count + 1,"
@@ -58,16 +58,15 @@ _SAVE_MESSAGE = (
     "   total_output_tokens = total_output_tokens + $13, last_activity_at = $5"
     "  WHERE id = $2"
     "  RETURNING message_count, bot_id,"
-    "   total_input_tokens::numeric + total_output_tokens AS total),"
+    f"   {rows.reserved(_TOTAL_AFTER)} - {rows.reserved(_TOTAL_BEFORE)} AS grow),"
     " m AS ("
     "  INSERT INTO chat_messages (id, session_id, bot_id, seq, role, content, created_at,"
     "   input_tokens, output_tokens, model, stop_reason, response_ms, metadata)"
     "  SELECT $1, $2, s.bot_id, s.message_count, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s"
     "  RETURNING seq),"
     " b AS ("
-    "  UPDATE bots SET tokens_reserved ="
-    f"   (tokens_reserved + {_RESERVED_AFTER} - {_RESERVED_BEFORE})::bigint"
-    f"  FROM s WHERE bots.id = s.bot_id AND {_RESERVED_AFTER} > {_RESERVED_BEFORE})"
+    "  UPDATE bots SET tokens_reserved = (tokens_reserved + s.grow)::bigint"
+    "  FROM s WHERE s.grow > 0 AND bots.id = s.bot_id)"
     " SELECT seq FROM m"
 )
 _GET_MESSAGE = f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE id = $1"
