@@ -10,10 +10,11 @@ from boternity.backends.postgres.pool import Conn, Database, affected
 from boternity.errors import NotFoundError, ValidationError
 from boternity.models import ChatMessage, ChatSession
 
-# Count the session on its bot and insert it in one statement: no bot, no row.
+# Count the session on its bot and insert it in one statement: no bot, no row. A new session
+# holds its first token reservation step (rows.reserved of a zero total).
 _CREATE_SESSION = (
-    "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = $2"
-    " RETURNING id)"
+    "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1,"
+    f" tokens_reserved = tokens_reserved + {rows.RESERVE_STEP} WHERE id = $2 RETURNING id)"
     f" INSERT INTO chat_sessions ({rows.SESSION_COLUMNS})"
     f" SELECT $1, b.id, {rows.placeholders(9, start=3)} FROM b RETURNING id"
 )
@@ -49,24 +50,41 @@ _DELETE_SESSION = (
 # held through every commit's WAL flush. Only when this message takes its session's total past
 # a multiple of RESERVE_STEP is the bot's tokens_reserved raised; if that overflows bigint the
 # whole statement fails, so the bot's total can never pass 2^63 - 1.
-_TOTAL_AFTER = "(total_input_tokens::numeric + total_output_tokens)"
-_TOTAL_BEFORE = "(total_input_tokens::numeric + total_output_tokens - $12 - $13)"
+
+
+def _steps(tokens_in: str, tokens_out: str) -> str:
+    """floor((in + out) / RESERVE_STEP) in bigint arithmetic that cannot overflow."""
+    c = rows.RESERVE_STEP
+    whole = f"{tokens_in} / {c} + {tokens_out} / {c}"
+    return f"({whole} + ({tokens_in} % {c} + {tokens_out} % {c}) / {c})"
+
+
+# Cheap test, in bigint, of whether the reservation may change: the session's total crossed a
+# step, or passed 2^63 - 1 (then the reservation update fails and refuses the message).
+_CROSSED = (
+    f"{_steps('total_input_tokens', 'total_output_tokens')}"
+    f" <> {_steps('(total_input_tokens - $12)', '(total_output_tokens - $13)')}"
+    f" OR total_input_tokens > {2**63 - 1} - total_output_tokens"
+)
+_TOTAL_AFTER = "(s.tokens_in::numeric + s.tokens_out)"
+_TOTAL_BEFORE = "(s.tokens_in::numeric + s.tokens_out - $12 - $13)"
 _SAVE_MESSAGE = (
     "WITH s AS ("
     "  UPDATE chat_sessions SET message_count = message_count + 1,"
     "   total_input_tokens = total_input_tokens + $12,"
     "   total_output_tokens = total_output_tokens + $13, last_activity_at = $5"
     "  WHERE id = $2"
-    "  RETURNING message_count, bot_id,"
-    f"   {rows.reserved(_TOTAL_AFTER)} - {rows.reserved(_TOTAL_BEFORE)} AS grow),"
+    "  RETURNING message_count, bot_id, total_input_tokens AS tokens_in,"
+    f"   total_output_tokens AS tokens_out, {_CROSSED} AS crossed),"
     " m AS ("
     "  INSERT INTO chat_messages (id, session_id, bot_id, seq, role, content, created_at,"
     "   input_tokens, output_tokens, model, stop_reason, response_ms, metadata)"
     "  SELECT $1, $2, s.bot_id, s.message_count, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s"
     "  RETURNING seq),"
     " b AS ("
-    "  UPDATE bots SET tokens_reserved = (tokens_reserved + s.grow)::bigint"
-    "  FROM s WHERE s.grow > 0 AND bots.id = s.bot_id)"
+    "  UPDATE bots SET tokens_reserved = (tokens_reserved"
+    f"   + {rows.reserved(_TOTAL_AFTER)} - {rows.reserved(_TOTAL_BEFORE)})::bigint"
+    "  FROM s WHERE s.crossed AND bots.id = s.bot_id)"
     " SELECT seq FROM m"
 )
 _GET_MESSAGE = f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE id = $1"

@@ -47,10 +47,12 @@ RESERVE_STEP = 2**24
 
 
 def reserved(total: str) -> str:
-    """SQL for what a session with numeric ``total`` tokens holds in tokens_reserved: the
-    total rounded up to a RESERVE_STEP, but no more than 2^63 - 1 unless the total itself is
-    (then the bigint cast fails and the write is refused). ``total`` is fixed SQL text."""
-    return f"least(ceil({total} / {RESERVE_STEP}) * {RESERVE_STEP}, greatest({total}, {2**63 - 1}))"
+    """SQL for what a session with numeric ``total`` tokens holds in tokens_reserved: the next
+    multiple of RESERVE_STEP above the total, but no more than 2^63 - 1 unless the total itself
+    is (then the bigint cast fails and the write is refused). Below that cap it depends only on
+    floor(total / RESERVE_STEP), which save_message tests cheaply. ``total`` is fixed SQL."""
+    step = RESERVE_STEP
+    return f"least((floor({total} / {step}) + 1) * {step}, greatest({total}, {2**63 - 1}))"
 
 
 def bot_params(b: Bot) -> tuple[Any, ...]:
