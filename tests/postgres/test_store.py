@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from boternity import open_store
 from boternity.backends.postgres.store import PostgresStore
 from boternity.errors import RepositoryError, ValidationError
 from boternity.ids import new_id
-from boternity.models import ChatMessage, MessageRole
+from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
 
 pytestmark = pytest.mark.postgres
 
@@ -52,3 +54,25 @@ async def test_a_closed_store_raises_a_library_error(pg_url: str) -> None:
         await store.chat.save_message(
             ChatMessage(session_id=new_id(), role=MessageRole.USER, content="late")
         )
+
+
+async def test_more_callers_than_connections_wait_their_turn(pg_url: str) -> None:
+    async with open_store(pg_url, pool_size=2) as store:
+        bot = await store.bots.create_bot(Bot(name="Queue up"))
+        session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
+        writes = [
+            store.chat.save_message(
+                ChatMessage(session_id=session.id, role=MessageRole.USER, content=str(i))
+            )
+            for i in range(30)
+        ]
+        reads = [store.chat.get_messages(session.id) for _ in range(10)]
+        saved, _ = await asyncio.gather(asyncio.gather(*writes), asyncio.gather(*reads))
+        assert sorted(m.seq or 0 for m in saved) == list(range(1, 31))
+        assert isinstance(store, PostgresStore)
+        async with store.db.primary.acquire() as conn:
+            opened = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = 'boternity-primary'"
+            )
+        assert opened <= 2
