@@ -42,32 +42,23 @@ _DELETE_SESSION = (
     "  last_active_at = greatest(b.last_active_at, s.last_activity_at)"
     " FROM s WHERE b.id = s.bot_id"
 )
+# Cheap test, in bigint, of whether the session's reservation changes with this message: its
+# total crossed a step, or passed 2^63 - 1 (then the reservation update fails the statement).
+_CROSSED = (
+    f"{rows.reserve_steps('total_input_tokens', 'total_output_tokens')}"
+    f" <> {rows.reserve_steps('(total_input_tokens - $12)', '(total_output_tokens - $13)')}"
+    f" OR total_input_tokens > {2**63 - 1} - total_output_tokens"
+)
+_TOTAL_AFTER = "(s.tokens_in::numeric + s.tokens_out)"
+_TOTAL_BEFORE = "(s.tokens_in::numeric + s.tokens_out - $12 - $13)"
 # save_message in one statement, so one round trip and one implicit transaction. Updating the
 # session row first locks it: concurrent writers to one session (any process) queue there and
 # each re-reads the committed counter, so seq is gap-free and totals never lose an increment.
 # The bot row is normally not touched: its token total and last activity are summed from its
 # sessions when read (see rows.BOT_SELECT), so sessions of one bot do not queue on one row lock
-# held through every commit's WAL flush. Only when this message takes its session's total past
-# a multiple of RESERVE_STEP is the bot's tokens_reserved raised; if that overflows bigint the
-# whole statement fails, so the bot's total can never pass 2^63 - 1.
-
-
-def _steps(tokens_in: str, tokens_out: str) -> str:
-    """floor((in + out) / RESERVE_STEP) in bigint arithmetic that cannot overflow."""
-    c = rows.RESERVE_STEP
-    whole = f"{tokens_in} / {c} + {tokens_out} / {c}"
-    return f"({whole} + ({tokens_in} % {c} + {tokens_out} % {c}) / {c})"
-
-
-# Cheap test, in bigint, of whether the reservation may change: the session's total crossed a
-# step, or passed 2^63 - 1 (then the reservation update fails and refuses the message).
-_CROSSED = (
-    f"{_steps('total_input_tokens', 'total_output_tokens')}"
-    f" <> {_steps('(total_input_tokens - $12)', '(total_output_tokens - $13)')}"
-    f" OR total_input_tokens > {2**63 - 1} - total_output_tokens"
-)
-_TOTAL_AFTER = "(s.tokens_in::numeric + s.tokens_out)"
-_TOTAL_BEFORE = "(s.tokens_in::numeric + s.tokens_out - $12 - $13)"
+# held through every commit's WAL flush. Only when this message takes its session across a
+# RESERVE_STEP is the bot's tokens_reserved raised; if that overflows bigint the whole
+# statement fails, so the bot's total can never pass 2^63 - 1.
 _SAVE_MESSAGE = (
     "WITH s AS ("
     "  UPDATE chat_sessions SET message_count = message_count + 1,"

@@ -46,6 +46,15 @@ BOT_TOTALS = (
 RESERVE_STEP = 2**24
 
 
+def reserve_steps(tokens_in: str, tokens_out: str) -> str:
+    """SQL for floor((in + out) / RESERVE_STEP) of two non-negative bigints, in bigint
+    arithmetic that cannot overflow (their sum might)."""
+    c = RESERVE_STEP
+    return (
+        f"({tokens_in} / {c} + {tokens_out} / {c} + ({tokens_in} % {c} + {tokens_out} % {c}) / {c})"
+    )
+
+
 def reserved(total: str) -> str:
     """SQL for what a session with numeric ``total`` tokens holds in tokens_reserved: the next
     multiple of RESERVE_STEP above the total, but no more than 2^63 - 1 unless the total itself
