@@ -133,7 +133,9 @@ async def workload(url: str, sessions: int, per_session: int) -> tuple[float, fl
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description="boternity on PostgreSQL vs a raw asyncpg floor")
-    parser.add_argument("--url", required=True, help="PostgreSQL URL of a user who may CREATE DATABASE")
+    parser.add_argument(
+        "--url", required=True, help="PostgreSQL URL of a user who may CREATE DATABASE"
+    )
     args = parser.parse_args()
     admin = await asyncpg.connect(args.url)
     failed = False
