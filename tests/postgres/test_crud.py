@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from boternity import Store
+from boternity.backends.postgres.rows import RESERVE_STEP
 from boternity.ids import utc_now
 from boternity.models import (
     Bot,
@@ -165,3 +166,62 @@ async def test_session_owned_rows_carry_their_bot_id(pg_store: Store, pg_url: st
             )
     finally:
         await conn.close()
+
+
+async def test_bot_totals_count_every_session_and_survive_deleting_one(pg_store: Store) -> None:
+    """save_message leaves the bot row alone; the bot's totals are summed when read."""
+    bot = await pg_store.bots.create_bot(Bot(name="Totals", total_tokens_used=100))
+    sessions = [
+        await pg_store.chat.create_session(ChatSession(bot_id=bot.id, model="m")) for _ in range(2)
+    ]
+    last = None
+    for s in sessions:
+        last = await pg_store.chat.save_message(
+            ChatMessage(session_id=s.id, role=MessageRole.ASSISTANT, content="x",
+                        input_tokens=5, output_tokens=7)
+        )  # fmt: skip
+    assert last is not None
+    for read in (pg_store.bots.get_bot(bot.id), pg_store.bots.get_bot_by_slug("totals")):
+        got = await read
+        assert got is not None
+        assert (got.total_tokens_used, got.last_active_at) == (124, last.created_at)
+    await pg_store.chat.delete_session(sessions[1].id)
+    await pg_store.chat.clear_messages(sessions[0].id)
+    [listed] = await pg_store.bots.list_bots()
+    assert (listed.total_tokens_used, listed.last_active_at) == (124, last.created_at)
+    updated = await pg_store.bots.update_bot(Bot(name="Totals", id=bot.id, description="d"))
+    assert (updated.total_tokens_used, updated.conversation_count) == (124, 2)
+
+
+async def test_token_reservations_track_every_step_crossing(pg_store: Store, pg_url: str) -> None:
+    """bots.tokens_reserved == deleted sessions' tokens + per live session the next multiple
+    of RESERVE_STEP above its total, whatever the message sizes (exact multiples included)."""
+    step = RESERVE_STEP
+    bot = await pg_store.bots.create_bot(Bot(name="Reserve", total_tokens_used=7))
+    sessions = [
+        await pg_store.chat.create_session(ChatSession(bot_id=bot.id, model="m")) for _ in range(3)
+    ]
+    sizes = [(0, 0), (step - 1, 0), (0, 1), (step, step), (1, 0), (3 * step + 5, 2), (0, step - 7)]
+    for i, (tin, tout) in enumerate(sizes):
+        await pg_store.chat.save_message(
+            ChatMessage(session_id=sessions[i % 3].id, role=MessageRole.USER, content="t",
+                        input_tokens=tin, output_tokens=tout)
+        )  # fmt: skip
+    await pg_store.chat.delete_session(sessions[2].id)
+
+    conn = await asyncpg.connect(pg_url)
+    try:
+        reserved, base = await conn.fetchrow(
+            "SELECT tokens_reserved, total_tokens_used FROM bots WHERE id = $1", bot.id
+        )
+    finally:
+        await conn.close()
+    live = []
+    for s in sessions[:2]:
+        got = await pg_store.chat.get_session(s.id)
+        assert got is not None
+        live.append(got.total_input_tokens + got.total_output_tokens)
+    assert reserved == base + sum((t // step + 1) * step for t in live)
+    total = await pg_store.bots.get_bot(bot.id)
+    assert total is not None
+    assert total.total_tokens_used == 7 + sum(a + b for a, b in sizes)

@@ -68,6 +68,32 @@ async def test_out_of_range_total_is_a_validation_error(pg_store: Store) -> None
     assert await pg_store.chat.get_message_count(session.id) == 1  # nothing half-written
 
 
+async def test_a_bot_total_past_64_bits_is_refused_at_write(pg_store: Store) -> None:
+    bot = await pg_store.bots.create_bot(Bot(name="Heavy"))
+    first, second = [
+        await pg_store.chat.create_session(ChatSession(bot_id=bot.id, model="m")) for _ in range(2)
+    ]
+    await pg_store.chat.save_message(
+        ChatMessage(session_id=first.id, role=MessageRole.USER, content="a", output_tokens=2**62)
+    )
+    with pytest.raises(ValidationError) as caught:  # each session fits; the bot's sum would not
+        await pg_store.chat.save_message(
+            ChatMessage(session_id=second.id, role=MessageRole.USER, content="b",
+                        output_tokens=2**62)
+        )  # fmt: skip
+    assert isinstance(caught.value.__cause__, asyncpg.NumericValueOutOfRangeError)
+    assert await pg_store.chat.get_message_count(second.id) == 0
+    stored = await pg_store.bots.get_bot(bot.id)
+    assert stored is not None and stored.total_tokens_used == 2**62
+    # Deleting a session gives its reservation back.
+    await pg_store.chat.delete_session(first.id)
+    await pg_store.chat.save_message(
+        ChatMessage(session_id=second.id, role=MessageRole.USER, content="b", output_tokens=2**61)
+    )
+    stored = await pg_store.bots.get_bot(bot.id)
+    assert stored is not None and stored.total_tokens_used == 2**62 + 2**61
+
+
 async def test_a_connection_lost_mid_write_is_a_repository_error(
     pg_store: Store, pg_url: str
 ) -> None:
@@ -87,13 +113,14 @@ async def test_a_connection_lost_mid_write_is_a_repository_error(
         for _ in range(500):  # until the write is seen waiting for the lock
             if await blocker.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND application_name = 'boternity-primary'"
+                " AND application_name = 'boternity-primary' AND datname = current_database()"
             ):
                 break
             await asyncio.sleep(0.01)
         await blocker.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE wait_event_type = 'Lock' AND application_name = 'boternity-primary'"
+            " AND datname = current_database()"
         )
         with pytest.raises(RepositoryError) as caught:
             await write

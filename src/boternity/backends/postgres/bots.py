@@ -11,17 +11,21 @@ from boternity.errors import NotFoundError, ValidationError
 from boternity.ids import utc_now
 from boternity.models import Bot, BotCategory, BotStatus, SoulVersion, check_text, soul_hash
 
-_INSERT_BOT = f"INSERT INTO bots ({rows.BOT_COLUMNS}) VALUES ({rows.placeholders(14)})"
-_GET_BOT = f"SELECT {rows.BOT_COLUMNS} FROM bots WHERE id = $1"
-_GET_BOT_BY_SLUG = f"SELECT {rows.BOT_COLUMNS} FROM bots WHERE slug = $1"
+_MAX_BIGINT = 2**63 - 1
+_INSERT_BOT = (
+    f"INSERT INTO bots ({rows.BOT_COLUMNS}, tokens_reserved) VALUES ({rows.placeholders(15)})"
+)
+_GET_BOT = f"SELECT {rows.BOT_SELECT} FROM bots b {rows.BOT_TOTALS} WHERE b.id = $1"
+_GET_BOT_BY_SLUG = f"SELECT {rows.BOT_SELECT} FROM bots b {rows.BOT_TOTALS} WHERE b.slug = $1"
 _LIST_BOTS = (
-    f"SELECT {rows.BOT_COLUMNS} FROM bots"
-    " WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR category = $2)"
-    " ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    f"SELECT {rows.BOT_SELECT} FROM bots b {rows.BOT_TOTALS}"
+    " WHERE ($1::text IS NULL OR b.status = $1) AND ($2::text IS NULL OR b.category = $2)"
+    " ORDER BY b.created_at DESC, b.id DESC LIMIT $3 OFFSET $4"
 )
 _UPDATE_BOT = (
-    "UPDATE bots SET name = $1, slug = $2, description = $3, status = $4, category = $5,"
-    f" tags = $6, user_id = $7, updated_at = $8 WHERE id = $9 RETURNING {rows.BOT_COLUMNS}"
+    "WITH b AS (UPDATE bots SET name = $1, slug = $2, description = $3, status = $4,"
+    "  category = $5, tags = $6, user_id = $7, updated_at = $8 WHERE id = $9 RETURNING *)"
+    f" SELECT {rows.BOT_SELECT} FROM b {rows.BOT_TOTALS}"
 )
 _DELETE_BOT = "DELETE FROM bots WHERE id = $1"
 # Two statements in one transaction: the first locks the bot row, so the second (a fresh

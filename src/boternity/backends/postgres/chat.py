@@ -10,10 +10,11 @@ from boternity.backends.postgres.pool import Conn, Database, affected
 from boternity.errors import NotFoundError, ValidationError
 from boternity.models import ChatMessage, ChatSession
 
-# Count the session on its bot and insert it in one statement: no bot, no row.
+# Count the session on its bot and insert it in one statement: no bot, no row. A new session
+# holds its first token reservation step (rows.reserved of a zero total).
 _CREATE_SESSION = (
-    "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = $2"
-    " RETURNING id)"
+    "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1,"
+    f" tokens_reserved = tokens_reserved + {rows.RESERVE_STEP} WHERE id = $2 RETURNING id)"
     f" INSERT INTO chat_sessions ({rows.SESSION_COLUMNS})"
     f" SELECT $1, b.id, {rows.placeholders(9, start=3)} FROM b RETURNING id"
 )
@@ -30,24 +31,51 @@ _ACTIVE_SESSIONS = (
     f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE bot_id = $1 AND status = 'active'"
     " ORDER BY started_at DESC, id DESC"
 )
-_DELETE_SESSION = "DELETE FROM chat_sessions WHERE id = $1"
+# A deleted session's tokens and activity are folded into its bot's own columns, so the bot's
+# totals (summed over live sessions when read) never go down; its unused reservation is freed.
+_DELETE_SESSION = (
+    "WITH s AS (DELETE FROM chat_sessions WHERE id = $1"
+    "  RETURNING bot_id, total_input_tokens::numeric + total_output_tokens AS tokens,"
+    "   last_activity_at)"
+    " UPDATE bots b SET total_tokens_used = b.total_tokens_used + s.tokens,"
+    f"  tokens_reserved = b.tokens_reserved - ({rows.reserved('s.tokens')} - s.tokens)::bigint,"
+    "  last_active_at = greatest(b.last_active_at, s.last_activity_at)"
+    " FROM s WHERE b.id = s.bot_id"
+)
+# Cheap test, in bigint, of whether the session's reservation changes with this message: its
+# total crossed a step, or passed 2^63 - 1 (then the reservation update fails the statement).
+_CROSSED = (
+    f"{rows.reserve_steps('total_input_tokens', 'total_output_tokens')}"
+    f" <> {rows.reserve_steps('(total_input_tokens - $12)', '(total_output_tokens - $13)')}"
+    f" OR total_input_tokens > {2**63 - 1} - total_output_tokens"
+)
+_TOTAL_AFTER = "(s.tokens_in::numeric + s.tokens_out)"
+_TOTAL_BEFORE = "(s.tokens_in::numeric + s.tokens_out - $12 - $13)"
 # save_message in one statement, so one round trip and one implicit transaction. Updating the
 # session row first locks it: concurrent writers to one session (any process) queue there and
 # each re-reads the committed counter, so seq is gap-free and totals never lose an increment.
+# The bot row is normally not touched: its token total and last activity are summed from its
+# sessions when read (see rows.BOT_SELECT), so sessions of one bot do not queue on one row lock
+# held through every commit's WAL flush. Only when this message takes its session across a
+# RESERVE_STEP is the bot's tokens_reserved raised; if that overflows bigint the whole
+# statement fails, so the bot's total can never pass 2^63 - 1.
 _SAVE_MESSAGE = (
     "WITH s AS ("
     "  UPDATE chat_sessions SET message_count = message_count + 1,"
     "   total_input_tokens = total_input_tokens + $12,"
     "   total_output_tokens = total_output_tokens + $13, last_activity_at = $5"
-    "  WHERE id = $2 RETURNING message_count, bot_id),"
+    "  WHERE id = $2"
+    "  RETURNING message_count, bot_id, total_input_tokens AS tokens_in,"
+    f"   total_output_tokens AS tokens_out, {_CROSSED} AS crossed),"
     " m AS ("
     "  INSERT INTO chat_messages (id, session_id, bot_id, seq, role, content, created_at,"
     "   input_tokens, output_tokens, model, stop_reason, response_ms, metadata)"
     "  SELECT $1, $2, s.bot_id, s.message_count, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s"
     "  RETURNING seq),"
     " b AS ("
-    "  UPDATE bots SET total_tokens_used = total_tokens_used + $12 + $13, last_active_at = $5"
-    "  WHERE id = (SELECT bot_id FROM s))"
+    "  UPDATE bots SET tokens_reserved = (tokens_reserved"
+    f"   + {rows.reserved(_TOTAL_AFTER)} - {rows.reserved(_TOTAL_BEFORE)})::bigint"
+    "  FROM s WHERE s.crossed AND bots.id = s.bot_id)"
     " SELECT seq FROM m"
 )
 _GET_MESSAGE = f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE id = $1"

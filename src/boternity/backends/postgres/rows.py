@@ -28,11 +28,49 @@ BOT_COLUMNS = (
 )
 
 
+# A bot's total_tokens_used and last_active_at columns hold what its deleted sessions
+# contributed; the live sessions' share is added when read, so save_message does not lock the
+# bot row (see tokens_reserved in the schema for how the total is still kept within bigint).
+# FROM bots b {BOT_TOTALS} makes these columns available.
+BOT_SELECT = (
+    "b.id, b.slug, b.name, b.description, b.status, b.category, b.tags, b.user_id,"
+    " b.conversation_count, b.total_tokens_used + coalesce(t.tokens, 0), b.version_count,"
+    " b.created_at, b.updated_at, greatest(b.last_active_at, t.last_active)"
+)
+BOT_TOTALS = (
+    "LEFT JOIN LATERAL (SELECT sum(s.total_input_tokens + s.total_output_tokens)::bigint AS tokens,"
+    " max(s.last_activity_at) AS last_active FROM chat_sessions s WHERE s.bot_id = b.id) t ON true"
+)
+
+
+#: Tokens a session reserves on its bot at a time (see bots.tokens_reserved).
+RESERVE_STEP = 2**24
+
+
+def reserve_steps(tokens_in: str, tokens_out: str) -> str:
+    """SQL for floor((in + out) / RESERVE_STEP) of two non-negative bigints, in bigint
+    arithmetic that cannot overflow (their sum might)."""
+    c = RESERVE_STEP
+    return (
+        f"({tokens_in} / {c} + {tokens_out} / {c} + ({tokens_in} % {c} + {tokens_out} % {c}) / {c})"
+    )
+
+
+def reserved(total: str) -> str:
+    """SQL for what a session with numeric ``total`` tokens holds in tokens_reserved: the next
+    multiple of RESERVE_STEP above the total, but no more than 2^63 - 1 unless the total itself
+    is (then the bigint cast fails and the write is refused). Below that cap it depends only on
+    floor(total / RESERVE_STEP), which save_message tests cheaply. ``total`` is fixed SQL."""
+    step = RESERVE_STEP
+    return f"least((floor({total} / {step}) + 1) * {step}, greatest({total}, {2**63 - 1}))"
+
+
 def bot_params(b: Bot) -> tuple[Any, ...]:
+    """BOT_COLUMNS, then tokens_reserved (a new bot reserves exactly what it has used)."""
     return (
         b.id, b.slug, b.name, b.description, b.status.value, b.category.value, b.tags,
         b.user_id, b.conversation_count, b.total_tokens_used, b.version_count, b.created_at,
-        b.updated_at, b.last_active_at,
+        b.updated_at, b.last_active_at, b.total_tokens_used,
     )  # fmt: skip
 
 

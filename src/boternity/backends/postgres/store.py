@@ -11,7 +11,7 @@ from boternity.backends.postgres.bots import PostgresBotRepository
 from boternity.backends.postgres.chat import PostgresChatRepository
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
 from boternity.backends.postgres.memory import PostgresMemoryRepository
-from boternity.backends.postgres.pool import Conn, Database
+from boternity.backends.postgres.pool import Conn, Connections, Database
 from boternity.config import redact_url
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
@@ -63,17 +63,24 @@ async def migrate(conn: Conn, *, where: str) -> int:
             await conn.execute(_RECORD, step.version, step.name, step.checksum, utc_now())
 
 
-async def _create_pool(url: str, *, size: int, durability: Durability, role: str) -> Any:
+async def _connections(url: str, *, size: int, durability: Durability, role: str) -> Connections:
+    """A pool for ``url`` with its first connection open, so a bad URL fails here."""
     settings = {"application_name": f"boternity-{role}"}
     if durability == "full":
         # Even if the server was configured for asynchronous commit, boternity's commits
         # wait for the WAL flush.
         settings["synchronous_commit"] = "on"
+
+    async def connect() -> Any:
+        return await asyncpg.connect(url, server_settings=settings)
+
+    pool = Connections(connect, size)
     try:
-        return await asyncpg.create_pool(url, min_size=1, max_size=size, server_settings=settings)
+        pool.put(await pool.get())
     except DRIVER_ERRORS as exc:
         error = translate(exc)
         raise type(error)(f"cannot open PostgreSQL database {redact_url(url)}: {exc}") from exc
+    return pool
 
 
 class PostgresStore:
@@ -105,7 +112,7 @@ class PostgresStore:
 
     async def open(self) -> None:
         where = redact_url(self.url)
-        primary = await _create_pool(
+        primary = await _connections(
             self.url, size=self.pool_size, durability=self.durability, role="primary"
         )
         replica = None
@@ -113,7 +120,7 @@ class PostgresStore:
             async with primary.acquire() as conn:
                 self.schema_version = await migrate(conn, where=where)
             if self.read_url is not None:
-                replica = await _create_pool(
+                replica = await _connections(
                     self.read_url, size=self.pool_size, durability=self.durability, role="read"
                 )
         except DRIVER_ERRORS as exc:

@@ -17,6 +17,12 @@ CREATE TABLE bots (
     conversation_count bigint NOT NULL DEFAULT 0 CHECK (conversation_count >= 0),
     total_tokens_used  bigint NOT NULL DEFAULT 0 CHECK (total_tokens_used >= 0),
     version_count      bigint NOT NULL DEFAULT 0 CHECK (version_count >= 0),
+    -- total_tokens_used holds the tokens of deleted sessions only; readers add the live
+    -- sessions' totals, so save_message need not lock the bot row. tokens_reserved is
+    -- total_tokens_used plus, per live session, the next multiple of 2^24 above its total:
+    -- save_message raises it only when a session crosses such a step, and bigint overflow
+    -- there refuses a message that would push the bot's total past 2^63 - 1.
+    tokens_reserved    bigint NOT NULL DEFAULT 0 CHECK (tokens_reserved >= total_tokens_used),
     created_at         timestamptz NOT NULL,
     updated_at         timestamptz NOT NULL,
     last_active_at     timestamptz
