@@ -30,7 +30,9 @@ def postgres_url_or_skip() -> str:
     if not url:
         if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
             pytest.fail(f"{POSTGRES_ENV} is not set but {REQUIRE_POSTGRES_ENV}=1")
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     return url
 
 

@@ -15,11 +15,22 @@ from boternity.repositories import BotRepository, ChatRepository, MemoryReposito
 class Store(Protocol):
     """An open database: three repositories and where they live."""
 
-    backend: str
-    bots: BotRepository
-    chat: ChatRepository
-    memory: MemoryRepository
-    schema_version: int
+    @property
+    def backend(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        ...
+
+    @property
+    def bots(self) -> BotRepository: ...
+
+    @property
+    def chat(self) -> ChatRepository: ...
+
+    @property
+    def memory(self) -> MemoryRepository: ...
+
+    @property
+    def schema_version(self) -> int: ...
 
     async def close(self) -> None: ...
 

@@ -48,7 +48,9 @@ def check_enum(kind: type[E], value: E | str | None, name: str) -> E | None:
         return kind(value)
     except ValueError as exc:
         allowed = ", ".join(m.value for m in kind)
-        raise ValidationError(f"{name}: unknown value {value!r} (expected one of: {allowed})") from exc
+        raise ValidationError(
+            f"{name}: unknown value {value!r} (expected one of: {allowed})"
+        ) from exc
 
 
 def check_lease(lease: timedelta) -> timedelta:

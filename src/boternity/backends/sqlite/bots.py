@@ -34,8 +34,7 @@ _NEXT_SOUL_VERSION = (
 _INSERT_SOUL = f"INSERT INTO soul_versions ({rows.SOUL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _GET_SOUL = f"SELECT {rows.SOUL_COLUMNS} FROM soul_versions WHERE bot_id = ? AND version = ?"
 _LATEST_SOUL = (
-    f"SELECT {rows.SOUL_COLUMNS} FROM soul_versions WHERE bot_id = ?"
-    " ORDER BY version DESC LIMIT 1"
+    f"SELECT {rows.SOUL_COLUMNS} FROM soul_versions WHERE bot_id = ? ORDER BY version DESC LIMIT 1"
 )
 _LIST_SOULS = (
     f"SELECT {rows.SOUL_COLUMNS} FROM soul_versions WHERE bot_id = ? ORDER BY version ASC, id ASC"
@@ -158,9 +157,7 @@ class SqliteBotRepository:
         else:
             if isinstance(version, bool) or not isinstance(version, int):
                 raise ValidationError(f"version must be an int, got {type(version).__name__}")
-            row = await self._readers.run(
-                lambda c: c.execute(_GET_SOUL, (key, version)).fetchone()
-            )
+            row = await self._readers.run(lambda c: c.execute(_GET_SOUL, (key, version)).fetchone())
         return None if row is None else rows.soul(row)
 
     async def list_soul_versions(self, bot_id: uuid.UUID) -> list[SoulVersion]:

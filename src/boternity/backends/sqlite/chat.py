@@ -11,7 +11,9 @@ from boternity.backends.sqlite.pool import Readers, Writer
 from boternity.errors import NotFoundError, ValidationError
 from boternity.models import ChatMessage, ChatSession
 
-_INSERT_SESSION = f"INSERT INTO chat_sessions ({rows.SESSION_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+_INSERT_SESSION = (
+    f"INSERT INTO chat_sessions ({rows.SESSION_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+)
 _COUNT_CONVERSATION = "UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = ?"
 _GET_SESSION = f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE id = ?"
 _UPDATE_SESSION = (
@@ -33,10 +35,10 @@ _BUMP_SESSION = (
     " total_input_tokens = total_input_tokens + ?, total_output_tokens = total_output_tokens + ?,"
     " last_activity_at = ? WHERE id = ? RETURNING message_count, bot_id"
 )
-_BUMP_BOT = "UPDATE bots SET total_tokens_used = total_tokens_used + ?, last_active_at = ? WHERE id = ?"
-_INSERT_MESSAGE = (
-    f"INSERT INTO chat_messages ({rows.MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_BUMP_BOT = (
+    "UPDATE bots SET total_tokens_used = total_tokens_used + ?, last_active_at = ? WHERE id = ?"
 )
+_INSERT_MESSAGE = f"INSERT INTO chat_messages ({rows.MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _GET_MESSAGE = f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE id = ?"
 _GET_MESSAGES = (
     f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE session_id = ?"
@@ -61,7 +63,9 @@ class SqliteChatRepository:
 
     async def create_session(self, session: ChatSession) -> ChatSession:
         if not isinstance(session, ChatSession):
-            raise ValidationError(f"create_session expects a ChatSession, got {type(session).__name__}")
+            raise ValidationError(
+                f"create_session expects a ChatSession, got {type(session).__name__}"
+            )
         if session.message_count != 0:
             raise ValidationError("a new session must have message_count 0 (save_message counts)")
         params = rows.session_params(session)
@@ -81,8 +85,15 @@ class SqliteChatRepository:
 
     async def update_session(self, session: ChatSession) -> ChatSession:
         if not isinstance(session, ChatSession):
-            raise ValidationError(f"update_session expects a ChatSession, got {type(session).__name__}")
-        params = (session.title, session.status.value, rows.opt_ts(session.ended_at), str(session.id))
+            raise ValidationError(
+                f"update_session expects a ChatSession, got {type(session).__name__}"
+            )
+        params = (
+            session.title,
+            session.status.value,
+            rows.opt_ts(session.ended_at),
+            str(session.id),
+        )
 
         def unit(conn: sqlite3.Connection) -> ChatSession:
             row = conn.execute(_UPDATE_SESSION, params).fetchone()
@@ -117,7 +128,9 @@ class SqliteChatRepository:
 
     async def save_message(self, message: ChatMessage) -> ChatMessage:
         if not isinstance(message, ChatMessage):
-            raise ValidationError(f"save_message expects a ChatMessage, got {type(message).__name__}")
+            raise ValidationError(
+                f"save_message expects a ChatMessage, got {type(message).__name__}"
+            )
         m = message
         tokens_in = m.input_tokens or 0
         tokens_out = m.output_tokens or 0
@@ -129,7 +142,9 @@ class SqliteChatRepository:
         ]  # fmt: skip
 
         def unit(conn: sqlite3.Connection) -> int:
-            row = conn.execute(_BUMP_SESSION, (tokens_in, tokens_out, created, session_key)).fetchone()
+            row = conn.execute(
+                _BUMP_SESSION, (tokens_in, tokens_out, created, session_key)
+            ).fetchone()
             if row is None:
                 raise NotFoundError(f"chat session {m.session_id} not found")
             insert[2] = row[0]
@@ -149,17 +164,17 @@ class SqliteChatRepository:
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatMessage]:
-        key = str(check_id(session_id, "session_id"))
+        sid = check_id(session_id, "session_id")
         lim, off = check_page(limit, offset)
-        params = (key, -1 if lim is None else lim, off)
+        params = (str(sid), -1 if lim is None else lim, off)
         found = await self._readers.run(lambda c: c.execute(_GET_MESSAGES, params).fetchall())
-        return [rows.message(r) for r in found]
+        return [rows.message(r, sid) for r in found]
 
     async def get_recent_messages(self, session_id: uuid.UUID, limit: int) -> list[ChatMessage]:
-        key = str(check_id(session_id, "session_id"))
-        params = (key, check_limit(limit))
+        sid = check_id(session_id, "session_id")
+        params = (str(sid), check_limit(limit))
         found = await self._readers.run(lambda c: c.execute(_RECENT_MESSAGES, params).fetchall())
-        return [rows.message(r) for r in reversed(found)]
+        return [rows.message(r, sid) for r in reversed(found)]
 
     async def get_message_count(self, session_id: uuid.UUID) -> int:
         key = str(check_id(session_id, "session_id"))
@@ -194,4 +209,3 @@ class SqliteChatRepository:
             lambda c: c.execute("SELECT count(*) FROM chat_messages").fetchone()
         )
         return int(row[0])
-

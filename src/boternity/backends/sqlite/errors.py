@@ -12,8 +12,14 @@ from boternity.errors import (
     ValidationError,
 )
 
-_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_RECOVERY", "SQLITE_BUSY_SNAPSHOT",
-         "SQLITE_BUSY_TIMEOUT", "SQLITE_LOCKED_SHAREDCACHE"}
+_BUSY = {
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_BUSY_RECOVERY",
+    "SQLITE_BUSY_SNAPSHOT",
+    "SQLITE_BUSY_TIMEOUT",
+    "SQLITE_LOCKED_SHAREDCACHE",
+}
 
 
 def is_busy(exc: sqlite3.Error) -> bool:

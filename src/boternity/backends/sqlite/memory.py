@@ -182,7 +182,9 @@ class SqliteMemoryRepository:
     async def delete_all_memories(self, bot_id: uuid.UUID) -> int:
         key = str(check_id(bot_id, "bot_id"))
         return await self._writer.run(
-            lambda c: int(c.execute("DELETE FROM session_memories WHERE bot_id = ?", (key,)).rowcount)
+            lambda c: int(
+                c.execute("DELETE FROM session_memories WHERE bot_id = ?", (key,)).rowcount
+            )
         )
 
     async def get_memories_by_session(self, session_id: uuid.UUID) -> list[MemoryEntry]:

@@ -17,8 +17,10 @@ from boternity.models import (
     ChatSession,
     ContextSummary,
     MemoryEntry,
+    MessageRole,
     PendingExtraction,
     SoulVersion,
+    trusted_loader,
 )
 
 Row = tuple[Any, ...]
@@ -114,12 +116,18 @@ MESSAGE_COLUMNS = (
 )
 
 
-def message(r: Row) -> ChatMessage:
-    return ChatMessage(
-        id=_UUID(r[0]), session_id=_UUID(r[1]), seq=r[2], role=r[3], content=r[4],
-        created_at=_fromiso(r[5]), input_tokens=r[6], output_tokens=r[7], model=r[8],
-        stop_reason=r[9], response_ms=r[10],
-        metadata=None if r[11] is None else json.loads(r[11]),
+_load_message = trusted_loader(ChatMessage)
+_ROLE = MessageRole._value2member_map_
+
+
+def message(r: Row, session_id: uuid.UUID | None = None) -> ChatMessage:
+    """``session_id``: the parsed id when every row shares it (one parse per query)."""
+    # field order: session_id, role, content, id, created_at, input_tokens, output_tokens,
+    # model, stop_reason, response_ms, metadata, seq
+    return _load_message(
+        _UUID(r[1]) if session_id is None else session_id, _ROLE[r[3]], r[4], _UUID(r[0]),
+        _fromiso(r[5]), r[6], r[7], r[8], r[9], r[10],
+        None if r[11] is None else json.loads(r[11]), r[2],
     )  # fmt: skip
 
 

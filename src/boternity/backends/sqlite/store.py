@@ -13,7 +13,14 @@ from boternity.backends.sqlite.bots import SqliteBotRepository
 from boternity.backends.sqlite.chat import SqliteChatRepository
 from boternity.backends.sqlite.errors import translate
 from boternity.backends.sqlite.memory import SqliteMemoryRepository
-from boternity.backends.sqlite.pool import Durability, Readers, Worker, Writer, configure, retry_busy
+from boternity.backends.sqlite.pool import (
+    Durability,
+    Readers,
+    Worker,
+    Writer,
+    configure,
+    retry_busy,
+)
 from boternity.backends.sqlite.rows import ts
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now

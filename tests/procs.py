@@ -1,0 +1,77 @@
+"""Worker processes for multi-process tests: ``python -m tests.procs COMMAND URL ...``.
+
+Each command opens its own store on the given path or URL (any backend), does its work and
+prints one line per finished operation, flushed, so the parent knows exactly what was
+committed before it kills or joins the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+
+from boternity import open_store
+from boternity.models import ChatMessage, MessageRole
+
+
+async def append(url: str, session_id: uuid.UUID, count: int, tag: str) -> None:
+    """Save ``count`` messages (count 0 = forever), printing 'seq id' after each returns."""
+    async with open_store(url) as store:
+        i = 0
+        while count == 0 or i < count:
+            saved = await store.chat.save_message(
+                ChatMessage(
+                    session_id=session_id,
+                    role=MessageRole.USER if i % 2 == 0 else MessageRole.ASSISTANT,
+                    content=f"{tag} message {i} ✓ " + "x" * (i % 50),
+                    input_tokens=1,
+                    output_tokens=2,
+                )
+            )
+            print(saved.seq, saved.id, flush=True)
+            i += 1
+
+
+async def claim(url: str, batch: int) -> None:
+    """Claim jobs until none are due, printing each claimed job id."""
+    async with open_store(url) as store:
+        while True:
+            jobs = await store.memory.claim_pending_extractions(limit=batch)
+            if not jobs:
+                return
+            for job in jobs:
+                print(job.id, flush=True)
+
+
+async def open_only(url: str) -> None:
+    async with open_store(url) as store:
+        print(store.schema_version, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("append")
+    p.add_argument("url")
+    p.add_argument("session", type=uuid.UUID)
+    p.add_argument("--count", type=int, default=0)
+    p.add_argument("--tag", default="p")
+    p = sub.add_parser("claim")
+    p.add_argument("url")
+    p.add_argument("--batch", type=int, default=3)
+    p = sub.add_parser("open")
+    p.add_argument("url")
+    args = parser.parse_args()
+    if args.command == "append":
+        asyncio.run(append(args.url, args.session, args.count, args.tag))
+    elif args.command == "claim":
+        asyncio.run(claim(args.url, args.batch))
+    else:
+        asyncio.run(open_only(args.url))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
