@@ -35,6 +35,67 @@ class StoreBusyError(RepositoryError):
     """Another process held the database for longer than the configured wait."""
 
 
+class LlmError(BoternityError):
+    """A language-model provider could not complete a request.
+
+    ``partial_text``, ``input_tokens`` and ``output_tokens`` hold what a stream had already
+    delivered when it failed (empty and 0 when it failed before the first token), so a caller
+    can keep or show the partial reply. ``retryable`` says whether the same request may succeed
+    later; the providers retry those failures themselves before the first token.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, provider: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.partial_text = ""
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+
+class RateLimitedError(LlmError):
+    """The provider refused the request for now (HTTP 429); ``retry_after`` is in seconds."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, provider=provider, status=status)
+        self.retry_after = retry_after
+
+
+class OverloadedError(LlmError):
+    """The provider is temporarily overloaded (Anthropic 529 / overloaded_error)."""
+
+    retryable = True
+
+
+class ProviderUnavailableError(LlmError):
+    """The provider could not be reached, failed (5xx) or cut the connection."""
+
+    retryable = True
+
+
+class AuthenticationError(LlmError):
+    """The API key is missing, wrong or not allowed to do this (HTTP 401/403)."""
+
+
+class InvalidRequestError(LlmError):
+    """The provider rejected the request itself (HTTP 400/404/422): retrying will not help."""
+
+
+class ContextLengthError(InvalidRequestError):
+    """The prompt does not fit the model's context window: summarise or drop history."""
+
+
 for _cls in (
     BoternityError,
     ValidationError,
@@ -43,5 +104,12 @@ for _cls in (
     ConflictError,
     SchemaError,
     StoreBusyError,
+    LlmError,
+    RateLimitedError,
+    OverloadedError,
+    ProviderUnavailableError,
+    AuthenticationError,
+    InvalidRequestError,
+    ContextLengthError,
 ):
     _cls.__module__ = "boternity.errors"

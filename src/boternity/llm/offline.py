@@ -1,0 +1,322 @@
+"""A deterministic local provider: canned replies for trying boternity without an API key.
+
+Nothing here is a language model. Replies start with ``[offline]`` so nobody mistakes them for
+one. The same request always gives the same events, which makes it the provider of choice for
+tests of the layers above. It recognises the auxiliary requests boternity itself makes:
+
+- a title request (the system prompt mentions a title): a few words from the first user turn;
+- a memory-extraction request (the system prompt asks for JSON facts/memories): a JSON array of
+  ``{"fact", "category", "importance"}`` found in user turns by simple patterns ("my name is
+  X", "I live in X", "I like X", ...);
+- a summarisation request (the system prompt or a user turn asks to summarise): a short summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from boternity.llm.base import (
+    END_TURN,
+    MAX_TOKENS,
+    ChatTurn,
+    Completion,
+    CompletionRequest,
+    Done,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    collect,
+    estimate_tokens,
+)
+
+PREFIX = "[offline] "
+DEFAULT_MODEL = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    key: str  # "name", "home", "likes", ... (for answering questions)
+    value: str
+    fact: str  # third person, as stored: "User lives in Paris"
+    category: str
+    importance: int
+
+
+_END = r"(?P<value>[^.,;!?\n]+?)\s*(?:$|[.,;!?\n]|\band\b|\bbut\b)"
+_PATTERNS: list[tuple[re.Pattern[str], str, str, str, int]] = [
+    (
+        re.compile(rf"\b(?:my name is|call me|user'?s name is){_END}", re.I),
+        "name",
+        "User's name is {}",
+        "fact",
+        4,
+    ),
+    (
+        re.compile(rf"\b(?:i live in|user lives in|i'm living in){_END}", re.I),
+        "home",
+        "User lives in {}",
+        "fact",
+        4,
+    ),
+    (
+        re.compile(rf"\b(?:i am from|i'm from|user is from){_END}", re.I),
+        "origin",
+        "User is from {}",
+        "fact",
+        3,
+    ),
+    (
+        re.compile(rf"\b(?:i work as|user works as){_END}", re.I),
+        "job",
+        "User works as {}",
+        "fact",
+        3,
+    ),
+    (
+        re.compile(rf"\b(?:i work at|i work for|user works at){_END}", re.I),
+        "work",
+        "User works at {}",
+        "fact",
+        3,
+    ),
+    (
+        re.compile(
+            rf"\b(?:i (?:really )?(?:don't|do not) like|i hate|i dislike|user dislikes){_END}", re.I
+        ),
+        "dislikes",
+        "User dislikes {}",
+        "preference",
+        3,
+    ),
+    (
+        re.compile(rf"\b(?:i (?:really )?(?:like|love|enjoy)|user likes){_END}", re.I),
+        "likes",
+        "User likes {}",
+        "preference",
+        3,
+    ),
+    (
+        re.compile(rf"\b(?:i prefer|user prefers){_END}", re.I),
+        "prefers",
+        "User prefers {}",
+        "preference",
+        3,
+    ),
+]
+_QUESTIONS: list[tuple[re.Pattern[str], str, str, str]] = [
+    (
+        re.compile(r"\bwhat(?:'s| is) my name\b|\bwho am i\b", re.I),
+        "name",
+        "Your name is {}.",
+        "I don't know your name yet.",
+    ),
+    (
+        re.compile(r"\bwhere do i live\b", re.I),
+        "home",
+        "You live in {}.",
+        "I don't know where you live yet.",
+    ),
+    (
+        re.compile(r"\bwhat do i (?:like|love|enjoy)\b", re.I),
+        "likes",
+        "You like {}.",
+        "I don't know what you like yet.",
+    ),
+]
+_SECOND_PERSON = {
+    "name": "your name is {}",
+    "home": "you live in {}",
+    "origin": "you are from {}",
+    "job": "you work as {}",
+    "work": "you work at {}",
+    "dislikes": "you dislike {}",
+    "likes": "you like {}",
+    "prefers": "you prefer {}",
+}
+
+
+_TAG = re.compile(r"<[^>\n]*>")
+
+
+def user_lines(text: str) -> list[str]:
+    """The user's lines of a message. A message may hold a whole transcript ("user: ...",
+    "assistant: ..." lines, perhaps in <conversation> tags): only what the user said counts."""
+    lines = []
+    for line in _TAG.sub("\n", text).splitlines():
+        stripped = line.strip()
+        lowered = stripped.lower()
+        if not stripped or lowered.startswith(("assistant:", "system:", "please summar")):
+            continue
+        if lowered.startswith("user:"):
+            stripped = stripped[5:].strip()
+        lines.append(stripped)
+    return lines
+
+
+def find_facts(text: str) -> list[Fact]:
+    """Facts stated in ``text``, in order of appearance, without duplicates."""
+    found: list[Fact] = []
+    for line in user_lines(text):
+        matches = []
+        for pattern, key, template, category, importance in _PATTERNS:
+            for match in pattern.finditer(line):
+                value = " ".join(match.group("value").split()).strip(" \"'")
+                if value:
+                    fact = Fact(key, value, template.format(value), category, importance)
+                    matches.append((match.start(), fact))
+        found += [fact for _, fact in sorted(matches, key=lambda item: item[0])]
+    unique: dict[str, Fact] = {}
+    for fact in found:
+        unique.setdefault(fact.fact.lower(), fact)
+    return list(unique.values())
+
+
+def _user_text(turns: Sequence[ChatTurn]) -> list[str]:
+    return [turn.content for turn in turns if turn.role == "user"]
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters (never bytes), on a word boundary where possible."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if " " in head[limit // 2 :]:
+        head = head.rsplit(" ", 1)[0]
+    return head + "…"
+
+
+def title_for(request: CompletionRequest) -> str:
+    first = next(iter(_user_text(request.messages)), "")
+    words = re.findall(r"[\w'’-]+", first)[:6]
+    if not words:
+        return "New conversation"
+    title = " ".join(words)
+    return title[0].upper() + title[1:]
+
+
+def extraction_for(request: CompletionRequest) -> str:
+    facts: list[Fact] = []
+    for text in _user_text(request.messages):
+        facts += find_facts(text)
+    seen: set[str] = set()
+    items = []
+    for fact in facts:
+        if fact.fact.lower() not in seen:
+            seen.add(fact.fact.lower())
+            items.append(
+                {"fact": fact.fact, "category": fact.category, "importance": fact.importance}
+            )
+    return json.dumps(items, ensure_ascii=False)
+
+
+def summary_for(request: CompletionRequest) -> str:
+    said = [line for text in _user_text(request.messages) for line in user_lines(text)]
+    facts = [fact.fact for line in said for fact in find_facts(line)]
+    parts = [f"{PREFIX}Summary:"]
+    if facts:
+        parts.append("Facts: " + "; ".join(dict.fromkeys(facts)) + ".")
+    if said:
+        parts.append("The user said: " + " / ".join(f'"{_cut(s, 60)}"' for s in said[:3]) + ".")
+    else:
+        parts.append("Nothing much was said.")
+    return " ".join(parts)
+
+
+def reply_for(request: CompletionRequest) -> str:
+    users = _user_text(request.messages)
+    last = users[-1] if users else ""
+    # What the bot "knows": facts from the whole conversation and from recalled memories that
+    # the chat engine put in the system prompt (e.g. "User lives in Paris").
+    known: dict[str, str] = {}
+    for text in [request.system or "", *users]:
+        for fact in find_facts(text):
+            known[fact.key] = fact.value
+    for pattern, key, answer, unknown in _QUESTIONS:
+        if pattern.search(last):
+            return PREFIX + (answer.format(known[key]) if key in known else unknown)
+    stated = find_facts(last)
+    if stated:
+        noted = "; ".join(_SECOND_PERSON[f.key].format(f.value) for f in stated)
+        return f"{PREFIX}Noted: {noted}."
+    if not last.strip():
+        return f"{PREFIX}Hello! I'm the offline provider: I give canned replies."
+    return (
+        f'{PREFIX}You said: "{_cut(last, 80)}". This is a canned reply; set ANTHROPIC_API_KEY,'
+        " OPENAI_API_KEY or OPENAI_BASE_URL to talk to a real model."
+    )
+
+
+def answer(request: CompletionRequest) -> str:
+    """The full reply text for a request (the stream is this, cut into pieces)."""
+    system = (request.system or "").lower()
+    if "json" in system and ("fact" in system or "memor" in system):
+        return extraction_for(request)
+    if "title" in system:
+        return title_for(request)
+    last = next(iter(reversed(_user_text(request.messages))), "").lower()
+    if "summar" in system or last.startswith(("please summarize", "please summarise")):
+        return summary_for(request)
+    return reply_for(request)
+
+
+class OfflineProvider:
+    """Canned, deterministic replies streamed word by word; usage is the chars/4 estimate."""
+
+    name = "offline"
+    label = "offline (canned replies)"
+
+    def __init__(
+        self,
+        *,
+        default_model: str | None = None,
+        context_window_tokens: int = 8_192,
+        delay: float = 0.0,
+    ) -> None:
+        self.default_model = default_model or DEFAULT_MODEL
+        self._context_window = context_window_tokens
+        self._delay = delay  # seconds between deltas, to look like a stream in demos
+
+    def __repr__(self) -> str:
+        return f"OfflineProvider(default_model={self.default_model!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        return None
+
+    def context_window(self, model: str) -> int:
+        return self._context_window
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        text = answer(request)
+        stop = END_TURN
+        if estimate_tokens(text) > request.max_tokens:
+            text, stop = text[: request.max_tokens * 4], MAX_TOKENS
+        prompt = (request.system or "") + "".join(t.content for t in request.messages)
+        for piece in re.findall(r"\s*\S+\s*|\s+", text):
+            await asyncio.sleep(self._delay)
+            yield TextDelta(piece)
+        yield Usage(estimate_tokens(prompt), estimate_tokens(text))
+        yield Done(stop)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return await collect(self.stream(request), model=request.model)

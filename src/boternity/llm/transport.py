@@ -1,0 +1,365 @@
+"""What the HTTP providers share: one httpx client, error translation, the retry loop.
+
+A subclass supplies the wire format (request body, headers, response and stream parsing); this
+class owns everything that must behave the same for every provider: timeouts, retries before
+the first token, partial text on failures after it, and keeping the API key out of every
+message, repr and log line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self
+
+import httpx
+
+from boternity.config import redact_url
+from boternity.errors import (
+    AuthenticationError,
+    ContextLengthError,
+    InvalidRequestError,
+    LlmError,
+    OverloadedError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
+from boternity.llm.base import (
+    Completion,
+    CompletionRequest,
+    Done,
+    StreamCollector,
+    StreamEvent,
+    TextDelta,
+    estimate_tokens,
+)
+from boternity.llm.retry import RetryPolicy, parse_retry_after
+from boternity.llm.sse import SseDecoder, SseEvent
+
+# Generous read timeout: it bounds the gap between two chunks of a stream (or the whole wait for
+# a non-streamed reply), and long completions from a busy model can take minutes.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0)
+
+_CONTEXT_PHRASES = (
+    "prompt is too long",
+    "context length",
+    "context_length",
+    "context window",
+    "context limit",
+    "maximum context",
+    "too many tokens",
+)
+# Things that look like API keys (sk-..., sk-ant-..., key-...), in case a server echoes one.
+_KEYLIKE = re.compile(r"\b(sk|key)-[A-Za-z0-9_\-*]{6,}")
+
+
+def classify_error(
+    provider: str,
+    *,
+    status: int | None,
+    kind: str | None,
+    code: str | None,
+    message: str,
+    retry_after: float | None = None,
+) -> LlmError:
+    """Map an HTTP status and the provider's error type/code onto the exception tree.
+
+    ``status`` is None for an error reported inside a stream (Anthropic ``event: error``).
+    """
+    kinds = {k for k in (kind, code) if k}
+    where = f"HTTP {status}" if status is not None else "in the stream"
+    detail = f"{provider}: {message or 'no details'} ({where}{', ' + kind if kind else ''})"
+    lowered = message.lower()
+    if (
+        "context_length_exceeded" in kinds
+        or "request_too_large" in kinds
+        or status == 413
+        or (status in (400, 422, None) and any(p in lowered for p in _CONTEXT_PHRASES))
+    ):
+        return ContextLengthError(detail, provider=provider, status=status)
+    if "insufficient_quota" in kinds:
+        # A 429 that retrying cannot fix: the account is out of credit.
+        return InvalidRequestError(detail, provider=provider, status=status)
+    if status == 529 or kinds & {"overloaded_error", "overloaded"}:
+        return OverloadedError(detail, provider=provider, status=status)
+    if status == 429 or kinds & {"rate_limit_error", "rate_limit_exceeded"}:
+        return RateLimitedError(detail, provider=provider, status=status, retry_after=retry_after)
+    if status in (401, 403) or kinds & {
+        "authentication_error",
+        "permission_error",
+        "invalid_api_key",
+    }:
+        return AuthenticationError(detail, provider=provider, status=status)
+    if status is None or status >= 500 or status == 408 or kinds & {"api_error", "server_error"}:
+        return ProviderUnavailableError(detail, provider=provider, status=status)
+    return InvalidRequestError(detail, provider=provider, status=status)
+
+
+def error_fields(body: bytes) -> tuple[str | None, str | None, str]:
+    """(type, code, message) from the error bodies of Anthropic, OpenAI, and OpenAI-compatible
+    servers (Ollama sends ``{"error": "text"}``); falls back to the start of the raw body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, None, body[:300].decode("utf-8", errors="replace").strip()
+    error: object = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str):
+        return None, None, error
+    if isinstance(error, dict):
+        kind, code, message = error.get("type"), error.get("code"), error.get("message")
+        return (
+            kind if isinstance(kind, str) else None,
+            str(code) if isinstance(code, str | int) else None,
+            message if isinstance(message, str) else "",
+        )
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return None, None, str(data["message"])
+    return None, None, body[:300].decode("utf-8", errors="replace").strip()
+
+
+def load_json(provider: str, raw: str | bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise LlmError(f"{provider}: the server sent data that is not JSON") from exc
+    if not isinstance(data, dict):
+        raise LlmError(f"{provider}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+class StreamParser(Protocol):
+    """The wire format of one stream: SSE events in, stream events out."""
+
+    def feed(self, event: SseEvent) -> list[StreamEvent]:
+        """Events for one SSE event; raises ``LlmError`` for an error reported in the stream."""
+        ...
+
+    def finish(self) -> list[StreamEvent]:
+        """The body ended before a ``Done``: the last events, or ProviderUnavailableError."""
+        ...
+
+
+class HttpProvider:
+    """Base for providers spoken over HTTP with JSON requests and SSE streams."""
+
+    name: ClassVar[str]
+    path: ClassVar[str]
+    default_base_url: ClassVar[str]
+    context_windows: ClassVar[Mapping[str, int]]  # model-name prefix -> tokens
+    fallback_context_window: ClassVar[int]
+    model_default: ClassVar[str]
+    key_env: ClassVar[str]  # where the key comes from, named in errors
+    requires_api_key: ClassVar[bool]
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        default_model: str | None = None,
+        base_url: str | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        context_windows: Mapping[str, int] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_key = api_key or None
+        if self.requires_api_key and self._api_key is None:
+            raise AuthenticationError(
+                f"{self.name}: no API key (set {self.key_env})", provider=self.name
+            )
+        self.default_model = default_model or self.model_default
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.retry = retry or RetryPolicy()
+        windows = {**self.context_windows, **(context_windows or {})}
+        # Longest prefix first, so "gpt-4o" wins over "gpt-4".
+        self._windows = sorted(windows.items(), key=lambda item: len(item[0]), reverse=True)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            transport=transport,
+        )
+        custom = base_url is not None and self.base_url != self.default_base_url.rstrip("/")
+        self.label = f"{self.name} ({redact_url(self.base_url)})" if custom else self.name
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={redact_url(self.base_url)!r},"
+            f" default_model={self.default_model!r})"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def context_window(self, model: str) -> int:
+        for prefix, tokens in self._windows:
+            if model.startswith(prefix):
+                return tokens
+        return self.fallback_context_window
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    # -- the wire format, supplied by subclasses -------------------------------------------
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        raise NotImplementedError
+
+    def body(self, request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_completion(self, data: dict[str, Any], request: CompletionRequest) -> Completion:
+        raise NotImplementedError
+
+    def stream_parser(self, request: CompletionRequest) -> StreamParser:
+        raise NotImplementedError
+
+    # -- shared machinery -------------------------------------------------------------------
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return await self.retry.run(lambda: self._complete_once(request))
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        attempt = 0
+        while True:
+            collector = StreamCollector(request.model)
+            # Events of an attempt are held back until its first text (or Done), so a retried
+            # attempt never leaves a stale Usage event behind at the caller.
+            held: list[StreamEvent] = []
+            started = False
+            done: Done | None = None
+            try:
+                async with (
+                    self._post(request, stream=True) as response,
+                    aclosing(self._events(response, self.stream_parser(request))) as events,
+                ):
+                    async for event in events:
+                        collector.add(event)
+                        if isinstance(event, Done):
+                            # Yielded after the response is closed: a caller that stops
+                            # at Done leaves no connection open.
+                            done = event
+                            break
+                        if not started and isinstance(event, TextDelta):
+                            started = True
+                            for pending in held:
+                                yield pending
+                            held.clear()
+                        if started:
+                            yield event
+                        else:
+                            held.append(event)
+            except LlmError as exc:
+                if started:
+                    collector.attach_partial(exc)
+                    raise
+                if not self.retry.should_retry(exc, attempt):
+                    raise
+                await self.retry.wait(exc, attempt)
+                attempt += 1
+                continue
+            for pending in held:
+                yield pending
+            if done is not None:
+                yield done
+            return
+
+    async def _complete_once(self, request: CompletionRequest) -> Completion:
+        async with self._post(request, stream=False) as response:
+            raw = await self._aread(response)
+        return self.parse_completion(load_json(self.name, raw), request)
+
+    @asynccontextmanager
+    async def _post(
+        self, request: CompletionRequest, *, stream: bool
+    ) -> AsyncIterator[httpx.Response]:
+        http_request = self._client.build_request(
+            "POST",
+            self.path,
+            json=self.body(request, stream=stream),
+            headers=self.headers(self._api_key),
+        )
+        try:
+            response = await self._client.send(http_request, stream=True)
+        except httpx.RequestError as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            if response.is_error:
+                body = await self._aread(response)
+                try:
+                    response.raise_for_status()
+                except httpx.HTTPStatusError as exc:
+                    raise self._http_error(response, body) from exc
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _aread(self, response: httpx.Response) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.RequestError as exc:
+            raise self._unavailable(exc) from exc
+
+    async def _events(
+        self, response: httpx.Response, parser: StreamParser
+    ) -> AsyncGenerator[StreamEvent, None]:
+        decoder = SseDecoder()
+        try:
+            async for chunk in response.aiter_bytes():
+                for sse in decoder.feed(chunk):
+                    for event in parser.feed(sse):
+                        yield event
+                        if isinstance(event, Done):
+                            return
+        except httpx.RequestError as exc:
+            raise self._unavailable(exc) from exc
+        decoder.close()
+        for event in parser.finish():
+            yield event
+
+    def _http_error(self, response: httpx.Response, body: bytes) -> LlmError:
+        kind, code, message = error_fields(body)
+        return classify_error(
+            self.name,
+            status=response.status_code,
+            kind=kind,
+            code=code,
+            message=self.redact(message or response.reason_phrase),
+            retry_after=parse_retry_after(response.headers),
+        )
+
+    def stream_error(self, kind: str | None, code: str | None, message: str) -> LlmError:
+        """An error reported inside a 200 stream."""
+        return classify_error(
+            self.name, status=None, kind=kind, code=code, message=self.redact(message)
+        )
+
+    def _unavailable(self, exc: httpx.RequestError) -> ProviderUnavailableError:
+        what = type(exc).__name__
+        detail = self.redact(str(exc)) or "no details"
+        return ProviderUnavailableError(
+            f"{self.name}: {what} talking to {redact_url(self.base_url)}: {detail}",
+            provider=self.name,
+        )
+
+    def redact(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
+
+    def estimated_usage(self, request: CompletionRequest, text: str) -> tuple[int, int]:
+        prompt = (request.system or "") + "".join(turn.content for turn in request.messages)
+        return estimate_tokens(prompt), estimate_tokens(text)
