@@ -93,7 +93,7 @@ class Recall(Protocol):
     """Recalled memories for a turn: text lines for the ``<memories>`` section, given the bot
     and what the user just said. The memory pipeline provides one; the default is none."""
 
-    async def __call__(self, bot: Bot, user_text: str) -> Sequence[str]: ...
+    async def __call__(self, bot: Bot, user_text: str, /) -> Sequence[str]: ...
 
 
 def _seq(message: ChatMessage) -> int:
