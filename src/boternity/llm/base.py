@@ -7,7 +7,7 @@ a stream into a ``Completion``, token estimates) is shared here so providers can
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -118,7 +118,10 @@ class LlmProvider(Protocol):
         """The model to put in requests unless the caller has a reason to pick another."""
         ...
 
-    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...
+    def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        """An async generator: a caller that stops early should ``aclose()`` it (or use
+        ``contextlib.aclosing``) so the HTTP response is released at once."""
+        ...
 
     async def complete(self, request: CompletionRequest) -> Completion: ...
 
@@ -132,6 +135,11 @@ class LlmProvider(Protocol):
 def estimate_tokens(text: str) -> int:
     """A provider-independent estimate: one token per four characters (not bytes), rounded up."""
     return math.ceil(len(text) / 4)
+
+
+def estimate_prompt_tokens(request: CompletionRequest) -> int:
+    """The estimate for everything a request sends: system prompt and every turn."""
+    return estimate_tokens((request.system or "") + "".join(t.content for t in request.messages))
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -32,6 +32,7 @@ from boternity.llm.base import (
     TextDelta,
     Usage,
     collect,
+    estimate_prompt_tokens,
     estimate_tokens,
 )
 
@@ -48,66 +49,35 @@ class Fact:
     importance: int
 
 
+# A fact's value runs to the end of the clause: punctuation, "and", "but" or the line's end.
 _END = r"(?P<value>[^.,;!?\n]+?)\s*(?:$|[.,;!?\n]|\band\b|\bbut\b)"
-_PATTERNS: list[tuple[re.Pattern[str], str, str, str, int]] = [
-    (
-        re.compile(rf"\b(?:my name is|call me|user'?s name is){_END}", re.I),
-        "name",
-        "User's name is {}",
-        "fact",
-        4,
-    ),
-    (
-        re.compile(rf"\b(?:i live in|user lives in|i'm living in){_END}", re.I),
-        "home",
-        "User lives in {}",
-        "fact",
-        4,
-    ),
-    (
-        re.compile(rf"\b(?:i am from|i'm from|user is from){_END}", re.I),
-        "origin",
-        "User is from {}",
-        "fact",
-        3,
-    ),
-    (
-        re.compile(rf"\b(?:i work as|user works as){_END}", re.I),
-        "job",
-        "User works as {}",
-        "fact",
-        3,
-    ),
-    (
-        re.compile(rf"\b(?:i work at|i work for|user works at){_END}", re.I),
-        "work",
-        "User works at {}",
-        "fact",
-        3,
-    ),
-    (
-        re.compile(
-            rf"\b(?:i (?:really )?(?:don't|do not) like|i hate|i dislike|user dislikes){_END}", re.I
-        ),
+
+
+def _rule(
+    starts: str, key: str, template: str, category: str, importance: int
+) -> tuple[re.Pattern[str], str, str, str, int]:
+    return re.compile(rf"\b(?:{starts}){_END}", re.I), key, template, category, importance
+
+
+# First person as users say it, third person as stored memories (recalled into the system
+# prompt) say it, so the offline bot can "remember" across sessions.
+_PATTERNS = [
+    _rule("my name is|call me|user'?s name is", "name", "User's name is {}", "fact", 4),
+    _rule("i live in|i'm living in|user lives in", "home", "User lives in {}", "fact", 4),
+    _rule("i am from|i'm from|user is from", "origin", "User is from {}", "fact", 3),
+    _rule("i work as|user works as", "job", "User works as {}", "fact", 3),
+    _rule("i work at|i work for|user works at", "work", "User works at {}", "fact", 3),
+    _rule(
+        "i (?:really )?(?:don't|do not) like|i hate|i dislike|user dislikes",
         "dislikes",
         "User dislikes {}",
         "preference",
         3,
     ),
-    (
-        re.compile(rf"\b(?:i (?:really )?(?:like|love|enjoy)|user likes){_END}", re.I),
-        "likes",
-        "User likes {}",
-        "preference",
-        3,
+    _rule(
+        "i (?:really )?(?:like|love|enjoy)|user likes", "likes", "User likes {}", "preference", 3
     ),
-    (
-        re.compile(rf"\b(?:i prefer|user prefers){_END}", re.I),
-        "prefers",
-        "User prefers {}",
-        "preference",
-        3,
-    ),
+    _rule("i prefer|user prefers", "prefers", "User prefers {}", "preference", 3),
 ]
 _QUESTIONS: list[tuple[re.Pattern[str], str, str, str]] = [
     (
@@ -159,13 +129,18 @@ def user_lines(text: str) -> list[str]:
     return lines
 
 
-def find_facts(text: str) -> list[Fact]:
-    """Facts stated in ``text``, in order of appearance, without duplicates."""
+def find_facts(text: str, *, third_person_only: bool = False) -> list[Fact]:
+    """Facts stated in ``text``, in order of appearance, without duplicates.
+
+    ``third_person_only`` reads only "User lives in X"-style statements: in a system prompt,
+    "I live in X" is the bot's persona speaking, not the user."""
     found: list[Fact] = []
     for line in user_lines(text):
         matches = []
         for pattern, key, template, category, importance in _PATTERNS:
             for match in pattern.finditer(line):
+                if third_person_only and not match.group(0).lower().startswith("user"):
+                    continue
                 value = " ".join(match.group("value").split()).strip(" \"'")
                 if value:
                     fact = Fact(key, value, template.format(value), category, importance)
@@ -235,7 +210,9 @@ def reply_for(request: CompletionRequest) -> str:
     # What the bot "knows": facts from the whole conversation and from recalled memories that
     # the chat engine put in the system prompt (e.g. "User lives in Paris").
     known: dict[str, str] = {}
-    for text in [request.system or "", *users]:
+    for fact in find_facts(request.system or "", third_person_only=True):
+        known[fact.key] = fact.value
+    for text in users:
         for fact in find_facts(text):
             known[fact.key] = fact.value
     for pattern, key, answer, unknown in _QUESTIONS:
@@ -306,16 +283,15 @@ class OfflineProvider:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         text = answer(request)
         stop = END_TURN
         if estimate_tokens(text) > request.max_tokens:
             text, stop = text[: request.max_tokens * 4], MAX_TOKENS
-        prompt = (request.system or "") + "".join(t.content for t in request.messages)
         for piece in re.findall(r"\s*\S+\s*|\s+", text):
             await asyncio.sleep(self._delay)
             yield TextDelta(piece)
-        yield Usage(estimate_tokens(prompt), estimate_tokens(text))
+        yield Usage(estimate_prompt_tokens(request), estimate_tokens(text))
         yield Done(stop)
 
     async def complete(self, request: CompletionRequest) -> Completion:

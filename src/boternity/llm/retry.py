@@ -28,9 +28,10 @@ class RetryPolicy:
     """How many times, and how long to wait, before giving up on a transient failure.
 
     The n-th retry (0-based) waits ``min(max_delay, base_delay * 2**n)``, shortened by up to
-    ``jitter`` (a fraction) so many clients don't retry in lockstep. A server's retry-after wins
-    over the computed delay, capped at ``max_retry_after``. ``sleep`` is injectable so tests
-    run retries instantly and can check the delays.
+    ``jitter`` (a fraction) so many clients don't retry in lockstep. A server's retry-after is
+    honoured exactly instead; when it asks for more than ``max_retry_after`` seconds the error
+    is raised at once (with ``retry_after``) rather than blocking the caller that long.
+    ``sleep`` is injectable so tests run retries instantly and can check the delays.
     """
 
     max_retries: int = 4
@@ -42,11 +43,16 @@ class RetryPolicy:
 
     def should_retry(self, error: LlmError, attempt: int) -> bool:
         """``attempt`` counts the failed attempts before this one (0 for the first failure)."""
-        return error.retryable and attempt < self.max_retries
+        too_long = (
+            isinstance(error, RateLimitedError)
+            and error.retry_after is not None
+            and error.retry_after > self.max_retry_after
+        )
+        return error.retryable and not too_long and attempt < self.max_retries
 
     def delay(self, error: LlmError, attempt: int) -> float:
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
-            return max(0.0, min(error.retry_after, self.max_retry_after))
+            return error.retry_after
         delay = min(self.max_delay, self.base_delay * 2.0**attempt)
         if self.jitter:
             delay *= 1 - self.jitter * random.random()

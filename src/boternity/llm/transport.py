@@ -34,6 +34,7 @@ from boternity.llm.base import (
     StreamCollector,
     StreamEvent,
     TextDelta,
+    estimate_prompt_tokens,
     estimate_tokens,
 )
 from boternity.llm.retry import RetryPolicy, parse_retry_after
@@ -52,8 +53,11 @@ _CONTEXT_PHRASES = (
     "maximum context",
     "too many tokens",
 )
-# Things that look like API keys (sk-..., sk-ant-..., key-...), in case a server echoes one.
-_KEYLIKE = re.compile(r"\b(sk|key)-[A-Za-z0-9_\-*]{6,}")
+# Things that look like OpenAI/Anthropic keys (sk-..., sk-ant-..., sk-proj-...), in case a
+# server echoes some key other than ours (ours is replaced exactly).
+_KEYLIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}")
+# What a malformed (but JSON) event or body raises while being picked apart.
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 
 def classify_error(
@@ -64,6 +68,7 @@ def classify_error(
     code: str | None,
     message: str,
     retry_after: float | None = None,
+    key_env: str | None = None,
 ) -> LlmError:
     """Map an HTTP status and the provider's error type/code onto the exception tree.
 
@@ -92,7 +97,8 @@ def classify_error(
         "permission_error",
         "invalid_api_key",
     }:
-        return AuthenticationError(detail, provider=provider, status=status)
+        hint = f"; check {key_env}" if key_env else ""
+        return AuthenticationError(detail + hint, provider=provider, status=status)
     if status is None or status >= 500 or status == 408 or kinds & {"api_error", "server_error"}:
         return ProviderUnavailableError(detail, provider=provider, status=status)
     return InvalidRequestError(detail, provider=provider, status=status)
@@ -232,7 +238,7 @@ class HttpProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         return await self.retry.run(lambda: self._complete_once(request))
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         attempt = 0
         while True:
             collector = StreamCollector(request.model)
@@ -280,7 +286,10 @@ class HttpProvider:
     async def _complete_once(self, request: CompletionRequest) -> Completion:
         async with self._post(request, stream=False) as response:
             raw = await self._aread(response)
-        return self.parse_completion(load_json(self.name, raw), request)
+        try:
+            return self.parse_completion(load_json(self.name, raw), request)
+        except _MALFORMED as exc:
+            raise self._malformed("response") from exc
 
     @asynccontextmanager
     async def _post(
@@ -320,7 +329,11 @@ class HttpProvider:
         try:
             async for chunk in response.aiter_bytes():
                 for sse in decoder.feed(chunk):
-                    for event in parser.feed(sse):
+                    try:
+                        events = parser.feed(sse)
+                    except _MALFORMED as exc:
+                        raise self._malformed(f"{sse.event} event") from exc
+                    for event in events:
                         yield event
                         if isinstance(event, Done):
                             return
@@ -339,6 +352,7 @@ class HttpProvider:
             code=code,
             message=self.redact(message or response.reason_phrase),
             retry_after=parse_retry_after(response.headers),
+            key_env=self.key_env,
         )
 
     def stream_error(self, kind: str | None, code: str | None, message: str) -> LlmError:
@@ -355,11 +369,14 @@ class HttpProvider:
             provider=self.name,
         )
 
+    def _malformed(self, what: str) -> LlmError:
+        return LlmError(f"{self.name}: malformed {what} from the server", provider=self.name)
+
     def redact(self, text: str) -> str:
         if self._api_key:
             text = text.replace(self._api_key, "***")
-        return _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
+        return _KEYLIKE.sub("sk-***", text)
 
     def estimated_usage(self, request: CompletionRequest, text: str) -> tuple[int, int]:
-        prompt = (request.system or "") + "".join(turn.content for turn in request.messages)
-        return estimate_tokens(prompt), estimate_tokens(text)
+        """For servers that report no usage."""
+        return estimate_prompt_tokens(request), estimate_tokens(text)
