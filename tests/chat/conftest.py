@@ -8,7 +8,7 @@ request until a gate opens.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -83,7 +83,7 @@ class ScriptedProvider:
             return self.title_replies.pop(0)
         return answer(request)
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         kind = kind_of(request)
         self.requests.append((kind, request))
         gate = self.gates.get(kind)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import pytest
 
@@ -30,8 +30,8 @@ async def test_user_message_is_committed_before_the_provider_is_called(
     seen: list[list[str]] = []
     original = provider.stream
 
-    def spying(request: CompletionRequest) -> AsyncIterator[StreamEvent]:
-        async def run() -> AsyncIterator[StreamEvent]:
+    def spying(request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        async def run() -> AsyncGenerator[StreamEvent, None]:
             session_id = engine.live_sessions[0].id
             seen.append([m.content for m in await store.chat.get_messages(session_id)])
             async for event in original(request):

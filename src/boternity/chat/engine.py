@@ -526,10 +526,12 @@ class ChatEngine:
         collector = StreamCollector(model)
         started = time.monotonic()
         try:
-            async for event in self.provider.stream(request):
-                collector.add(event)
-                if isinstance(event, TextDelta) and event.text:
-                    turn._push(event.text)
+            # aclosing: a cancelled turn closes the provider's stream (and its connection) now.
+            async with contextlib.aclosing(self.provider.stream(request)) as events:
+                async for event in events:
+                    collector.add(event)
+                    if isinstance(event, TextDelta) and event.text:
+                        turn._push(event.text)
         except BaseException as exc:
             stop = STOP_CANCELLED if isinstance(exc, asyncio.CancelledError) else STOP_ERROR
             # What the user saw is what was streamed to them.
