@@ -93,6 +93,8 @@ class ScriptedProvider:
         if failure is not None and failure.after == 0:
             raise failure.error  # before any text: no scripted reply is used up
         text = self._text(kind, request)
+        if estimate_tokens(text) > request.max_tokens:
+            text = text[: request.max_tokens * 4]
         words = text.split(" ")
         pieces = [w + " " for w in words[:-1]] + [words[-1]]
         prompt = (request.system or "") + "".join(t.content for t in request.messages)
