@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Sequence
 
 import pytest
@@ -17,11 +18,17 @@ from boternity.chat import (
     locks_for_store,
 )
 from boternity.chat.prompt import GREETING_CUE
-from boternity.errors import ConflictError, ProviderUnavailableError, ValidationError
-from boternity.llm import OfflineProvider
+from boternity.errors import (
+    AuthenticationError,
+    ConflictError,
+    ProviderUnavailableError,
+    ValidationError,
+)
+from boternity.llm import AnthropicProvider, OfflineProvider
 from boternity.llm.base import CompletionRequest, StreamEvent
-from boternity.models import Bot, BotStatus, MessageRole, SessionStatus
+from boternity.models import Bot, BotStatus, ChatMessage, MessageRole, SessionStatus
 from tests.chat.conftest import ScriptedProvider, assert_valid_turns, fail
+from tests.fakes.llm_server import FakeLlmServer, anthropic_error
 
 
 async def test_user_message_is_committed_before_the_provider_is_called(
@@ -515,3 +522,61 @@ async def test_close_ends_open_sessions_and_leaves_no_tasks_behind(
     assert not locks.path_for(live.id).exists()
     with pytest.raises(ConflictError):
         await engine.start_session(bot)
+
+
+async def test_a_resumed_untitled_session_is_titled_from_its_stored_first_exchange(
+    store: Store, bot: Bot, provider: ScriptedProvider
+) -> None:
+    provider.failures["title"] = [fail()]
+    async with ChatEngine(store, provider, title_attempts=2, title_wait=0.0) as engine:
+        live = await engine.start_session(bot)
+        await live.ask("the very first question")
+        await live.end()
+    # The title failed once and the session ended before a retry: the fallback was used.
+    session = await store.chat.get_session(live.id)
+    assert session is not None and session.title == "the very first question"
+
+    async with ChatEngine(store, provider) as engine:
+        untitled = await engine.start_session(bot)
+        await engine.close()
+    # A session that ended without a user message has no title to give...
+    bare = await store.chat.get_session(untitled.id)
+    assert bare is not None and bare.title is None
+    await store.chat.save_message(
+        ChatMessage(session_id=untitled.id, role=MessageRole.USER, content="stored question")
+    )
+    await store.chat.save_message(
+        ChatMessage(session_id=untitled.id, role=MessageRole.ASSISTANT, content="stored answer")
+    )
+    provider.title_replies = ["Stored Question Title"]
+    async with ChatEngine(store, provider) as engine:
+        live = await engine.resume_session(untitled.id)
+        await live.ask("a later question")
+        await live.end()
+    title_request = provider.of("title")[-1]
+    assert [t.content for t in title_request.messages[:2]] == ["stored question", "stored answer"]
+    resumed = await store.chat.get_session(untitled.id)
+    assert resumed is not None and resumed.title == "Stored Question Title"
+
+
+async def test_talking_to_anthropic_never_logs_the_api_key(
+    store: Store, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = "sk-ant-very-secret-key-123"
+    caplog.set_level(logging.DEBUG)
+    async with (
+        FakeLlmServer() as server,
+        AnthropicProvider(api_key=key, base_url=server.base_url) as anthropic,
+        ChatEngine(store, anthropic) as engine,
+    ):
+        live = await engine.start_session(bot, greet=True)
+        await live.ask("My name is Bob.")
+        # The next reply is refused; the failure is raised and logged.
+        server.enqueue(anthropic_error(401, "authentication_error", "invalid x-api-key"))
+        with pytest.raises(AuthenticationError):
+            await live.ask("and again")
+        await live.end()
+        assert all(r.headers.get("x-api-key") == key for r in server.requests)
+    assert "failed" in caplog.text
+    assert key not in caplog.text
+    assert key not in repr(engine.provider)
