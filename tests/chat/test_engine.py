@@ -571,7 +571,9 @@ async def test_talking_to_anthropic_never_logs_the_api_key(
     ):
         live = await engine.start_session(bot, greet=True)
         await live.ask("My name is Bob.")
-        # The next reply is refused; the failure is raised and logged.
+        # The next reply is refused (the background title request may take the first refusal:
+        # its failure is logged; the reply's is raised).
+        server.enqueue(anthropic_error(401, "authentication_error", "invalid x-api-key"))
         server.enqueue(anthropic_error(401, "authentication_error", "invalid x-api-key"))
         with pytest.raises(AuthenticationError):
             await live.ask("and again")
