@@ -45,6 +45,19 @@ async def claim(url: str, batch: int) -> None:
                 print(job.id, flush=True)
 
 
+async def extract(url: str, base_url: str) -> None:
+    """Run the extraction worker once against an OpenAI-compatible server at ``base_url``."""
+    from boternity.llm import OpenAIProvider, RetryPolicy
+    from boternity.memory import ExtractionWorker
+
+    async with (
+        open_store(url) as store,
+        OpenAIProvider(base_url=base_url, retry=RetryPolicy(max_retries=0), timeout=600) as llm,
+    ):
+        report = await ExtractionWorker(store, llm, model="gpt-test").run_once()
+        print(report.completed, report.memories_saved, flush=True)
+
+
 async def open_only(url: str) -> None:
     async with open_store(url) as store:
         print(store.schema_version, flush=True)
@@ -61,6 +74,9 @@ def main() -> None:
     p = sub.add_parser("claim")
     p.add_argument("url")
     p.add_argument("--batch", type=int, default=3)
+    p = sub.add_parser("extract")
+    p.add_argument("url")
+    p.add_argument("base_url")
     p = sub.add_parser("open")
     p.add_argument("url")
     args = parser.parse_args()
@@ -68,6 +84,8 @@ def main() -> None:
         asyncio.run(append(args.url, args.session, args.count, args.tag))
     elif args.command == "claim":
         asyncio.run(claim(args.url, args.batch))
+    elif args.command == "extract":
+        asyncio.run(extract(args.url, args.base_url))
     else:
         asyncio.run(open_only(args.url))
     sys.stdout.flush()

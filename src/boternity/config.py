@@ -39,7 +39,8 @@ def redact_url(url: str) -> str:
 
 
 def default_database() -> str:
-    """BOTERNITY_DATABASE_URL, else $BOTERNITY_DATA_DIR/boternity.db, else ~/.boternity/boternity.db."""
+    """BOTERNITY_DATABASE_URL, else $BOTERNITY_DATA_DIR/boternity.db,
+    else ~/.boternity/boternity.db."""
     url = os.environ.get(ENV_DATABASE_URL, "").strip()
     if url:
         return url

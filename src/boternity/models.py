@@ -31,7 +31,10 @@ __all__ = [
     "ChatSession",
     "ContextSummary",
     "MemoryCategory",
+    "MemoryActor",
     "MemoryEntry",
+    "MemoryEvent",
+    "MemoryEventKind",
     "MessageRole",
     "PendingExtraction",
     "SessionStatus",
@@ -72,6 +75,19 @@ class MessageRole(StrEnum):
     SYSTEM = "system"
 
 
+class MemoryEventKind(StrEnum):
+    ADDED = "added"
+    SUPERSEDED = "superseded"
+    DELETED = "deleted"
+    RESTORED = "restored"  # the memory that superseded it was deleted: it is live again
+
+
+class MemoryActor(StrEnum):
+    USER = "user"  # remember / forget / delete by hand
+    EXTRACTION = "extraction"  # an extraction job
+    SYSTEM = "system"  # anything else the library did
+
+
 class MemoryCategory(StrEnum):
     PREFERENCE = "preference"
     FACT = "fact"
@@ -103,7 +119,8 @@ def check_text(value: str, what: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValidationError(
-            f"{what}: text contains a lone surrogate at position {exc.start}, which is not valid UTF-8"
+            f"{what}: text contains a lone surrogate at position {exc.start},"
+            " which is not valid UTF-8"
         ) from exc
 
 
@@ -206,11 +223,14 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
     raise ValidationError(f"{where}: {type(value).__name__} is not a JSON value")
 
 
-_SLUG_JUNK = re.compile(r"[^\w]+|_+")
+_SLUG_JUNK = re.compile(r"[\W_]+")  # one class, so a mixed run like "_ " is one dash
 
 
 def slugify(name: str) -> str:
-    """Lowercase; every run of non-alphanumerics becomes one '-'; trimmed ('Bot v2.0' -> 'bot-v2-0')."""
+    """Lowercase; every run of non-alphanumerics becomes one '-'; trimmed.
+
+    ``'Bot v2.0'`` -> ``'bot-v2-0'``.
+    """
     text = unicodedata.normalize("NFKC", name).lower()
     return _SLUG_JUNK.sub("-", text).strip("-")
 
@@ -477,3 +497,33 @@ class PendingExtraction:
     @property
     def exhausted(self) -> bool:
         return self.attempt_count >= MAX_EXTRACTION_ATTEMPTS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryEvent:
+    """One change to a memory, from the memory history (kept after the memory is deleted).
+
+    ``job_id``: the extraction job that added it. ``related_memory_id``: for ``superseded``,
+    the memory that replaced it; for ``restored``, the deleted memory that had replaced it.
+    """
+
+    memory_id: uuid.UUID
+    bot_id: uuid.UUID
+    event: MemoryEventKind
+    actor: MemoryActor
+    fact: str
+    job_id: uuid.UUID | None = None
+    related_memory_id: uuid.UUID | None = None
+    id: uuid.UUID = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _uuid(self, "memory_id")
+        _uuid(self, "bot_id")
+        _enum(self, "event", MemoryEventKind)
+        _enum(self, "actor", MemoryActor)
+        _text(self, "fact")
+        _opt_uuid(self, "job_id")
+        _opt_uuid(self, "related_memory_id")
+        _uuid(self, "id")
+        _time(self, "created_at")

@@ -20,6 +20,7 @@ from boternity.models import (
     ChatSession,
     ContextSummary,
     MemoryEntry,
+    MemoryEvent,
     PendingExtraction,
     SoulVersion,
 )
@@ -152,6 +153,25 @@ class MemoryRepository(Protocol):
     async def delete_memory(self, memory_id: uuid.UUID) -> None: ...
 
     async def delete_all_memories(self, bot_id: uuid.UUID) -> int: ...
+
+    async def search_memories(
+        self,
+        bot_id: uuid.UUID,
+        query: str,
+        *,
+        limit: int = 10,
+        include_superseded: bool = False,
+    ) -> list[MemoryEntry]:
+        """Full-text search over the bot's memory facts, best match first (ties: importance
+        DESC, created_at DESC, id DESC). A fact matches when it shares any word with the
+        query (stop words aside). Any string is a valid query: quotes, operators and
+        punctuation are treated as text, never as syntax."""
+        ...
+
+    async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
+        """Every recorded change to the memory, oldest first (created_at, id); still there
+        after the memory is deleted."""
+        ...
 
     async def get_memories_by_session(self, session_id: uuid.UUID) -> list[MemoryEntry]:
         """created_at ASC, id ASC (superseded ones included: this is provenance)."""

@@ -11,7 +11,7 @@ In-process::
         server.requests  # what the client sent
 
 As a process (``python -m tests.fakes.llm_server --port 0`` prints the port on its first line
-and serves until terminated)::
+and serves until terminated; ``FakeLlmServerProcess`` does this and wraps the control calls)::
 
     POST /_fake/enqueue   body: a JSON list of replies (see ``Reply.from_json``)
     GET  /_fake/requests  the recorded requests as JSON
@@ -40,8 +40,11 @@ import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
+
+import httpx
 
 from boternity.llm.base import (
     ChatTurn,
@@ -536,6 +539,86 @@ async def _write_reply(writer: asyncio.StreamWriter, reply: Reply) -> None:
 
 
 # -- running it as a process ----------------------------------------------------------------
+
+
+class FakeLlmServerProcess:
+    """The fake server in a child process (for tests that run boternity as a subprocess too),
+    scripted over its control endpoints::
+
+        async with FakeLlmServerProcess() as server:
+            await server.enqueue(openai_completion("hi"))
+            env = {"OPENAI_BASE_URL": server.openai_base_url}
+    """
+
+    def __init__(self, *, cwd: str | None = None) -> None:
+        self._cwd = cwd or str(Path(__file__).resolve().parents[2])
+        self._process: asyncio.subprocess.Process | None = None
+        self._control: httpx.AsyncClient | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    async def __aenter__(self) -> Self:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.fakes.llm_server",
+            "--port",
+            "0",
+            cwd=self._cwd,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert self._process.stdout is not None
+            line = await asyncio.wait_for(self._process.stdout.readline(), timeout=30)
+            self.port = int(line)
+        except BaseException:
+            await self._stop()
+            raise
+        self._control = httpx.AsyncClient(base_url=self.base_url, timeout=10)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._control is not None:
+            await self._control.aclose()
+        await self._stop()
+
+    async def _stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            await self._process.wait()
+
+    def _client(self) -> httpx.AsyncClient:
+        assert self._control is not None, "use FakeLlmServerProcess as an async context manager"
+        return self._control
+
+    async def enqueue(self, *replies: Reply) -> None:
+        response = await self._client().post("/_fake/enqueue", json=[r.to_json() for r in replies])
+        response.raise_for_status()
+
+    async def requests(self) -> list[dict[str, Any]]:
+        response = await self._client().get("/_fake/requests")
+        response.raise_for_status()
+        recorded: list[dict[str, Any]] = response.json()
+        return recorded
+
+    async def reset(self) -> None:
+        (await self._client().post("/_fake/reset")).raise_for_status()
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.returncode
 
 
 async def serve(host: str, port: int) -> None:

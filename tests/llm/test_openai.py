@@ -9,13 +9,14 @@ from boternity.llm import (
     CompletionRequest,
     Done,
     InvalidRequestError,
+    LlmError,
     OpenAIProvider,
     RetryPolicy,
     StreamEvent,
     TextDelta,
     Usage,
 )
-from tests.fakes.llm_server import FakeLlmServer, json_reply, openai_frames, sse_reply
+from tests.fakes.llm_server import FakeLlmServer, json_reply, openai_frames, sse, sse_reply
 from tests.llm.wires import KEY, Sleeps
 
 REQUEST = CompletionRequest(
@@ -111,3 +112,13 @@ async def test_defaults() -> None:
         assert provider.context_window("gpt-4") == 8_192
         assert provider.context_window("llama3.1:8b") == 8_192
         assert KEY not in repr(provider)
+
+
+async def test_vllm_style_error_chunk_mid_stream(server: FakeLlmServer, retry: RetryPolicy) -> None:
+    error = {"object": "error", "message": "engine died", "type": "InternalServerError"}
+    frames = openai_frames(["partial"])[:2] + [sse(error)]
+    server.enqueue(sse_reply(frames))
+    async with OpenAIProvider(base_url=server.openai_base_url, retry=retry) as provider:
+        with pytest.raises(LlmError, match="engine died") as caught:
+            await stream(provider)
+    assert caught.value.partial_text == "partial"

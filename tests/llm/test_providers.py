@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from contextlib import aclosing
@@ -121,18 +122,27 @@ async def test_rate_limit_is_retried_after_the_servers_retry_after(
 
 
 async def test_rate_limit_gives_up_after_max_retries_with_retry_after(
-    wire: Wire, server: FakeLlmServer, retry: RetryPolicy, sleeps: Sleeps
+    wire: Wire,
+    server: FakeLlmServer,
+    retry: RetryPolicy,
+    sleeps: Sleeps,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     server.enqueue(*[wire.rate_limited("7") for _ in range(4)])
     async with wire.provider(server, retry) as provider:
         seen, error = await stream_until_error(provider)
     assert isinstance(error, RateLimitedError)
     assert error.retry_after == 7.0
+    assert "retry after 7s" in str(error)
     assert error.status == 429
     assert isinstance(error.__cause__, httpx.HTTPStatusError)
     assert seen == []
     assert sleeps.delays == [7.0, 7.0, 7.0]
     assert len(server.requests) == 4
+    retries = [r for r in caplog.records if "retrying in 7.00s" in r.getMessage()]
+    assert [r.levelno for r in retries] == [logging.WARNING] * 3
+    assert KEY not in caplog.text
 
 
 async def test_complete_is_retried_like_stream(
@@ -225,13 +235,13 @@ async def test_error_event_before_the_first_token_is_retried_without_stale_event
 ) -> None:
     frames = wire.frames(PIECES)
     failing = frames[: wire.header_frames] + [wire.error_frame]
-    server.enqueue(sse_reply(failing), sse_reply(frames))
+    server.enqueue(sse_reply(frames), sse_reply(failing), sse_reply(frames))
     async with wire.provider(server, retry) as provider:
+        clean = await events_of(provider)
         events = await events_of(provider)
+    # The failed attempt's events (its Usage) were held back, never shown.
+    assert events == clean
     assert text_of(events) == "".join(PIECES)
-    assert events[-1] == Done("end_turn")
-    # The failed attempt's events were held back, never shown.
-    assert len([e for e in events if isinstance(e, Done)]) == 1
     assert sleeps.delays == [0.01]
 
 
@@ -363,6 +373,18 @@ async def test_closing_the_stream_early_releases_the_connection(
         # The same provider goes on working after an abandoned stream.
         server.enqueue(wire.message("again"))
         assert (await provider.complete(REQUEST)).text == "again"
+
+
+async def test_one_provider_serves_concurrent_streams(
+    wire: Wire, server: FakeLlmServer, retry: RetryPolicy
+) -> None:
+    async def one(n: int) -> str:
+        request = CompletionRequest(model="m", messages=[ChatTurn("user", f"I like topic {n}")])
+        return text_of([e async for e in provider.stream(request)])
+
+    async with wire.provider(server, retry) as provider:
+        replies = await asyncio.gather(*(one(n) for n in range(8)))
+    assert replies == [f"[offline] Noted: you like topic {n}." for n in range(8)]
 
 
 async def test_default_reply_speaks_each_protocol(

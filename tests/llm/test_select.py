@@ -25,7 +25,9 @@ async def pick(
 
 
 async def test_nothing_configured_falls_back_to_offline_with_a_notice() -> None:
-    provider, notice = await pick({})
+    provider, notice = select_provider(env={})
+    async with provider:
+        assert provider.default_model == "offline"
     assert isinstance(provider, OfflineProvider)
     assert notice == OFFLINE_NOTICE
     assert "ANTHROPIC_API_KEY" in notice

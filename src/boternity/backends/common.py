@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from datetime import timedelta
 from enum import StrEnum
@@ -12,20 +14,23 @@ from boternity.models import ChatMessage
 
 E = TypeVar("E", bound=StrEnum)
 
+#: Every backend binds paging numbers as 64-bit integers; larger ones are bad input.
+MAX_BIGINT = 2**63 - 1
+
 
 def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
     """Validate paging; returns (limit or None for all, offset >= 0)."""
     for name, value in (("limit", limit), ("offset", offset)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValidationError(f"{name} must be an int or None, got {type(value).__name__}")
-        if value is not None and value < 0:
-            raise ValidationError(f"{name} must be >= 0, got {value}")
+        if value is not None and not 0 <= value <= MAX_BIGINT:
+            raise ValidationError(f"{name} must be in 0..{MAX_BIGINT}, got {value}")
     return limit, offset or 0
 
 
 def check_limit(limit: int, name: str = "limit") -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValidationError(f"{name} must be an int >= 0, got {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_BIGINT:
+        raise ValidationError(f"{name} must be an int in 0..{MAX_BIGINT}, got {limit!r}")
     return limit
 
 
@@ -67,3 +72,104 @@ def with_seq(message: ChatMessage, seq: int) -> ChatMessage:
         object.__setattr__(copy, name, getattr(message, name))
     object.__setattr__(copy, "seq", seq)
     return copy
+
+
+# Words too common to say anything about relevance (PostgreSQL's english config drops these
+# too), so "where do I live" searches for "live".
+_STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "after",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "up",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+_WORD = re.compile(r"\w+")
+MAX_SEARCH_TERMS = 32
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of a free-text query, lowercased, without stop words or duplicates.
+
+    Only runs of letters and digits survive, so quotes, operators and punctuation in the query
+    can never reach a search engine's syntax.
+    """
+    if not isinstance(query, str):
+        raise ValidationError(f"query must be str, got {type(query).__name__}")
+    words = _WORD.findall(unicodedata.normalize("NFKC", query).lower())
+    terms = [w for w in dict.fromkeys(words) if w not in _STOP_WORDS and w.strip("_")]
+    return terms[:MAX_SEARCH_TERMS]

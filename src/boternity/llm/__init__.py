@@ -34,6 +34,7 @@ from boternity.llm.base import (
     TextDelta,
     Usage,
     collect,
+    estimate_prompt_tokens,
     estimate_tokens,
 )
 from boternity.llm.offline import OfflineProvider
@@ -68,6 +69,7 @@ __all__ = [
     "TextDelta",
     "Usage",
     "collect",
+    "estimate_prompt_tokens",
     "estimate_tokens",
     "select_provider",
 ]

@@ -15,7 +15,7 @@ from boternity.llm.base import (
     Usage,
 )
 from boternity.llm.sse import SseEvent
-from boternity.llm.transport import HttpProvider, load_json
+from boternity.llm.transport import HttpProvider, error_parts, load_json
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -110,15 +110,13 @@ class _MessagesStream:
             usage = data.get("usage") or {}
             if usage.get("input_tokens") is not None:  # newer API versions repeat it here
                 self._input = _input_tokens(usage)
-            self._output = int(usage.get("output_tokens") or self._output)
+            if usage.get("output_tokens") is not None:
+                self._output = int(usage["output_tokens"])
             return [Usage(self._input, self._output)]
         if kind == "message_stop":
             return [Done(self._stop_reason or END_TURN)]
         if kind == "error":
-            error = data.get("error") or {}
-            raise self._provider.stream_error(
-                error.get("type"), None, str(error.get("message") or "")
-            )
+            raise self._provider.stream_error(*error_parts(data))
         return []
 
     def finish(self) -> list[StreamEvent]:

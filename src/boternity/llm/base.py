@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from boternity.errors import LlmError, ValidationError
 
@@ -54,6 +55,11 @@ class CompletionRequest:
             raise ValidationError(
                 f"CompletionRequest.max_tokens must be >= 1, got {self.max_tokens}"
             )
+        for turn in self.messages:
+            if not isinstance(turn, ChatTurn):
+                raise ValidationError(
+                    f"CompletionRequest.messages must hold ChatTurn, got {type(turn).__name__}"
+                )
         # Freeze the sequence so a request is a value: callers may keep mutating their list.
         object.__setattr__(self, "messages", tuple(self.messages))
 
@@ -105,7 +111,7 @@ class LlmProvider(Protocol):
 
     @property
     def name(self) -> str:
-        """ "anthropic", "openai" or "offline"."""
+        """One of "anthropic", "openai", "offline"."""
         ...
 
     @property
@@ -130,6 +136,15 @@ class LlmProvider(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 def estimate_tokens(text: str) -> int:

@@ -21,7 +21,7 @@ from boternity.llm.base import (
     Usage,
 )
 from boternity.llm.sse import SseEvent
-from boternity.llm.transport import HttpProvider, load_json
+from boternity.llm.transport import HttpProvider, error_parts, load_json
 
 DEFAULT_MODEL = "gpt-4o-mini"
 
@@ -84,8 +84,8 @@ class OpenAIProvider(HttpProvider):
         return body
 
     def parse_completion(self, data: dict[str, Any], request: CompletionRequest) -> Completion:
-        if "error" in data:
-            raise self.stream_error(*_error_parts(data["error"]))
+        if _is_error(data):
+            raise self.stream_error(*error_parts(data))
         choices = data.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         text = (choice.get("message") or {}).get("content") or ""
@@ -103,15 +103,9 @@ class OpenAIProvider(HttpProvider):
         return _ChatStream(self, request)
 
 
-def _error_parts(error: object) -> tuple[str | None, str | None, str]:
-    if isinstance(error, dict):
-        kind, code = error.get("type"), error.get("code")
-        return (
-            kind if isinstance(kind, str) else None,
-            str(code) if isinstance(code, str | int) else None,
-            str(error.get("message") or ""),
-        )
-    return None, None, str(error)
+def _is_error(data: dict[str, Any]) -> bool:
+    # OpenAI and llama.cpp: {"error": {...}}; vLLM: {"object": "error", "message": ...}.
+    return "error" in data or data.get("object") == "error"
 
 
 class _ChatStream:
@@ -129,8 +123,8 @@ class _ChatStream:
         if event.data.strip() == "[DONE]":
             return self._done()
         data = load_json("openai", event.data)
-        if "error" in data:
-            raise self._provider.stream_error(*_error_parts(data["error"]))
+        if _is_error(data):
+            raise self._provider.stream_error(*error_parts(data))
         out: list[StreamEvent] = []
         for choice in data.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:

@@ -9,7 +9,10 @@ event). Bytes may be split anywhere, including inside a UTF-8 character or betwe
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
+
+_EOL = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +45,14 @@ class SseDecoder:
         events: list[SseEvent] = []
         if not text:
             return events
-        start = 0
         buffer = self._buffer + text
-        offset = len(self._buffer)  # terminators can only be in the new text
-        i = offset
-        n = len(buffer)
-        while i < n:
-            ch = buffer[i]
-            if ch == "\n" or ch == "\r":
-                self._line(buffer[start:i], events)
-                if ch == "\r":
-                    if i + 1 < n:
-                        if buffer[i + 1] == "\n":
-                            i += 1
-                    else:
-                        self._skip_lf = True
-                start = i + 1
-            i += 1
+        start = 0
+        # The kept buffer holds no line ending, so the search starts in the new text.
+        for match in _EOL.finditer(buffer, len(self._buffer)):
+            self._line(buffer[start : match.start()], events)
+            start = match.end()
+        # A CR at the very end may be the first half of a CRLF split across chunks.
+        self._skip_lf = start == len(buffer) and buffer.endswith("\r")
         self._buffer = buffer[start:]
         return events
 

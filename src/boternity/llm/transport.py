@@ -91,6 +91,8 @@ def classify_error(
     if status == 529 or kinds & {"overloaded_error", "overloaded"}:
         return OverloadedError(detail, provider=provider, status=status)
     if status == 429 or kinds & {"rate_limit_error", "rate_limit_exceeded"}:
+        if retry_after is not None:
+            detail += f"; retry after {retry_after:g}s"
         return RateLimitedError(detail, provider=provider, status=status, retry_after=retry_after)
     if status in (401, 403) or kinds & {
         "authentication_error",
@@ -104,26 +106,30 @@ def classify_error(
     return InvalidRequestError(detail, provider=provider, status=status)
 
 
-def error_fields(body: bytes) -> tuple[str | None, str | None, str]:
-    """(type, code, message) from the error bodies of Anthropic, OpenAI, and OpenAI-compatible
-    servers (Ollama sends ``{"error": "text"}``); falls back to the start of the raw body."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None, None, body[:300].decode("utf-8", errors="replace").strip()
-    error: object = data.get("error") if isinstance(data, dict) else None
+def error_parts(data: object) -> tuple[str | None, str | None, str]:
+    """(type, code, message) of an error object: Anthropic ``{"type": "error", "error": {...}}``,
+    OpenAI and llama.cpp ``{"error": {...}}``, Ollama ``{"error": "text"}``, vLLM
+    ``{"object": "error", "message": ...}``."""
+    error = data.get("error", data) if isinstance(data, dict) else None
     if isinstance(error, str):
         return None, None, error
-    if isinstance(error, dict):
-        kind, code, message = error.get("type"), error.get("code"), error.get("message")
-        return (
-            kind if isinstance(kind, str) else None,
-            str(code) if isinstance(code, str | int) else None,
-            message if isinstance(message, str) else "",
-        )
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return None, None, str(data["message"])
-    return None, None, body[:300].decode("utf-8", errors="replace").strip()
+    if not isinstance(error, dict):
+        return None, None, ""
+    kind, code, message = error.get("type"), error.get("code"), error.get("message")
+    return (
+        kind if isinstance(kind, str) else None,
+        str(code) if isinstance(code, str | int) else None,
+        message if isinstance(message, str) else "",
+    )
+
+
+def error_fields(body: bytes) -> tuple[str | None, str | None, str]:
+    """``error_parts`` of an HTTP error body; the start of the raw body when it says nothing."""
+    try:
+        kind, code, message = error_parts(json.loads(body))
+    except ValueError:
+        kind, code, message = None, None, ""
+    return kind, code, message or body[:300].decode("utf-8", errors="replace").strip()
 
 
 def load_json(provider: str, raw: str | bytes) -> dict[str, Any]:

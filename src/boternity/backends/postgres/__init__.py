@@ -1,4 +1,4 @@
-"""The PostgreSQL backend (asyncpg)."""
+"""The PostgreSQL backend (asyncpg, an optional dependency: ``boternity[postgres]``)."""
 
 from __future__ import annotations
 
@@ -17,4 +17,16 @@ async def open_postgres_store(
     read_url: str | None,
     durability: Literal["normal", "full"],
 ) -> Store:
-    raise RepositoryError("the PostgreSQL backend is not available yet")
+    """Open and migrate the database at ``url``. asyncpg is imported only here, so SQLite
+    users never need it installed."""
+    try:
+        from boternity.backends.postgres.store import PostgresStore
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise RepositoryError(
+            "PostgreSQL support needs asyncpg: pip install 'boternity[postgres]'"
+        ) from exc
+    store = PostgresStore(url, pool_size=pool_size, read_url=read_url, durability=durability)
+    await store.open()
+    return store

@@ -28,15 +28,19 @@ _ACTIVE_SESSIONS = (
     f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE bot_id = ? AND status = 'active'"
     " ORDER BY started_at DESC, id DESC"
 )
+_MAX_BIGINT = 2**63 - 1
 _DELETE_SESSION = "DELETE FROM chat_sessions WHERE id = ?"
 # save_message: the session row is the counter, so seq, totals and activity move together.
 _BUMP_SESSION = (
     "UPDATE chat_sessions SET message_count = message_count + 1,"
     " total_input_tokens = total_input_tokens + ?, total_output_tokens = total_output_tokens + ?,"
-    " last_activity_at = ? WHERE id = ? RETURNING message_count, bot_id"
+    " last_activity_at = ? WHERE id = ? RETURNING message_count, bot_id,"
+    # SQLite turns an overflowing integer sum into a REAL; such a row could never be read back.
+    " typeof(total_input_tokens) = 'integer' AND typeof(total_output_tokens) = 'integer'"
 )
 _BUMP_BOT = (
     "UPDATE bots SET total_tokens_used = total_tokens_used + ?, last_active_at = ? WHERE id = ?"
+    " RETURNING typeof(total_tokens_used) = 'integer'"
 )
 _INSERT_MESSAGE = f"INSERT INTO chat_messages ({rows.MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _GET_MESSAGE = f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE id = ?"
@@ -134,6 +138,8 @@ class SqliteChatRepository:
         m = message
         tokens_in = m.input_tokens or 0
         tokens_out = m.output_tokens or 0
+        if tokens_in + tokens_out > _MAX_BIGINT:
+            raise ValidationError("input_tokens + output_tokens does not fit in a 64-bit integer")
         created = rows.ts(m.created_at)
         session_key = str(m.session_id)
         insert = [
@@ -147,9 +153,13 @@ class SqliteChatRepository:
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"chat session {m.session_id} not found")
+            if not row[2]:
+                raise ValidationError(f"chat session {m.session_id}: token totals would overflow")
             insert[2] = row[0]
             conn.execute(_INSERT_MESSAGE, insert)
-            conn.execute(_BUMP_BOT, (tokens_in + tokens_out, created, row[1]))
+            fits = conn.execute(_BUMP_BOT, (tokens_in + tokens_out, created, row[1])).fetchone()
+            if not fits[0]:
+                raise ValidationError(f"bot {row[1]}: total_tokens_used would overflow")
             seq: int = row[0]
             return seq
 

@@ -7,15 +7,24 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from boternity.backends.common import check_id, check_lease, check_limit, check_page
+from boternity.backends.common import (
+    check_id,
+    check_lease,
+    check_limit,
+    check_page,
+    search_terms,
+)
 from boternity.backends.sqlite import rows
 from boternity.backends.sqlite.pool import Readers, Writer
 from boternity.errors import ConflictError, NotFoundError, ValidationError
-from boternity.ids import utc_now
+from boternity.ids import new_id, utc_now
 from boternity.models import (
     MAX_EXTRACTION_ATTEMPTS,
     ContextSummary,
+    MemoryActor,
     MemoryEntry,
+    MemoryEvent,
+    MemoryEventKind,
     PendingExtraction,
 )
 from boternity.repositories import DEFAULT_LEASE
@@ -34,6 +43,19 @@ _MEMORIES_BY_SESSION = (
     " ORDER BY created_at ASC, id ASC"
 )
 _SUPERSEDE = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"
+_SEARCH = (
+    f"SELECT {', '.join('m.' + c for c in rows.MEMORY_COLUMNS.split(', '))}"
+    " FROM memories_fts JOIN session_memories m ON m.rowid = memories_fts.rowid"
+    " WHERE memories_fts MATCH ? AND m.bot_id = ? AND (? OR m.superseded_by IS NULL)"
+    " ORDER BY bm25(memories_fts), m.importance DESC, m.created_at DESC, m.id DESC LIMIT ?"
+)
+_INSERT_HISTORY = (
+    f"INSERT INTO memory_history ({rows.HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HISTORY = (
+    f"SELECT {rows.HISTORY_COLUMNS} FROM memory_history WHERE memory_id = ?"
+    " ORDER BY created_at ASC, id ASC"
+)
 _INSERT_PENDING = (
     f"INSERT INTO pending_memory_extractions ({rows.PENDING_COLUMNS})"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -108,16 +130,48 @@ def _check_memory_refs(conn: sqlite3.Connection, m: MemoryEntry) -> None:
             raise ValidationError(f"superseding memory {m.superseded_by} belongs to another bot")
 
 
-def _insert_memory(conn: sqlite3.Connection, m: MemoryEntry) -> None:
+def _record(
+    conn: sqlite3.Connection,
+    memory_id: str,
+    bot_id: str,
+    fact: str,
+    event: MemoryEventKind,
+    actor: MemoryActor,
+    *,
+    job_id: uuid.UUID | None = None,
+    related: str | None = None,
+) -> None:
+    """One memory_history row, in the transaction of the change it records."""
+    conn.execute(
+        _INSERT_HISTORY,
+        (str(new_id()), memory_id, bot_id, event.value, actor.value, fact,
+         rows.opt_uid(job_id), related, rows.ts(utc_now())),
+    )  # fmt: skip
+
+
+def _insert_memory(
+    conn: sqlite3.Connection, m: MemoryEntry, *, job_id: uuid.UUID | None = None
+) -> None:
     _check_memory_refs(conn, m)
     if conn.execute("SELECT 1 FROM session_memories WHERE id = ?", (str(m.id),)).fetchone():
         raise ConflictError(f"a memory with id {m.id} already exists")
     conn.execute(_INSERT_MEMORY, rows.memory_params(m))
+    if job_id is not None:
+        actor = MemoryActor.EXTRACTION
+    else:
+        actor = MemoryActor.USER if m.is_manual else MemoryActor.SYSTEM
+    _record(conn, str(m.id), str(m.bot_id), m.fact, MemoryEventKind.ADDED, actor, job_id=job_id)
 
 
-def _supersede(conn: sqlite3.Connection, old_id: uuid.UUID, new: MemoryEntry) -> None:
+def _supersede(
+    conn: sqlite3.Connection,
+    old_id: uuid.UUID,
+    new: MemoryEntry,
+    *,
+    job_id: uuid.UUID | None = None,
+) -> None:
     row = conn.execute(
-        "SELECT bot_id, superseded_by FROM session_memories WHERE id = ?", (str(old_id),)
+        "SELECT bot_id, superseded_by, fact FROM session_memories WHERE id = ?", (str(old_id),)
     ).fetchone()
     if row is None:
         raise NotFoundError(f"memory {old_id} not found")
@@ -128,6 +182,11 @@ def _supersede(conn: sqlite3.Connection, old_id: uuid.UUID, new: MemoryEntry) ->
     if old_id == new.id:
         raise ValidationError("a memory cannot supersede itself")
     conn.execute(_SUPERSEDE, (str(new.id), str(old_id)))
+    actor = MemoryActor.EXTRACTION if job_id is not None else MemoryActor.USER
+    _record(
+        conn, str(old_id), row[0], row[2], MemoryEventKind.SUPERSEDED, actor,
+        job_id=job_id, related=str(new.id),
+    )  # fmt: skip
 
 
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
@@ -174,18 +233,61 @@ class SqliteMemoryRepository:
         key = str(check_id(memory_id, "memory_id"))
 
         def unit(conn: sqlite3.Connection) -> None:
-            if conn.execute("DELETE FROM session_memories WHERE id = ?", (key,)).rowcount == 0:
+            row = conn.execute(
+                "SELECT bot_id, fact FROM session_memories WHERE id = ?", (key,)
+            ).fetchone()
+            if row is None:
                 raise NotFoundError(f"memory {memory_id} not found")
+            # The memories this one superseded become live again (superseded_by SET NULL).
+            for old_id, old_fact in conn.execute(
+                "SELECT id, fact FROM session_memories WHERE superseded_by = ?", (key,)
+            ).fetchall():
+                _record(
+                    conn, old_id, row[0], old_fact, MemoryEventKind.RESTORED, MemoryActor.USER,
+                    related=key,
+                )  # fmt: skip
+            _record(conn, key, row[0], row[1], MemoryEventKind.DELETED, MemoryActor.USER)
+            conn.execute("DELETE FROM session_memories WHERE id = ?", (key,))
 
         await self._writer.run(unit)
 
     async def delete_all_memories(self, bot_id: uuid.UUID) -> int:
         key = str(check_id(bot_id, "bot_id"))
-        return await self._writer.run(
-            lambda c: int(
-                c.execute("DELETE FROM session_memories WHERE bot_id = ?", (key,)).rowcount
-            )
-        )
+
+        def unit(conn: sqlite3.Connection) -> int:
+            doomed = conn.execute(
+                "SELECT id, fact FROM session_memories WHERE bot_id = ?", (key,)
+            ).fetchall()
+            for memory_id, fact in doomed:
+                _record(conn, memory_id, key, fact, MemoryEventKind.DELETED, MemoryActor.USER)
+            conn.execute("DELETE FROM session_memories WHERE bot_id = ?", (key,))
+            return len(doomed)
+
+        return await self._writer.run(unit)
+
+    async def search_memories(
+        self,
+        bot_id: uuid.UUID,
+        query: str,
+        *,
+        limit: int = 10,
+        include_superseded: bool = False,
+    ) -> list[MemoryEntry]:
+        key = str(check_id(bot_id, "bot_id"))
+        check_limit(limit)
+        terms = search_terms(query)
+        if not terms or limit == 0:
+            return []
+        # Each term quoted: FTS5 reads it as a plain string, never as query syntax.
+        match = " OR ".join(f'"{t}"' for t in terms)
+        params = (match, key, bool(include_superseded), limit)
+        found = await self._readers.run(lambda c: c.execute(_SEARCH, params).fetchall())
+        return [rows.memory(r) for r in found]
+
+    async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
+        key = str(check_id(memory_id, "memory_id"))
+        found = await self._readers.run(lambda c: c.execute(_HISTORY, (key,)).fetchall())
+        return [rows.history(r) for r in found]
 
     async def get_memories_by_session(self, session_id: uuid.UUID) -> list[MemoryEntry]:
         key = str(check_id(session_id, "session_id"))
@@ -288,7 +390,11 @@ class SqliteMemoryRepository:
             raise ValidationError("now must be a timezone-aware datetime")
         at = at.astimezone(utc_now().tzinfo)
         bot_key = None if bot_id is None else str(check_id(bot_id, "bot_id"))
-        params = (rows.ts(at), rows.ts(at + lease), MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
+        try:
+            until = at + lease
+        except OverflowError as exc:
+            raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
+        params = (rows.ts(at), rows.ts(until), MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
         found = await self._writer.run(lambda c: c.execute(_CLAIM, params).fetchall())
         claimed = [rows.pending(r) for r in found]
         claimed.sort(key=lambda p: (p.created_at, p.id))
@@ -305,9 +411,9 @@ class SqliteMemoryRepository:
         batch = [_check_memory(m) for m in memories]
         replaced = dict(supersedes or {})
         by_id = {m.id: m for m in batch}
-        for new_id in replaced:
-            if new_id not in by_id:
-                raise ValidationError(f"supersedes names {new_id}, which is not in this batch")
+        for added in replaced:
+            if added not in by_id:
+                raise ValidationError(f"supersedes names {added}, which is not in this batch")
 
         def unit(conn: sqlite3.Connection) -> list[MemoryEntry]:
             deleted = conn.execute(
@@ -317,9 +423,9 @@ class SqliteMemoryRepository:
                 # Another worker finished it (its lease ran out): saving again would duplicate.
                 raise NotFoundError(f"pending extraction {job} not found (already completed?)")
             for m in batch:
-                _insert_memory(conn, m)
-            for new_id, old_id in replaced.items():
-                _supersede(conn, old_id, by_id[new_id])
+                _insert_memory(conn, m, job_id=job)
+            for added, old_id in replaced.items():
+                _supersede(conn, old_id, by_id[added], job_id=job)
             return batch
 
         return await self._writer.run(unit)

@@ -142,36 +142,43 @@ def _resolve(
 def _run_batch(
     conn: sqlite3.Connection, units: list[Unit], busy_wait: float
 ) -> list[tuple[bool, Any]]:
-    """Runs on the writer thread: one BEGIN IMMEDIATE ... COMMIT around all ``units``."""
-    retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="write")
-    outcomes: list[tuple[bool, Any]] = []
-    try:
-        if len(units) == 1:
-            try:
-                outcomes.append((True, units[0](conn)))
-            except Exception as exc:
-                conn.execute("ROLLBACK")
-                return [(False, _library_error(exc))]
-        else:
-            for unit in units:
+    """Runs on the writer thread: one BEGIN IMMEDIATE ... COMMIT around all ``units``.
+
+    Some errors (disk full, I/O) make SQLite roll back the whole transaction, not just the
+    statement. The unit that hit one fails alone; the others run again in a new transaction.
+    """
+    outcomes: list[tuple[bool, Any] | None] = [None] * len(units)
+    todo = list(range(len(units)))
+    while todo:
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="write")
+        done: dict[int, tuple[bool, Any]] = {}
+        try:
+            for i in todo:
                 conn.execute("SAVEPOINT unit")
                 try:
-                    value = unit(conn)
+                    value = units[i](conn)
                 except Exception as exc:
                     if not conn.in_transaction:
-                        raise  # SQLite rolled the whole transaction back: the batch is lost
+                        # SQLite rolled everything back; no ROLLBACK TO is possible (it
+                        # would fail and hide this error).
+                        outcomes[i] = (False, _library_error(exc))
+                        break
                     conn.execute("ROLLBACK TO unit")
                     conn.execute("RELEASE unit")
-                    outcomes.append((False, _library_error(exc)))
+                    done[i] = (False, _library_error(exc))
                 else:
                     conn.execute("RELEASE unit")
-                    outcomes.append((True, value))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return outcomes
+                    done[i] = (True, value)
+            else:
+                conn.execute("COMMIT")
+                for i, outcome in done.items():
+                    outcomes[i] = outcome
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        todo = [i for i in todo if outcomes[i] is None]
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _library_error(exc: Exception) -> Exception:

@@ -17,6 +17,7 @@ from boternity.models import (
     ChatSession,
     ContextSummary,
     MemoryEntry,
+    MemoryEvent,
     MessageRole,
     PendingExtraction,
     SoulVersion,
@@ -182,4 +183,15 @@ def summary(r: Row) -> ContextSummary:
     return ContextSummary(
         id=_UUID(r[0]), session_id=_UUID(r[1]), summary=r[2], messages_start=r[3],
         messages_end=r[4], token_count=r[5], created_at=_fromiso(r[6]),
+    )  # fmt: skip
+
+
+HISTORY_COLUMNS = "id, memory_id, bot_id, event, actor, fact, job_id, related_memory_id, created_at"
+
+
+def history(r: Row) -> MemoryEvent:
+    return MemoryEvent(
+        id=_UUID(r[0]), memory_id=_UUID(r[1]), bot_id=_UUID(r[2]), event=r[3], actor=r[4],
+        fact=r[5], job_id=_opt_uuid(r[6]), related_memory_id=_opt_uuid(r[7]),
+        created_at=_fromiso(r[8]),
     )  # fmt: skip

@@ -24,6 +24,7 @@ from boternity.backends.sqlite.pool import (
 from boternity.backends.sqlite.rows import ts
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
+from boternity.repositories import BotRepository, ChatRepository, MemoryRepository
 
 BUSY_TIMEOUT_MS = 5_000
 
@@ -111,9 +112,10 @@ class SqliteStore:
         self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(readers)]
         self.writer = Writer(self._writer_worker, busy_wait=busy_wait)
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
-        self.bots = SqliteBotRepository(self.writer, self.readers)
-        self.chat = SqliteChatRepository(self.writer, self.readers)
-        self.memory = SqliteMemoryRepository(self.writer, self.readers)
+        # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
+        self.bots: BotRepository = SqliteBotRepository(self.writer, self.readers)
+        self.chat: ChatRepository = SqliteChatRepository(self.writer, self.readers)
+        self.memory: MemoryRepository = SqliteMemoryRepository(self.writer, self.readers)
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)

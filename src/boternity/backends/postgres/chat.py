@@ -1,0 +1,202 @@
+"""ChatRepository on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+from boternity.backends.common import check_id, check_limit, check_page, with_seq
+from boternity.backends.postgres import rows
+from boternity.backends.postgres.pool import Conn, Database, affected
+from boternity.errors import NotFoundError, ValidationError
+from boternity.models import ChatMessage, ChatSession
+
+# Count the session on its bot and insert it in one statement: no bot, no row.
+_CREATE_SESSION = (
+    "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = $2"
+    " RETURNING id)"
+    f" INSERT INTO chat_sessions ({rows.SESSION_COLUMNS})"
+    f" SELECT $1, b.id, {rows.placeholders(9, start=3)} FROM b RETURNING id"
+)
+_GET_SESSION = f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE id = $1"
+_UPDATE_SESSION = (
+    "UPDATE chat_sessions SET title = $1, status = $2, ended_at = $3 WHERE id = $4"
+    f" RETURNING {rows.SESSION_COLUMNS}"
+)
+_LIST_SESSIONS = (
+    f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE bot_id = $1"
+    " ORDER BY started_at DESC, id DESC LIMIT $2 OFFSET $3"
+)
+_ACTIVE_SESSIONS = (
+    f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE bot_id = $1 AND status = 'active'"
+    " ORDER BY started_at DESC, id DESC"
+)
+_DELETE_SESSION = "DELETE FROM chat_sessions WHERE id = $1"
+# save_message in one statement, so one round trip and one implicit transaction. Updating the
+# session row first locks it: concurrent writers to one session (any process) queue there and
+# each re-reads the committed counter, so seq is gap-free and totals never lose an increment.
+_SAVE_MESSAGE = (
+    "WITH s AS ("
+    "  UPDATE chat_sessions SET message_count = message_count + 1,"
+    "   total_input_tokens = total_input_tokens + $12,"
+    "   total_output_tokens = total_output_tokens + $13, last_activity_at = $5"
+    "  WHERE id = $2 RETURNING message_count, bot_id),"
+    " m AS ("
+    "  INSERT INTO chat_messages (id, session_id, bot_id, seq, role, content, created_at,"
+    "   input_tokens, output_tokens, model, stop_reason, response_ms, metadata)"
+    "  SELECT $1, $2, s.bot_id, s.message_count, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s"
+    "  RETURNING seq),"
+    " b AS ("
+    "  UPDATE bots SET total_tokens_used = total_tokens_used + $12 + $13, last_active_at = $5"
+    "  WHERE id = (SELECT bot_id FROM s))"
+    " SELECT seq FROM m"
+)
+_GET_MESSAGE = f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE id = $1"
+_GET_MESSAGES = (
+    f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE session_id = $1"
+    " ORDER BY seq ASC LIMIT $2 OFFSET $3"
+)
+_RECENT_MESSAGES = (
+    f"SELECT {rows.MESSAGE_COLUMNS} FROM chat_messages WHERE session_id = $1"
+    " ORDER BY seq DESC LIMIT $2"
+)
+_MESSAGE_COUNT = "SELECT message_count FROM chat_sessions WHERE id = $1"
+# clear_messages: the first statement locks the session (so no message can be appended while
+# clearing); the second runs on a fresh snapshot taken after the lock, so it sees every message.
+_RESET_COUNT = "UPDATE chat_sessions SET message_count = 0 WHERE id = $1 RETURNING id"
+_CLEAR = (
+    "WITH m AS (DELETE FROM chat_messages WHERE session_id = $1 RETURNING 1),"
+    " c AS (DELETE FROM context_summaries WHERE session_id = $1),"
+    " p AS (DELETE FROM pending_memory_extractions WHERE session_id = $1)"
+    " SELECT count(*) FROM m"
+)
+_COUNT_SESSIONS = "SELECT count(*) FROM chat_sessions"
+_COUNT_MESSAGES = "SELECT count(*) FROM chat_messages"
+
+
+class PostgresChatRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create_session(self, session: ChatSession) -> ChatSession:
+        if not isinstance(session, ChatSession):
+            raise ValidationError(
+                f"create_session expects a ChatSession, got {type(session).__name__}"
+            )
+        if session.message_count != 0:
+            raise ValidationError("a new session must have message_count 0 (save_message counts)")
+        params = rows.session_params(session)
+
+        async def unit(conn: Conn) -> ChatSession:
+            if await conn.fetchval(_CREATE_SESSION, *params) is None:
+                raise NotFoundError(f"bot {session.bot_id} not found")
+            return session
+
+        return await self._db.write(
+            unit,
+            messages={"chat_sessions_pkey": f"a chat session with id {session.id} already exists"},
+        )
+
+    async def get_session(self, session_id: uuid.UUID) -> ChatSession | None:
+        key = check_id(session_id, "session_id")
+        row = await self._db.read(lambda c: c.fetchrow(_GET_SESSION, key))
+        return None if row is None else rows.session(row)
+
+    async def update_session(self, session: ChatSession) -> ChatSession:
+        if not isinstance(session, ChatSession):
+            raise ValidationError(
+                f"update_session expects a ChatSession, got {type(session).__name__}"
+            )
+        params = (session.title, session.status.value, session.ended_at, session.id)
+
+        async def unit(conn: Conn) -> ChatSession:
+            row = await conn.fetchrow(_UPDATE_SESSION, *params)
+            if row is None:
+                raise NotFoundError(f"chat session {session.id} not found")
+            return rows.session(row)
+
+        return await self._db.write(unit)
+
+    async def list_sessions(
+        self, bot_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
+    ) -> list[ChatSession]:
+        key = check_id(bot_id, "bot_id")
+        lim, off = check_page(limit, offset)
+        found = await self._db.read(lambda c: c.fetch(_LIST_SESSIONS, key, lim, off), browse=True)
+        return [rows.session(r) for r in found]
+
+    async def delete_session(self, session_id: uuid.UUID) -> None:
+        key = check_id(session_id, "session_id")
+
+        async def unit(conn: Conn) -> None:
+            if affected(await conn.execute(_DELETE_SESSION, key)) == 0:
+                raise NotFoundError(f"chat session {session_id} not found")
+
+        await self._db.write(unit)
+
+    async def get_active_sessions(self, bot_id: uuid.UUID) -> list[ChatSession]:
+        key = check_id(bot_id, "bot_id")
+        found = await self._db.read(lambda c: c.fetch(_ACTIVE_SESSIONS, key))
+        return [rows.session(r) for r in found]
+
+    async def save_message(self, message: ChatMessage) -> ChatMessage:
+        if not isinstance(message, ChatMessage):
+            raise ValidationError(
+                f"save_message expects a ChatMessage, got {type(message).__name__}"
+            )
+        m = message
+        params = (
+            m.id, m.session_id, m.role.value, m.content, m.created_at, m.input_tokens,
+            m.output_tokens, m.model, m.stop_reason, m.response_ms, m.metadata_json(),
+            m.input_tokens or 0, m.output_tokens or 0,
+        )  # fmt: skip
+
+        async def unit(conn: Conn) -> int:
+            seq: int | None = await conn.fetchval(_SAVE_MESSAGE, *params)
+            if seq is None:
+                raise NotFoundError(f"chat session {m.session_id} not found")
+            return seq
+
+        seq = await self._db.write(
+            unit, messages={"chat_messages_pkey": f"a message with id {m.id} already exists"}
+        )
+        return with_seq(m, seq)
+
+    async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None:
+        key = check_id(message_id, "message_id")
+        row = await self._db.read(lambda c: c.fetchrow(_GET_MESSAGE, key))
+        return None if row is None else rows.message(row)
+
+    async def get_messages(
+        self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
+    ) -> list[ChatMessage]:
+        key = check_id(session_id, "session_id")
+        lim, off = check_page(limit, offset)
+        found = await self._db.read(lambda c: c.fetch(_GET_MESSAGES, key, lim, off), browse=True)
+        return [rows.message(r) for r in found]
+
+    async def get_recent_messages(self, session_id: uuid.UUID, limit: int) -> list[ChatMessage]:
+        key = check_id(session_id, "session_id")
+        lim = check_limit(limit)
+        found = await self._db.read(lambda c: c.fetch(_RECENT_MESSAGES, key, lim))
+        return [rows.message(r) for r in reversed(found)]
+
+    async def get_message_count(self, session_id: uuid.UUID) -> int:
+        key = check_id(session_id, "session_id")
+        count = await self._db.read(lambda c: c.fetchval(_MESSAGE_COUNT, key))
+        return 0 if count is None else int(count)
+
+    async def clear_messages(self, session_id: uuid.UUID) -> int:
+        key = check_id(session_id, "session_id")
+
+        async def unit(conn: Conn) -> int:
+            if await conn.fetchval(_RESET_COUNT, key) is None:
+                raise NotFoundError(f"chat session {session_id} not found")
+            return int(await conn.fetchval(_CLEAR, key))
+
+        return await self._db.write(unit, transaction=True)
+
+    async def count_sessions(self) -> int:
+        return int(await self._db.read(lambda c: c.fetchval(_COUNT_SESSIONS), browse=True))
+
+    async def count_messages(self) -> int:
+        return int(await self._db.read(lambda c: c.fetchval(_COUNT_MESSAGES), browse=True))

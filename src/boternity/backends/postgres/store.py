@@ -1,0 +1,133 @@
+"""Opening a PostgreSQL store: pools, migrations under an advisory lock."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import asyncpg
+
+from boternity.backends.migrations import load_migrations, pending_migrations
+from boternity.backends.postgres.bots import PostgresBotRepository
+from boternity.backends.postgres.chat import PostgresChatRepository
+from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
+from boternity.backends.postgres.memory import PostgresMemoryRepository
+from boternity.backends.postgres.pool import Conn, Database
+from boternity.config import redact_url
+from boternity.errors import RepositoryError, SchemaError, ValidationError
+from boternity.ids import utc_now
+
+Durability = Literal["normal", "full"]
+
+MIGRATIONS_PACKAGE = "boternity.backends.postgres.migrations"
+#: pg_advisory_xact_lock key held while migrating ("boternit" in ASCII); advisory locks are
+#: per database, so this only serialises openers of the same database.
+MIGRATION_LOCK = 0x626F7465726E6974
+
+_LOCK = "SELECT pg_advisory_xact_lock($1)"
+_CREATE_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+    " name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL)"
+)
+_APPLIED = "SELECT version, checksum FROM schema_migrations"
+_RECORD = (
+    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"
+)
+_LEDGER_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+
+
+async def migrate(conn: Conn, *, where: str) -> int:
+    """Apply pending migrations, each with its record in one transaction, under an advisory
+    lock, so concurrent first opens (any number of processes) run each step exactly once.
+    Returns the schema version."""
+    available = load_migrations(MIGRATIONS_PACKAGE)
+    while True:
+        async with conn.transaction():
+            await conn.execute(_LOCK, MIGRATION_LOCK)
+            # CREATE ... IF NOT EXISTS still takes a lock and logs a notice; skip it once done.
+            if not await conn.fetchval(_LEDGER_EXISTS):
+                await conn.execute(_CREATE_LEDGER)
+            applied = {int(v): str(c) for v, c in await conn.fetch(_APPLIED)}
+            todo = pending_migrations(available, applied, where=where)
+            if not todo:
+                return len(available)
+            step = todo[0]
+            # No arguments: the simple query protocol runs the whole file, inside this
+            # transaction, so a failing step leaves nothing behind.
+            try:
+                await conn.execute(step.sql)
+            except asyncpg.PostgresError as exc:
+                raise SchemaError(
+                    f"{where}: migration {step.version:04d}_{step.name} failed and was rolled"
+                    f" back: {exc}"
+                ) from exc
+            await conn.execute(_RECORD, step.version, step.name, step.checksum, utc_now())
+
+
+async def _create_pool(url: str, *, size: int, durability: Durability, role: str) -> Any:
+    settings = {"application_name": f"boternity-{role}"}
+    if durability == "full":
+        # Even if the server was configured for asynchronous commit, boternity's commits
+        # wait for the WAL flush.
+        settings["synchronous_commit"] = "on"
+    try:
+        return await asyncpg.create_pool(url, min_size=1, max_size=size, server_settings=settings)
+    except DRIVER_ERRORS as exc:
+        error = translate(exc)
+        raise type(error)(f"cannot open PostgreSQL database {redact_url(url)}: {exc}") from exc
+
+
+class PostgresStore:
+    """The pools of one PostgreSQL database (and optionally its read replica)."""
+
+    backend = "postgresql"
+
+    def __init__(
+        self, url: str, *, pool_size: int, read_url: str | None, durability: Durability
+    ) -> None:
+        if durability not in ("normal", "full"):
+            raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ValidationError(f"pool_size must be an int >= 1, got {pool_size!r}")
+        if read_url is not None and not isinstance(read_url, str):
+            raise ValidationError(f"read_url must be a str or None, got {type(read_url).__name__}")
+        self.url = url
+        self.read_url = read_url
+        self.durability = durability
+        self.pool_size = pool_size
+        self.schema_version = 0
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RepositoryError("the store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        where = redact_url(self.url)
+        primary = await _create_pool(
+            self.url, size=self.pool_size, durability=self.durability, role="primary"
+        )
+        replica = None
+        try:
+            async with primary.acquire() as conn:
+                self.schema_version = await migrate(conn, where=where)
+            if self.read_url is not None:
+                replica = await _create_pool(
+                    self.read_url, size=self.pool_size, durability=self.durability, role="read"
+                )
+        except DRIVER_ERRORS as exc:
+            await Database(primary).close()
+            raise translate(exc) from exc
+        except BaseException:
+            await Database(primary).close()
+            raise
+        self._db = Database(primary, replica)
+        self.bots = PostgresBotRepository(self._db)
+        self.chat = PostgresChatRepository(self._db)
+        self.memory = PostgresMemoryRepository(self._db)
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()

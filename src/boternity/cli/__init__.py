@@ -1,0 +1,16 @@
+"""``bnity``: the command-line front end.
+
+This module must stay import-light: ``bnity --help`` imports it and the Typer app only.
+The store, Rich tables and asyncio are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+
+def main() -> None:
+    """Console-script entry point (``bnity``)."""
+    from boternity.cli.app import app
+
+    app(prog_name="bnity")

@@ -1,0 +1,3 @@
+from boternity.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""The ``bnity`` Typer app: global options and the command tree.
+
+Only Typer and the command modules are imported here; every command imports the store,
+models and Rich lazily, so ``bnity --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from boternity.cli import bots, db, memories, queue, sessions
+from boternity.cli.runtime import EXIT_CODES_HELP, BnityGroup, State
+
+VERSION = "0.1.0"  # kept equal to boternity.__version__ by a test; importing it costs startup
+
+app = typer.Typer(
+    name="bnity",
+    cls=BnityGroup,
+    help=(
+        "boternity: durable chat sessions and long-term memory for LLM bots.\n\n"
+        "BOT is a slug or a bot id; any id (session, memory, job) may be given as a"
+        " unique prefix, like git.\n\n" + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bnity {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db_: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="PATH_OR_URL",
+            help=(
+                "Database: a file path, sqlite:///rel.db, sqlite:////abs.db or postgresql://…"
+                " [default: $BOTERNITY_DATABASE_URL, else $BOTERNITY_DATA_DIR/boternity.db,"
+                " else ~/.boternity/boternity.db]"
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = State(db=db_)
+
+
+app.add_typer(bots.bot_app, name="bot")
+app.add_typer(bots.soul_app, name="soul")
+app.command("sessions")(sessions.list_sessions)
+app.add_typer(sessions.session_app, name="session")
+app.command("memories")(memories.list_memories)
+app.command("remember")(memories.remember)
+app.command("forget")(memories.forget)
+app.add_typer(memories.memory_app, name="memory")
+app.add_typer(queue.queue_app, name="queue")
+app.add_typer(db.db_app, name="db")

@@ -1,0 +1,386 @@
+"""``bnity bot …`` and ``bnity soul …``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from boternity.cli.runtime import JsonOpt, YesOpt, confirm, read_text_file, run, sub_app
+
+if TYPE_CHECKING:
+    from boternity.models import Bot, SoulVersion
+    from boternity.store import Store
+
+bot_app = sub_app("Create, list, show, edit and delete bots.")
+soul_app = sub_app("A bot's soul (its system prompt), versioned: every change is kept.")
+
+BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
+CATEGORIES = "assistant, creative, research, utility"
+STATUSES = "active, disabled, archived"
+
+
+def _bot_rows(bot: Bot) -> list[tuple[str, object]]:
+    from boternity.cli.output import fmt_time, styled
+
+    return [
+        ("Name", bot.name),
+        ("Slug", bot.slug),
+        ("ID", str(bot.id)),
+        ("Status", styled(bot.status.value)),
+        ("Category", bot.category.value),
+        ("Description", bot.description or "-"),
+        ("Tags", ", ".join(bot.tags) or "-"),
+        ("Sessions", bot.conversation_count),
+        ("Tokens used", f"{bot.total_tokens_used:,}"),
+        ("Soul versions", bot.version_count),
+        ("Created", fmt_time(bot.created_at) + " UTC"),
+        ("Updated", fmt_time(bot.updated_at) + " UTC"),
+        ("Last active", fmt_time(bot.last_active_at) + (" UTC" if bot.last_active_at else "")),
+    ]
+
+
+@bot_app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Research Helper'.")],
+    slug: Annotated[
+        str | None, typer.Option(help="URL-safe handle [default: derived from NAME].")
+    ] = None,
+    description: Annotated[str, typer.Option(help="One-line description.")] = "",
+    category: Annotated[str, typer.Option(help=f"One of: {CATEGORIES}.")] = "assistant",
+    soul: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE", help="Initial soul (system prompt) from a file, or - for stdin."
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Create a bot (optionally with its first soul version)."""
+    from boternity.models import Bot
+
+    bot = Bot(name=name, slug=slug, description=description, category=category)  # type: ignore[arg-type]
+    soul_text = read_text_file(soul) if soul is not None else None
+
+    async def work(store: Store) -> Bot:
+        created = await store.bots.create_bot(bot)
+        if soul_text is not None:
+            await store.bots.save_soul(created.id, soul_text, message="initial soul")
+            found = await store.bots.get_bot(created.id)
+            created = found or created
+        return created
+
+    created = run(ctx, work, create=True)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json(created)
+        return
+    from boternity.cli.output import console
+
+    soul_note = " with soul v1" if soul_text is not None else ""
+    console().print(
+        f"Created bot [bold]{_esc(created.name)}[/] ({created.slug}, {created.id}){soul_note}."
+    )
+
+
+def _esc(value: str) -> str:
+    from rich.markup import escape
+
+    return escape(value)
+
+
+@bot_app.command("list")
+def list_bots(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help=f"Only bots with this status ({STATUSES}).")
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option(help=f"Only this category ({CATEGORIES}).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List bots, newest first."""
+
+    async def work(store: Store) -> list[Bot]:
+        return await store.bots.list_bots(status=status, category=category)
+
+    bots = run(ctx, work)
+    from boternity.cli.output import (
+        console,
+        ellipsis,
+        fmt_time,
+        print_json,
+        short_ids,
+        styled,
+        table,
+        text,
+    )
+
+    if json_:
+        print_json(bots)
+        return
+    out = console()
+    if not bots:
+        out.print("No bots yet. Create one with: bnity bot create NAME")
+        return
+    ids = short_ids([b.id for b in bots], [b.id for b in bots])
+    t = table(
+        "ID!",
+        "Slug",
+        "Name",
+        "Category!",
+        "Status!",
+        "Sessions>",
+        "Tokens>",
+        "Soul>",
+        "Created (UTC)!",
+    )
+    for b in bots:
+        t.add_row(
+            ids[b.id],
+            text(b.slug),
+            text(ellipsis(b.name, 30)),
+            b.category.value,
+            styled(b.status.value),
+            str(b.conversation_count),
+            f"{b.total_tokens_used:,}",
+            f"v{b.version_count}" if b.version_count else "-",
+            fmt_time(b.created_at),
+        )
+    out.print(t)
+    out.print(f"{len(bots)} bot{'s' if len(bots) != 1 else ''}")
+
+
+@bot_app.command("show")
+def show(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
+    """Show a bot's details."""
+    from boternity.cli.resolve import resolve_bot
+
+    async def work(store: Store) -> tuple[Bot, SoulVersion | None, int]:
+        found = await resolve_bot(store, bot)
+        soul = await store.bots.get_soul(found.id)
+        memories = await store.memory.get_memories(found.id)
+        return found, soul, len(memories)
+
+    found, soul, memories = run(ctx, work)
+    from boternity.cli.output import console, fmt_time, key_values, print_json
+
+    if json_:
+        print_json(found)
+        return
+    rows = _bot_rows(found)
+    if soul is not None:
+        rows.append(
+            (
+                "Soul",
+                f"v{soul.version}, {len(soul.content):,} characters, {fmt_time(soul.created_at)} UTC",
+            )
+        )
+    rows.append(("Memories", f"{memories:,} live"))
+    console().print(key_values(rows))
+
+
+@bot_app.command("edit")
+def edit(
+    ctx: typer.Context,
+    bot: BotArg,
+    name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    slug: Annotated[str | None, typer.Option(help="New slug.")] = None,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    category: Annotated[str | None, typer.Option(help=f"New category ({CATEGORIES}).")] = None,
+    status: Annotated[str | None, typer.Option(help=f"New status ({STATUSES}).")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Set the tags (repeat for several); replaces the old tags."),
+    ] = None,
+    clear_tags: Annotated[bool, typer.Option("--clear-tags", help="Remove all tags.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Change a bot's name, slug, description, category, status or tags."""
+    import dataclasses
+
+    from boternity.cli.resolve import resolve_bot
+    from boternity.cli.runtime import EXIT_USAGE, CliError
+
+    changes: dict[str, object] = {
+        k: v
+        for k, v in {
+            "name": name,
+            "slug": slug,
+            "description": description,
+            "category": category,
+            "status": status,
+        }.items()
+        if v is not None
+    }
+    if tag and clear_tags:
+        raise CliError("give --tag or --clear-tags, not both", exit_code=EXIT_USAGE)
+    if tag:
+        changes["tags"] = list(tag)
+    if clear_tags:
+        changes["tags"] = []
+    if not changes:
+        raise CliError(
+            "nothing to change: give at least one of --name, --slug, --description,"
+            " --category, --status, --tag, --clear-tags",
+            exit_code=EXIT_USAGE,
+        )
+
+    async def work(store: Store) -> Bot:
+        current = await resolve_bot(store, bot)
+        return await store.bots.update_bot(dataclasses.replace(current, **changes))  # type: ignore[arg-type]
+
+    updated = run(ctx, work)
+    from boternity.cli.output import console, key_values, print_json
+
+    if json_:
+        print_json(updated)
+        return
+    out = console()
+    out.print(f"Updated bot {_esc(updated.slug)}.")
+    out.print(key_values(_bot_rows(updated)))
+
+
+@bot_app.command("delete")
+def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt = False) -> None:
+    """Delete a bot and everything it owns (souls, sessions, messages, memories, queued jobs)."""
+    from boternity.cli.output import plural
+    from boternity.cli.resolve import resolve_bot
+
+    async def work(store: Store) -> Bot:
+        found = await resolve_bot(store, bot)
+        memories = await store.memory.get_memories(found.id, include_superseded=True)
+        sessions = await store.chat.list_sessions(found.id)
+        confirm(
+            f"Delete bot '{found.name}' ({found.slug}) with {plural(len(sessions), 'session')}"
+            f" and {plural(len(memories), 'memory', 'memories')}? This cannot be undone.",
+            yes=yes,
+        )
+        await store.bots.delete_bot(found.id)
+        return found
+
+    deleted = run(ctx, work)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json({"deleted": True, "bot_id": str(deleted.id), "slug": deleted.slug})
+        return
+    typer.echo(f"Deleted bot '{deleted.name}' ({deleted.slug}).")
+
+
+# --- souls --------------------------------------------------------------------------------------
+
+
+@soul_app.command("show")
+def soul_show(
+    ctx: typer.Context,
+    bot: BotArg,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Version number [default: latest].")
+    ] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Print only the soul text.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Print a bot's soul (the latest version, or --version N)."""
+    from boternity.cli.resolve import resolve_bot
+    from boternity.errors import NotFoundError
+
+    async def work(store: Store) -> tuple[Bot, SoulVersion]:
+        found = await resolve_bot(store, bot)
+        soul = await store.bots.get_soul(found.id, version)
+        if soul is None:
+            if version is None:
+                raise NotFoundError(
+                    f"bot {found.slug!r} has no soul yet"
+                    f" (set one with: bnity soul set {found.slug} FILE)"
+                )
+            raise NotFoundError(
+                f"bot {found.slug!r} has no soul version {version} (it has {found.version_count})"
+            )
+        return found, soul
+
+    found, soul = run(ctx, work)
+    from boternity.cli.output import console, fmt_time, print_json
+
+    if json_:
+        print_json(soul)
+        return
+    if raw:
+        typer.echo(soul.content, nl=not soul.content.endswith("\n"))
+        return
+    err = console(stderr=True)
+    note = f" — {soul.message}" if soul.message else ""
+    err.print(
+        f"[bold]{_esc(found.slug)}[/] soul v{soul.version} of {found.version_count},"
+        f" {fmt_time(soul.created_at)} UTC, sha256 {soul.hash[:12]}{_esc(note)}",
+    )
+    typer.echo(soul.content, nl=not soul.content.endswith("\n"))
+
+
+@soul_app.command("set")
+def soul_set(
+    ctx: typer.Context,
+    bot: BotArg,
+    file: Annotated[str, typer.Argument(metavar="FILE", help="The new soul text, or - for stdin.")],
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Why it changed (kept in history).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Save a new soul version (the old ones are kept). An unchanged text saves nothing."""
+    from boternity.cli.resolve import resolve_bot
+    from boternity.models import soul_hash
+
+    content = read_text_file(file)
+
+    async def work(store: Store) -> tuple[Bot, SoulVersion, bool]:
+        found = await resolve_bot(store, bot)
+        latest = await store.bots.get_soul(found.id)
+        if latest is not None and latest.hash == soul_hash(content):
+            return found, latest, False
+        return found, await store.bots.save_soul(found.id, content, message=message), True
+
+    found, soul, saved = run(ctx, work)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json(soul)
+        return
+    if saved:
+        typer.echo(f"Saved soul v{soul.version} for '{found.slug}' ({len(content)} characters).")
+    else:
+        typer.echo(f"Soul unchanged (same as v{soul.version}); nothing saved.")
+
+
+@soul_app.command("history")
+def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
+    """List every soul version of a bot, oldest first."""
+    from boternity.cli.resolve import resolve_bot
+
+    async def work(store: Store) -> tuple[Bot, list[SoulVersion]]:
+        found = await resolve_bot(store, bot)
+        return found, await store.bots.list_soul_versions(found.id)
+
+    found, versions = run(ctx, work)
+    from boternity.cli.output import console, ellipsis, fmt_time, print_json, table, text
+
+    if json_:
+        print_json(versions)
+        return
+    out = console()
+    if not versions:
+        out.print(f"Bot '{_esc(found.slug)}' has no soul yet.")
+        return
+    t = table("Version>", "Saved (UTC)!", "SHA-256", "Chars>", "Message")
+    for v in versions:
+        t.add_row(
+            f"v{v.version}",
+            fmt_time(v.created_at),
+            v.hash[:12],
+            str(len(v.content)),
+            text(ellipsis(v.message or "", 50)),
+        )
+    out.print(t)

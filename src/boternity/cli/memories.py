@@ -1,0 +1,271 @@
+"""``bnity memories``, ``remember``, ``forget`` and ``memory delete``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from boternity.cli.runtime import JsonOpt, YesOpt, confirm, run, sub_app
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from boternity.models import Bot, MemoryEntry
+    from boternity.store import Store
+
+memory_app = sub_app("Single memories.")
+
+BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
+CATEGORIES = "preference, fact, decision, context, correction"
+
+
+@dataclass(slots=True)
+class Provenance:
+    """Where a memory came from, for people (the ids are in the memory itself)."""
+
+    manual: bool
+    session_title: str | None = None
+    date: datetime | None = None
+    excerpt: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        from boternity.cli.output import to_jsonable
+
+        return {
+            "manual": self.manual,
+            "session_title": self.session_title,
+            "date": to_jsonable(self.date),
+            "excerpt": self.excerpt,
+        }
+
+    def describe(self) -> str:
+        from boternity.cli.output import ellipsis, fmt_date
+
+        if self.manual:
+            return "manual"
+        parts = []
+        if self.session_title is not None:
+            parts.append(f"“{ellipsis(self.session_title, 30)}”")
+        if self.date is not None:
+            parts.append(fmt_date(self.date))
+        head = " ".join(parts) or "(session deleted)"
+        if self.excerpt:
+            return f"{head}: “{ellipsis(self.excerpt, 50)}”"
+        return head
+
+
+async def provenance(store: Store, memories: list[MemoryEntry]) -> dict[uuid.UUID, Provenance]:
+    from boternity.models import ChatMessage, ChatSession
+
+    sessions: dict[uuid.UUID, ChatSession | None] = {}
+    out: dict[uuid.UUID, Provenance] = {}
+    for m in memories:
+        if m.is_manual and m.session_id is None:
+            out[m.id] = Provenance(manual=True, date=m.created_at)
+            continue
+        session = None
+        if m.session_id is not None:
+            if m.session_id not in sessions:
+                sessions[m.session_id] = await store.chat.get_session(m.session_id)
+            session = sessions[m.session_id]
+        message: ChatMessage | None = None
+        if m.source_message_id is not None:
+            message = await store.chat.get_message(m.source_message_id)
+        date = message.created_at if message else session.started_at if session else None
+        out[m.id] = Provenance(
+            manual=m.is_manual,
+            session_title=(session.title or "(untitled)") if session else None,
+            date=date,
+            excerpt=message.content if message else None,
+        )
+    return out
+
+
+def list_memories(
+    ctx: typer.Context,
+    bot: BotArg,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Include memories superseded by newer ones.")
+    ] = False,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SESSION", help="Only memories extracted from this session (id or prefix)."
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(metavar="QUERY", help="Only facts containing QUERY (case-insensitive)."),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List a bot's memories, most important first, with where each came from."""
+    from boternity.cli.resolve import all_memories, resolve_bot, resolve_session
+    from boternity.errors import ValidationError
+
+    async def work(
+        store: Store,
+    ) -> tuple[Bot, list[MemoryEntry], dict[uuid.UUID, Provenance], list[uuid.UUID]]:
+        found = await resolve_bot(store, bot)
+        if session is not None:
+            chosen = await resolve_session(store, session)
+            if chosen.bot_id != found.id:
+                raise ValidationError(
+                    f"session {chosen.id} belongs to another bot, not {found.slug!r}"
+                )
+            memories = await store.memory.get_memories_by_session(chosen.id)
+            if not all_:
+                memories = [m for m in memories if m.is_live]
+        else:
+            memories = await store.memory.get_memories(found.id, include_superseded=all_)
+        if search is not None:
+            needle = search.casefold()
+            memories = [m for m in memories if needle in m.fact.casefold()]
+        universe = [m.id for m in await all_memories(store)]
+        return found, memories, await provenance(store, memories), universe
+
+    found, memories, sources, universe = run(ctx, work)
+    from boternity.cli.output import (
+        console,
+        ellipsis,
+        fmt_date,
+        plural,
+        print_json,
+        short_ids,
+        stars,
+        table,
+        text,
+        to_jsonable,
+    )
+
+    if json_:
+        items = []
+        for m in memories:
+            item = to_jsonable(m)
+            item["provenance"] = sources[m.id].as_json()
+            items.append(item)
+        print_json(items)
+        return
+    out = console()
+    if not memories:
+        what = "matching memories" if search or session else "memories"
+        out.print(f"No {what} for '{_esc(found.slug)}'.")
+        return
+    ids = short_ids([m.id for m in memories], universe)
+    columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
+    if all_:
+        columns.append("Live")
+    t = table(*columns)
+    for m in memories:
+        row: list[Any] = [
+            ids[m.id],
+            text(ellipsis(m.fact, 60)),
+            m.category.value,
+            stars(m.importance),
+            text(sources[m.id].describe()),
+            fmt_date(m.created_at),
+        ]
+        if all_:
+            row.append("yes" if m.is_live else "superseded")
+        t.add_row(*row)
+    out.print(t)
+    out.print(plural(len(memories), "memory", "memories"))
+
+
+def _esc(value: str) -> str:
+    from rich.markup import escape
+
+    return escape(value)
+
+
+def remember(
+    ctx: typer.Context,
+    bot: BotArg,
+    fact: Annotated[str, typer.Argument(help="The fact to remember.")],
+    category: Annotated[str, typer.Option(help=f"One of: {CATEGORIES}.")] = "fact",
+    importance: Annotated[int, typer.Option(min=1, max=5, help="1 (trivia) to 5 (essential).")] = 4,
+    json_: JsonOpt = False,
+) -> None:
+    """Save a fact by hand (a manual memory, not tied to any session)."""
+    from boternity.cli.resolve import resolve_bot
+    from boternity.models import MemoryEntry
+
+    async def work(store: Store) -> tuple[Bot, MemoryEntry]:
+        found = await resolve_bot(store, bot)
+        entry = MemoryEntry(
+            bot_id=found.id,
+            fact=fact,
+            category=category,  # type: ignore[arg-type]  # validated by the model
+            importance=importance,
+            is_manual=True,
+        )
+        return found, await store.memory.save_memory(entry)
+
+    found, saved = run(ctx, work)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json(saved)
+        return
+    typer.echo(
+        f"Remembered for '{found.slug}'"
+        f" ({saved.category.value}, importance {saved.importance}): {saved.fact}"
+    )
+
+
+def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt = False) -> None:
+    """Delete ALL memories of a bot (asks first)."""
+    from boternity.cli.output import plural
+    from boternity.cli.resolve import resolve_bot
+
+    async def work(store: Store) -> tuple[Bot, int]:
+        found = await resolve_bot(store, bot)
+        count = len(await store.memory.get_memories(found.id, include_superseded=True))
+        if count == 0:
+            return found, 0
+        confirm(
+            f"Delete all {plural(count, 'memory', 'memories')} of '{found.name}' ({found.slug})?"
+            " This cannot be undone.",
+            yes=yes,
+        )
+        return found, await store.memory.delete_all_memories(found.id)
+
+    found, deleted = run(ctx, work)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json({"bot": found.slug, "bot_id": str(found.id), "deleted": deleted})
+        return
+    if deleted == 0:
+        typer.echo(f"No memories to delete for '{found.slug}'.")
+    else:
+        typer.echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'.")
+
+
+@memory_app.command("delete")
+def delete_memory(
+    ctx: typer.Context,
+    memory: Annotated[str, typer.Argument(metavar="MEMORY", help="Memory id or unique id prefix.")],
+    yes: YesOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Delete one memory (asks first)."""
+    from boternity.cli.output import ellipsis
+    from boternity.cli.resolve import resolve_memory
+
+    async def work(store: Store) -> MemoryEntry:
+        found = await resolve_memory(store, memory)
+        confirm(f"Delete memory {str(found.id)[:13]} “{ellipsis(found.fact, 60)}”?", yes=yes)
+        await store.memory.delete_memory(found.id)
+        return found
+
+    deleted = run(ctx, work)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json({"deleted": True, "memory_id": str(deleted.id)})
+        return
+    typer.echo(f"Deleted memory {deleted.id}.")

@@ -1,0 +1,164 @@
+"""``bnity queue`` (list extraction jobs) and ``bnity queue retry``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from boternity.cli.runtime import JsonOpt, run, sub_app
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from boternity.models import Bot, ChatSession, PendingExtraction
+    from boternity.store import Store
+
+queue_app = sub_app(
+    "The memory-extraction queue: list jobs (no subcommand) or retry them.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def job_state(job: PendingExtraction, now: datetime) -> str:
+    if job.exhausted:
+        return "exhausted"
+    return "due" if job.next_attempt_at <= now else "waiting"
+
+
+@queue_app.callback()
+def list_jobs(
+    ctx: typer.Context,
+    bot: Annotated[
+        str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List queued memory-extraction jobs, due first. Exhausted jobs (out of attempts) stay
+    listed until retried."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from boternity.cli.resolve import resolve_bot
+    from boternity.ids import utc_now
+    from boternity.models import MAX_EXTRACTION_ATTEMPTS
+
+    async def work(
+        store: Store,
+    ) -> tuple[list[PendingExtraction], dict[uuid.UUID, Bot], dict[uuid.UUID, ChatSession | None]]:
+        bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
+        jobs = await store.memory.list_pending_extractions(bot_id=bot_id)
+        bots = {b.id: b for b in await store.bots.list_bots()}
+        sessions: dict[uuid.UUID, ChatSession | None] = {}
+        for j in jobs:
+            if j.session_id not in sessions:
+                sessions[j.session_id] = await store.chat.get_session(j.session_id)
+        return jobs, bots, sessions
+
+    jobs, bots, sessions = run(ctx, work)
+    now = utc_now()
+    from boternity.cli.output import (
+        console,
+        ellipsis,
+        fmt_time,
+        plural,
+        print_json,
+        short_ids,
+        styled,
+        table,
+        text,
+        to_jsonable,
+    )
+
+    if json_:
+        items: list[dict[str, Any]] = []
+        for j in jobs:
+            item = to_jsonable(j)
+            item["exhausted"] = j.exhausted
+            item["state"] = job_state(j, now)
+            items.append(item)
+        print_json(items)
+        return
+    out = console()
+    if not jobs:
+        out.print("The extraction queue is empty.")
+        return
+    ids = short_ids([j.id for j in jobs], [j.id for j in jobs])
+    session_ids = short_ids([j.session_id for j in jobs], [j.session_id for j in jobs])
+    t = table(
+        "ID!",
+        "Bot",
+        "Session",
+        "Range!",
+        "Attempts>",
+        "Next attempt (UTC)!",
+        "State!",
+        "Last error",
+    )
+    for j in jobs:
+        b = bots.get(j.bot_id)
+        s = sessions.get(j.session_id)
+        session_label = text(session_ids[j.session_id])
+        if s is not None and s.title:
+            session_label.append(" " + ellipsis(s.title, 24), style="dim")
+        span = "all" if j.messages_start is None else f"{j.messages_start}–{j.messages_end}"
+        t.add_row(
+            ids[j.id],
+            text(b.slug if b else str(j.bot_id)[:8]),
+            session_label,
+            span,
+            f"{j.attempt_count}/{MAX_EXTRACTION_ATTEMPTS}",
+            "-" if j.exhausted else fmt_time(j.next_attempt_at),
+            styled(job_state(j, now)),
+            text(ellipsis(j.error_message or "", 50)),
+        )
+    out.print(t)
+    exhausted = sum(j.exhausted for j in jobs)
+    note = f", {exhausted} exhausted (retry with: bnity queue retry --all)" if exhausted else ""
+    out.print(f"{plural(len(jobs), 'job')}{note}")
+
+
+@queue_app.command("retry")
+def retry(
+    ctx: typer.Context,
+    job: Annotated[
+        str | None, typer.Argument(metavar="[JOB]", help="Job id or unique id prefix.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every job in the queue.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Make jobs due now with a fresh set of attempts (attempt count back to 0)."""
+    import dataclasses
+
+    from boternity.cli.resolve import resolve_job
+    from boternity.cli.runtime import EXIT_USAGE, CliError
+    from boternity.ids import utc_now
+
+    if (job is None) == (not all_):
+        raise CliError("give a JOB id or --all (not both)", exit_code=EXIT_USAGE)
+
+    async def work(store: Store) -> list[PendingExtraction]:
+        if job is not None:
+            jobs = [await resolve_job(store, job)]
+        else:
+            jobs = await store.memory.list_pending_extractions()
+        now = utc_now()
+        return [
+            await store.memory.update_pending_extraction(
+                dataclasses.replace(j, attempt_count=0, next_attempt_at=now)
+            )
+            for j in jobs
+        ]
+
+    done = run(ctx, work)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json(done)
+        return
+    if not done:
+        typer.echo("The extraction queue is empty; nothing to retry.")
+        return
+    n = len(done)
+    typer.echo(f"Reset {n} job{'s' if n != 1 else ''}: due now with fresh attempts.")

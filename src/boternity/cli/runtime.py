@@ -1,0 +1,267 @@
+"""Plumbing shared by every command: global state, running async work, errors, prompts.
+
+Kept import-light (Typer and the exception tree only): it is loaded for ``bnity --help``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from click.exceptions import ClickException, UsageError
+from typer.core import TyperGroup
+
+from boternity.errors import (
+    BoternityError,
+    ConflictError,
+    NotFoundError,
+    SchemaError,
+    StoreBusyError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from boternity.store import Store
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # anything else, and "problems found" for `db check`
+EXIT_USAGE = 2  # bad arguments or values (ValidationError), missing --yes without a terminal
+EXIT_AMBIGUOUS = 3  # an id prefix matches more than one object
+EXIT_NOT_FOUND = 4
+EXIT_CONFLICT = 5
+EXIT_SCHEMA = 6
+EXIT_BUSY = 7
+EXIT_INTERRUPTED = 130
+
+DEBUG_ENV = "BOTERNITY_DEBUG"
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 error, 2 bad usage or value, 3 ambiguous id prefix, 4 not found,"
+    " 5 conflict, 6 schema problem, 7 database busy, 130 interrupted."
+)
+
+
+class CliError(BoternityError):
+    """An error the CLI itself detects; carries its exit code."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class AmbiguousError(CliError):
+    exit_code = EXIT_AMBIGUOUS
+
+
+class Cancelled(CliError):
+    """The user answered no to a confirmation prompt."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, CliError):
+        return exc.exit_code
+    if isinstance(exc, ValidationError):
+        return EXIT_USAGE
+    if isinstance(exc, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, ConflictError):
+        return EXIT_CONFLICT
+    if isinstance(exc, SchemaError):
+        return EXIT_SCHEMA
+    if isinstance(exc, StoreBusyError):
+        return EXIT_BUSY
+    return EXIT_ERROR
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+    return code
+
+
+class BnityGroup(TyperGroup):
+    """Root command group: every failure becomes one line on stderr and an exit code.
+
+    Click and Typer would print multi-line usage panels, and an unexpected exception would
+    print a traceback. Here the command runs in non-standalone mode and this method is the
+    one boundary where exceptions turn into exit codes (set BOTERNITY_DEBUG=1 to re-raise).
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        code = self._run(args, prog_name, complete_var, windows_expand_args, extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        windows_expand_args: bool,
+        extra: dict[str, Any],
+    ) -> int:
+        try:
+            rv = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+        except Cancelled as exc:
+            return _fail(one_line(str(exc)), exc.exit_code)
+        except BoternityError as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            return _fail(f"error: {one_line(str(exc))}", exit_code_for(exc))
+        except UsageError as exc:
+            hint = ""
+            if exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            return _fail(f"error: {one_line(exc.format_message())}{hint}", exc.exit_code)
+        except ClickException as exc:
+            return _fail(f"error: {one_line(exc.format_message())}", exc.exit_code)
+        except typer.Abort:
+            return _fail("Cancelled.", EXIT_ERROR)
+        except KeyboardInterrupt:
+            return _fail("Interrupted.", EXIT_INTERRUPTED)
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            detail = one_line(str(exc)) or "(no message)"
+            return _fail(
+                f"error: unexpected {type(exc).__name__}: {detail}"
+                f" (set {DEBUG_ENV}=1 for a traceback)",
+                EXIT_ERROR,
+            )
+        if rv == EXIT_INTERRUPTED:
+            return _fail("Interrupted.", EXIT_INTERRUPTED)
+        return rv if isinstance(rv, int) else EXIT_OK
+
+
+# --- global state ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class State:
+    db: str | None = None
+
+
+def get_state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State()
+
+
+def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
+    """Open the store named by ``--db`` (else the environment, else the default), run
+    ``work`` on it, and close it.
+
+    Only commands that write something new (``create``) may create a SQLite file; the others
+    report a missing one, so a mistyped ``--db`` path does not leave empty databases behind.
+    """
+    import asyncio
+
+    from boternity.config import resolve_database
+    from boternity.store import open_store
+
+    db = get_state(ctx).db
+    if not create:
+        target = resolve_database(db)
+        if target.path is not None and not target.path.exists():
+            raise NotFoundError(
+                f"no database at {target.path} (create one with 'bnity bot create NAME'"
+                " or 'bnity db migrate')"
+            )
+
+    async def go() -> T:
+        # One reader is plenty for a short-lived command and opens faster.
+        async with open_store(db, readers=1) as store:
+            return await work(store)
+
+    return asyncio.run(go())
+
+
+# --- prompts --------------------------------------------------------------------------------
+
+
+def stdin_is_interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before a destructive action. ``--yes`` skips the question; without a terminal
+    (scripts, pipes, CI) we refuse instead of waiting for an answer that never comes."""
+    if yes:
+        return
+    if not stdin_is_interactive():
+        raise CliError(
+            f"{question.rstrip('?')}: not confirmed (stdin is not a terminal); pass --yes",
+            exit_code=EXIT_USAGE,
+        )
+    if not typer.confirm(question, default=False, err=True):
+        raise Cancelled("Cancelled.")
+
+
+# --- shared option types ----------------------------------------------------------------------
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def sub_app(help_text: str, **kwargs: Any) -> typer.Typer:
+    """A command group with the same look as the root (plain, fast help)."""
+    kwargs.setdefault("no_args_is_help", True)
+    return typer.Typer(
+        help=help_text,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **kwargs,
+    )
+
+
+def read_text_file(path: str) -> str:
+    """A UTF-8 text file, or stdin for '-'."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else None
+            if data is None:
+                return sys.stdin.read()
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}", exit_code=EXIT_USAGE) from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        where = "stdin" if path == "-" else path
+        raise ValidationError(
+            f"{where} is not valid UTF-8 (byte {exc.start}); boternity stores text only"
+        ) from exc

@@ -1,0 +1,261 @@
+"""``bnity sessions BOT`` and ``bnity session show|export|delete``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from boternity.cli.runtime import JsonOpt, YesOpt, confirm, run, sub_app
+
+if TYPE_CHECKING:
+    from boternity.models import Bot, ChatMessage, ChatSession
+    from boternity.store import Store
+
+session_app = sub_app("Show, export and delete chat sessions.")
+
+SessionArg = Annotated[
+    str, typer.Argument(metavar="SESSION", help="Session id or unique id prefix.")
+]
+ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
+
+
+@dataclass(slots=True)
+class SessionRow:
+    session: ChatSession
+    first: ChatMessage | None
+    last: ChatMessage | None
+
+
+def duration(session: ChatSession) -> str:
+    from boternity.cli.output import fmt_duration
+
+    if session.ended_at is not None:
+        return fmt_duration(session.ended_at - session.started_at)
+    if session.status.value == "active":
+        return "ongoing"
+    if session.last_activity_at is not None:  # crashed: as long as it was seen alive
+        return fmt_duration(session.last_activity_at - session.started_at)
+    return "-"
+
+
+def list_sessions(
+    ctx: typer.Context,
+    bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
+    limit: Annotated[int, typer.Option(min=1, help="Show at most N sessions, newest first.")] = 20,
+    json_: JsonOpt = False,
+) -> None:
+    """List a bot's chat sessions, newest first, with a preview of the first and last message."""
+    from boternity.cli.resolve import all_sessions, resolve_bot
+
+    async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[Any]]:
+        found = await resolve_bot(store, bot)
+        sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
+        more = len(sessions) > limit
+        rows = []
+        for s in sessions[:limit]:
+            first = await store.chat.get_messages(s.id, limit=1)
+            last = await store.chat.get_recent_messages(s.id, 1)
+            rows.append(SessionRow(s, first[0] if first else None, last[0] if last else None))
+        universe = [s.id for s in await all_sessions(store)]
+        return found, rows, more, universe
+
+    found, rows, more, universe = run(ctx, work)
+    from boternity.cli.output import (
+        console,
+        ellipsis,
+        fmt_time,
+        print_json,
+        short_ids,
+        styled,
+        table,
+        text,
+        to_jsonable,
+    )
+
+    if json_:
+        out_rows = []
+        for r in rows:
+            item = to_jsonable(r.session)
+            item["first_message"] = to_jsonable(r.first)
+            item["last_message"] = to_jsonable(r.last)
+            out_rows.append(item)
+        print_json(out_rows)
+        return
+    out = console()
+    if not rows:
+        out.print(f"No sessions for '{_esc(found.slug)}' yet.")
+        return
+    ids = short_ids([r.session.id for r in rows], universe)
+    t = table(
+        "ID!",
+        "Title",
+        "Started (UTC)!",
+        "Duration!",
+        "Msgs>",
+        "Tokens in/out>",
+        "Status!",
+        "First / last message",
+    )
+    for r in rows:
+        s = r.session
+        preview = text(ellipsis(r.first.content if r.first else "", 40))
+        if r.last is not None and r.first is not None and r.last.id != r.first.id:
+            preview.append("\n→ " + ellipsis(r.last.content, 38), style="dim")
+        t.add_row(
+            ids[s.id],
+            text(ellipsis(s.title or "(untitled)", 40)),
+            fmt_time(s.started_at),
+            duration(s),
+            str(s.message_count),
+            f"{s.total_input_tokens:,}/{s.total_output_tokens:,}",
+            styled(s.status.value),
+            preview,
+        )
+    out.print(t)
+    shown = len(rows)
+    tail = f" (newest {shown}; use --limit for more)" if more else ""
+    out.print(f"{shown} session{'s' if shown != 1 else ''}{tail}")
+
+
+def _esc(value: str) -> str:
+    from rich.markup import escape
+
+    return escape(value)
+
+
+async def _load(store: Store, ref: str) -> tuple[Bot | None, ChatSession, list[ChatMessage]]:
+    from boternity.cli.resolve import resolve_session
+
+    session = await resolve_session(store, ref)
+    bot = await store.bots.get_bot(session.bot_id)
+    return bot, session, await store.chat.get_messages(session.id)
+
+
+def _export_json(
+    bot: Bot | None, session: ChatSession, messages: list[ChatMessage]
+) -> dict[str, Any]:
+    return {"session": session, "messages": messages}
+
+
+def _metadata(bot: Bot | None, session: ChatSession) -> list[tuple[str, str]]:
+    from boternity.cli.output import fmt_time
+
+    rows = [
+        ("Session", str(session.id)),
+        ("Bot", f"{bot.name} ({bot.slug})" if bot else str(session.bot_id)),
+        ("Model", session.model),
+        ("Status", session.status.value),
+        ("Started", fmt_time(session.started_at) + " UTC"),
+    ]
+    if session.ended_at is not None:
+        rows.append(("Ended", fmt_time(session.ended_at) + " UTC"))
+    rows += [
+        ("Duration", duration(session)),
+        ("Messages", str(session.message_count)),
+        ("Tokens", f"{session.total_input_tokens:,} in / {session.total_output_tokens:,} out"),
+    ]
+    return rows
+
+
+@session_app.command("show")
+def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> None:
+    """Show a session's metadata and its whole transcript."""
+    bot, found, messages = run(ctx, lambda store: _load(store, session))
+    from rich.text import Text
+
+    from boternity.cli.output import console, fmt_time, key_values, print_json
+
+    if json_:
+        print_json(_export_json(bot, found, messages))
+        return
+    out = console()
+    rule = Text("─" * min(out.width, 72), style="dim")
+    out.print(Text(found.title or "(untitled)", style="bold"))
+    out.print(key_values(_metadata(bot, found)))
+    for m in messages:
+        out.print(rule)
+        header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
+        header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
+        out.print(header)
+        out.print(Text(m.content))
+    if not messages:
+        out.print(Text("(no messages)", style="dim"))
+
+
+def to_markdown(bot: Bot | None, session: ChatSession, messages: list[ChatMessage]) -> str:
+    from boternity.cli.output import fmt_time
+
+    lines = [f"# {session.title or 'Untitled session'}", ""]
+    lines += [f"- **{k}:** {v}" for k, v in _metadata(bot, session)]
+    lines += ["", "---", ""]
+    for m in messages:
+        role = ROLE_NAMES.get(m.role.value, m.role.value)
+        lines += [f"### {role} ({fmt_time(m.created_at)} UTC)", "", m.content, ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+@session_app.command("export")
+def export(
+    ctx: typer.Context,
+    session: SessionArg,
+    format_: Annotated[
+        str, typer.Option("--format", "-f", help="md (Markdown transcript) or json.")
+    ] = "md",
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
+    ] = None,
+) -> None:
+    """Export a session: Markdown (title, metadata, each message with role and time) or JSON
+    ({"session": {...}, "messages": [...]})."""
+    from boternity.cli.runtime import EXIT_USAGE, CliError
+
+    fmt = format_.lower()
+    if fmt not in ("md", "markdown", "json"):
+        raise CliError(f"unknown format {format_!r} (use md or json)", exit_code=EXIT_USAGE)
+    bot, found, messages = run(ctx, lambda store: _load(store, session))
+    from boternity.cli.output import dumps
+
+    body = (
+        dumps(_export_json(bot, found, messages)) + "\n"
+        if fmt == "json"
+        else to_markdown(bot, found, messages)
+    )
+    if output is None or output == "-":
+        typer.echo(body, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(body)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    n = len(messages)
+    typer.echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
+
+
+@session_app.command("delete")
+def delete(
+    ctx: typer.Context, session: SessionArg, yes: YesOpt = False, json_: JsonOpt = False
+) -> None:
+    """Delete a session with its messages, summaries and queued jobs (its memories are kept)."""
+    from boternity.cli.resolve import resolve_session
+
+    async def work(store: Store) -> ChatSession:
+        found = await resolve_session(store, session)
+        title = found.title or "(untitled)"
+        confirm(
+            f"Delete session '{title}' ({found.message_count} messages)? Its memories are kept.",
+            yes=yes,
+        )
+        await store.chat.delete_session(found.id)
+        return found
+
+    deleted = run(ctx, work)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json({"deleted": True, "session_id": str(deleted.id)})
+        return
+    typer.echo(f"Deleted session {deleted.id} ('{deleted.title or '(untitled)'}').")

@@ -1,0 +1,44 @@
+"""Memories the user states by hand: the same storage path as extracted ones."""
+
+from __future__ import annotations
+
+import uuid
+
+from boternity.backends.common import check_enum
+from boternity.errors import ConflictError
+from boternity.memory.extraction import normalise
+from boternity.models import MemoryCategory, MemoryEntry
+from boternity.store import Store
+
+MANUAL_IMPORTANCE = 4
+
+
+async def remember(
+    store: Store,
+    bot_id: uuid.UUID,
+    fact: str,
+    *,
+    category: MemoryCategory | str = MemoryCategory.FACT,
+    importance: int = MANUAL_IMPORTANCE,
+    session_id: uuid.UUID | None = None,
+) -> MemoryEntry:
+    """Save a manual memory. ConflictError when the bot already remembers the same fact."""
+    kind = check_enum(MemoryCategory, category, "category") or MemoryCategory.FACT
+    entry = MemoryEntry(
+        bot_id=bot_id,
+        fact=" ".join(fact.split()),
+        category=kind,
+        importance=importance,
+        session_id=session_id,
+        is_manual=True,
+    )
+    key = normalise(entry.fact)
+    for live in await store.memory.get_memories(bot_id):
+        if normalise(live.fact) == key:
+            raise ConflictError(f"already remembered: {live.fact!r} (memory {live.id})")
+    return await store.memory.save_memory(entry)
+
+
+async def forget(store: Store, bot_id: uuid.UUID) -> int:
+    """Delete every memory of the bot (each deletion is kept in the memory history)."""
+    return await store.memory.delete_all_memories(bot_id)

@@ -1,0 +1,185 @@
+"""The extraction queue worker: claim due jobs, ask the model, save or back off.
+
+Jobs are rows (``pending_memory_extractions``), so an LLM outage or a killed worker delays
+memories but never loses them: a claim is a lease, a failure records its error and schedules
+the next attempt with exponential backoff, and after the maximum attempts the job stays in
+the table, exhausted, until someone retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from boternity.errors import BoternityError, NotFoundError, ValidationError
+from boternity.ids import utc_now
+from boternity.llm.base import LlmProvider
+from boternity.memory.extraction import build_request, parse_reply, plan_memories, short_ids
+from boternity.models import MAX_EXTRACTION_ATTEMPTS, PendingExtraction
+from boternity.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_KNOWN_MEMORIES = 200
+
+
+def backoff_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
+    """base · 2^(attempts − 1), capped: 30 s, 60 s, 120 s, … with the defaults."""
+    exponent = max(attempts - 1, 0)
+    if exponent > 40:  # 2**40 · base is beyond any sane cap already
+        return cap
+    return min(base * (1 << exponent), cap)
+
+
+@dataclass(slots=True)
+class WorkerReport:
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    exhausted: int = 0
+    memories_saved: int = 0
+    superseded: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class ExtractionWorker:
+    def __init__(
+        self,
+        store: Store,
+        provider: LlmProvider,
+        *,
+        model: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        backoff_base: timedelta = timedelta(seconds=30),
+        backoff_cap: timedelta = timedelta(hours=1),
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if backoff_base <= timedelta(0) or backoff_cap < backoff_base:
+            raise ValidationError("backoff_base must be positive and backoff_cap >= backoff_base")
+        self.store = store
+        self.provider = provider
+        self.model = model or provider.default_model
+        self.lease = lease
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.clock = clock
+
+    async def run_once(
+        self,
+        *,
+        limit: int | None = None,
+        bot_id: uuid.UUID | None = None,
+        batch: int = 5,
+        on_job: Callable[[PendingExtraction, str], None] | None = None,
+    ) -> WorkerReport:
+        """Process due jobs until none are due (or ``limit`` were claimed).
+
+        ``on_job(job, outcome)`` is called after each job ("completed", "failed",
+        "exhausted" or "gone"), e.g. to drive a progress bar.
+        """
+        report = WorkerReport()
+        while limit is None or report.claimed < limit:
+            take = batch if limit is None else min(batch, limit - report.claimed)
+            jobs = await self.store.memory.claim_pending_extractions(
+                limit=take, lease=self.lease, now=self.clock(), bot_id=bot_id
+            )
+            if not jobs:
+                break
+            report.claimed += len(jobs)
+            for job in jobs:
+                outcome = await self._process(job, report)
+                if on_job is not None:
+                    on_job(job, outcome)
+        return report
+
+    async def run_forever(self, *, interval: float = 5.0, bot_id: uuid.UUID | None = None) -> None:
+        """Keep draining due jobs; for a background task owned by a long-running process."""
+        while True:
+            try:
+                await self.run_once(bot_id=bot_id)
+            except BoternityError as exc:  # the store is busy or gone for a moment: try later
+                log.warning("extraction worker pass failed: %s", exc)
+            await asyncio.sleep(interval)
+
+    async def _process(self, job: PendingExtraction, report: WorkerReport) -> str:
+        try:
+            saved, superseded = await self.extract(job)
+        except NotFoundError as exc:
+            # The session was deleted, or another worker finished the job after our lease
+            # ran out: nothing to save, and saving again would duplicate.
+            log.info("extraction job %s is gone: %s", job.id, exc)
+            return "gone"
+        except BoternityError as exc:
+            return await self._fail(job, exc, report)
+        report.completed += 1
+        report.memories_saved += saved
+        report.superseded += superseded
+        return "completed"
+
+    async def extract(self, job: PendingExtraction) -> tuple[int, int]:
+        """Run one claimed job to completion. Returns (memories saved, memories superseded)."""
+        memory = self.store.memory
+        if job.messages_start is not None and job.messages_end is not None:
+            messages = await self.store.chat.get_messages(
+                job.session_id,
+                offset=job.messages_start - 1,
+                limit=job.messages_end - job.messages_start + 1,
+            )
+        else:
+            messages = await self.store.chat.get_messages(job.session_id)
+        if not any(m.content.strip() for m in messages):
+            await memory.complete_extraction(job.id, [])
+            return 0, 0
+        known = short_ids(await memory.get_memories(job.bot_id, limit=MAX_KNOWN_MEMORIES))
+        request = build_request(self.model, messages, known)
+        completion = await self.provider.complete(request)
+        facts = parse_reply(completion.text)
+        plan = plan_memories(job, messages, known, facts)
+        await memory.complete_extraction(job.id, plan.memories, supersedes=plan.supersedes)
+        return len(plan.memories), len(plan.supersedes)
+
+    async def _fail(self, job: PendingExtraction, exc: BaseException, report: WorkerReport) -> str:
+        now = self.clock()
+        delay = backoff_delay(job.attempt_count, base=self.backoff_base, cap=self.backoff_cap)
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        updated = dataclasses.replace(
+            job, error_message=message, last_attempt_at=now, next_attempt_at=now + delay
+        )
+        try:
+            await self.store.memory.update_pending_extraction(updated)
+        except NotFoundError:
+            return "gone"
+        report.errors.append(message)
+        if job.attempt_count >= MAX_EXTRACTION_ATTEMPTS:
+            report.exhausted += 1
+            log.warning(
+                "extraction job %s exhausted after %d attempts: %s",
+                job.id,
+                job.attempt_count,
+                message,
+            )
+            return "exhausted"
+        report.failed += 1
+        log.info(
+            "extraction job %s failed (attempt %d), retry in %s: %s",
+            job.id,
+            job.attempt_count,
+            delay,
+            message,
+        )
+        return "failed"
+
+
+async def retry_extraction(store: Store, job_id: uuid.UUID) -> PendingExtraction:
+    """Make a failed or exhausted job due now with a fresh set of attempts."""
+    job = await store.memory.get_pending_extraction(job_id)
+    if job is None:
+        raise NotFoundError(f"pending extraction {job_id} not found")
+    return await store.memory.update_pending_extraction(
+        dataclasses.replace(job, attempt_count=0, next_attempt_at=utc_now())
+    )
