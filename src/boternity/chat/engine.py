@@ -258,6 +258,7 @@ class ChatEngine:
         self.locks = locks if locks is not None else locks_for_store(store)
         self._live: dict[uuid.UUID, LiveSession] = {}
         self._started = False
+        self._start_lock = asyncio.Lock()
         self._closed = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -271,10 +272,11 @@ class ChatEngine:
 
     async def start(self) -> list[ChatSession]:
         """Recover sessions left active by dead processes (once per engine); returns them."""
-        if self._started:
-            return []
-        self._started = True
-        recovered = await recover_crashed_sessions(self.store, self.locks)
+        async with self._start_lock:  # sessions started meanwhile wait for the sweep
+            if self._started:
+                return []
+            recovered = await recover_crashed_sessions(self.store, self.locks)
+            self._started = True
         if recovered:
             log.info("marked %d crashed session(s)", len(recovered))
         return recovered
@@ -403,6 +405,8 @@ class ChatEngine:
     async def end_session(self, live: LiveSession) -> ChatSession:
         """Finish a session: wait for its turns and title, mark it ``completed`` (ended now),
         queue the final extraction of the messages not yet covered, release ownership."""
+        if live._engine is not self:
+            raise ValidationError(f"session {live.id} belongs to another ChatEngine")
         if live.ended:
             return live.session
         live._ending = True
