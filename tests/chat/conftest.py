@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 import pytest
 
@@ -75,6 +76,12 @@ class ScriptedProvider:
 
     async def aclose(self) -> None:
         self.closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _text(self, kind: str, request: CompletionRequest) -> str:
         if kind == "chat" and self.replies:

@@ -70,9 +70,8 @@ async def test_start_marks_orphaned_sessions_crashed_and_queues_their_extraction
     orphan = await make_orphan(store, bot, 5)
     empty = await make_orphan(store, bot, 0)
     held = await make_orphan(store, bot, 3)
-    other_process = locks_for_store(store)  # as another process would hold it
-    assert isinstance(other_process, FileSessionLocks)
-    held_lock = await FileSessionLocks(other_process.directory).try_acquire(held.id)
+    other_process = locks_for_store(store)  # its own descriptors / connection
+    held_lock = await other_process.try_acquire(held.id)
     assert held_lock is not None
     try:
         async with ChatEngine(store, provider) as engine:
@@ -91,9 +90,33 @@ async def test_start_marks_orphaned_sessions_crashed_and_queues_their_extraction
         ]
     finally:
         await held_lock.release()
+        await other_process.aclose()
     # Once its owner is gone, the next sweep takes it.
-    recovered = await recover_crashed_sessions(store, locks_for_store(store))
+    locks = locks_for_store(store)
+    try:
+        recovered = await recover_crashed_sessions(store, locks)
+    finally:
+        await locks.aclose()
     assert [s.id for s in recovered] == [held.id]
+
+
+async def test_an_owner_that_loses_its_connection_or_exits_frees_the_session(
+    store: Store, bot: Bot, provider: ScriptedProvider
+) -> None:
+    first, second = locks_for_store(store), locks_for_store(store)
+    session = await make_orphan(store, bot, 0)
+    try:
+        lock = await first.try_acquire(session.id)
+        assert lock is not None
+        assert await first.try_acquire(session.id) is None  # not re-entrant
+        assert await second.try_acquire(session.id) is None
+        await first.aclose()  # what the OS / server does when the owner dies
+        taken = await second.try_acquire(session.id)
+        assert taken is not None
+        await taken.release()
+    finally:
+        await first.aclose()
+        await second.aclose()
 
 
 async def test_recovery_after_completed_periodic_jobs_never_overlaps_them(
@@ -109,8 +132,8 @@ async def test_recovery_after_completed_periodic_jobs_never_overlaps_them(
         await store.memory.complete_extraction(job.id, [])  # and deleted from the queue
     assert sorted(done) == [(1, 4), (5, 8)]
     await _settle(live)
-    # The process dies: its lock goes away, nothing else happens.
-    await live._lock.release()
+    # The process dies: its locks go away (descriptors closed / connection dropped).
+    await engine.locks.aclose()
     session = await store.chat.get_session(live.id)
     assert session is not None
     assert await extraction_mark(store, session) == (8, 10)

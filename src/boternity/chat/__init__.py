@@ -16,6 +16,7 @@ from boternity.chat.engine import (
 )
 from boternity.chat.liveness import (
     FileSessionLocks,
+    PgSessionLocks,
     SessionBusyError,
     SessionLock,
     SessionLocks,
@@ -31,6 +32,7 @@ __all__ = [
     "ChatEngine",
     "FileSessionLocks",
     "LiveSession",
+    "PgSessionLocks",
     "Recall",
     "SessionBusyError",
     "SessionLock",

@@ -217,7 +217,8 @@ class ChatEngine:
     ``window`` sets the context budget and summarisation; ``recall`` supplies memory lines for
     the prompt; ``extract_every`` user turns a memory-extraction job is queued;
     ``title_attempts`` bounds title generation before the fallback title; ``locks`` overrides
-    where session ownership lives (default: lock files next to a SQLite database);
+    where session ownership lives (default: :func:`~boternity.chat.liveness.locks_for_store`,
+    closed with the engine; locks passed in are the caller's to close);
     ``instructions`` replaces the default ``<instructions>`` text (``{name}`` is the bot's).
     The engine does not own the store or the provider: the caller closes them.
     """
@@ -255,6 +256,7 @@ class ChatEngine:
         self.title_attempts = title_attempts
         self.title_wait = title_wait
         self.instructions = instructions
+        self._owns_locks = locks is None
         self.locks = locks if locks is not None else locks_for_store(store)
         self._live: dict[uuid.UUID, LiveSession] = {}
         self._started = False
@@ -291,6 +293,8 @@ class ChatEngine:
             except Exception as exc:  # end the others anyway
                 log.warning("could not end session %s: %s", live.id, exc)
                 errors.append(exc)
+        if self._owns_locks:
+            await self.locks.aclose()
         if errors:
             raise errors[0]
 

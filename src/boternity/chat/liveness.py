@@ -5,7 +5,9 @@ high-water mark.
 operating system (or the database server) releases by itself when the process dies. For
 SQLite that is an ``flock`` on ``<db>.sessions/<session_id>.lock``. ``flock`` locks belong to
 an open file description, so two engines in one process exclude each other too, and the
-descriptor is close-on-exec, so child processes never inherit ownership.
+descriptor is close-on-exec, so child processes never inherit ownership. For PostgreSQL it is
+a session-level advisory lock taken on one dedicated connection, which the server drops
+when that connection ends (with its process).
 
 **Extraction high-water mark.** Queue jobs are deleted once done, so the mark ("messages
 ``1..mark`` are covered by some job") is persisted on the messages the engine writes:
@@ -21,8 +23,10 @@ so a crash in between can leave a gap but never makes two jobs overlap.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import uuid
@@ -38,6 +42,7 @@ __all__ = [
     "EXTRACTED_THROUGH",
     "EXTRACTION_BOUNDARY",
     "FileSessionLocks",
+    "PgSessionLocks",
     "SessionBusyError",
     "SessionLock",
     "SessionLocks",
@@ -76,24 +81,27 @@ class SessionLock(Protocol):
 
 @runtime_checkable
 class SessionLocks(Protocol):
-    """Where session ownership lives.
-
-    TODO(postgres): a ``PgSessionLocks`` holding one dedicated connection (outside the pool)
-    and taking ``pg_try_advisory_lock(hashtextextended('boternity.session:' || id, 0))`` on
-    it; the server drops the lock when that connection dies with its process. It needs a raw
-    connection API from the PostgreSQL store, which does not exist yet.
-    """
+    """Where session ownership lives: :class:`FileSessionLocks` (SQLite) or
+    :class:`PgSessionLocks` (PostgreSQL)."""
 
     async def try_acquire(self, session_id: uuid.UUID) -> SessionLock | None:
-        """The lock, or None when another holder has it. Never waits."""
+        """The lock, or None when another holder has it (in any process, this one included).
+        Never waits."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release everything still held and free resources (idempotent)."""
         ...
 
 
 class FileSessionLock:
-    def __init__(self, session_id: uuid.UUID, path: Path, fd: int) -> None:
+    def __init__(
+        self, session_id: uuid.UUID, path: Path, fd: int, owner: FileSessionLocks | None = None
+    ) -> None:
         self._session_id = session_id
         self._path = path
         self._fd: int | None = fd
+        self._owner = owner
 
     @property
     def session_id(self) -> uuid.UUID:
@@ -107,6 +115,8 @@ class FileSessionLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        if self._owner is not None:
+            self._owner._held.discard(self)
         try:
             # Unlink while still holding the lock: a process that opened the old file locks an
             # orphan inode, notices (try_acquire compares inodes) and retries on a fresh file.
@@ -124,6 +134,7 @@ class FileSessionLocks:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
+        self._held: set[FileSessionLock] = set()
 
     def path_for(self, session_id: uuid.UUID) -> Path:
         return self.directory / f"{session_id}.lock"
@@ -156,22 +167,124 @@ class FileSessionLocks:
             # For humans looking at the folder; the lock itself is what counts.
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            return FileSessionLock(session_id, path, fd)
+            lock = FileSessionLock(session_id, path, fd, self)
+            self._held.add(lock)
+            return lock
+
+    async def aclose(self) -> None:
+        for lock in list(self._held):
+            await lock.release()
 
     def __repr__(self) -> str:
         return f"FileSessionLocks({str(self.directory)!r})"
 
 
+_PG_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+_PG_UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+
+def advisory_key(session_id: uuid.UUID) -> int:
+    """The bigint advisory-lock key of a session (a hash: UUIDv7's leading bytes are a
+    timestamp, too alike to use directly)."""
+    digest = hashlib.blake2b(b"boternity.session:" + session_id.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PgSessionLock:
+    def __init__(self, owner: PgSessionLocks, session_id: uuid.UUID, key: int) -> None:
+        self._owner = owner
+        self._session_id = session_id
+        self._key = key
+
+    @property
+    def session_id(self) -> uuid.UUID:
+        return self._session_id
+
+    async def release(self) -> None:
+        await self._owner._release(self._key)
+
+    def __repr__(self) -> str:
+        return f"PgSessionLock({self._session_id})"
+
+
+class PgSessionLocks:
+    """Session-level advisory locks on one dedicated connection, opened on first use.
+
+    Not a pooled connection: a pool shares and resets its connections, and a session lock must
+    live exactly as long as its holder. Advisory locks are re-entrant on one connection, so
+    this object also remembers what it holds and refuses a second holder in this process.
+    If the connection is lost, so is ownership: the next ``try_acquire`` reconnects.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: Any = None
+        self._held: set[int] = set()
+        self._mutex = asyncio.Lock()  # one connection runs one query at a time
+
+    async def _connection(self) -> Any:
+        if self._conn is None or self._conn.is_closed():
+            import asyncpg  # the optional PostgreSQL dependency
+
+            self._held.clear()  # a lost connection took its locks with it
+            self._conn = await asyncpg.connect(
+                self._url, server_settings={"application_name": "boternity-session-locks"}
+            )
+        return self._conn
+
+    async def try_acquire(self, session_id: uuid.UUID) -> PgSessionLock | None:
+        key = advisory_key(session_id)
+        async with self._mutex:
+            try:
+                conn = await self._connection()
+                if key in self._held:
+                    return None
+                if not await conn.fetchval(_PG_TRY_LOCK, key):
+                    return None
+            except Exception as exc:  # driver errors never leak (no URL in the message)
+                raise RepositoryError(f"session lock for {session_id}: {exc}") from exc
+            self._held.add(key)
+            return PgSessionLock(self, session_id, key)
+
+    async def _release(self, key: int) -> None:
+        async with self._mutex:
+            if key not in self._held:
+                return
+            self._held.discard(key)
+            conn = self._conn
+            if conn is None or conn.is_closed():
+                return
+            try:
+                await conn.fetchval(_PG_UNLOCK, key)
+            except Exception as exc:
+                raise RepositoryError(f"releasing a session lock: {exc}") from exc
+
+    async def aclose(self) -> None:
+        async with self._mutex:
+            conn, self._conn = self._conn, None
+            self._held.clear()
+            if conn is not None and not conn.is_closed():
+                await conn.close()  # the server drops every lock it held
+
+    def __repr__(self) -> str:
+        return f"PgSessionLocks(held={len(self._held)})"
+
+
 def locks_for_store(store: Store) -> SessionLocks:
-    """The default locks of a store: SQLite keeps lock files next to the database file."""
+    """New default locks for a store: lock files next to a SQLite database; advisory locks
+    on a dedicated connection to a PostgreSQL one. The caller closes them (``aclose``)."""
     if store.backend == "sqlite":
         path: Any = getattr(store, "path", None)
         if not isinstance(path, str | os.PathLike):
             raise RepositoryError("this SQLite store does not say where its file is")
         return FileSessionLocks(Path(f"{os.fspath(path)}.sessions"))
-    # TODO(postgres): see SessionLocks.
+    if store.backend == "postgresql":
+        url: Any = getattr(store, "url", None)
+        if not isinstance(url, str):
+            raise RepositoryError("this PostgreSQL store does not say where its database is")
+        return PgSessionLocks(url)
     raise RepositoryError(
-        f"session liveness locks are not implemented for the {store.backend} backend yet;"
+        f"session liveness locks are not implemented for the {store.backend} backend;"
         " pass locks= to ChatEngine"
     )
 
