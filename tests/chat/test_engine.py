@@ -587,3 +587,21 @@ async def test_talking_to_anthropic_never_logs_the_api_key(
     assert "failed" in caplog.text
     assert key not in caplog.text
     assert key not in repr(engine.provider)
+
+
+async def test_clearing_a_live_session_starts_its_context_and_extraction_afresh(
+    store: Store, bot: Bot, provider: ScriptedProvider
+) -> None:
+    async with ChatEngine(store, provider, extract_every=2) as engine:
+        live = await engine.start_session(bot)
+        for i in range(3):
+            await live.ask(f"old {i}")
+        assert await engine.clear_session(live) == 6
+        await live.ask("new question")
+        await live.end()
+    request = provider.of("chat")[-1]
+    assert [t.content for t in request.messages] == ["new question"]
+    messages = await store.chat.get_messages(live.id)
+    assert [(m.seq, m.content) for m in messages][0] == (1, "new question")
+    jobs = await store.memory.list_pending_extractions(bot_id=bot.id)
+    assert [(j.messages_start, j.messages_end) for j in jobs] == [(1, 2)]

@@ -250,7 +250,7 @@ class ChatEngine:
         self.model = (model or "").strip() or provider.default_model
         self.max_tokens = max_tokens
         self.temperature = temperature
-        self.window = window or WindowPolicy()
+        self.window_policy = window or WindowPolicy()
         self.recall = recall
         self.extract_every = extract_every
         self.title_attempts = title_attempts
@@ -433,6 +433,23 @@ class ChatEngine:
             await live._lock.release()
         return live.session
 
+    async def clear_session(self, live: LiveSession) -> int:
+        """Delete the session's messages, summaries and queued extraction jobs (the store's
+        ``clear_messages``) and start its context afresh; seqs start again at 1. Returns the
+        number of messages deleted. Memories already extracted are kept."""
+        if live._engine is not self:
+            raise ValidationError(f"session {live.id} belongs to another ChatEngine")
+        if live.ended or live._ending:
+            raise ConflictError(f"session {live.id} has ended")
+        async with live._turn_lock:
+            deleted = await self.store.chat.clear_messages(live.id)
+            live.summary = None
+            live.window = []
+            live.extraction_mark = 0
+            live.user_turns_since_mark = 0
+            live.greeting = None
+            return deleted
+
     # --- session row -------------------------------------------------------------------------
 
     async def _update_row(self, live: LiveSession, **changes: Any) -> None:
@@ -609,7 +626,7 @@ class ChatEngine:
         soul = soul_version.content if soul_version else None
         memories = await self._memories(bot, text)
         model = live.session.model
-        policy = self.window
+        policy = self.window_policy
         limit = conversation_limit(self.provider, model, max_tokens=self.max_tokens, policy=policy)
 
         def build(
@@ -671,7 +688,7 @@ class ChatEngine:
                 live.session.model,
                 previous.summary if previous is not None else None,
                 folded,
-                max_tokens=self.window.summary_max_tokens,
+                max_tokens=self.window_policy.summary_max_tokens,
             )
         )
         text = completion.text.strip()
