@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -80,8 +81,6 @@ async def build_world(db: Path) -> World:
                 ended = (
                     started + timedelta(minutes=42) if status is SessionStatus.COMPLETED else None
                 )
-                import dataclasses
-
                 session = await store.chat.update_session(
                     dataclasses.replace(session, status=status, ended_at=ended)
                 )

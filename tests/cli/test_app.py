@@ -37,7 +37,7 @@ EXPECTED = {
     "bot create", "bot list", "bot show", "bot edit", "bot delete",
     "soul show", "soul set", "soul history",
     "sessions", "session show", "session export", "session delete",
-    "memories", "remember", "forget", "memory delete",
+    "memories", "remember", "forget", "memory show", "memory delete",
     "queue", "queue retry",
     "db info", "db migrate", "db backup", "db check",
 }  # fmt: skip
@@ -59,6 +59,7 @@ def test_help_of_every_command_runs(cli: Invoke, name: str) -> None:
     result = cli(*name.split(), "--help")
     assert result.exit_code == 0, result.stderr
     assert "Usage:" in result.stdout
+    assert "\\[" not in result.stdout  # Typer's Rich escaping does not leak into plain help
 
 
 def test_version(cli: Invoke) -> None:
@@ -108,6 +109,14 @@ def test_debug_env_reraises(cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr("boternity.cli.bots.run", boom)
     result = cli("bot", "list", env={"BOTERNITY_DEBUG": "1"})
     assert isinstance(result.exception, RuntimeError)
+
+
+def test_database_path_that_is_a_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["--db", str(tmp_path), "bot", "create", "x"])
+    assert result.exit_code == 2
+    assert "is a directory" in one_line_error(result)
 
 
 def test_bad_database_url_is_one_line(world: World) -> None:
@@ -230,6 +239,11 @@ def test_end_to_end_unicode_json_and_refusal_without_tty(tmp_path: Path) -> None
         ("Zoë 🚀 日本語", 6, "Zoë 🚀…"),
         ("multi\nline\ttext", 20, "multi line text"),
         ("e\u0301e\u0301e\u0301e\u0301", 4, "e\u0301…"),  # no accent torn from its letter
+        ("ab👨\u200d👩\u200d👧cd", 4, "ab…"),  # a ZWJ family stays whole or goes
+        ("ab❤\ufe0fcd", 4, "ab…"),  # variation selector kept with its heart
+        ("a🇯🇵🇫🇷b", 4, "a🇯🇵…"),  # flags are pairs
+        ("a🇯🇵🇫🇷b", 5, "a🇯🇵…"),
+        ("👍🏽👍🏽👍🏽", 4, "👍🏽…"),  # skin tone stays with its hand
         (None, 5, ""),
         ("abc", 0, ""),
     ],
@@ -276,3 +290,42 @@ def test_session_json_via_cli_round_trips_unicode(cli: Invoke, world: World) -> 
     data = parse(cli("session", "show", str(world.sessions[0].id), "--json"))
     assert data["session"]["title"] == f"Trip to Kyōto {UNICODE}"
     assert data["messages"][0]["content"].startswith(f"Hello {UNICODE}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_confirmation_prompt_on_a_real_terminal(tmp_path: Path) -> None:
+    import pty
+
+    db = str(tmp_path / "tty.db")
+    setup = subprocess.run(
+        [*BNITY, "--db", db, "remember", "x", "y"], capture_output=True, text=True, env=_env()
+    )
+    assert setup.returncode == 4  # no database yet
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Tty"], check=True, env=_env())
+    subprocess.run([*BNITY, "--db", db, "remember", "tty", "a fact"], check=True, env=_env())
+
+    def forget(answer: bytes) -> subprocess.CompletedProcess[bytes]:
+        primary, secondary = pty.openpty()
+        try:
+            proc = subprocess.Popen(
+                [*BNITY, "--db", db, "forget", "tty"],
+                stdin=secondary,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_env(),
+            )
+            os.write(primary, answer)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            os.close(primary)
+            os.close(secondary)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    declined = forget(b"n\n")
+    assert declined.returncode == 1
+    assert b"Delete all 1 memory of 'Tty' (tty)?" in declined.stderr
+    assert b"Cancelled." in declined.stderr
+    accepted = forget(b"y\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert b"Deleted 1 memory" in accepted.stdout

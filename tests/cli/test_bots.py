@@ -247,3 +247,12 @@ def test_soul_set_missing_file(cli: Invoke, world: World, tmp_path: Path) -> Non
     result = cli("soul", "set", "helper", str(tmp_path / "nope.txt"))
     assert result.exit_code == 2
     assert "cannot read" in one_line_error(result)
+
+
+def test_user_text_is_never_read_as_rich_markup(cli: Invoke, db_path: Path) -> None:
+    name = "[bold red]Boom[/] [link=x]y"
+    assert cli("bot", "create", name, "--slug", "boom").exit_code == 0
+    for args in (("bot", "list"), ("bot", "show", "boom")):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        assert name in result.stdout

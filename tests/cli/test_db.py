@@ -125,3 +125,44 @@ def test_db_check_missing_file_and_wrong_backend(tmp_path: Path) -> None:
     assert pg.exit_code == 2
     line = one_line_error(pg)
     assert "SQLite" in line and "secret" not in line
+
+
+def test_generic_row_counts_use_only_the_repository_protocols(world: World, db_path: Path) -> None:
+    # What `db info` reports for backends other than SQLite (PostgreSQL): checked here on
+    # SQLite, since it only calls Protocol methods.
+    from boternity.cli.db import _generic_counts
+    from tests.cli.conftest import with_store
+
+    counts = with_store(db_path, _generic_counts)
+    assert counts == {
+        "bots": 2,
+        "chat_sessions": 3,
+        "chat_messages": 9,
+        "session_memories": 4,
+        "pending_memory_extractions": 2,
+    }
+
+
+def test_db_backup_while_another_connection_is_writing(
+    cli: Invoke, world: World, db_path: Path, tmp_path: Path
+) -> None:
+    # An open write transaction (as the chat engine would hold for a moment) neither blocks
+    # the backup nor leaks into it: the copy is the last committed state.
+    target = tmp_path / "online.db"
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE bots SET description = 'uncommitted' WHERE slug = 'helper'")
+        result = cli("db", "backup", str(target))
+        writer.execute("ROLLBACK")
+    assert result.exit_code == 0, result.stderr
+    with contextlib.closing(sqlite3.connect(target)) as conn:
+        row = conn.execute("SELECT description FROM bots WHERE slug = 'helper'").fetchone()
+    assert row == ("helps",)
+
+
+def test_schema_problem_has_its_own_exit_code(cli: Invoke, world: World, db_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'tampered'")
+    result = cli("bot", "list")
+    assert result.exit_code == 6
+    one_line_error(result)

@@ -59,8 +59,12 @@ def test_memories_search_is_case_insensitive_substring(cli: Invoke, world: World
     assert (
         parse(cli("memories", "helper", "--search", "🍜", "--json"))[0]["fact"] == "Loves ramen 🍜"
     )
-    none = cli("memories", "helper", "--search", "nothing like this")
+    none = cli("memories", "helper", "--search", "nothing whatsoever")
     assert "No matching memories" in none.stdout
+    partial = parse(cli("memories", "helper", "--search", "RAM", "--json"))
+    assert [m["fact"] for m in partial] == ["Loves ramen 🍜"]  # substring, not a word
+    words = parse(cli("memories", "helper", "--search", "ramen Zürich", "--json"))
+    assert {m["fact"] for m in words} == {"Loves ramen 🍜", f"Lives in Zürich {UNICODE}"}
 
 
 def test_memories_by_session_and_all(cli: Invoke, world: World, db_path: Path) -> None:
@@ -165,3 +169,19 @@ def test_memory_delete_prompt_shows_fact(cli: Invoke, world: World, tty: None) -
     result = cli("memory", "delete", str(world.memories[0].id), input="n\n")
     assert result.exit_code == 1
     assert f"Lives in Zürich {UNICODE}" in result.stderr
+
+
+def test_memory_show_text_and_json(cli: Invoke, world: World) -> None:
+    target = world.memories[0]
+    text = cli("memory", "show", str(target.id))
+    assert text.exit_code == 0, text.stderr
+    assert f"Lives in Zürich {UNICODE}" in text.stdout
+    assert "★★★★★ (5/5)" in text.stdout
+    assert "Trip to Kyōto" in text.stdout
+    data = parse(cli("memory", "show", str(target.id), "--json"))
+    assert set(data) == MEMORY_FIELDS | {"provenance", "history"}
+    assert data["provenance"]["session_title"] == f"Trip to Kyōto {UNICODE}"
+    assert [e["event"] for e in data["history"]] == ["added"]
+    assert "added by" in text.stdout
+    manual = parse(cli("memory", "show", str(world.manual.id if world.manual else ""), "--json"))
+    assert manual["provenance"]["manual"] is True

@@ -156,6 +156,7 @@ def test_session_export_json_to_file(cli: Invoke, world: World, tmp_path: Path) 
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "Exported 3 messages" in result.stderr
+    assert target.stat().st_mode & 0o777 == 0o600
     data = json.loads(target.read_text(encoding="utf-8"))
     assert list(data) == ["session", "messages"]
     assert data["session"]["id"] == str(world.sessions[0].id)

@@ -13,7 +13,13 @@ import pytest
 
 from boternity import open_store
 from boternity.backends.sqlite import SqliteStore
-from boternity.errors import BoternityError, SchemaError, StoreBusyError, ValidationError
+from boternity.errors import (
+    BoternityError,
+    RepositoryError,
+    SchemaError,
+    StoreBusyError,
+    ValidationError,
+)
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
 
 pytestmark = pytest.mark.sqlite
@@ -207,3 +213,24 @@ async def test_unusable_locations_are_refused(url: str) -> None:
     with pytest.raises(ValidationError):
         async with open_store(url):
             pass
+
+
+async def test_a_path_that_cannot_be_a_database_is_a_repository_error(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder.db"
+    folder.mkdir()
+    with pytest.raises(RepositoryError, match="cannot open SQLite database") as info:
+        async with open_store(folder):
+            pass
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("this is not a database " * 100)
+    with pytest.raises(RepositoryError) as info2:
+        async with open_store(not_a_db):
+            pass
+    assert isinstance(info2.value.__cause__, sqlite3.Error)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RepositoryError, match="cannot create SQLite database") as info3:
+        async with open_store(blocker / "sub" / "b.db"):
+            pass
+    assert isinstance(info3.value.__cause__, OSError)

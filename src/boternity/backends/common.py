@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
@@ -32,6 +32,15 @@ def check_limit(limit: int, name: str = "limit") -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_BIGINT:
         raise ValidationError(f"{name} must be an int in 0..{MAX_BIGINT}, got {limit!r}")
     return limit
+
+
+def check_version(version: int) -> int:
+    """A soul version to look up: any 64-bit int (versions that don't exist just aren't found)."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValidationError(f"version must be an int, got {type(version).__name__}")
+    if not -MAX_BIGINT <= version <= MAX_BIGINT:
+        raise ValidationError(f"version must fit in 64 bits, got {version}")
+    return version
 
 
 def check_id(value: uuid.UUID | str, name: str) -> uuid.UUID:
@@ -62,6 +71,19 @@ def check_lease(lease: timedelta) -> timedelta:
     if not isinstance(lease, timedelta) or lease <= timedelta(0):
         raise ValidationError(f"lease must be a positive timedelta, got {lease!r}")
     return lease
+
+
+def claim_window(now: datetime | None, lease: timedelta) -> tuple[datetime, datetime]:
+    """(claim time in UTC, end of the lease) for claim_pending_extractions."""
+    check_lease(lease)
+    at = datetime.now(UTC) if now is None else now
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        raise ValidationError("now must be a timezone-aware datetime")
+    at = at.astimezone(UTC)
+    try:
+        return at, at + lease
+    except OverflowError as exc:
+        raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
 
 
 def with_seq(message: ChatMessage, seq: int) -> ChatMessage:

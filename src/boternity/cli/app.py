@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from boternity.cli import bots, db, memories, queue, sessions
-from boternity.cli.runtime import EXIT_CODES_HELP, BnityGroup, State
+from boternity.cli.runtime import EXIT_CODES_HELP, BnityCommand, BnityGroup, State
 
 VERSION = "0.1.0"  # kept equal to boternity.__version__ by a test; importing it costs startup
 
@@ -65,11 +65,11 @@ def root(
 
 app.add_typer(bots.bot_app, name="bot")
 app.add_typer(bots.soul_app, name="soul")
-app.command("sessions")(sessions.list_sessions)
+app.command("sessions", cls=BnityCommand)(sessions.list_sessions)
 app.add_typer(sessions.session_app, name="session")
-app.command("memories")(memories.list_memories)
-app.command("remember")(memories.remember)
-app.command("forget")(memories.forget)
+app.command("memories", cls=BnityCommand)(memories.list_memories)
+app.command("remember", cls=BnityCommand)(memories.remember)
+app.command("forget", cls=BnityCommand)(memories.forget)
 app.add_typer(memories.memory_app, name="memory")
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(db.db_app, name="db")

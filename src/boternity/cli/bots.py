@@ -6,14 +6,22 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, YesOpt, confirm, read_text_file, run, sub_app
+from boternity.cli.runtime import (
+    BnityCommand,
+    JsonOpt,
+    YesOpt,
+    confirm,
+    read_text_file,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from boternity.models import Bot, SoulVersion
     from boternity.store import Store
 
 bot_app = sub_app("Create, list, show, edit and delete bots.")
-soul_app = sub_app("A bot's soul (its system prompt), versioned: every change is kept.")
+soul_app = sub_app("A bot's soul (its system prompt); every version is kept.")
 
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 CATEGORIES = "assistant, creative, research, utility"
@@ -40,7 +48,7 @@ def _bot_rows(bot: Bot) -> list[tuple[str, object]]:
     ]
 
 
-@bot_app.command("create")
+@bot_app.command("create", cls=BnityCommand)
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Display name, e.g. 'Research Helper'.")],
@@ -77,21 +85,15 @@ def create(
 
         print_json(created)
         return
-    from boternity.cli.output import console
+    from boternity.cli.output import console, esc
 
     soul_note = " with soul v1" if soul_text is not None else ""
     console().print(
-        f"Created bot [bold]{_esc(created.name)}[/] ({created.slug}, {created.id}){soul_note}."
+        f"Created bot [bold]{esc(created.name)}[/] ({created.slug}, {created.id}){soul_note}."
     )
 
 
-def _esc(value: str) -> str:
-    from rich.markup import escape
-
-    return escape(value)
-
-
-@bot_app.command("list")
+@bot_app.command("list", cls=BnityCommand)
 def list_bots(
     ctx: typer.Context,
     status: Annotated[
@@ -154,7 +156,7 @@ def list_bots(
     out.print(f"{len(bots)} bot{'s' if len(bots) != 1 else ''}")
 
 
-@bot_app.command("show")
+@bot_app.command("show", cls=BnityCommand)
 def show(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     """Show a bot's details."""
     from boternity.cli.resolve import resolve_bot
@@ -183,7 +185,7 @@ def show(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     console().print(key_values(rows))
 
 
-@bot_app.command("edit")
+@bot_app.command("edit", cls=BnityCommand)
 def edit(
     ctx: typer.Context,
     bot: BotArg,
@@ -234,17 +236,17 @@ def edit(
         return await store.bots.update_bot(dataclasses.replace(current, **changes))  # type: ignore[arg-type]
 
     updated = run(ctx, work)
-    from boternity.cli.output import console, key_values, print_json
+    from boternity.cli.output import console, esc, key_values, print_json
 
     if json_:
         print_json(updated)
         return
     out = console()
-    out.print(f"Updated bot {_esc(updated.slug)}.")
+    out.print(f"Updated bot {esc(updated.slug)}.")
     out.print(key_values(_bot_rows(updated)))
 
 
-@bot_app.command("delete")
+@bot_app.command("delete", cls=BnityCommand)
 def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt = False) -> None:
     """Delete a bot and everything it owns (souls, sessions, messages, memories, queued jobs)."""
     from boternity.cli.output import plural
@@ -274,7 +276,7 @@ def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
 # --- souls --------------------------------------------------------------------------------------
 
 
-@soul_app.command("show")
+@soul_app.command("show", cls=BnityCommand)
 def soul_show(
     ctx: typer.Context,
     bot: BotArg,
@@ -303,7 +305,7 @@ def soul_show(
         return found, soul
 
     found, soul = run(ctx, work)
-    from boternity.cli.output import console, fmt_time, print_json
+    from boternity.cli.output import console, esc, fmt_time, print_json
 
     if json_:
         print_json(soul)
@@ -314,13 +316,13 @@ def soul_show(
     err = console(stderr=True)
     note = f" — {soul.message}" if soul.message else ""
     err.print(
-        f"[bold]{_esc(found.slug)}[/] soul v{soul.version} of {found.version_count},"
-        f" {fmt_time(soul.created_at)} UTC, sha256 {soul.hash[:12]}{_esc(note)}",
+        f"[bold]{esc(found.slug)}[/] soul v{soul.version} of {found.version_count},"
+        f" {fmt_time(soul.created_at)} UTC, sha256 {soul.hash[:12]}{esc(note)}",
     )
     typer.echo(soul.content, nl=not soul.content.endswith("\n"))
 
 
-@soul_app.command("set")
+@soul_app.command("set", cls=BnityCommand)
 def soul_set(
     ctx: typer.Context,
     bot: BotArg,
@@ -355,7 +357,7 @@ def soul_set(
         typer.echo(f"Soul unchanged (same as v{soul.version}); nothing saved.")
 
 
-@soul_app.command("history")
+@soul_app.command("history", cls=BnityCommand)
 def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     """List every soul version of a bot, oldest first."""
     from boternity.cli.resolve import resolve_bot
@@ -365,14 +367,14 @@ def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> Non
         return found, await store.bots.list_soul_versions(found.id)
 
     found, versions = run(ctx, work)
-    from boternity.cli.output import console, ellipsis, fmt_time, print_json, table, text
+    from boternity.cli.output import console, ellipsis, esc, fmt_time, print_json, table, text
 
     if json_:
         print_json(versions)
         return
     out = console()
     if not versions:
-        out.print(f"Bot '{_esc(found.slug)}' has no soul yet.")
+        out.print(f"Bot '{esc(found.slug)}' has no soul yet.")
         return
     t = table("Version>", "Saved (UTC)!", "SHA-256", "Chars>", "Message")
     for v in versions:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, YesOpt, confirm, get_state, run, sub_app
+from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, get_state, run, sub_app
 
 if TYPE_CHECKING:
     import sqlite3
@@ -134,7 +134,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-@db_app.command("info")
+@db_app.command("info", cls=BnityCommand)
 def info(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Where the database is, its backend and schema version, file sizes and row counts."""
     target = _target(ctx)
@@ -189,7 +189,7 @@ def info(ctx: typer.Context, json_: JsonOpt = False) -> None:
     out.print(t)
 
 
-@db_app.command("migrate")
+@db_app.command("migrate", cls=BnityCommand)
 def migrate(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Create the database if needed and apply pending migrations (opening always does)."""
     target = _target(ctx)
@@ -221,7 +221,7 @@ def migrate(ctx: typer.Context, json_: JsonOpt = False) -> None:
         typer.echo(f"{target.display}: migrated schema from version {before} to {after}.")
 
 
-@db_app.command("backup")
+@db_app.command("backup", cls=BnityCommand)
 def backup(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(metavar="FILE", help="Where to write the copy.")],
@@ -280,7 +280,7 @@ def backup(
     typer.echo(f"Backed up {source} to {dest} ({_size(size)}).")
 
 
-@db_app.command("check")
+@db_app.command("check", cls=BnityCommand)
 def check(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Check a SQLite database (integrity_check and foreign_key_check). Exit code 1 when
     problems are found."""

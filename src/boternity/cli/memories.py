@@ -8,18 +8,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from boternity.models import Bot, MemoryEntry
+    from boternity.models import Bot, MemoryEntry, MemoryEvent
     from boternity.store import Store
 
-memory_app = sub_app("Single memories.")
+memory_app = sub_app("Show or delete a single memory.")
 
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 CATEGORIES = "preference, fact, decision, context, correction"
+EXCERPT_CHARS = 200
+SEARCH_LIMIT = 500
 
 
 @dataclass(slots=True)
@@ -32,13 +34,14 @@ class Provenance:
     excerpt: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        from boternity.cli.output import to_jsonable
+        from boternity.cli.output import ellipsis, to_jsonable
 
         return {
             "manual": self.manual,
             "session_title": self.session_title,
             "date": to_jsonable(self.date),
-            "excerpt": self.excerpt,
+            # the whole message is one get_message(source_message_id) away
+            "excerpt": None if self.excerpt is None else ellipsis(self.excerpt, EXCERPT_CHARS),
         }
 
     def describe(self) -> str:
@@ -84,6 +87,26 @@ async def provenance(store: Store, memories: list[MemoryEntry]) -> dict[uuid.UUI
     return out
 
 
+async def _search(
+    store: Store,
+    bot_id: uuid.UUID,
+    query: str,
+    pool: list[MemoryEntry],
+    include_superseded: bool,
+) -> list[MemoryEntry]:
+    """``pool`` narrowed to the search hits: the store's full-text matches first (best
+    first), then substring matches it missed (partial words such as 'ram' for 'ramen')."""
+    ranked = await store.memory.search_memories(
+        bot_id, query, limit=SEARCH_LIMIT, include_superseded=include_superseded
+    )
+    allowed = {m.id for m in pool}
+    hits = [m for m in ranked if m.id in allowed]
+    seen = {m.id for m in hits}
+    needle = query.casefold()
+    hits += [m for m in pool if m.id not in seen and needle in m.fact.casefold()]
+    return hits
+
+
 def list_memories(
     ctx: typer.Context,
     bot: BotArg,
@@ -98,11 +121,20 @@ def list_memories(
     ] = None,
     search: Annotated[
         str | None,
-        typer.Option(metavar="QUERY", help="Only facts containing QUERY (case-insensitive)."),
+        typer.Option(
+            metavar="QUERY",
+            help=(
+                "Full-text search (facts sharing a word with QUERY, best match first),"
+                " then facts containing QUERY as text (case-insensitive)."
+            ),
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's memories, most important first, with where each came from."""
+    """List a bot's memories, most important first, with provenance.
+
+    Provenance is the session title, date and an excerpt of the source message, or
+    "manual" for remembered facts."""
     from boternity.cli.resolve import all_memories, resolve_bot, resolve_session
     from boternity.errors import ValidationError
 
@@ -111,7 +143,7 @@ def list_memories(
     ) -> tuple[Bot, list[MemoryEntry], dict[uuid.UUID, Provenance], list[uuid.UUID]]:
         found = await resolve_bot(store, bot)
         if session is not None:
-            chosen = await resolve_session(store, session)
+            chosen = await resolve_session(store, session, bot_id=found.id)
             if chosen.bot_id != found.id:
                 raise ValidationError(
                     f"session {chosen.id} belongs to another bot, not {found.slug!r}"
@@ -119,11 +151,12 @@ def list_memories(
             memories = await store.memory.get_memories_by_session(chosen.id)
             if not all_:
                 memories = [m for m in memories if m.is_live]
+            # the same order as the full list: importance, then newest
+            memories.sort(key=lambda m: (m.importance, m.created_at, m.id), reverse=True)
         else:
             memories = await store.memory.get_memories(found.id, include_superseded=all_)
         if search is not None:
-            needle = search.casefold()
-            memories = [m for m in memories if needle in m.fact.casefold()]
+            memories = await _search(store, found.id, search, memories, all_)
         universe = [m.id for m in await all_memories(store)]
         return found, memories, await provenance(store, memories), universe
 
@@ -131,6 +164,7 @@ def list_memories(
     from boternity.cli.output import (
         console,
         ellipsis,
+        esc,
         fmt_date,
         plural,
         print_json,
@@ -152,7 +186,7 @@ def list_memories(
     out = console()
     if not memories:
         what = "matching memories" if search or session else "memories"
-        out.print(f"No {what} for '{_esc(found.slug)}'.")
+        out.print(f"No {what} for '{esc(found.slug)}'.")
         return
     ids = short_ids([m.id for m in memories], universe)
     columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
@@ -173,12 +207,6 @@ def list_memories(
         t.add_row(*row)
     out.print(t)
     out.print(plural(len(memories), "memory", "memories"))
-
-
-def _esc(value: str) -> str:
-    from rich.markup import escape
-
-    return escape(value)
 
 
 def remember(
@@ -245,7 +273,52 @@ def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
         typer.echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'.")
 
 
-@memory_app.command("delete")
+@memory_app.command("show", cls=BnityCommand)
+def show_memory(
+    ctx: typer.Context,
+    memory: Annotated[str, typer.Argument(metavar="MEMORY", help="Memory id or unique id prefix.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Show one memory: provenance, what superseded it, and its recorded history."""
+    from boternity.cli.resolve import resolve_memory
+
+    async def work(
+        store: Store,
+    ) -> tuple[MemoryEntry, Bot | None, Provenance, list[MemoryEvent]]:
+        found = await resolve_memory(store, memory)
+        bot = await store.bots.get_bot(found.bot_id)
+        history = await store.memory.get_memory_history(found.id)
+        return found, bot, (await provenance(store, [found]))[found.id], history
+
+    found, bot, source, history = run(ctx, work)
+    from boternity.cli.output import console, fmt_time, key_values, print_json, stars, to_jsonable
+
+    if json_:
+        item = to_jsonable(found)
+        item["provenance"] = source.as_json()
+        item["history"] = to_jsonable(history)
+        print_json(item)
+        return
+    rows: list[tuple[str, object]] = [
+        ("Fact", found.fact),
+        ("ID", str(found.id)),
+        ("Bot", f"{bot.name} ({bot.slug})" if bot else str(found.bot_id)),
+        ("Category", found.category.value),
+        ("Importance", f"{stars(found.importance)} ({found.importance}/5)"),
+        ("Source", source.describe()),
+        ("Session", str(found.session_id) if found.session_id else "-"),
+        ("Created", fmt_time(found.created_at) + " UTC"),
+        ("Superseded by", str(found.superseded_by) if found.superseded_by else "-"),
+    ]
+    for i, event in enumerate(history):
+        line = f"{fmt_time(event.created_at)} UTC  {event.event.value} by {event.actor.value}"
+        if event.related_memory_id is not None:
+            line += f" (memory {event.related_memory_id})"
+        rows.append(("History" if i == 0 else "", line))
+    console().print(key_values(rows))
+
+
+@memory_app.command("delete", cls=BnityCommand)
 def delete_memory(
     ctx: typer.Context,
     memory: Annotated[str, typer.Argument(metavar="MEMORY", help="Memory id or unique id prefix.")],

@@ -5,6 +5,7 @@ Imported only inside commands (it pulls in Rich).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import sys
@@ -50,10 +51,43 @@ def ellipsis(text: str | None, width: int, *, single_line: bool = True) -> str:
     if len(text) <= width:
         return text
     cut = width - 1
-    # Do not leave a base character without its accents, or end on a joiner (ZWJ emoji).
-    while cut > 0 and (unicodedata.combining(text[cut]) or text[cut - 1] == "\u200d"):
+    while cut > 0 and not _boundary(text, cut):
         cut -= 1
     return text[:cut].rstrip() + ELLIPSIS
+
+
+_ZWJ = "\u200d"
+
+
+def _extends(ch: str) -> bool:
+    """Belongs to the character before it: accents, variation selectors, skin tones."""
+    code = ord(ch)
+    return (
+        unicodedata.category(ch) in ("Mn", "Mc", "Me")
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F  # emoji tag sequences (subdivision flags)
+        or ch == _ZWJ
+    )
+
+
+def _is_regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def _boundary(text: str, i: int) -> bool:
+    """Whether cutting before ``text[i]`` keeps every visible character whole (a close,
+    dependency-free approximation of a grapheme-cluster boundary)."""
+    if _extends(text[i]) or text[i - 1] == _ZWJ:
+        return False
+    if _is_regional(text[i]) and _is_regional(text[i - 1]):
+        run = 0  # flags are pairs of regional indicators: cut only between pairs
+        j = i - 1
+        while j >= 0 and _is_regional(text[j]):
+            run += 1
+            j -= 1
+        return run % 2 == 0
+    return True
 
 
 def short_ids(
@@ -65,7 +99,7 @@ def short_ids(
     out: dict[uuid.UUID, str] = {}
     for u in ids:
         s = str(u)
-        i = _bisect(others, s)
+        i = bisect.bisect_left(others, s)
         need = min_len
         for j in (i - 1, i + 1):
             if 0 <= j < len(others):
@@ -75,12 +109,6 @@ def short_ids(
             prefix = s[: len(prefix) + 1]
         out[u] = prefix
     return out
-
-
-def _bisect(items: Sequence[str], value: str) -> int:
-    import bisect
-
-    return bisect.bisect_left(items, value)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -185,6 +213,13 @@ def table(*columns: str, title: str | None = None) -> Table:
 def styled(value: str) -> Text:
     """A status word in its colour."""
     return Text(value, style=STATUS_STYLES.get(value, ""))
+
+
+def esc(value: str) -> str:
+    """User text made safe to embed in a Rich markup string."""
+    from rich.markup import escape
+
+    return escape(value)
 
 
 def text(value: object) -> Text:

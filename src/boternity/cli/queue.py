@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, run, sub_app
+from boternity.cli.runtime import BnityCommand, JsonOpt, run, sub_app
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from boternity.store import Store
 
 queue_app = sub_app(
-    "The memory-extraction queue: list jobs (no subcommand) or retry them.",
+    "List memory-extraction jobs (no subcommand), or retry them.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -119,7 +119,7 @@ def list_jobs(
     out.print(f"{plural(len(jobs), 'job')}{note}")
 
 
-@queue_app.command("retry")
+@queue_app.command("retry", cls=BnityCommand)
 def retry(
     ctx: typer.Context,
     job: Annotated[

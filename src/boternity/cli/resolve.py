@@ -100,16 +100,22 @@ async def all_sessions(store: Store) -> list[ChatSession]:
     return sessions
 
 
-async def resolve_session(store: Store, ref: str) -> ChatSession:
+async def resolve_session(
+    store: Store, ref: str, *, bot_id: uuid.UUID | None = None
+) -> ChatSession:
+    """A session by id or unique id prefix (among ``bot_id``'s sessions when given)."""
     exact = full_uuid(ref)
     if exact is not None:
         session = await store.chat.get_session(exact)
         if session is None:
             raise NotFoundError(f"no session with id {ref!r}")
         return session
+    candidates = (
+        await store.chat.list_sessions(bot_id) if bot_id is not None else await all_sessions(store)
+    )
     return pick(
         ref,
-        await all_sessions(store),
+        candidates,
         kind="session",
         key=lambda s: s.id,
         describe=lambda s: f"({ellipsis(s.title or 'untitled', 30)})",

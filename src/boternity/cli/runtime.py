@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import click
 import typer
 from click.exceptions import ClickException, UsageError
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from boternity.errors import (
     BoternityError,
@@ -92,6 +93,28 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+class _PlainHelpFormatter(click.HelpFormatter):
+    """Typer escapes '[' for Rich even when Rich help is off, printing '\\[default: 20]';
+    plain help is kept (Rich help costs ~0.2 s of start-up), so undo the escape here."""
+
+    def write_dl(
+        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        super().write_dl([(a, b.replace("\\[", "[")) for a, b in rows], col_max, col_spacing)
+
+
+class BnityContext(click.Context):
+    formatter_class = _PlainHelpFormatter
+
+
+class BnityCommand(TyperCommand):
+    context_class = BnityContext
+
+
+class BnitySubGroup(TyperGroup):
+    context_class = BnityContext
+
+
 class BnityGroup(TyperGroup):
     """Root command group: every failure becomes one line on stderr and an exit code.
 
@@ -99,6 +122,17 @@ class BnityGroup(TyperGroup):
     print a traceback. Here the command runs in non-standalone mode and this method is the
     one boundary where exceptions turn into exit codes (set BOTERNITY_DEBUG=1 to re-raise).
     """
+
+    context_class = BnityContext
+
+    ORDER = ("bot", "soul", "sessions", "session", "memories", "remember", "forget", "memory")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Bots first, then chats, memories, the queue and the database (Typer would list
+        plain commands before groups)."""
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(self.ORDER)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
     def main(
         self,
@@ -188,13 +222,14 @@ def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]], *, create: bo
     from boternity.store import open_store
 
     db = get_state(ctx).db
-    if not create:
-        target = resolve_database(db)
-        if target.path is not None and not target.path.exists():
-            raise NotFoundError(
-                f"no database at {target.path} (create one with 'bnity bot create NAME'"
-                " or 'bnity db migrate')"
-            )
+    target = resolve_database(db)
+    if target.path is not None and target.path.is_dir():
+        raise ValidationError(f"{target.path} is a directory, not a database file")
+    if not create and target.path is not None and not target.path.exists():
+        raise NotFoundError(
+            f"no database at {target.path} (create one with 'bnity bot create NAME'"
+            " or 'bnity db migrate')"
+        )
 
     async def go() -> T:
         # One reader is plenty for a short-lived command and opens faster.
@@ -238,6 +273,7 @@ def sub_app(help_text: str, **kwargs: Any) -> typer.Typer:
     kwargs.setdefault("no_args_is_help", True)
     return typer.Typer(
         help=help_text,
+        cls=BnitySubGroup,
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,

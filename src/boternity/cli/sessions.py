@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
 
 if TYPE_CHECKING:
     from boternity.models import Bot, ChatMessage, ChatSession
@@ -46,10 +47,13 @@ def list_sessions(
     limit: Annotated[int, typer.Option(min=1, help="Show at most N sessions, newest first.")] = 20,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's chat sessions, newest first, with a preview of the first and last message."""
+    """List a bot's chat sessions, newest first, with message previews.
+
+    Columns: id prefix, title, start, duration, messages, tokens, status, and the first
+    and last message."""
     from boternity.cli.resolve import all_sessions, resolve_bot
 
-    async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[Any]]:
+    async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[uuid.UUID]]:
         found = await resolve_bot(store, bot)
         sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
         more = len(sessions) > limit
@@ -65,6 +69,7 @@ def list_sessions(
     from boternity.cli.output import (
         console,
         ellipsis,
+        esc,
         fmt_time,
         print_json,
         short_ids,
@@ -85,7 +90,7 @@ def list_sessions(
         return
     out = console()
     if not rows:
-        out.print(f"No sessions for '{_esc(found.slug)}' yet.")
+        out.print(f"No sessions for '{esc(found.slug)}' yet.")
         return
     ids = short_ids([r.session.id for r in rows], universe)
     t = table(
@@ -119,12 +124,6 @@ def list_sessions(
     out.print(f"{shown} session{'s' if shown != 1 else ''}{tail}")
 
 
-def _esc(value: str) -> str:
-    from rich.markup import escape
-
-    return escape(value)
-
-
 async def _load(store: Store, ref: str) -> tuple[Bot | None, ChatSession, list[ChatMessage]]:
     from boternity.cli.resolve import resolve_session
 
@@ -133,9 +132,8 @@ async def _load(store: Store, ref: str) -> tuple[Bot | None, ChatSession, list[C
     return bot, session, await store.chat.get_messages(session.id)
 
 
-def _export_json(
-    bot: Bot | None, session: ChatSession, messages: list[ChatMessage]
-) -> dict[str, Any]:
+def _export_json(session: ChatSession, messages: list[ChatMessage]) -> dict[str, Any]:
+    """The session with every field, then its messages in seq order."""
     return {"session": session, "messages": messages}
 
 
@@ -159,7 +157,7 @@ def _metadata(bot: Bot | None, session: ChatSession) -> list[tuple[str, str]]:
     return rows
 
 
-@session_app.command("show")
+@session_app.command("show", cls=BnityCommand)
 def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> None:
     """Show a session's metadata and its whole transcript."""
     bot, found, messages = run(ctx, lambda store: _load(store, session))
@@ -168,7 +166,7 @@ def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> Non
     from boternity.cli.output import console, fmt_time, key_values, print_json
 
     if json_:
-        print_json(_export_json(bot, found, messages))
+        print_json(_export_json(found, messages))
         return
     out = console()
     rule = Text("─" * min(out.width, 72), style="dim")
@@ -196,7 +194,7 @@ def to_markdown(bot: Bot | None, session: ChatSession, messages: list[ChatMessag
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-@session_app.command("export")
+@session_app.command("export", cls=BnityCommand)
 def export(
     ctx: typer.Context,
     session: SessionArg,
@@ -210,6 +208,8 @@ def export(
 ) -> None:
     """Export a session: Markdown (title, metadata, each message with role and time) or JSON
     ({"session": {...}, "messages": [...]})."""
+    import os
+
     from boternity.cli.runtime import EXIT_USAGE, CliError
 
     fmt = format_.lower()
@@ -219,7 +219,7 @@ def export(
     from boternity.cli.output import dumps
 
     body = (
-        dumps(_export_json(bot, found, messages)) + "\n"
+        dumps(_export_json(found, messages)) + "\n"
         if fmt == "json"
         else to_markdown(bot, found, messages)
     )
@@ -227,7 +227,9 @@ def export(
         typer.echo(body, nl=False)
         return
     try:
-        with open(output, "w", encoding="utf-8", newline="\n") as fh:
+        # A transcript is as private as the database: new files are owner-only (0600).
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(body)
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
@@ -235,7 +237,7 @@ def export(
     typer.echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
 
 
-@session_app.command("delete")
+@session_app.command("delete", cls=BnityCommand)
 def delete(
     ctx: typer.Context, session: SessionArg, yes: YesOpt = False, json_: JsonOpt = False
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from boternity.backends.common import check_enum, check_id, check_page
+from boternity.backends.common import check_enum, check_id, check_page, check_version
 from boternity.backends.postgres import rows
 from boternity.backends.postgres.pool import Conn, Database, affected
 from boternity.errors import NotFoundError, ValidationError
@@ -146,10 +146,7 @@ class PostgresBotRepository:
         if version is None:
             row = await self._db.read(lambda c: c.fetchrow(_LATEST_SOUL, key))
         else:
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ValidationError(f"version must be an int, got {type(version).__name__}")
-            if not 1 <= version < 2**63:
-                return None  # no such version; bigint could not even hold it
+            check_version(version)
             row = await self._db.read(lambda c: c.fetchrow(_GET_SOUL, key, version))
         return None if row is None else rows.soul(row)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from boternity.backends.common import (
     check_id,
-    check_lease,
     check_limit,
     check_page,
+    claim_window,
     search_terms,
 )
 from boternity.backends.postgres import rows
@@ -386,13 +386,9 @@ class PostgresMemoryRepository:
         bot_id: uuid.UUID | None = None,
     ) -> list[PendingExtraction]:
         check_limit(limit)
-        check_lease(lease)
-        at = datetime.now(UTC) if now is None else now
-        if not isinstance(at, datetime) or at.utcoffset() is None:
-            raise ValidationError("now must be a timezone-aware datetime")
-        at = at.astimezone(UTC)
+        at, until = claim_window(now, lease)
         bot_key = None if bot_id is None else check_id(bot_id, "bot_id")
-        params = (at, at + lease, MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
+        params = (at, until, MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
 
         async def unit(conn: Conn) -> list[PendingExtraction]:
             return [rows.pending(r) for r in await conn.fetch(_CLAIM, *params)]

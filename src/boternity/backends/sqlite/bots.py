@@ -6,7 +6,7 @@ import json
 import sqlite3
 import uuid
 
-from boternity.backends.common import MAX_BIGINT, check_enum, check_id, check_page
+from boternity.backends.common import check_enum, check_id, check_page, check_version
 from boternity.backends.sqlite import rows
 from boternity.backends.sqlite.pool import Readers, Writer
 from boternity.errors import ConflictError, NotFoundError, ValidationError
@@ -155,10 +155,7 @@ class SqliteBotRepository:
         if version is None:
             row = await self._readers.run(lambda c: c.execute(_LATEST_SOUL, (key,)).fetchone())
         else:
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ValidationError(f"version must be an int, got {type(version).__name__}")
-            if not -MAX_BIGINT <= version <= MAX_BIGINT:
-                raise ValidationError(f"version must fit in 64 bits, got {version}")
+            check_version(version)
             row = await self._readers.run(lambda c: c.execute(_GET_SOUL, (key, version)).fetchone())
         return None if row is None else rows.soul(row)
 

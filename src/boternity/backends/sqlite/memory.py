@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 from boternity.backends.common import (
     check_id,
-    check_lease,
     check_limit,
     check_page,
+    claim_window,
     search_terms,
 )
 from boternity.backends.sqlite import rows
@@ -384,16 +384,8 @@ class SqliteMemoryRepository:
         bot_id: uuid.UUID | None = None,
     ) -> list[PendingExtraction]:
         check_limit(limit)
-        check_lease(lease)
-        at = utc_now() if now is None else now
-        if not isinstance(at, datetime) or at.utcoffset() is None:
-            raise ValidationError("now must be a timezone-aware datetime")
-        at = at.astimezone(utc_now().tzinfo)
+        at, until = claim_window(now, lease)
         bot_key = None if bot_id is None else str(check_id(bot_id, "bot_id"))
-        try:
-            until = at + lease
-        except OverflowError as exc:
-            raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
         params = (rows.ts(at), rows.ts(until), MAX_EXTRACTION_ATTEMPTS, bot_key, limit)
         found = await self._writer.run(lambda c: c.execute(_CLAIM, params).fetchall())
         claimed = [rows.pending(r) for r in found]

@@ -72,6 +72,7 @@ class Worker:
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
+        self._closing = False
         # daemon: a store the caller forgot to close must not keep the interpreter alive
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
 
@@ -84,6 +85,8 @@ class Worker:
                 _resolve(loop, fut, None, exc)
             else:
                 _resolve(loop, fut, result, None)
+            if self._conn is None and self._closing:
+                return  # the shutdown job ran: the thread ends right after answering it
 
     async def open(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._thread.start()
@@ -109,13 +112,14 @@ class Worker:
             return
 
         def shutdown(conn: sqlite3.Connection | None) -> None:
+            self._closing = True
             self._conn = None
             if conn is not None:
                 conn.close()
 
         await self._submit(shutdown)
-        self._jobs.put(None)
-        await asyncio.to_thread(self._thread.join)
+        # The thread returns as soon as it has answered: no executor thread needed to join.
+        self._thread.join(timeout=5)
 
 
 _Job = tuple[Callable[[Any], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]

@@ -118,7 +118,10 @@ class SqliteStore:
         self.memory: MemoryRepository = SqliteMemoryRepository(self.writer, self.readers)
 
     def _connect_writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        except sqlite3.Error as exc:
+            raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
             configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
             mode = retry_busy(
@@ -140,7 +143,10 @@ class SqliteStore:
 
     def _connect_reader(self) -> sqlite3.Connection:
         uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+        except sqlite3.Error as exc:
+            raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
             configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
         except sqlite3.Error as exc:
@@ -149,7 +155,10 @@ class SqliteStore:
         return conn
 
     async def open(self) -> None:
-        _prepare_file(self.path)
+        try:
+            _prepare_file(self.path)
+        except OSError as exc:
+            raise RepositoryError(f"cannot create SQLite database {self.path}: {exc}") from exc
         try:
             await self._writer_worker.open(self._connect_writer)
             for worker in self._reader_workers:
