@@ -108,6 +108,11 @@ class Turn:
     assistant message. A failed reply raises the provider's error from both, after its
     partial text (if any) was stored; ``reply`` then holds that partial message. If nobody
     iterates, the turn still runs to the end and is stored.
+
+    To stop a reply (Ctrl+C), call :meth:`cancel`: what streamed so far is stored with
+    stop_reason "cancelled", and iterating or awaiting raises ``asyncio.CancelledError`` (as
+    awaiting any cancelled task does). A consumer that merely stops iterating does not stop
+    the reply.
     """
 
     def __init__(self) -> None:
@@ -140,7 +145,7 @@ class Turn:
         return self.task.__await__()
 
     def cancel(self) -> None:
-        """Stop the reply: what streamed so far is stored with stop_reason "cancelled"."""
+        """Stop the reply (see the class docstring)."""
         self.task.cancel()
 
     def done(self) -> bool:
