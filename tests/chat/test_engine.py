@@ -415,10 +415,20 @@ async def test_disabled_bots_get_no_new_sessions(
 ) -> None:
     from dataclasses import replace
 
+    async with ChatEngine(store, provider) as engine:
+        live = await engine.start_session(bot)
+        await live.ask("hello")
+        await live.end()
     await store.bots.update_bot(replace(bot, status=BotStatus.DISABLED))
     async with ChatEngine(store, provider) as engine:
         with pytest.raises(BotUnavailableError):
             await engine.start_session(bot)
+        with pytest.raises(BotUnavailableError):
+            await engine.resume_session(live.id)
+        # The refused resume gave the session back.
+        await store.bots.update_bot(replace(bot, status=BotStatus.ACTIVE))
+        again = await engine.resume_session(live.id)
+        assert again.id == live.id
 
 
 async def test_recall_lines_reach_the_prompt_and_recall_errors_do_not_cost_the_reply(

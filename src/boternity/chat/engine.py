@@ -77,6 +77,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Tokens reserved for the text around a summary in its turn (see prompt.summary_turn).
+_SUMMARY_WRAP = 32
+
 #: stop_reason of a reply cut short by a provider error / by cancellation.
 STOP_ERROR = "error"
 STOP_CANCELLED = "cancelled"
@@ -386,6 +389,8 @@ class ChatEngine:
             if session is None:
                 raise NotFoundError(f"chat session {session_id} not found")
         bot = await self._bot(session.bot_id)
+        if bot.status is not BotStatus.ACTIVE:
+            raise BotUnavailableError(f"bot {bot.slug!r} is {bot.status.value}")
         summary = await self.store.memory.get_latest_summary(session_id)
         start = summary.messages_end if summary is not None else 0
         window = [m for m in await chat.get_messages(session_id, offset=start) if _seq(m) > start]
@@ -655,7 +660,8 @@ class ChatEngine:
         request = build(live.summary, live.window)
         if size(request) <= limit:
             return request
-        fixed = self.provider.count_tokens(build(live.summary, []).system or "")
+        # The system prompt, plus the summary turn's wrapper text and turn overhead.
+        fixed = self.provider.count_tokens(build(live.summary, []).system or "") + _SUMMARY_WRAP
         sizes = [
             self.provider.count_tokens(m.content) + policy.message_overhead for m in live.window
         ]

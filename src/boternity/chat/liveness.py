@@ -374,6 +374,11 @@ async def recover_crashed_sessions(
                 continue
             try:
                 crashed = await crash_session(store, session.id)
+            except RepositoryError as exc:
+                # One bad session must not keep every other from being recovered (or the
+                # engine from starting); it stays active and is tried again next time.
+                log.warning("could not recover session %s: %s", session.id, exc)
+                continue
             finally:
                 await lock.release()
             if crashed is not None:
