@@ -497,6 +497,11 @@ async def test_turns_sent_back_to_back_run_in_order(
     assert [r.seq for r in replies] == [2, 4, 6, 8, 10]
     messages = await store.chat.get_messages(live.id)
     assert [m.content for m in messages[::2]] == [f"q{i}" for i in range(5)]
+    # Stamped when written: time follows seq, so last activity never moves backwards.
+    stamps = [m.created_at for m in messages]
+    assert stamps == sorted(stamps)
+    session = await store.chat.get_session(live.id)
+    assert session is not None and session.last_activity_at == stamps[-1]
 
 
 async def test_the_engine_works_with_the_offline_provider(store: Store, bot: Bot) -> None:

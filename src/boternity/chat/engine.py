@@ -475,7 +475,11 @@ class ChatEngine:
         meta[EXTRACTED_THROUGH] = live.extraction_mark
         if boundary:
             meta[EXTRACTION_BOUNDARY] = True
-        saved = await self.store.chat.save_message(replace(message, metadata=meta))
+        # Stamped when written, not when sent: a turn queued behind another must not move
+        # last_activity_at backwards.
+        saved = await self.store.chat.save_message(
+            replace(message, metadata=meta, created_at=utc_now())
+        )
         live.window.append(saved)
         if live._activate_on_write:
             # Written first, then activated: a crash in between leaves the session ended
