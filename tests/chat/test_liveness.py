@@ -215,3 +215,20 @@ async def test_one_session_that_cannot_be_recovered_does_not_block_the_others(
     assert "could not recover session" in caplog.text
     still = await store.chat.get_session(bad.id)
     assert still is not None and still.status is SessionStatus.ACTIVE
+
+
+async def test_engines_give_back_every_lock_descriptor_and_connection(
+    store: Store, bot: Bot, provider: ScriptedProvider
+) -> None:
+    async def cycle() -> None:
+        async with ChatEngine(store, provider) as engine:
+            for _ in range(3):
+                live = await engine.start_session(bot)
+                await live.ask("hi")
+            await engine.start_session(bot)  # left open: close() ends it
+
+    await cycle()  # warm up (first connection, lock folder)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        await cycle()
+    assert len(os.listdir("/proc/self/fd")) <= before
