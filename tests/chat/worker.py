@@ -11,6 +11,7 @@ messages, printing (flushed) one line per fact the parent needs:
     ended <status>
 
 ``--anthropic URL`` talks to a (fake) Anthropic server; otherwise the offline provider.
+``--say TEXT`` (repeatable) gives the user turns to cycle through.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ async def chat(args: argparse.Namespace) -> None:
             if i == args.pause_before:
                 say("paused")
                 await asyncio.to_thread(sys.stdin.readline)
-            turn = live.send(f"{args.tag} says hello number {i}")
+            text = args.say[i % len(args.say)] if args.say else f"{args.tag} says hello number {i}"
+            turn = live.send(text)
             first = True
             async for _ in turn:
                 if first:
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--pause-before", type=int, default=-1)
     parser.add_argument("--hold", action="store_true")
     parser.add_argument("--extract-every", type=int, default=10)
+    parser.add_argument("--say", action="append", help="user turns to cycle through")
     asyncio.run(chat(parser.parse_args()))
 
 

@@ -11,6 +11,7 @@ from boternity.chat.engine import (
     BotUnavailableError,
     ChatEngine,
     LiveSession,
+    QueueWorker,
     Recall,
     Turn,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "FileSessionLocks",
     "LiveSession",
     "PgSessionLocks",
+    "QueueWorker",
     "Recall",
     "SessionBusyError",
     "SessionLock",

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -92,11 +92,26 @@ class BotUnavailableError(ConflictError):
 BotUnavailableError.__module__ = "boternity.chat"
 
 
+class QueueWorker(Protocol):
+    """Processes the memory-extraction queue (``boternity.memory.ExtractionWorker``)."""
+
+    async def run_once(self, *, bot_id: uuid.UUID | None = None) -> object: ...
+
+    async def run_forever(
+        self, *, interval: float = 5.0, bot_id: uuid.UUID | None = None
+    ) -> None: ...
+
+
 class Recall(Protocol):
     """Recalled memories for a turn: text lines for the ``<memories>`` section, given the bot
     and what the user just said. The memory pipeline provides one; the default is none."""
 
     async def __call__(self, bot: Bot, user_text: str, /) -> Sequence[str]: ...
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("memory queue work failed: %s", task.exception())
 
 
 def _seq(message: ChatMessage) -> int:
@@ -227,7 +242,10 @@ class ChatEngine:
     ``title_attempts`` bounds title generation before the fallback title; ``locks`` overrides
     where session ownership lives (default: :func:`~boternity.chat.liveness.locks_for_store`,
     closed with the engine; locks passed in are the caller's to close);
-    ``instructions`` replaces the default ``<instructions>`` text (``{name}`` is the bot's).
+    ``instructions`` replaces the default ``<instructions>`` text (``{name}`` is the bot's);
+    ``worker`` drains the memory-extraction queue while the engine runs (every
+    ``worker_interval`` seconds, and for a bot as soon as a session starts with it), never
+    inline with a reply.
     The engine does not own the store or the provider: the caller closes them.
     """
 
@@ -246,6 +264,8 @@ class ChatEngine:
         title_wait: float = 10.0,
         locks: SessionLocks | None = None,
         instructions: str | None = None,
+        worker: QueueWorker | None = None,
+        worker_interval: float = 5.0,
     ) -> None:
         if max_tokens < 1:
             raise ValidationError(f"max_tokens must be >= 1, got {max_tokens}")
@@ -266,6 +286,9 @@ class ChatEngine:
         self.instructions = instructions
         self._owns_locks = locks is None
         self.locks = locks if locks is not None else locks_for_store(store)
+        self.worker = worker
+        self.worker_interval = worker_interval
+        self._background: set[asyncio.Task[Any]] = set()
         self._live: dict[uuid.UUID, LiveSession] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -287,6 +310,8 @@ class ChatEngine:
                 return []
             recovered = await recover_crashed_sessions(self.store, self.locks)
             self._started = True
+            if self.worker is not None:
+                self._spawn(self.worker.run_forever(interval=self.worker_interval))
         if recovered:
             log.info("marked %d crashed session(s)", len(recovered))
         return recovered
@@ -301,10 +326,24 @@ class ChatEngine:
             except Exception as exc:  # end the others anyway
                 log.warning("could not end session %s: %s", live.id, exc)
                 errors.append(exc)
+        await self._stop_background()
         if self._owns_locks:
             await self.locks.aclose()
         if errors:
             raise errors[0]
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run queue work beside the conversation, owned by the engine until close()."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+    async def _stop_background(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @property
     def live_sessions(self) -> list[LiveSession]:
@@ -356,6 +395,8 @@ class ChatEngine:
             first_user_text=None,
         )
         self._live[created.id] = live
+        if self.worker is not None:  # what this bot's earlier sessions left in the queue
+            self._spawn(self.worker.run_once(bot_id=found.id))
         if greet:
             await self._greet(live)
         return live

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+import pytest
+
+from boternity import Store
+from boternity.models import Bot
+
+
+@pytest.fixture
+async def bot(store: Store) -> Bot:
+    return await store.bots.create_bot(Bot(name="Memo", description="Remembers things"))
