@@ -10,12 +10,29 @@ from enum import StrEnum
 from typing import TypeVar
 
 from boternity.errors import ValidationError
-from boternity.models import ChatMessage
+from boternity.models import ChatMessage, check_text
 
 E = TypeVar("E", bound=StrEnum)
 
 #: Every backend binds paging numbers as 64-bit integers; larger ones are bad input.
 MAX_BIGINT = 2**63 - 1
+
+
+M = TypeVar("M")
+
+
+def check_model(value: object, kind: type[M], where: str) -> M:
+    """A repository method was handed the wrong kind of object: refuse it by name."""
+    if not isinstance(value, kind):
+        raise ValidationError(f"{where} expects a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def check_slug(slug: object) -> str:
+    if not isinstance(slug, str):
+        raise ValidationError(f"slug must be str, got {type(slug).__name__}")
+    check_text(slug, "slug")
+    return slug
 
 
 def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import uuid
 
-from boternity.backends.common import check_enum, check_id, check_page, check_version
+from boternity.backends.common import (
+    check_enum,
+    check_id,
+    check_model,
+    check_page,
+    check_slug,
+    check_version,
+)
 from boternity.backends.postgres import rows
 from boternity.backends.postgres.pool import Conn, Database, affected
-from boternity.errors import NotFoundError, ValidationError
+from boternity.errors import NotFoundError
 from boternity.ids import utc_now
-from boternity.models import Bot, BotCategory, BotStatus, SoulVersion, check_text, soul_hash
+from boternity.models import Bot, BotCategory, BotStatus, SoulVersion, soul_hash
 
 _MAX_BIGINT = 2**63 - 1
 _INSERT_BOT = (
@@ -52,8 +59,7 @@ class PostgresBotRepository:
         self._db = db
 
     async def create_bot(self, bot: Bot) -> Bot:
-        if not isinstance(bot, Bot):
-            raise ValidationError(f"create_bot expects a Bot, got {type(bot).__name__}")
+        check_model(bot, Bot, "create_bot")
         params = rows.bot_params(bot)
 
         async def unit(conn: Conn) -> Bot:
@@ -74,9 +80,7 @@ class PostgresBotRepository:
         return None if row is None else rows.bot(row)
 
     async def get_bot_by_slug(self, slug: str) -> Bot | None:
-        if not isinstance(slug, str):
-            raise ValidationError(f"slug must be str, got {type(slug).__name__}")
-        check_text(slug, "slug")
+        check_slug(slug)
         row = await self._db.read(lambda c: c.fetchrow(_GET_BOT_BY_SLUG, slug))
         return None if row is None else rows.bot(row)
 
@@ -96,8 +100,7 @@ class PostgresBotRepository:
         return [rows.bot(r) for r in found]
 
     async def update_bot(self, bot: Bot) -> Bot:
-        if not isinstance(bot, Bot):
-            raise ValidationError(f"update_bot expects a Bot, got {type(bot).__name__}")
+        check_model(bot, Bot, "update_bot")
         params = (
             bot.name, bot.slug, bot.description, bot.status.value, bot.category.value, bot.tags,
             bot.user_id, utc_now(), bot.id,

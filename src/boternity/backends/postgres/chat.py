@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from boternity.backends.common import check_id, check_limit, check_page, with_seq
+from boternity.backends.common import (
+    check_id,
+    check_limit,
+    check_model,
+    check_page,
+    with_seq,
+)
 from boternity.backends.postgres import rows
 from boternity.backends.postgres.pool import Conn, Database, affected
 from boternity.errors import NotFoundError, ValidationError
@@ -106,10 +112,7 @@ class PostgresChatRepository:
         self._db = db
 
     async def create_session(self, session: ChatSession) -> ChatSession:
-        if not isinstance(session, ChatSession):
-            raise ValidationError(
-                f"create_session expects a ChatSession, got {type(session).__name__}"
-            )
+        check_model(session, ChatSession, "create_session")
         if session.message_count != 0:
             raise ValidationError("a new session must have message_count 0 (save_message counts)")
         params = rows.session_params(session)
@@ -130,10 +133,7 @@ class PostgresChatRepository:
         return None if row is None else rows.session(row)
 
     async def update_session(self, session: ChatSession) -> ChatSession:
-        if not isinstance(session, ChatSession):
-            raise ValidationError(
-                f"update_session expects a ChatSession, got {type(session).__name__}"
-            )
+        check_model(session, ChatSession, "update_session")
         params = (session.title, session.status.value, session.ended_at, session.id)
 
         async def unit(conn: Conn) -> ChatSession:
@@ -167,10 +167,7 @@ class PostgresChatRepository:
         return [rows.session(r) for r in found]
 
     async def save_message(self, message: ChatMessage) -> ChatMessage:
-        if not isinstance(message, ChatMessage):
-            raise ValidationError(
-                f"save_message expects a ChatMessage, got {type(message).__name__}"
-            )
+        check_model(message, ChatMessage, "save_message")
         m = message
         params = (
             m.id, m.session_id, m.role.value, m.content, m.created_at, m.input_tokens,

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from boternity.backends.common import (
     check_id,
     check_limit,
+    check_model,
     check_page,
     claim_window,
     search_terms,
@@ -204,9 +205,7 @@ async def _supersede(
 
 
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
-    if not isinstance(entry, MemoryEntry):
-        raise ValidationError(f"{what} must be a MemoryEntry, got {type(entry).__name__}")
-    return entry
+    return check_model(entry, MemoryEntry, what)
 
 
 class PostgresMemoryRepository:
@@ -314,8 +313,7 @@ class PostgresMemoryRepository:
     # --- the extraction queue ---------------------------------------------------------
 
     async def save_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction:
-        if not isinstance(pending, PendingExtraction):
-            raise ValidationError(f"expected a PendingExtraction, got {type(pending).__name__}")
+        check_model(pending, PendingExtraction, "save_pending_extraction")
         p = pending
         params = rows.pending_params(p)
 
@@ -364,8 +362,7 @@ class PostgresMemoryRepository:
         await self._db.write(unit)
 
     async def update_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction:
-        if not isinstance(pending, PendingExtraction):
-            raise ValidationError(f"expected a PendingExtraction, got {type(pending).__name__}")
+        check_model(pending, PendingExtraction, "update_pending_extraction")
         p = pending
         params = (p.attempt_count, p.last_attempt_at, p.next_attempt_at, p.error_message, p.id)
 
@@ -427,8 +424,7 @@ class PostgresMemoryRepository:
     # --- context summaries --------------------------------------------------------------
 
     async def save_context_summary(self, summary: ContextSummary) -> ContextSummary:
-        if not isinstance(summary, ContextSummary):
-            raise ValidationError(f"expected a ContextSummary, got {type(summary).__name__}")
+        check_model(summary, ContextSummary, "save_context_summary")
         s = summary
         params = (
             s.id, s.session_id, s.summary, s.messages_start, s.messages_end, s.token_count,

@@ -6,12 +6,19 @@ import json
 import sqlite3
 import uuid
 
-from boternity.backends.common import check_enum, check_id, check_page, check_version
+from boternity.backends.common import (
+    check_enum,
+    check_id,
+    check_model,
+    check_page,
+    check_slug,
+    check_version,
+)
 from boternity.backends.sqlite import rows
 from boternity.backends.sqlite.pool import Readers, Writer
-from boternity.errors import ConflictError, NotFoundError, ValidationError
+from boternity.errors import ConflictError, NotFoundError
 from boternity.ids import utc_now
-from boternity.models import Bot, BotCategory, BotStatus, SoulVersion, check_text, soul_hash
+from boternity.models import Bot, BotCategory, BotStatus, SoulVersion, soul_hash
 
 _INSERT_BOT = f"INSERT INTO bots ({rows.BOT_COLUMNS}) VALUES ({', '.join('?' * 14)})"
 _GET_BOT = f"SELECT {rows.BOT_COLUMNS} FROM bots WHERE id = ?"
@@ -47,8 +54,7 @@ class SqliteBotRepository:
         self._readers = readers
 
     async def create_bot(self, bot: Bot) -> Bot:
-        if not isinstance(bot, Bot):
-            raise ValidationError(f"create_bot expects a Bot, got {type(bot).__name__}")
+        check_model(bot, Bot, "create_bot")
         params = rows.bot_params(bot)
 
         def unit(conn: sqlite3.Connection) -> Bot:
@@ -67,9 +73,7 @@ class SqliteBotRepository:
         return None if row is None else rows.bot(row)
 
     async def get_bot_by_slug(self, slug: str) -> Bot | None:
-        if not isinstance(slug, str):
-            raise ValidationError(f"slug must be str, got {type(slug).__name__}")
-        check_text(slug, "slug")
+        check_slug(slug)
         row = await self._readers.run(lambda c: c.execute(_GET_BOT_BY_SLUG, (slug,)).fetchone())
         return None if row is None else rows.bot(row)
 
@@ -94,8 +98,7 @@ class SqliteBotRepository:
         return [rows.bot(r) for r in found]
 
     async def update_bot(self, bot: Bot) -> Bot:
-        if not isinstance(bot, Bot):
-            raise ValidationError(f"update_bot expects a Bot, got {type(bot).__name__}")
+        check_model(bot, Bot, "update_bot")
         key = str(bot.id)
         params = (
             bot.name, bot.slug, bot.description, bot.status.value, bot.category.value,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import sqlite3
 import uuid
 
-from boternity.backends.common import check_id, check_limit, check_page, with_seq
+from boternity.backends.common import (
+    check_id,
+    check_limit,
+    check_model,
+    check_page,
+    with_seq,
+)
 from boternity.backends.sqlite import rows
 from boternity.backends.sqlite.pool import Readers, Writer
 from boternity.errors import NotFoundError, ValidationError
@@ -66,10 +72,7 @@ class SqliteChatRepository:
         self._readers = readers
 
     async def create_session(self, session: ChatSession) -> ChatSession:
-        if not isinstance(session, ChatSession):
-            raise ValidationError(
-                f"create_session expects a ChatSession, got {type(session).__name__}"
-            )
+        check_model(session, ChatSession, "create_session")
         if session.message_count != 0:
             raise ValidationError("a new session must have message_count 0 (save_message counts)")
         params = rows.session_params(session)
@@ -88,10 +91,7 @@ class SqliteChatRepository:
         return None if row is None else rows.session(row)
 
     async def update_session(self, session: ChatSession) -> ChatSession:
-        if not isinstance(session, ChatSession):
-            raise ValidationError(
-                f"update_session expects a ChatSession, got {type(session).__name__}"
-            )
+        check_model(session, ChatSession, "update_session")
         params = (
             session.title,
             session.status.value,
@@ -131,10 +131,7 @@ class SqliteChatRepository:
         return [rows.session(r) for r in found]
 
     async def save_message(self, message: ChatMessage) -> ChatMessage:
-        if not isinstance(message, ChatMessage):
-            raise ValidationError(
-                f"save_message expects a ChatMessage, got {type(message).__name__}"
-            )
+        check_model(message, ChatMessage, "save_message")
         m = message
         tokens_in = m.input_tokens or 0
         tokens_out = m.output_tokens or 0

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from boternity.backends.common import (
     check_id,
     check_limit,
+    check_model,
     check_page,
     claim_window,
     search_terms,
@@ -190,9 +191,7 @@ def _supersede(
 
 
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
-    if not isinstance(entry, MemoryEntry):
-        raise ValidationError(f"{what} must be a MemoryEntry, got {type(entry).__name__}")
-    return entry
+    return check_model(entry, MemoryEntry, what)
 
 
 class SqliteMemoryRepository:
@@ -312,8 +311,7 @@ class SqliteMemoryRepository:
     # --- the extraction queue ---------------------------------------------------------
 
     async def save_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction:
-        if not isinstance(pending, PendingExtraction):
-            raise ValidationError(f"expected a PendingExtraction, got {type(pending).__name__}")
+        check_model(pending, PendingExtraction, "save_pending_extraction")
         p = pending
 
         def unit(conn: sqlite3.Connection) -> PendingExtraction:
@@ -359,8 +357,7 @@ class SqliteMemoryRepository:
         await self._writer.run(unit)
 
     async def update_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction:
-        if not isinstance(pending, PendingExtraction):
-            raise ValidationError(f"expected a PendingExtraction, got {type(pending).__name__}")
+        check_model(pending, PendingExtraction, "update_pending_extraction")
         p = pending
         params = (
             p.attempt_count, rows.opt_ts(p.last_attempt_at), rows.ts(p.next_attempt_at),
@@ -425,8 +422,7 @@ class SqliteMemoryRepository:
     # --- context summaries --------------------------------------------------------------
 
     async def save_context_summary(self, summary: ContextSummary) -> ContextSummary:
-        if not isinstance(summary, ContextSummary):
-            raise ValidationError(f"expected a ContextSummary, got {type(summary).__name__}")
+        check_model(summary, ContextSummary, "save_context_summary")
         s = summary
         params = (
             str(s.id), str(s.session_id), s.summary, s.messages_start, s.messages_end,
