@@ -1,0 +1,44 @@
+"""The chat engine: session lifecycle, streaming turns, titles, the context window, liveness.
+
+See :class:`ChatEngine`. Prompts and request building live in ``boternity.chat.prompt``,
+the window and summaries in ``boternity.chat.window``, titles in ``boternity.chat.titles``,
+session ownership and crash recovery in ``boternity.chat.liveness``.
+"""
+
+from boternity.chat.engine import (
+    STOP_CANCELLED,
+    STOP_ERROR,
+    BotUnavailableError,
+    ChatEngine,
+    LiveSession,
+    Recall,
+    Turn,
+)
+from boternity.chat.liveness import (
+    FileSessionLocks,
+    PgSessionLocks,
+    SessionBusyError,
+    SessionLock,
+    SessionLocks,
+    locks_for_store,
+    recover_crashed_sessions,
+)
+from boternity.chat.window import WindowPolicy
+
+__all__ = [
+    "STOP_CANCELLED",
+    "STOP_ERROR",
+    "BotUnavailableError",
+    "ChatEngine",
+    "FileSessionLocks",
+    "LiveSession",
+    "PgSessionLocks",
+    "Recall",
+    "SessionBusyError",
+    "SessionLock",
+    "SessionLocks",
+    "Turn",
+    "WindowPolicy",
+    "locks_for_store",
+    "recover_crashed_sessions",
+]

@@ -1,0 +1,381 @@
+"""Who owns a live session, finding sessions whose owner died, and the extraction
+high-water mark.
+
+**Ownership.** A live session is held by its process through a :class:`SessionLock` that the
+operating system (or the database server) releases by itself when the process dies. For
+SQLite that is an ``flock`` on ``<db>.sessions/<session_id>.lock``. ``flock`` locks belong to
+an open file description, so two engines in one process exclude each other too, and the
+descriptor is close-on-exec, so child processes never inherit ownership. For PostgreSQL it is
+a session-level advisory lock taken on one dedicated connection, which the server drops
+when that connection ends (with its process).
+
+**Extraction high-water mark.** Queue jobs are deleted once done, so the mark ("messages
+``1..mark`` are covered by some job") is persisted on the messages the engine writes:
+every message carries ``metadata["extracted_through"]`` (the mark when it was saved), and the
+reply that triggers a periodic job carries ``metadata["extraction_boundary"] = true`` (the
+job ends at that message). The mark of a session is the newest message's bookkeeping (its
+seq if it is a boundary, else its ``extracted_through``), or the highest ``messages_end`` of
+its jobs still queued, whichever is larger. When a session ends (completed or crashed) its
+final job covers everything, so a resumed session starts with ``mark = last seq``. Each write
+happens *before* the job is queued (or the status changes before the final job is queued),
+so a crash in between can leave a gap but never makes two jobs overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from boternity.errors import ConflictError, RepositoryError
+from boternity.models import ChatMessage, ChatSession, PendingExtraction, SessionStatus
+from boternity.store import Store
+
+__all__ = [
+    "EXTRACTED_THROUGH",
+    "EXTRACTION_BOUNDARY",
+    "FileSessionLocks",
+    "PgSessionLocks",
+    "SessionBusyError",
+    "SessionLock",
+    "SessionLocks",
+    "crash_session",
+    "enqueue_extraction",
+    "extraction_mark",
+    "locks_for_store",
+    "message_mark",
+    "recover_crashed_sessions",
+]
+
+log = logging.getLogger(__name__)
+
+EXTRACTED_THROUGH = "extracted_through"
+EXTRACTION_BOUNDARY = "extraction_boundary"
+
+
+class SessionBusyError(ConflictError):
+    """The session is live in another process (or another engine of this one)."""
+
+
+SessionBusyError.__module__ = "boternity.chat"
+
+
+@runtime_checkable
+class SessionLock(Protocol):
+    """Ownership of one live session, released by itself if the holder dies."""
+
+    @property
+    def session_id(self) -> uuid.UUID: ...
+
+    async def release(self) -> None:
+        """Give up ownership (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class SessionLocks(Protocol):
+    """Where session ownership lives: :class:`FileSessionLocks` (SQLite) or
+    :class:`PgSessionLocks` (PostgreSQL)."""
+
+    async def try_acquire(self, session_id: uuid.UUID) -> SessionLock | None:
+        """The lock, or None when another holder has it (in any process, this one included).
+        Never waits."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release everything still held and free resources (idempotent)."""
+        ...
+
+
+class FileSessionLock:
+    def __init__(
+        self, session_id: uuid.UUID, path: Path, fd: int, owner: FileSessionLocks | None = None
+    ) -> None:
+        self._session_id = session_id
+        self._path = path
+        self._fd: int | None = fd
+        self._owner = owner
+
+    @property
+    def session_id(self) -> uuid.UUID:
+        return self._session_id
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    async def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if self._owner is not None:
+            self._owner._held.discard(self)
+        try:
+            # Unlink while still holding the lock: a process that opened the old file locks an
+            # orphan inode, notices (try_acquire compares inodes) and retries on a fresh file.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
+        finally:
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"FileSessionLock({self._session_id}, held={self.held})"
+
+
+class FileSessionLocks:
+    """``flock`` on one file per session in ``directory`` (created 0700, files 0600)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._held: set[FileSessionLock] = set()
+
+    def path_for(self, session_id: uuid.UUID) -> Path:
+        return self.directory / f"{session_id}.lock"
+
+    async def try_acquire(self, session_id: uuid.UUID) -> FileSessionLock | None:
+        # Every call below is non-blocking (LOCK_NB), so running them on the loop is fine.
+        return self._try_acquire(session_id)
+
+    def _try_acquire(self, session_id: uuid.UUID) -> FileSessionLock | None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.path_for(session_id)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            mine = os.fstat(fd)
+            if current is None or (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+                os.close(fd)  # the previous holder unlinked it after we opened it
+                continue
+            # For humans looking at the folder; the lock itself is what counts.
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            lock = FileSessionLock(session_id, path, fd, self)
+            self._held.add(lock)
+            return lock
+
+    async def aclose(self) -> None:
+        for lock in list(self._held):
+            await lock.release()
+
+    def __repr__(self) -> str:
+        return f"FileSessionLocks({str(self.directory)!r})"
+
+
+_PG_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+_PG_UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+
+def advisory_key(session_id: uuid.UUID) -> int:
+    """The bigint advisory-lock key of a session (a hash: UUIDv7's leading bytes are a
+    timestamp, too alike to use directly)."""
+    digest = hashlib.blake2b(b"boternity.session:" + session_id.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PgSessionLock:
+    def __init__(self, owner: PgSessionLocks, session_id: uuid.UUID, key: int) -> None:
+        self._owner = owner
+        self._session_id = session_id
+        self._key = key
+
+    @property
+    def session_id(self) -> uuid.UUID:
+        return self._session_id
+
+    async def release(self) -> None:
+        await self._owner._release(self._key)
+
+    def __repr__(self) -> str:
+        return f"PgSessionLock({self._session_id})"
+
+
+class PgSessionLocks:
+    """Session-level advisory locks on one dedicated connection, opened on first use.
+
+    Not a pooled connection: a pool shares and resets its connections, and a session lock must
+    live exactly as long as its holder. Advisory locks are re-entrant on one connection, so
+    this object also remembers what it holds and refuses a second holder in this process.
+    If the connection is lost, so is ownership: the next ``try_acquire`` reconnects.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: Any = None
+        self._held: set[int] = set()
+        self._mutex = asyncio.Lock()  # one connection runs one query at a time
+
+    async def _connection(self) -> Any:
+        if self._conn is None or self._conn.is_closed():
+            import asyncpg  # the optional PostgreSQL dependency
+
+            self._held.clear()  # a lost connection took its locks with it
+            self._conn = await asyncpg.connect(
+                self._url, server_settings={"application_name": "boternity-session-locks"}
+            )
+        return self._conn
+
+    async def try_acquire(self, session_id: uuid.UUID) -> PgSessionLock | None:
+        key = advisory_key(session_id)
+        async with self._mutex:
+            try:
+                conn = await self._connection()
+                if key in self._held:
+                    return None
+                if not await conn.fetchval(_PG_TRY_LOCK, key):
+                    return None
+            except Exception as exc:  # driver errors never leak (no URL in the message)
+                raise RepositoryError(f"session lock for {session_id}: {exc}") from exc
+            self._held.add(key)
+            return PgSessionLock(self, session_id, key)
+
+    async def _release(self, key: int) -> None:
+        async with self._mutex:
+            if key not in self._held:
+                return
+            self._held.discard(key)
+            conn = self._conn
+            if conn is None or conn.is_closed():
+                return
+            try:
+                await conn.fetchval(_PG_UNLOCK, key)
+            except Exception as exc:
+                raise RepositoryError(f"releasing a session lock: {exc}") from exc
+
+    async def aclose(self) -> None:
+        async with self._mutex:
+            conn, self._conn = self._conn, None
+            self._held.clear()
+            if conn is not None and not conn.is_closed():
+                await conn.close()  # the server drops every lock it held
+
+    def __repr__(self) -> str:
+        return f"PgSessionLocks(held={len(self._held)})"
+
+
+def locks_for_store(store: Store) -> SessionLocks:
+    """New default locks for a store: lock files next to a SQLite database; advisory locks
+    on a dedicated connection to a PostgreSQL one. The caller closes them (``aclose``)."""
+    if store.backend == "sqlite":
+        path: Any = getattr(store, "path", None)
+        if not isinstance(path, str | os.PathLike):
+            raise RepositoryError("this SQLite store does not say where its file is")
+        return FileSessionLocks(Path(f"{os.fspath(path)}.sessions"))
+    if store.backend == "postgresql":
+        url: Any = getattr(store, "url", None)
+        if not isinstance(url, str):
+            raise RepositoryError("this PostgreSQL store does not say where its database is")
+        return PgSessionLocks(url)
+    raise RepositoryError(
+        f"session liveness locks are not implemented for the {store.backend} backend;"
+        " pass locks= to ChatEngine"
+    )
+
+
+# --- extraction high-water mark --------------------------------------------------------------
+
+
+def message_mark(message: ChatMessage) -> int | None:
+    """What a message the engine wrote says about the mark, or None if it says nothing."""
+    meta = message.metadata or {}
+    if meta.get(EXTRACTION_BOUNDARY) is True and message.seq is not None:
+        return message.seq
+    through = meta.get(EXTRACTED_THROUGH)
+    if isinstance(through, int) and not isinstance(through, bool):
+        return through
+    return None
+
+
+async def extraction_mark(store: Store, session: ChatSession) -> tuple[int, int]:
+    """``(mark, last_seq)`` of a session, from the stored messages and queued jobs (see the
+    module docstring)."""
+    recent = await store.chat.get_recent_messages(session.id, 64)
+    last = (recent[-1].seq or 0) if recent else 0
+    mark: int | None = None
+    for message in reversed(recent):
+        mark = message_mark(message)
+        if mark is not None:
+            break
+    if mark is None and len(recent) == 64:
+        # Someone else wrote the newest messages: look at the whole transcript.
+        for message in reversed(await store.chat.get_messages(session.id)):
+            mark = message_mark(message)
+            if mark is not None:
+                break
+    best = mark or 0
+    for job in await store.memory.list_pending_extractions(bot_id=session.bot_id):
+        if job.session_id != session.id:
+            continue
+        # A job without a range covers the whole session as it is when the worker runs it.
+        best = max(best, last if job.messages_end is None else job.messages_end)
+    return min(best, last), last
+
+
+async def enqueue_extraction(
+    store: Store, session: ChatSession, start: int, end: int
+) -> PendingExtraction | None:
+    """Queue extraction of ``start..end`` (nothing when the range is empty)."""
+    if end < start:
+        return None
+    job = PendingExtraction(
+        session_id=session.id, bot_id=session.bot_id, messages_start=start, messages_end=end
+    )
+    return await store.memory.save_pending_extraction(job)
+
+
+async def crash_session(store: Store, session_id: uuid.UUID) -> ChatSession | None:
+    """Mark an active session ``crashed`` (ended when it was last active) and queue its final
+    extraction. The caller holds the session's lock. None if it is not active any more."""
+    current = await store.chat.get_session(session_id)
+    if current is None or current.status is not SessionStatus.ACTIVE:
+        return None
+    mark, last = await extraction_mark(store, current)
+    crashed = await store.chat.update_session(
+        replace(
+            current,
+            status=SessionStatus.CRASHED,
+            ended_at=current.last_activity_at or current.started_at,
+        )
+    )
+    await enqueue_extraction(store, crashed, mark + 1, last)
+    log.info("session %s was left active by a dead process: marked crashed", session_id)
+    return crashed
+
+
+async def recover_crashed_sessions(
+    store: Store, locks: SessionLocks, *, bot_id: uuid.UUID | None = None
+) -> list[ChatSession]:
+    """Mark every active session whose owner is gone (its lock can be taken) as crashed and
+    queue its final extraction. A session whose lock is held (live elsewhere) is not touched.
+    Returns the sessions marked crashed."""
+    bot_ids = [bot.id for bot in await store.bots.list_bots()] if bot_id is None else [bot_id]
+    recovered: list[ChatSession] = []
+    for bid in bot_ids:
+        for session in await store.chat.get_active_sessions(bid):
+            lock = await locks.try_acquire(session.id)
+            if lock is None:
+                continue
+            try:
+                crashed = await crash_session(store, session.id)
+            finally:
+                await lock.release()
+            if crashed is not None:
+                recovered.append(crashed)
+    return recovered

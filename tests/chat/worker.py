@@ -1,0 +1,80 @@
+"""A chatting process for multi-process tests: ``python -m tests.chat.worker URL BOT_ID ...``.
+
+It opens its own store and engine, starts a session for the bot and sends ``--turns`` user
+messages, printing (flushed) one line per fact the parent needs:
+
+    session <id>
+    streaming <turn> <user seq>     first text of a reply arrived (the user message is stored)
+    turn <turn> <user seq> <reply seq>
+    paused                          waiting for a line on stdin before turn --pause-before
+    holding                         all turns done; the session stays live until stdin closes
+    ended <status>
+
+``--anthropic URL`` talks to a (fake) Anthropic server; otherwise the offline provider.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+
+from boternity import open_store
+from boternity.chat import ChatEngine
+from boternity.llm import AnthropicProvider, OfflineProvider
+
+
+def say(*parts: object) -> None:
+    print(*parts, flush=True)
+
+
+async def chat(args: argparse.Namespace) -> None:
+    provider: AnthropicProvider | OfflineProvider = (
+        AnthropicProvider(api_key="test-key-not-secret", base_url=args.anthropic)
+        if args.anthropic
+        else OfflineProvider()
+    )
+    async with (
+        open_store(args.url) as store,
+        provider,
+        ChatEngine(store, provider, extract_every=args.extract_every) as engine,
+    ):
+        live = await engine.start_session(uuid.UUID(args.bot))
+        say("session", live.id)
+        for i in range(args.turns):
+            if i == args.pause_before:
+                say("paused")
+                await asyncio.to_thread(sys.stdin.readline)
+            turn = live.send(f"{args.tag} says hello number {i}")
+            first = True
+            async for _ in turn:
+                if first:
+                    assert turn.user_message is not None
+                    say("streaming", i, turn.user_message.seq)
+                    first = False
+            reply = await turn
+            assert turn.user_message is not None
+            say("turn", i, turn.user_message.seq, reply.seq)
+        if args.hold:
+            say("holding")
+            await asyncio.to_thread(sys.stdin.read)
+        ended = await live.end()
+        say("ended", ended.status.value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("bot")
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--tag", default="p")
+    parser.add_argument("--anthropic", default=None)
+    parser.add_argument("--pause-before", type=int, default=-1)
+    parser.add_argument("--hold", action="store_true")
+    parser.add_argument("--extract-every", type=int, default=10)
+    asyncio.run(chat(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
