@@ -415,10 +415,20 @@ async def test_disabled_bots_get_no_new_sessions(
 ) -> None:
     from dataclasses import replace
 
+    async with ChatEngine(store, provider) as engine:
+        live = await engine.start_session(bot)
+        await live.ask("hello")
+        await live.end()
     await store.bots.update_bot(replace(bot, status=BotStatus.DISABLED))
     async with ChatEngine(store, provider) as engine:
         with pytest.raises(BotUnavailableError):
             await engine.start_session(bot)
+        with pytest.raises(BotUnavailableError):
+            await engine.resume_session(live.id)
+        # The refused resume gave the session back.
+        await store.bots.update_bot(replace(bot, status=BotStatus.ACTIVE))
+        again = await engine.resume_session(live.id)
+        assert again.id == live.id
 
 
 async def test_recall_lines_reach_the_prompt_and_recall_errors_do_not_cost_the_reply(
@@ -487,6 +497,11 @@ async def test_turns_sent_back_to_back_run_in_order(
     assert [r.seq for r in replies] == [2, 4, 6, 8, 10]
     messages = await store.chat.get_messages(live.id)
     assert [m.content for m in messages[::2]] == [f"q{i}" for i in range(5)]
+    # Stamped when written: time follows seq, so last activity never moves backwards.
+    stamps = [m.created_at for m in messages]
+    assert stamps == sorted(stamps)
+    session = await store.chat.get_session(live.id)
+    assert session is not None and session.last_activity_at == stamps[-1]
 
 
 async def test_the_engine_works_with_the_offline_provider(store: Store, bot: Bot) -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from boternity import Store
 from boternity.chat import ChatEngine, FileSessionLocks, locks_for_store
 from boternity.chat.liveness import extraction_mark, recover_crashed_sessions
+from boternity.errors import RepositoryError
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole, SessionStatus
+from boternity.repositories import ChatRepository
 from tests.chat.conftest import ScriptedProvider
 
 
@@ -167,3 +173,62 @@ async def _settle(live: object) -> None:
     task = getattr(live, "_title_task", None)
     if task is not None:
         await task
+
+
+class _FailingChat:
+    """The store's chat repository, except that updating one session fails."""
+
+    def __init__(self, inner: ChatRepository, bad: uuid.UUID) -> None:
+        self._inner = inner
+        self._bad = bad
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def update_session(self, session: ChatSession) -> ChatSession:
+        if session.id == self._bad:
+            raise RepositoryError("disk on fire")
+        return await self._inner.update_session(session)
+
+
+class _Store:
+    def __init__(self, inner: Store, chat: Any) -> None:
+        self._inner = inner
+        self.chat = chat
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_one_session_that_cannot_be_recovered_does_not_block_the_others(
+    store: Store, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = await make_orphan(store, bot, 2)
+    good = await make_orphan(store, bot, 2)
+    flaky: Any = _Store(store, _FailingChat(store.chat, bad.id))
+    locks = locks_for_store(store)
+    try:
+        recovered = await recover_crashed_sessions(flaky, locks)
+    finally:
+        await locks.aclose()
+    assert [s.id for s in recovered] == [good.id]
+    assert "could not recover session" in caplog.text
+    still = await store.chat.get_session(bad.id)
+    assert still is not None and still.status is SessionStatus.ACTIVE
+
+
+async def test_engines_give_back_every_lock_descriptor_and_connection(
+    store: Store, bot: Bot, provider: ScriptedProvider
+) -> None:
+    async def cycle() -> None:
+        async with ChatEngine(store, provider) as engine:
+            for _ in range(3):
+                live = await engine.start_session(bot)
+                await live.ask("hi")
+            await engine.start_session(bot)  # left open: close() ends it
+
+    await cycle()  # warm up (first connection, lock folder)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        await cycle()
+    assert len(os.listdir("/proc/self/fd")) <= before

@@ -77,6 +77,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Tokens reserved for the text around a summary in its turn (see prompt.summary_turn).
+_SUMMARY_WRAP = 32
+
 #: stop_reason of a reply cut short by a provider error / by cancellation.
 STOP_ERROR = "error"
 STOP_CANCELLED = "cancelled"
@@ -108,6 +111,11 @@ class Turn:
     assistant message. A failed reply raises the provider's error from both, after its
     partial text (if any) was stored; ``reply`` then holds that partial message. If nobody
     iterates, the turn still runs to the end and is stored.
+
+    To stop a reply (Ctrl+C), call :meth:`cancel`: what streamed so far is stored with
+    stop_reason "cancelled", and iterating or awaiting raises ``asyncio.CancelledError`` (as
+    awaiting any cancelled task does). A consumer that merely stops iterating does not stop
+    the reply.
     """
 
     def __init__(self) -> None:
@@ -140,7 +148,7 @@ class Turn:
         return self.task.__await__()
 
     def cancel(self) -> None:
-        """Stop the reply: what streamed so far is stored with stop_reason "cancelled"."""
+        """Stop the reply (see the class docstring)."""
         self.task.cancel()
 
     def done(self) -> bool:
@@ -381,6 +389,8 @@ class ChatEngine:
             if session is None:
                 raise NotFoundError(f"chat session {session_id} not found")
         bot = await self._bot(session.bot_id)
+        if bot.status is not BotStatus.ACTIVE:
+            raise BotUnavailableError(f"bot {bot.slug!r} is {bot.status.value}")
         summary = await self.store.memory.get_latest_summary(session_id)
         start = summary.messages_end if summary is not None else 0
         window = [m for m in await chat.get_messages(session_id, offset=start) if _seq(m) > start]
@@ -465,7 +475,11 @@ class ChatEngine:
         meta[EXTRACTED_THROUGH] = live.extraction_mark
         if boundary:
             meta[EXTRACTION_BOUNDARY] = True
-        saved = await self.store.chat.save_message(replace(message, metadata=meta))
+        # Stamped when written, not when sent: a turn queued behind another must not move
+        # last_activity_at backwards.
+        saved = await self.store.chat.save_message(
+            replace(message, metadata=meta, created_at=utc_now())
+        )
         live.window.append(saved)
         if live._activate_on_write:
             # Written first, then activated: a crash in between leaves the session ended
@@ -650,7 +664,8 @@ class ChatEngine:
         request = build(live.summary, live.window)
         if size(request) <= limit:
             return request
-        fixed = self.provider.count_tokens(build(live.summary, []).system or "")
+        # The system prompt, plus the summary turn's wrapper text and turn overhead.
+        fixed = self.provider.count_tokens(build(live.summary, []).system or "") + _SUMMARY_WRAP
         sizes = [
             self.provider.count_tokens(m.content) + policy.message_overhead for m in live.window
         ]

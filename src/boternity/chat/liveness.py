@@ -278,7 +278,7 @@ def locks_for_store(store: Store) -> SessionLocks:
         if not isinstance(path, str | os.PathLike):
             raise RepositoryError("this SQLite store does not say where its file is")
         return FileSessionLocks(Path(f"{os.fspath(path)}.sessions"))
-    if store.backend == "postgresql":
+    if store.backend in ("postgresql", "postgres"):  # the name is settling on main
         url: Any = getattr(store, "url", None)
         if not isinstance(url, str):
             raise RepositoryError("this PostgreSQL store does not say where its database is")
@@ -374,6 +374,11 @@ async def recover_crashed_sessions(
                 continue
             try:
                 crashed = await crash_session(store, session.id)
+            except RepositoryError as exc:
+                # One bad session must not keep every other from being recovered (or the
+                # engine from starting); it stays active and is tried again next time.
+                log.warning("could not recover session %s: %s", session.id, exc)
+                continue
             finally:
                 await lock.release()
             if crashed is not None:

@@ -3,7 +3,9 @@
 Whatever the store holds (a greeting before any user turn, a user message whose reply failed,
 a system note, an empty partial), :func:`to_turns` yields what every provider accepts: turns
 that alternate, start and end with a user turn and are never empty. System-role messages
-go to the system prompt instead.
+go to the system prompt instead. A request is: system prompt (soul first, always), then the
+latest summary as the opening user-side turn (:func:`summary_turn`), then the messages after
+the summary's range.
 """
 
 from __future__ import annotations

@@ -63,7 +63,13 @@ def _rule(
 # prompt) say it, so the offline bot can "remember" across sessions.
 _PATTERNS = [
     _rule("my name is|call me|user'?s name is", "name", "User's name is {}", "fact", 4),
-    _rule("i live in|i'm living in|user lives in", "home", "User lives in {}", "fact", 4),
+    _rule(
+        "i live in|i'm living in|i (?:just |have |'ve )?moved to|i now live in|user lives in",
+        "home",
+        "User lives in {}",
+        "fact",
+        4,
+    ),
     _rule("i am from|i'm from|user is from", "origin", "User is from {}", "fact", 3),
     _rule("i work as|user works as", "job", "User works as {}", "fact", 3),
     _rule("i work at|i work for|user works at", "work", "User works at {}", "fact", 3),
@@ -176,19 +182,50 @@ def title_for(request: CompletionRequest) -> str:
     return title[0].upper() + title[1:]
 
 
+# boternity's extraction request lists known memories as "[m1] (fact) User lives in Paris" and
+# the transcript as "[7] user: ..." lines; other callers may send plain user turns.
+_KNOWN = re.compile(r"^\[(?P<id>m\d+)\] \((?P<category>\w+)\) (?P<fact>.+)$")
+_NUMBERED = re.compile(r"^\[(?P<seq>\d+)\] (?P<role>user|assistant|system): (?P<text>.*)$")
+
+
 def extraction_for(request: CompletionRequest) -> str:
-    facts: list[Fact] = []
+    known: dict[str, tuple[str, str]] = {}  # fact key ("home") -> (memory id, value)
+    said: list[tuple[int | None, str]] = []
     for text in _user_text(request.messages):
-        facts += find_facts(text)
+        numbered = False
+        for line in text.splitlines():
+            if match := _KNOWN.match(line.strip()):
+                for fact in find_facts(match["fact"], third_person_only=True):
+                    known[fact.key] = (match["id"], fact.value.lower())
+            elif match := _NUMBERED.match(line.strip()):
+                numbered = True
+                if match["role"] == "user":
+                    said.append((int(match["seq"]), match["text"]))
+        if not numbered:
+            said.append((None, text))
     seen: set[str] = set()
-    items = []
-    for fact in facts:
-        if fact.fact.lower() not in seen:
+    items: list[dict[str, object]] = []
+    for seq, text in said:
+        for fact in find_facts(text):
+            if fact.fact.lower() in seen:
+                continue
             seen.add(fact.fact.lower())
-            items.append(
-                {"fact": fact.fact, "category": fact.category, "importance": fact.importance}
-            )
+            item: dict[str, object] = {
+                "fact": fact.fact,
+                "category": fact.category,
+                "importance": fact.importance,
+            }
+            if seq is not None:
+                item["source_seq"] = seq
+            old = known.get(fact.key)
+            if old is not None and old[1] != fact.value.lower() and fact.key in _SINGLE_VALUED:
+                item["supersedes"] = old[0]  # a new home or name replaces the old one
+                item["category"] = "correction"
+            items.append(item)
     return json.dumps(items, ensure_ascii=False)
+
+
+_SINGLE_VALUED = {"name", "home", "job", "work"}
 
 
 def summary_for(request: CompletionRequest) -> str:
