@@ -89,6 +89,9 @@ class ChatCore:
             self.store, self.provider, recall=MemoryRecall(self.store)
         )
         await stack.enter_async_context(self.engine)  # recovers crashed sessions
+
+    async def catch_up(self) -> None:
+        """Process the bot's due extraction jobs, then keep the worker running."""
         # Jobs left for this bot (failed before, or queued by a crashed session) go first, so
         # this conversation already recalls what they hold.
         self.startup_report = await self.worker.run_once(bot_id=self.bot.id)
@@ -416,6 +419,8 @@ class Conversation:
                 core.notice
                 or "Using the offline provider: replies are canned, not from a language model."
             )
+        with ui.busy("Processing queued memory extractions…"):
+            self.bg.call(core.catch_up())
         report = core.startup_report
         if report is not None and report.claimed:
             ui.info(_report_line("Queued memory extraction", report))

@@ -9,7 +9,6 @@ by the real :class:`~boternity.memory.ExtractionWorker`, and the transcript and 
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
@@ -44,18 +43,11 @@ SCRIPT = (
 #: The first three user turns close one extraction job; the final job covers the rest, so
 #: the correction is extracted after the fact it corrects is stored.
 EXTRACT_EVERY = 3
-#: Facts of these kinds have one value at a time: a new value supersedes the old one.
-SINGLE_VALUED = {"name", "home", "origin", "job", "work"}
-
-_KNOWN = re.compile(r"^\[(m\d+)\] \([^)]*\) (.+)$")
-_SAID = re.compile(r"^\[(\d+)\] user: (.+)$")
 
 
 class DemoProvider:
-    """The offline provider, plus two things the demo needs from it: a canned greeting, and
-    extraction replies that name the source message (``source_seq``) and the memory a
-    correction replaces (``supersedes``), so provenance and superseding show as they do with
-    a real model. Everything else is the offline provider's."""
+    """The offline provider with a canned greeting (the offline provider would echo the
+    greeting request). Everything else, extraction included, is the offline provider's."""
 
     name = "offline"
     label = "offline (canned replies)"
@@ -91,10 +83,7 @@ class DemoProvider:
 
     def _special(self, request: CompletionRequest) -> str | None:
         from boternity.chat.prompt import GREETING_REQUEST
-        from boternity.memory import EXTRACTION_SYSTEM
 
-        if request.system == EXTRACTION_SYSTEM and request.messages:
-            return extraction_reply(request.messages[-1].content)
         if request.messages and request.messages[-1].content == GREETING_REQUEST:
             return f"[offline] Hello, I'm {NAME}! Tell me about yourself and I'll remember it."
         return None
@@ -115,37 +104,6 @@ class DemoProvider:
         from boternity.llm import collect
 
         return await collect(self.stream(request), model=request.model)
-
-
-def extraction_reply(prompt: str) -> str:
-    """The JSON array for an extraction request (see ``boternity.memory.extraction``)."""
-    import json
-
-    from boternity.llm.offline import find_facts
-    from boternity.memory import normalise
-
-    known: dict[str, tuple[str, str]] = {}  # fact kind -> (short id, normalised fact)
-    said: list[tuple[int, str]] = []
-    for line in prompt.splitlines():
-        if m := _KNOWN.match(line):
-            for fact in find_facts(m.group(2), third_person_only=True):
-                known[fact.key] = (m.group(1), normalise(m.group(2)))
-        elif m := _SAID.match(line):
-            said.append((int(m.group(1)), m.group(2)))
-    items: dict[str, dict[str, Any]] = {}
-    for seq, text in said:
-        for fact in find_facts(text):
-            key = fact.key if fact.key in SINGLE_VALUED else f"{fact.key}:{fact.fact.lower()}"
-            old = known.get(fact.key) if fact.key in SINGLE_VALUED else None
-            replaces = old[0] if old is not None and old[1] != normalise(fact.fact) else None
-            items[key] = {  # a later value of a single-valued kind wins
-                "fact": fact.fact,
-                "category": "correction" if replaces else fact.category,
-                "importance": fact.importance,
-                "source_seq": seq,
-                "supersedes": replaces,
-            }
-    return json.dumps(list(items.values()), ensure_ascii=False)
 
 
 @dataclass(slots=True)
