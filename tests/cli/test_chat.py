@@ -363,3 +363,27 @@ def test_terminal_ctrl_c_cancels_a_reply_and_ctrl_d_ends(tmp_path: Path, llm: Fa
         assert cancelled.content.startswith("word0 word1 word2")
 
     with_store(Path(db), check)
+
+
+def test_disabled_bot_is_refused(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    assert cli("bot", "edit", luna, "--status", "disabled").exit_code == 0
+    result = cli("chat", luna, input="hi\n", env=llm.env())
+    assert result.exit_code == 5
+    assert "disabled" in one_line_error(result)
+    assert sessions_of(cli, luna) == []
+
+
+def test_anthropic_wire_through_the_fake_server(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    env = {
+        "ANTHROPIC_BASE_URL": llm.server.base_url,
+        "ANTHROPIC_API_KEY": "sk-ant-test-secret",
+    }
+    result = cli("chat", luna, "--no-greeting", input=f"I live in {UNICODE}\n", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"[offline] Noted: you live in {UNICODE}.\n"
+    assert "sk-ant-test-secret" not in result.stdout + result.stderr
+    assert all(r.path == "/v1/messages" for r in llm.server.requests)
+    assert all(r.headers["x-api-key"] == "sk-ant-test-secret" for r in llm.server.requests)
+    assert [m["fact"] for m in parse(cli("memories", luna, "--json"))] == [
+        f"User lives in {UNICODE}"
+    ]
