@@ -95,9 +95,14 @@ class ChatCore:
         # Jobs left for this bot (failed before, or queued by a crashed session) go first, so
         # this conversation already recalls what they hold.
         self.startup_report = await self.worker.run_once(bot_id=self.bot.id)
-        self._worker_task = asyncio.get_running_loop().create_task(
-            self.worker.run_forever(interval=WORKER_INTERVAL)
-        )
+        await self.start_worker()
+
+    async def start_worker(self) -> None:
+        """The background worker: due jobs of any bot, while the chat lasts."""
+        if self._worker_task is None:
+            self._worker_task = asyncio.get_running_loop().create_task(
+                self.worker.run_forever(interval=WORKER_INTERVAL)
+            )
 
     async def start(self, *, greet: bool) -> LiveSession:
         """A new session, or the one ``--resume`` named (only the first time)."""
@@ -419,8 +424,12 @@ class Conversation:
                 core.notice
                 or "Using the offline provider: replies are canned, not from a language model."
             )
-        with ui.busy("Processing queued memory extractions…"):
-            self.bg.call(core.catch_up())
+        try:
+            with ui.busy("Processing queued memory extractions… (Ctrl+C to skip)"):
+                self.bg.call(core.catch_up())
+        except KeyboardInterrupt:
+            ui.info("Skipped processing the extraction queue; its jobs stay queued.")
+            self.bg.call(core.start_worker())
         report = core.startup_report
         if report is not None and report.claimed:
             ui.info(_report_line("Queued memory extraction", report))
