@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ class LoopThread:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self._finish(self.submit(self._shutdown()))
+            self.submit(self._shutdown()).result()
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join()
@@ -66,42 +66,54 @@ class LoopThread:
         """Run a plain function on the loop thread (e.g. ``turn.cancel``)."""
         self.loop.call_soon_threadsafe(fn)
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Start ``coro`` on the loop; the future resolves when it ends (cancellation shows as
-        ``asyncio.CancelledError``). ``cancel_task(future)`` cancels it on the loop."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        tasks: list[asyncio.Task[T]] = []
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Job[T]:
+        """Start ``coro`` on the loop as a task; the returned job resolves when it ends."""
+        job: Job[T] = Job(self)
 
         def done(task: asyncio.Task[T]) -> None:
             if task.cancelled():
-                future.set_exception(asyncio.CancelledError())
+                job.future.set_exception(asyncio.CancelledError())
             elif (error := task.exception()) is not None:
-                future.set_exception(error)
+                job.future.set_exception(error)
             else:
-                future.set_result(task.result())
+                job.future.set_result(task.result())
 
         def start() -> None:
-            task = self.loop.create_task(coro)
-            tasks.append(task)
-            task.add_done_callback(done)
+            job.task = self.loop.create_task(coro)
+            job.task.add_done_callback(done)
 
-        def cancel() -> None:
-            for task in tasks:
-                task.cancel()
-
-        future.cancel_task = cancel  # type: ignore[attr-defined]
         self.loop.call_soon_threadsafe(start)
-        return future
+        return job
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self._finish(self.submit(coro))
+        return self.submit(coro).result()
 
-    def _finish(self, future: concurrent.futures.Future[T]) -> T:
+
+class Job(Generic[T]):
+    """A coroutine running on a :class:`LoopThread`, seen from another thread."""
+
+    def __init__(self, owner: LoopThread) -> None:
+        self._owner = owner
+        self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self.task: asyncio.Task[T] | None = None  # set on the loop thread
+
+    def cancel(self) -> None:
+        """Cancel the task on the loop (its clean-up still runs)."""
+
+        def cancel() -> None:
+            if self.task is not None:
+                self.task.cancel()
+
+        self._owner.soon(cancel)
+
+    def result(self) -> T:
+        """Wait for the outcome. Ctrl+C while waiting cancels the task, waits for its clean-up
+        and re-raises KeyboardInterrupt; a cancelled task raises ``asyncio.CancelledError``."""
         try:
-            return future.result()
+            return self.future.result()
         except KeyboardInterrupt:
-            self.soon(future.cancel_task)  # type: ignore[attr-defined]
-            wait_quietly(future)
+            self.cancel()
+            wait_quietly(self.future)
             raise
 
 
