@@ -14,7 +14,7 @@ import pytest
 from boternity import Store
 from boternity.models import MessageRole, SessionStatus
 from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse, with_store
-from tests.cli.fixtures import UNICODE
+from tests.cli.fixtures import UNICODE, World
 from tests.fakes.llm_server import json_reply, openai_frames, sse_reply
 
 BNITY = [sys.executable, "-m", "boternity.cli"]
@@ -387,3 +387,64 @@ def test_anthropic_wire_through_the_fake_server(cli: Invoke, luna: str, llm: Fak
     assert [m["fact"] for m in parse(cli("memories", luna, "--json"))] == [
         f"User lives in {UNICODE}"
     ]
+
+
+def test_start_recovers_crashed_sessions_and_drains_the_bots_queue(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    active = world.sessions[1]  # left "active" by a process that is gone
+    result = cli("chat", "helper", "--no-greeting", input="hi\n", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert "Queued memory extraction:" in result.stderr
+    sessions = {s["id"]: s for s in sessions_of(cli, "helper")}
+    assert sessions[str(active.id)]["status"] == "crashed"
+    # the due job and the crashed session's final job ran before the conversation; only
+    # the exhausted job (out of attempts) is left
+    left = parse(cli("queue", "--json"))
+    assert [j["id"] for j in left] == [str(world.jobs[1].id)]
+    # the first request of the conversation already recalled what those jobs found
+    first_chat = llm.of("chat")[0]
+    assert "Zürich" in str(first_chat["messages"][0]["content"])
+
+
+async def test_the_background_worker_runs_while_chatting_and_stops_cleanly(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from boternity import open_store
+    from boternity.cli import chatting
+    from boternity.models import Bot, ChatMessage, ChatSession, PendingExtraction
+
+    monkeypatch.setattr(chatting, "WORKER_INTERVAL", 0.02)
+    async with open_store(db_path) as store:
+        luna = await store.bots.create_bot(Bot(name="Luna"))
+        other = await store.bots.create_bot(Bot(name="Other"))
+    core = chatting.ChatCore(str(db_path), "luna", resume=None, provider="offline", model=None)
+    await core.open()
+    try:
+        await core.catch_up()
+        live = await core.start(greet=False)
+        assert live.bot.id == luna.id
+        # a job of another bot, queued while this chat runs, is done by the background worker
+        session = await core.store.chat.create_session(ChatSession(bot_id=other.id, model="m"))
+        await core.store.chat.save_message(
+            ChatMessage(session_id=session.id, role="user", content="I live in Kyiv")  # type: ignore[arg-type]
+        )
+        await core.store.memory.save_pending_extraction(
+            PendingExtraction(session_id=session.id, bot_id=other.id)
+        )
+        for _ in range(200):
+            if not await core.store.memory.list_pending_extractions():
+                break
+            await asyncio.sleep(0.02)
+        facts = [m.fact for m in await core.store.memory.get_memories(other.id)]
+        assert facts == ["User lives in Kyiv"]
+        worker = core._worker_task
+        assert worker is not None and not worker.done()
+        ended = await core.end()
+        assert ended is not None and ended.status is SessionStatus.COMPLETED
+    finally:
+        await core.close()
+    assert worker.cancelled()
+    assert core._worker_task is None
