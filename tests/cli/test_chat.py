@@ -448,3 +448,16 @@ async def test_the_background_worker_runs_while_chatting_and_stops_cleanly(
         await core.close()
     assert worker.cancelled()
     assert core._worker_task is None
+
+
+def test_a_message_that_cannot_be_stored_is_refused_and_the_chat_goes_on(
+    cli: Invoke, luna: str, llm: FakeLlm
+) -> None:
+    result = cli(
+        "chat", luna, "--no-greeting", input="bad \x00 text\nI live in Rome\n", env=llm.env()
+    )
+    assert result.exit_code == 1  # piped: a failed turn makes the run fail
+    assert "error:" in result.stderr and "NUL" in result.stderr.upper()
+    assert result.stdout == "[offline] Noted: you live in Rome.\n"
+    [session] = sessions_of(cli, luna)
+    assert [m["content"] for m in transcript(cli, session["id"])][0] == "I live in Rome"

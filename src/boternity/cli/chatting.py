@@ -492,7 +492,8 @@ class Conversation:
         bg, ui = self.bg, self.ui
         try:
             turn = bg.call(self.core.send(text))
-        except BoternityError as exc:  # e.g. NUL in the text
+        except BoternityError as exc:  # e.g. NUL in the text: nothing was sent or stored
+            self.failed_turns += 1
             ui.error(str(exc))
             return
         pieces: queue.Queue[str | None] = queue.Queue()
