@@ -338,9 +338,13 @@ class TerminalUi(Ui):
         line = Text()
         line.append(f"{self.label}", style=f"bold {self.colour}")
         line.append(f" ({core.bot.slug})", style="dim")
-        line.append(f" · {live.session.model} · {core.provider.label} · session ", style="dim")
-        line.append(str(live.id)[:8], style="dim")
         self.out.print(line)
+        self.out.print(
+            Text(
+                f"{live.session.model} · {core.provider.label} · session {str(live.id)[:8]}",
+                style="dim",
+            )
+        )
         if resumed is not None:
             title = live.session.title or "untitled"
             self.out.print(
