@@ -461,3 +461,41 @@ def test_a_message_that_cannot_be_stored_is_refused_and_the_chat_goes_on(
     assert result.stdout == "[offline] Noted: you live in Rome.\n"
     [session] = sessions_of(cli, luna)
     assert [m["content"] for m in transcript(cli, session["id"])][0] == "I live in Rome"
+
+
+async def test_the_background_worker_is_restarted_after_an_unexpected_error(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from boternity import open_store
+    from boternity.cli import chatting
+    from boternity.memory import ExtractionWorker
+    from boternity.models import Bot
+
+    monkeypatch.setattr(chatting, "WORKER_INTERVAL", 0.01)
+    calls: list[int] = []
+
+    async def flaky(
+        self: ExtractionWorker, *, interval: float = 5.0, bot_id: object = None
+    ) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(ExtractionWorker, "run_forever", flaky)
+    async with open_store(db_path) as store:
+        await store.bots.create_bot(Bot(name="Luna"))
+    core = chatting.ChatCore(str(db_path), "luna", resume=None, provider="offline", model=None)
+    await core.open()
+    try:
+        await core.catch_up()
+        for _ in range(200):
+            if len(calls) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(calls) == 2
+        assert "the extraction worker stopped (boom)" in caplog.text
+    finally:
+        await core.close()
