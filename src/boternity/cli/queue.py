@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from boternity.store import Store
 
 queue_app = sub_app(
-    "List memory-extraction jobs (no subcommand), or retry them.",
+    "List memory-extraction jobs (no subcommand), retry them, or run them now.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
