@@ -14,15 +14,29 @@ from typer.testing import CliRunner
 from boternity import Store, open_store
 from boternity.cli.app import app
 from tests.cli.fixtures import World, build_world
+from tests.fakes.llm_server import RecordedRequest, Reply
 
 T = TypeVar("T")
 
 Invoke = Callable[..., Result]
 
+#: Never inherited by a test: where the database is, and which LLM provider (and key) to use.
+CLEAN_ENV = (
+    "BOTERNITY_DATABASE_URL",
+    "BOTERNITY_DATA_DIR",
+    "BOTERNITY_DEBUG",
+    "BOTERNITY_PROVIDER",
+    "BOTERNITY_MODEL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+)
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("COLUMNS", "BOTERNITY_DATABASE_URL", "BOTERNITY_DATA_DIR", "BOTERNITY_DEBUG"):
+    for name in (*CLEAN_ENV, "COLUMNS"):
         monkeypatch.delenv(name, raising=False)
     yield
 
@@ -76,3 +90,85 @@ def parse(result: Result) -> Any:
 
     assert result.exit_code == 0, (result.exit_code, result.stderr)
     return json.loads(result.stdout)
+
+
+# --- a fake LLM server on a thread of its own -------------------------------------------------
+
+
+class FakeLlm:
+    """``tests.fakes.llm_server.FakeLlmServer`` served from a background event loop, so
+    synchronous CLI runs (in-process or subprocess) can talk to it. Requests are answered by
+    kind ("chat", "greeting", "title", "extraction", "summary"): the first scripted reply for
+    that kind (``script``), else like the offline provider."""
+
+    def __init__(self) -> None:
+        from boternity.cli.loop import LoopThread
+        from tests.fakes.llm_server import FakeLlmServer
+
+        self.scripts: dict[str, list[Reply]] = {}
+        self.server = FakeLlmServer(default=self._route)
+        self._bg = LoopThread()
+
+    def __enter__(self) -> FakeLlm:
+        self._bg.__enter__()
+        self._bg.call(self.server.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._bg.call(self.server.close())
+        finally:
+            self._bg.__exit__(None, None, None)
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.server.openai_base_url
+
+    def script(self, kind: str, *replies: Reply) -> None:
+        self.scripts.setdefault(kind, []).extend(replies)
+
+    def env(self, key: str = "sk-test-secret-key") -> dict[str, str]:
+        return {
+            "BOTERNITY_PROVIDER": "openai",
+            "OPENAI_BASE_URL": self.openai_base_url,
+            "OPENAI_API_KEY": key,
+        }
+
+    def kinds(self) -> list[str]:
+        return [kind_of(r.json or {}) for r in list(self.server.requests)]
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [r.json for r in list(self.server.requests) if kind_of(r.json or {}) == kind]
+
+    def _route(self, request: RecordedRequest) -> Reply:
+        from tests.fakes.llm_server import default_reply
+
+        queued = self.scripts.get(kind_of(request.json or {}))
+        return queued.pop(0) if queued else default_reply(request)
+
+
+def kind_of(body: dict[str, Any]) -> str:
+    from boternity.chat.prompt import GREETING_REQUEST
+    from boternity.chat.titles import TITLE_SYSTEM_PROMPT
+    from boternity.chat.window import SUMMARY_SYSTEM_PROMPT
+    from boternity.memory import EXTRACTION_SYSTEM
+
+    messages = body.get("messages") or []
+    system = "".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+    system += str(body.get("system") or "")
+    last = str(messages[-1].get("content")) if messages else ""
+    if system == EXTRACTION_SYSTEM:
+        return "extraction"
+    if system == TITLE_SYSTEM_PROMPT:
+        return "title"
+    if system == SUMMARY_SYSTEM_PROMPT:
+        return "summary"
+    if last == GREETING_REQUEST:
+        return "greeting"
+    return "chat"
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLlm]:
+    with FakeLlm() as server:
+        yield server

@@ -38,7 +38,7 @@ EXPECTED = {
     "soul show", "soul set", "soul history",
     "sessions", "session show", "session export", "session delete",
     "memories", "remember", "forget", "memory show", "memory delete",
-    "queue", "queue retry",
+    "queue", "queue retry", "queue run", "chat", "demo",
     "db info", "db migrate", "db backup", "db check",
 }  # fmt: skip
 
@@ -161,7 +161,7 @@ def test_bnity_help_in_a_subprocess() -> None:
         [*BNITY, "--help"], capture_output=True, text=True, timeout=60, env=_env()
     )
     assert result.returncode == 0
-    for word in ("bot", "soul", "sessions", "session", "memories", "remember", "forget", "queue"):
+    for word in ("bot", "soul", "chat", "demo", "sessions", "memories", "remember", "queue"):
         assert word in result.stdout
     assert "--db" in result.stdout and result.stderr == ""
 

@@ -54,3 +54,22 @@ def test_cli_on_postgres(pg_url: str) -> None:
     deleted = parse(cli("forget", "zoe", "--yes", "--json"))
     assert deleted["deleted"] == 1
     assert cli("bot", "delete", "zoe", "--yes").exit_code == 0
+
+
+def test_chat_queue_run_and_demo_on_postgres(pg_url: str) -> None:
+    runner = CliRunner()
+
+    def cli(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(app, ["--db", pg_url, *args], input=input)
+
+    demo = parse(cli("demo", "--json"))
+    assert demo["extraction"]["superseded"] == 1
+    chat = cli("chat", "demo", "--resume", input=f"I live in {UNICODE}\n")
+    assert chat.exit_code == 0, chat.stderr
+    assert chat.stdout == f"[offline] Noted: you live in {UNICODE}.\n"
+    sessions = parse(cli("sessions", "demo", "--json"))
+    assert len(sessions) == 1 and sessions[0]["status"] == "completed"
+    facts = {m["fact"] for m in parse(cli("memories", "demo", "--json"))}
+    assert f"User lives in {UNICODE}" in facts
+    ran = cli("queue", "run", "--json")
+    assert ran.exit_code == 0 and parse(ran)["claimed"] == 0

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from boternity.store import Store
 
 queue_app = sub_app(
-    "List memory-extraction jobs (no subcommand), or retry them.",
+    "List memory-extraction jobs (no subcommand), retry them, or run them now.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -162,3 +162,135 @@ def retry(
         return
     n = len(done)
     typer.echo(f"Reset {n} job{'s' if n != 1 else ''}: due now with fresh attempts.")
+
+
+@queue_app.command("run", cls=BnityCommand)
+def run_jobs(
+    ctx: typer.Context,
+    bot: Annotated[
+        str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Process at most N jobs.")
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            metavar="NAME",
+            help=(
+                "LLM provider: anthropic, openai or offline [default: $BOTERNITY_PROVIDER,"
+                " else chosen by the API keys set]"
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            metavar="MODEL",
+            help="Model name [default: $BOTERNITY_MODEL, else the provider's default]",
+            show_default=False,
+        ),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the worker's report as JSON.")
+    ] = False,
+) -> None:
+    """Process due extraction jobs now (exit 1 when any job failed or ran out of attempts).
+
+    A failed job keeps its error and is retried later with backoff; see 'bnity queue'."""
+    import sys
+
+    from boternity.cli.loop import warnings_to_stderr
+    from boternity.cli.output import console, plural
+    from boternity.cli.resolve import resolve_bot
+    from boternity.ids import utc_now
+
+    if TYPE_CHECKING:
+        from rich.progress import Progress
+
+        from boternity.memory import WorkerReport
+
+    err = console(stderr=True)
+    progress: Progress | None = None
+    plain = not json_ and not sys.stdout.isatty()
+
+    async def work(store: Store) -> tuple[WorkerReport, str]:
+        nonlocal progress
+        from boternity.llm import RetryPolicy, select_provider
+        from boternity.memory import ExtractionWorker
+
+        bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
+        # The queue is the retry mechanism: one quick provider retry, then the job backs off.
+        llm, notice = select_provider(provider, model, retry=RetryPolicy(max_retries=1))
+        if llm.name == "offline":
+            err.print(
+                notice or "Using the offline provider: memories are found by simple patterns.",
+                style="yellow",
+                highlight=False,
+            )
+        now = utc_now()
+        due = [
+            j
+            for j in await store.memory.list_pending_extractions(bot_id=bot_id)
+            if not j.exhausted and j.next_attempt_at <= now
+        ]
+        total = len(due) if limit is None else min(limit, len(due))
+        bots = {b.id: b.slug for b in await store.bots.list_bots()}
+
+        def on_job(job: PendingExtraction, outcome: str) -> None:
+            if progress is not None:
+                progress.advance(task)
+            elif plain:
+                where = f"{bots.get(job.bot_id, str(job.bot_id)[:8])}/{str(job.session_id)[:8]}"
+                print(f"job {str(job.id)[:8]} ({where}): {outcome}", flush=True)
+
+        if not json_ and not plain and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            progress = Progress(
+                TextColumn("Extracting memories"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console(),
+                transient=True,
+            )
+            task = progress.add_task("jobs", total=total)
+            progress.start()
+        try:
+            async with llm:
+                report = await ExtractionWorker(store, llm).run_once(
+                    limit=limit, bot_id=bot_id, on_job=on_job
+                )
+        finally:
+            if progress is not None:
+                progress.stop()
+        return report, llm.label
+
+    with warnings_to_stderr():
+        report, label = run(ctx, work)
+    bad = report.failed + report.exhausted
+    if report.claimed == 0:
+        summary = "No due jobs in the extraction queue."
+    else:
+        summary = (
+            f"Processed {plural(report.claimed, 'job')} with {label}: {report.completed}"
+            f" completed, {report.failed} failed, {report.exhausted} exhausted;"
+            f" {plural(report.memories_saved, 'memory', 'memories')} saved,"
+            f" {report.superseded} superseded."
+        )
+        if bad:
+            summary += (
+                f" Last error: {' '.join(report.errors[-1].split())}" if report.errors else ""
+            )
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json(report)
+    elif not bad:
+        typer.echo(summary)
+    if bad:
+        typer.echo(f"error: {summary}", err=True)
+        raise typer.Exit(1)

@@ -125,7 +125,18 @@ class BnityGroup(TyperGroup):
 
     context_class = BnityContext
 
-    ORDER = ("bot", "soul", "sessions", "session", "memories", "remember", "forget", "memory")
+    ORDER = (
+        "demo",
+        "bot",
+        "soul",
+        "chat",
+        "sessions",
+        "session",
+        "memories",
+        "remember",
+        "forget",
+        "memory",
+    )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Bots first, then chats, memories, the queue and the database (Typer would list
@@ -209,17 +220,10 @@ def get_state(ctx: typer.Context) -> State:
     return obj if isinstance(obj, State) else State()
 
 
-def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
-    """Open the store named by ``--db`` (else the environment, else the default), run
-    ``work`` on it, and close it.
-
-    Only commands that write something new (``create``) may create a SQLite file; the others
-    report a missing one, so a mistyped ``--db`` path does not leave empty databases behind.
-    """
-    import asyncio
-
+def checked_database(ctx: typer.Context, *, create: bool = False) -> str | None:
+    """The ``--db`` value, after checking what it names: never a directory, and an existing
+    SQLite file unless the command may ``create`` one."""
     from boternity.config import resolve_database
-    from boternity.store import open_store
 
     db = get_state(ctx).db
     target = resolve_database(db)
@@ -230,6 +234,21 @@ def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]], *, create: bo
             f"no database at {target.path} (create one with 'bnity bot create NAME'"
             " or 'bnity db migrate')"
         )
+    return db
+
+
+def run(ctx: typer.Context, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
+    """Open the store named by ``--db`` (else the environment, else the default), run
+    ``work`` on it, and close it.
+
+    Only commands that write something new (``create``) may create a SQLite file; the others
+    report a missing one, so a mistyped ``--db`` path does not leave empty databases behind.
+    """
+    import asyncio
+
+    from boternity.store import open_store
+
+    db = checked_database(ctx, create=create)
 
     async def go() -> T:
         # One reader is plenty for a short-lived command and opens faster.

@@ -1,0 +1,595 @@
+"""The machinery of ``bnity chat`` (see ``boternity.cli.chat``): the async core, the two
+ways of showing a conversation, and the conversation loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sys
+import unicodedata
+import uuid
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from boternity.cli.chat import LATEST
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
+    from boternity.chat import ChatEngine, LiveSession, Turn
+    from boternity.cli.loop import LoopThread
+    from boternity.llm import LlmProvider
+    from boternity.memory import ExtractionWorker, WorkerReport
+    from boternity.models import Bot, ChatMessage, ChatSession
+    from boternity.store import Store
+
+log = logging.getLogger("boternity.cli.chat")
+
+HISTORY_DEFAULT = 10
+#: How long leaving a chat may wait for its final memory extraction (Ctrl+C skips it; the
+#: job stays queued for ``bnity queue run`` or the next chat).
+EXIT_EXTRACTION_SECONDS = 60.0
+WORKER_INTERVAL = 5.0
+PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
+
+HELP_TEXT = """\
+Commands:
+  /help              this list
+  /exit              end the session (Ctrl+D does the same)
+  /new               end this session and start a new one
+  /history [N]       the last N messages of this session (default 10)
+  /remember FACT     save a fact to the bot's memory now
+  /sessions          the bot's recent sessions
+  //text             send "/text" as a message
+Ctrl+C cancels a reply in progress (what was said is kept)."""
+
+
+# --- the async side ---------------------------------------------------------------------------
+
+
+class ChatCore:
+    """Everything that runs on the loop: opened by ``open``, closed by ``close``."""
+
+    def __init__(
+        self,
+        db: str | None,
+        bot_ref: str,
+        *,
+        resume: str | None,
+        provider: str | None,
+        model: str | None,
+    ) -> None:
+        self.db = db
+        self.bot_ref = bot_ref
+        self.resume = resume
+        self.provider_name = provider
+        self.model = model
+        self.notice: str | None = None
+        self.startup_report: WorkerReport | None = None
+        self._stack = AsyncExitStack()
+        self._worker_task: asyncio.Task[None] | None = None
+        self.live: LiveSession | None = None
+
+    async def open(self) -> None:
+        from boternity.chat import ChatEngine
+        from boternity.cli.resolve import resolve_bot
+        from boternity.llm import select_provider
+        from boternity.memory import ExtractionWorker, MemoryRecall
+        from boternity.store import open_store
+
+        stack = self._stack
+        self.store: Store = await stack.enter_async_context(open_store(self.db, readers=2))
+        self.bot: Bot = await resolve_bot(self.store, self.bot_ref)
+        llm, self.notice = select_provider(self.provider_name, self.model)
+        self.provider: LlmProvider = await stack.enter_async_context(llm)
+        self.offline = self.provider.name == "offline"
+        self.worker: ExtractionWorker = ExtractionWorker(self.store, self.provider)
+        self.engine: ChatEngine = ChatEngine(
+            self.store, self.provider, recall=MemoryRecall(self.store)
+        )
+        await stack.enter_async_context(self.engine)  # recovers crashed sessions
+
+    async def catch_up(self) -> None:
+        """Process the bot's due extraction jobs, then keep the worker running."""
+        # Jobs left for this bot (failed before, or queued by a crashed session) go first, so
+        # this conversation already recalls what they hold.
+        self.startup_report = await self.worker.run_once(bot_id=self.bot.id)
+        await self.start_worker()
+
+    async def start_worker(self) -> None:
+        """The background worker: due jobs of any bot, while the chat lasts."""
+        if self._worker_task is None:
+            self._worker_task = asyncio.get_running_loop().create_task(self._keep_working())
+
+    async def _keep_working(self) -> None:
+        # run_forever() outlives store and provider errors; anything else would end it
+        # silently for the rest of the chat, so it is logged and the worker restarted.
+        while True:
+            try:
+                await self.worker.run_forever(interval=WORKER_INTERVAL)
+            except Exception as exc:
+                log.warning("the extraction worker stopped (%s); restarting it", exc)
+                await asyncio.sleep(WORKER_INTERVAL)
+
+    async def start(self, *, greet: bool) -> LiveSession:
+        """A new session, or the one ``--resume`` named (only the first time)."""
+        from boternity.cli.resolve import resolve_session
+        from boternity.errors import NotFoundError, ValidationError
+
+        if self.resume is not None:
+            ref, self.resume = self.resume, None
+            if ref == LATEST:
+                recent = await self.store.chat.list_sessions(self.bot.id, limit=1)
+                if not recent:
+                    raise NotFoundError(f"bot {self.bot.slug!r} has no session to resume")
+                target = recent[0]
+            else:
+                target = await resolve_session(self.store, ref, bot_id=self.bot.id)
+                if target.bot_id != self.bot.id:
+                    raise ValidationError(
+                        f"session {target.id} belongs to another bot, not {self.bot.slug!r}"
+                    )
+            self.live = await self.engine.resume_session(target.id)
+        else:
+            self.live = await self.engine.start_session(self.bot, greet=greet)
+        return self.live
+
+    async def send(self, text: str) -> Turn:
+        assert self.live is not None
+        return self.live.send(text)
+
+    async def pump(self, turn: Turn, out: queue.Queue[str | None]) -> ChatMessage:
+        """Forward the reply's text to the main thread as it streams."""
+        try:
+            async for piece in turn:
+                out.put(piece)
+            return await turn
+        finally:
+            out.put(None)
+
+    async def settle(self, turn: Turn) -> ChatMessage | None:
+        """Wait for a cancelled turn to store what was said; its stored partial reply."""
+        with suppress(Exception, asyncio.CancelledError):
+            await turn
+        return turn.reply
+
+    async def end(self) -> ChatSession | None:
+        live, self.live = self.live, None
+        return await live.end() if live is not None else None
+
+    async def recent(self, n: int) -> list[ChatMessage]:
+        assert self.live is not None
+        return await self.store.chat.get_recent_messages(self.live.id, n)
+
+    async def sessions(self) -> tuple[list[ChatSession], dict[uuid.UUID, str]]:
+        from boternity.cli.output import short_ids
+
+        sessions = await self.store.chat.list_sessions(self.bot.id, limit=10)
+        every = await self.store.chat.list_sessions(self.bot.id)
+        return sessions, short_ids([s.id for s in sessions], [s.id for s in every])
+
+    async def remember(self, fact: str) -> str:
+        from boternity.errors import ConflictError
+        from boternity.memory import remember
+
+        assert self.live is not None
+        try:
+            saved = await remember(self.store, self.bot.id, fact, session_id=self.live.id)
+        except ConflictError:
+            return f"Already remembered: {' '.join(fact.split())}"
+        return f"Remembered: {saved.fact}"
+
+    async def stop_worker(self) -> None:
+        task, self._worker_task = self._worker_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def final_extraction(self) -> WorkerReport:
+        """The ended session's job (and any other due job of the bot), now."""
+        await self.stop_worker()
+        return await asyncio.wait_for(
+            self.worker.run_once(bot_id=self.bot.id), timeout=EXIT_EXTRACTION_SECONDS
+        )
+
+    async def close(self) -> None:
+        await self.stop_worker()
+        await self._stack.aclose()  # the engine ends what is still live, then provider, store
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def bot_colour(bot: Bot) -> str:
+    return PALETTE[bot.id.int % len(PALETTE)]
+
+
+def bot_emoji(bot: Bot) -> str:
+    """The emoji the bot's name starts with, if any."""
+    first = bot.name[:1]
+    return first if first and unicodedata.category(first) == "So" else ""
+
+
+def bot_label(bot: Bot) -> str:
+    emoji = bot_emoji(bot)
+    name = bot.name[len(emoji) :].strip() if emoji else bot.name
+    return f"{emoji} {name}" if emoji else name
+
+
+def footer(reply: ChatMessage, *, offline: bool) -> str:
+    seconds = (reply.response_ms or 0) / 1000
+    parts = [f"{reply.output_tokens:,} tokens", f"{seconds:.1f}s", reply.model or "?"]
+    if offline:
+        parts.append("offline: canned reply")
+    return " · ".join(parts)
+
+
+class Ui:
+    """How a conversation is shown; ``TerminalUi`` and ``PlainUi`` fill it in."""
+
+    def __init__(self, core: ChatCore) -> None:
+        from boternity.cli.output import console
+
+        self.core = core
+        self.out: Console = console()
+        self.err: Console = console(stderr=True)
+
+    def read(self) -> str:
+        raise NotImplementedError
+
+    def notice(self, text: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text(text, style="yellow"))
+
+    def info(self, text: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text(text, style="dim"))
+
+    def error(self, text: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text(f"error: {' '.join(text.split())}", style="red"))
+
+    def say(self, text: str) -> None:
+        """Output of a slash command."""
+        from rich.text import Text
+
+        self.out.print(Text(text))
+
+    def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
+        raise NotImplementedError
+
+    def greeting(self, message: ChatMessage) -> None:
+        raise NotImplementedError
+
+    def reply_start(self) -> None:
+        raise NotImplementedError
+
+    def delta(self, text: str) -> None:
+        raise NotImplementedError
+
+    def reply_end(self, reply: ChatMessage | None, *, cancelled: bool = False) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def busy(self, what: str) -> Iterator[None]:
+        yield
+
+
+class PlainUi(Ui):
+    """For pipes and files: replies as plain text on stdout, one turn per input line; status
+    and notices go to stderr."""
+
+    def read(self) -> str:
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\r\n")
+
+    def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
+        verb = "resumed" if resumed is not None else "started"
+        self.info(f"session {live.id} {verb} with {live.bot.slug}")
+
+    def greeting(self, message: ChatMessage) -> None:
+        self.reply_start()
+        self.delta(message.content)
+        self.reply_end(message)
+
+    def reply_start(self) -> None:
+        self._streamed = False
+
+    def delta(self, text: str) -> None:
+        self._streamed = True
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def reply_end(self, reply: ChatMessage | None, *, cancelled: bool = False) -> None:
+        if self._streamed:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+class TerminalUi(Ui):
+    """A spinner until the first token, the reply streaming as text, then rendered as
+    Markdown, then a stats footer."""
+
+    def __init__(self, core: ChatCore) -> None:
+        super().__init__(core)
+        with suppress(ImportError):  # line editing and history for input(); not on Windows
+            import readline  # noqa: F401
+        self.colour = bot_colour(core.bot)
+        self.label = bot_label(core.bot)
+        self._live: Live | None = None
+        self._text = ""
+
+    def read(self) -> str:
+        try:
+            return input("You › ")
+        except EOFError:
+            self.out.print()
+            raise
+
+    def _header(self) -> None:
+        from rich.text import Text
+
+        self.out.print(Text(self.label, style=f"bold {self.colour}"))
+
+    def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
+        from rich.text import Text
+
+        from boternity.cli.output import ellipsis
+
+        core = self.core
+        line = Text()
+        line.append(f"{self.label}", style=f"bold {self.colour}")
+        line.append(f" ({core.bot.slug})", style="dim")
+        self.out.print(line)
+        self.out.print(
+            Text(
+                f"{live.session.model} · {core.provider.label} · session {str(live.id)[:8]}",
+                style="dim",
+            )
+        )
+        if resumed is not None:
+            title = live.session.title or "untitled"
+            self.out.print(
+                Text(
+                    f"Resuming “{title}” ({live.session.message_count} messages so far):",
+                    style="dim",
+                )
+            )
+            for m in resumed:
+                who = "You" if m.role.value == "user" else self.label
+                self.out.print(Text(f"  {who}: {ellipsis(m.content, 200)}", style="dim"))
+        self.out.print(Text("Type /help for commands; Ctrl+D or /exit ends the session.", "dim"))
+
+    def greeting(self, message: ChatMessage) -> None:
+        from rich.markdown import Markdown
+
+        self._header()
+        self.out.print(Markdown(message.content))
+        self.out.print()
+
+    def reply_start(self) -> None:
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        self._header()
+        self._text = ""
+        self._live = Live(
+            Spinner("dots", text=f"{self.label} is thinking…", style=self.colour),
+            console=self.out,
+            refresh_per_second=12,
+            vertical_overflow="visible",
+        )
+        self._live.start()
+
+    def delta(self, text: str) -> None:
+        from rich.text import Text
+
+        self._text += text
+        if self._live is not None:
+            self._live.update(Text(self._text))
+
+    def reply_end(self, reply: ChatMessage | None, *, cancelled: bool = False) -> None:
+        from rich.markdown import Markdown
+        from rich.text import Text
+
+        live, self._live = self._live, None
+        if live is not None:
+            if self._text:
+                live.update(Markdown(self._text) if not cancelled else Text(self._text))
+            else:
+                live.update(Text(""))
+            live.stop()
+        if cancelled:
+            self.out.print(Text("(reply cancelled; what was said is kept)", style="yellow"))
+        elif reply is not None:
+            self.out.print(Text(footer(reply, offline=self.core.offline), style="dim"))
+        self.out.print()
+
+    @contextmanager
+    def busy(self, what: str) -> Iterator[None]:
+        with self.err.status(what, spinner="dots"):
+            yield
+
+
+# --- the conversation (main thread) -----------------------------------------------------------
+
+
+@dataclass
+class Conversation:
+    bg: LoopThread
+    core: ChatCore
+    ui: Ui
+    greet: bool
+    failed_turns: int = 0
+
+    def run(self) -> bool:
+        """Talk until /exit or the end of input; True when a reply failed (piped mode)."""
+        core, ui = self.core, self.ui
+        if core.offline:
+            ui.notice(
+                core.notice
+                or "Using the offline provider: replies are canned, not from a language model."
+            )
+        try:
+            with ui.busy("Processing queued memory extractions… (Ctrl+C to skip)"):
+                self.bg.call(core.catch_up())
+        except KeyboardInterrupt:
+            ui.info("Skipped processing the extraction queue; its jobs stay queued.")
+            self.bg.call(core.start_worker())
+        report = core.startup_report
+        if report is not None and report.claimed:
+            ui.info(_report_line("Queued memory extraction", report))
+        self._start()
+        while True:
+            try:
+                line = ui.read()
+            except EOFError:
+                break
+            except KeyboardInterrupt:
+                ui.say("")
+                ui.info("(Ctrl+D or /exit ends the session)")
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            if text.startswith("/") and not text.startswith("//"):
+                if self._command(text):
+                    break
+                continue
+            if text.startswith("//"):
+                text = text[1:]
+            self._turn(text)
+        self._end(final=True)
+        return isinstance(self.ui, PlainUi) and self.failed_turns > 0
+
+    def _start(self) -> None:
+        resuming = self.core.resume is not None
+        with self.ui.busy("Resuming…" if resuming else "Starting…"):
+            live = self.bg.call(self.core.start(greet=self.greet))
+        recent = self.bg.call(self.core.recent(4)) if resuming else None
+        self.ui.started(live, recent)
+        if live.greeting is not None:
+            self.ui.greeting(live.greeting)
+
+    def _end(self, *, final: bool) -> None:
+        ended = self.bg.call(self.core.end())
+        if ended is None:
+            return
+        summary = (
+            f"Session {str(ended.id)[:8]} {ended.status.value} ({ended.message_count} messages)."
+        )
+        if not final:
+            self.ui.info(summary)
+            return
+        try:
+            with self.ui.busy("Saving memories from this session… (Ctrl+C to leave it queued)"):
+                report = self.bg.call(self.core.final_extraction())
+        except KeyboardInterrupt:
+            self.ui.info(f"{summary} Memory extraction left in the queue (bnity queue run).")
+            return
+        except TimeoutError:
+            self.ui.info(f"{summary} Memory extraction left in the queue (bnity queue run).")
+            return
+        self.ui.info(f"{summary} {_report_line('Memory extraction', report)}")
+
+    def _turn(self, text: str) -> None:
+        from boternity.errors import BoternityError
+
+        bg, ui = self.bg, self.ui
+        try:
+            turn = bg.call(self.core.send(text))
+        except BoternityError as exc:  # e.g. NUL in the text: nothing was sent or stored
+            self.failed_turns += 1
+            ui.error(str(exc))
+            return
+        pieces: queue.Queue[str | None] = queue.Queue()
+        future = bg.submit(self.core.pump(turn, pieces))
+        ui.reply_start()
+        try:
+            while (piece := pieces.get()) is not None:
+                ui.delta(piece)
+            reply = future.result()
+        except KeyboardInterrupt:
+            bg.soon(turn.cancel)
+            partial = bg.call(self.core.settle(turn))
+            ui.reply_end(partial, cancelled=True)
+            return
+        except BoternityError as exc:
+            self.failed_turns += 1
+            ui.reply_end(None, cancelled=False)
+            ui.error(f"no reply: {exc}")
+            return
+        ui.reply_end(reply)
+
+    def _command(self, text: str) -> bool:
+        """Run a slash command; True when the conversation should end."""
+        from boternity.cli.output import ellipsis, fmt_time
+
+        word, _, rest = text.partition(" ")
+        word, rest = word.lower(), rest.strip()
+        core, ui, bg = self.core, self.ui, self.bg
+        if word in ("/help", "/h", "/?"):
+            ui.say(HELP_TEXT)
+        elif word in ("/exit", "/quit", "/q"):
+            return True
+        elif word == "/new":
+            self._end(final=False)
+            self._start()
+        elif word == "/history":
+            n = HISTORY_DEFAULT
+            if rest:
+                if not rest.isdigit() or int(rest) < 1:
+                    ui.error("usage: /history [N] (N a positive number)")
+                    return False
+                n = int(rest)
+            messages = bg.call(core.recent(n))
+            if not messages:
+                ui.say("No messages yet.")
+            for m in messages:
+                who = "You" if m.role.value == "user" else bot_label(core.bot)
+                ui.say(f"[{m.seq}] {who}: {ellipsis(m.content, 300)}")
+        elif word in ("/remember", "/rem"):
+            if not rest:
+                ui.error("usage: /remember FACT")
+                return False
+            try:
+                ui.say(bg.call(core.remember(rest)))
+            except Exception as exc:  # a bad fact (e.g. too long) must not end the chat
+                ui.error(str(exc))
+        elif word == "/sessions":
+            sessions, prefixes = bg.call(core.sessions())
+            current = core.live.id if core.live is not None else None
+            for s in sessions:
+                mark = "*" if s.id == current else " "
+                ui.say(
+                    f"{mark} {prefixes[s.id]}  {fmt_time(s.started_at)}  {s.status.value:<9}"
+                    f" {s.message_count:>4} msgs  {ellipsis(s.title or '(untitled)', 50)}"
+                )
+        else:
+            ui.error(f"unknown command {word} (try /help)")
+        return False
+
+
+def _report_line(what: str, report: WorkerReport) -> str:
+    from boternity.cli.output import plural
+
+    if not report.claimed:
+        return f"{what}: nothing due."
+    parts = [f"{plural(report.memories_saved, 'memory', 'memories')} saved"]
+    if report.superseded:
+        parts.append(f"{report.superseded} superseded")
+    if report.failed or report.exhausted:
+        parts.append(
+            f"{report.failed + report.exhausted} of {plural(report.claimed, 'job')} failed"
+            " (see bnity queue)"
+        )
+    return f"{what}: " + ", ".join(parts) + "."

@@ -1,0 +1,272 @@
+"""``bnity demo``: the whole pipeline on a fresh machine, with no API key.
+
+A demo bot (slug ``demo``, with a soul) has a short scripted conversation through the real
+:class:`~boternity.chat.ChatEngine` with the offline provider (canned replies, labelled as
+such). Ending the session queues its final memory extraction; the queue is then processed
+by the real :class:`~boternity.memory.ExtractionWorker`, and the transcript and the memories
+(with their provenance) are shown. Running it again reuses the bot and adds a session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import typer
+
+from boternity.cli.runtime import JsonOpt
+
+if TYPE_CHECKING:
+    from boternity.cli.memories import Provenance
+    from boternity.llm import Completion, CompletionRequest, StreamEvent
+    from boternity.llm.offline import OfflineProvider
+    from boternity.memory import WorkerReport
+    from boternity.models import Bot, ChatMessage, ChatSession, MemoryEntry
+    from boternity.store import Store
+
+SLUG = "demo"
+NAME = "Demo"
+SOUL = """\
+You are Demo, the boternity demonstration bot: warm, brief and curious.
+You remember what people tell you about themselves and use it naturally later on."""
+
+#: Facts, then a correction: the correction supersedes the earlier memory.
+SCRIPT = (
+    "Hi! My name is Sam.",
+    "I live in Lisbon and I work as a nurse.",
+    "I love hiking in the mountains.",
+    "Actually, I moved last month. I live in Berlin.",
+    "Where do I live?",
+)
+#: The first three user turns close one extraction job; the final job covers the rest, so
+#: the correction is extracted after the fact it corrects is stored.
+EXTRACT_EVERY = 3
+
+
+class DemoProvider:
+    """The offline provider with a canned greeting (the offline provider would echo the
+    greeting request). Everything else, extraction included, is the offline provider's."""
+
+    name = "offline"
+    label = "offline (canned replies)"
+
+    def __init__(self) -> None:
+        from boternity.llm.offline import OfflineProvider
+
+        self._inner: OfflineProvider = OfflineProvider()
+
+    @property
+    def default_model(self) -> str:
+        return self._inner.default_model
+
+    def context_window(self, model: str) -> int:
+        return self._inner.context_window(model)
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _special(self, request: CompletionRequest) -> str | None:
+        from boternity.chat.prompt import GREETING_REQUEST
+
+        if request.messages and request.messages[-1].content == GREETING_REQUEST:
+            return f"[offline] Hello, I'm {NAME}! Tell me about yourself and I'll remember it."
+        return None
+
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        from boternity.llm import Done, TextDelta, Usage, estimate_prompt_tokens, estimate_tokens
+
+        text = self._special(request)
+        if text is None:
+            async for event in self._inner.stream(request):
+                yield event
+            return
+        yield TextDelta(text)
+        yield Usage(estimate_prompt_tokens(request), estimate_tokens(text))
+        yield Done("end_turn")
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        from boternity.llm import collect
+
+        return await collect(self.stream(request), model=request.model)
+
+
+@dataclass(slots=True)
+class DemoResult:
+    bot: Bot
+    created: bool
+    session: ChatSession
+    messages: list[ChatMessage]
+    report: WorkerReport
+    memories: list[MemoryEntry]
+    sources: dict[Any, Provenance]
+    queued: int
+
+
+async def run_demo(store: Store, say: Any) -> DemoResult:
+    """The demo itself; ``say(role, text)`` is told each message as it is stored."""
+    from boternity.chat import ChatEngine
+    from boternity.cli.memories import provenance
+    from boternity.memory import ExtractionWorker, MemoryRecall
+    from boternity.models import Bot
+
+    bot = await store.bots.get_bot_by_slug(SLUG)
+    created = bot is None
+    if bot is None:
+        bot = await store.bots.create_bot(
+            Bot(name=NAME, slug=SLUG, description="The bnity demo bot")
+        )
+        await store.bots.save_soul(bot.id, SOUL, message="bnity demo")
+    async with DemoProvider() as provider:
+        engine = ChatEngine(
+            store, provider, recall=MemoryRecall(store), extract_every=EXTRACT_EVERY
+        )
+        async with engine:
+            live = await engine.start_session(bot, greet=True)
+            if live.greeting is not None:
+                say("assistant", live.greeting.content)
+            for text in SCRIPT:
+                say("user", text)
+                reply = await live.ask(text)
+                say("assistant", reply.content)
+            session = await live.end()  # queues the final extraction
+        queued = len(await store.memory.list_pending_extractions(bot_id=bot.id))
+        report = await ExtractionWorker(store, provider).run_once(bot_id=bot.id)
+    messages = await store.chat.get_messages(session.id)
+    ended = await store.chat.get_session(session.id)
+    memories = await store.memory.get_memories(bot.id, include_superseded=True)
+    return DemoResult(
+        bot=bot,
+        created=created,
+        session=ended or session,
+        messages=messages,
+        report=report,
+        memories=memories,
+        sources=await provenance(store, memories),
+        queued=queued,
+    )
+
+
+def demo(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+) -> None:
+    """Try boternity without an API key: a scripted chat with a demo bot, memory extraction
+    through the queue, and the memories with where they came from.
+
+    Uses the offline provider (canned, pattern-matched replies: not a language model). Run
+    it again to add another session; then chat yourself with 'bnity chat demo'."""
+    from rich.text import Text
+
+    from boternity.cli.output import (
+        console,
+        ellipsis,
+        plural,
+        print_json,
+        stars,
+        table,
+        text,
+        to_jsonable,
+    )
+    from boternity.cli.runtime import get_state, run
+
+    out = console()
+    err = console(stderr=True)
+    err.print(
+        Text(
+            "bnity demo uses the offline provider: replies are canned (pattern-matched),"
+            " not from a language model.",
+            style="yellow",
+        )
+    )
+    label = {"user": "You", "assistant": NAME}
+
+    def say(role: str, content: str) -> None:
+        if json_:
+            return
+        line = Text(f"{label[role]}: ", style="bold" if role == "user" else "bold cyan")
+        line.append(content)
+        out.print(line)
+
+    if not json_:
+        out.print(Text("A scripted conversation with the demo bot:", style="bold"))
+    result: DemoResult = run(ctx, lambda store: run_demo(store, say), create=True)
+    live = [m for m in result.memories if m.is_live]
+    if json_:
+        memories = []
+        for m in result.memories:
+            item = to_jsonable(m)
+            item["provenance"] = result.sources[m.id].as_json()
+            memories.append(item)
+        print_json(
+            {
+                "bot": result.bot,
+                "bot_created": result.created,
+                "session": result.session,
+                "messages": result.messages,
+                "extraction": result.report,
+                "memories": memories,
+            }
+        )
+        return
+    s = result.session
+    out.print()
+    out.print(
+        Text(
+            f"{'Created' if result.created else 'Reused'} bot '{result.bot.name}'"
+            f" ({result.bot.slug}). Session {str(s.id)[:8]} “{s.title or 'untitled'}”:"
+            f" {s.status.value}, {plural(s.message_count, 'message')} stored.",
+        )
+    )
+    r = result.report
+    out.print(
+        Text(
+            f"Memory extraction through the queue: {plural(result.queued, 'job')} processed,"
+            f" {plural(r.memories_saved, 'memory', 'memories')} saved,"
+            f" {r.superseded} superseded"
+            + (f", {r.failed + r.exhausted} failed" if r.failed or r.exhausted else "")
+            + "."
+        )
+    )
+    out.print()
+    t = table("Fact", "Category", "Importance", "Source (session: message)", "Status!")
+    shown = [m for m in result.memories if m.session_id == s.id or m.is_live]
+    for m in shown:
+        t.add_row(
+            text(ellipsis(m.fact, 50)),
+            m.category.value,
+            stars(m.importance),
+            text(result.sources[m.id].describe()),
+            "live" if m.is_live else "superseded",
+        )
+    t.title = f"What {NAME} remembers ({plural(len(live), 'live memory', 'live memories')})"
+    out.print(t)
+    db = get_state(ctx).db
+    flag = f" --db {db}" if db else ""
+    out.print(
+        Text(
+            "\nThat was the offline provider. To chat with a real model, set one of:\n"
+            "  ANTHROPIC_API_KEY=…                       Anthropic\n"
+            "  OPENAI_API_KEY=…                          OpenAI\n"
+            "  OPENAI_BASE_URL=http://localhost:11434/v1  a local OpenAI-compatible server"
+            " (Ollama, vLLM, llama.cpp, LM Studio)\n"
+            f"then run: bnity{flag} chat {SLUG}\n"
+            f"Look around: bnity{flag} sessions {SLUG} · bnity{flag} memories {SLUG}"
+            f" · bnity{flag} session show {str(s.id)[:8]}"
+        )
+    )

@@ -1,0 +1,501 @@
+"""bnity chat: piped sessions against the fake LLM server, slash commands, --resume, errors,
+a real subprocess, and Ctrl+C / Ctrl+D on a real terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from boternity import Store
+from boternity.models import MessageRole, SessionStatus
+from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse, with_store
+from tests.cli.fixtures import UNICODE, World
+from tests.fakes.llm_server import json_reply, openai_frames, sse_reply
+
+BNITY = [sys.executable, "-m", "boternity.cli"]
+SECRET = "sk-test-secret-key"
+
+
+@pytest.fixture
+def luna(cli: Invoke) -> str:
+    assert cli("bot", "create", "Luna").exit_code == 0
+    return "luna"
+
+
+def sessions_of(cli: Invoke, bot: str) -> list[dict[str, object]]:
+    data: list[dict[str, object]] = parse(cli("sessions", bot, "--json"))
+    return data
+
+
+def transcript(cli: Invoke, session_id: object) -> list[dict[str, object]]:
+    data = parse(cli("session", "show", str(session_id), "--json"))
+    messages: list[dict[str, object]] = data["messages"]
+    return messages
+
+
+def test_piped_chat_through_the_fake_server(
+    cli: Invoke, luna: str, llm: FakeLlm, db_path: Path
+) -> None:
+    result = cli(
+        "chat", luna, input=f"Hello, my name is {UNICODE}\nI live in Paris\n", env=llm.env()
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # greeting, then one plain reply per input line (the fake answers like the offline bot)
+    assert len(lines) == 3, result.stdout
+    assert lines[1] == f"[offline] Noted: your name is {UNICODE}."
+    assert lines[2] == "[offline] Noted: you live in Paris."
+    assert SECRET not in result.stdout + result.stderr
+
+    [session] = sessions_of(cli, luna)
+    assert session["status"] == "completed" and session["ended_at"] is not None
+    messages = transcript(cli, session["id"])
+    assert [m["role"] for m in messages] == ["assistant", "user", "assistant", "user", "assistant"]
+    assert messages[1]["content"] == f"Hello, my name is {UNICODE}"
+    assert messages[4]["content"] == "[offline] Noted: you live in Paris."
+    assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
+
+    # the provider saw the key and the unicode text; the final extraction was queued at the
+    # end of the session and processed before the command returned
+    chats = llm.of("chat")
+    assert any(UNICODE in str(body["messages"]) for body in chats)
+    assert all(r.headers["authorization"] == f"Bearer {SECRET}" for r in llm.server.requests)
+    assert len(llm.of("extraction")) == 1
+    assert "[5] assistant:" in llm.of("extraction")[0]["messages"][-1]["content"]
+    assert parse(cli("queue", "--json")) == []
+    memories = parse(cli("memories", luna, "--json"))
+    facts = {m["fact"]: m for m in memories}
+    assert set(facts) == {f"User's name is {UNICODE}", "User lives in Paris"}
+    assert all(m["session_id"] == session["id"] for m in memories)
+    assert "Memory extraction: 2 memories saved." in result.stderr
+
+
+def test_final_extraction_failure_keeps_the_job_queued_for_queue_run(
+    cli: Invoke, luna: str, llm: FakeLlm
+) -> None:
+    llm.script("extraction", json_reply({"choices": []}, status=200))  # unusable reply
+    result = cli("chat", luna, "--no-greeting", input="I live in Oslo\n", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert "1 of 1 job failed" in result.stderr
+    [job] = parse(cli("queue", "--json"))
+    assert job["attempt_count"] == 1 and job["error_message"]
+    [session] = sessions_of(cli, luna)
+    assert job["session_id"] == session["id"] and session["status"] == "completed"
+
+    # backed off for now: not due yet
+    assert "No due jobs" in cli("queue", "run", env=llm.env()).stdout
+    assert cli("queue", "retry", "--all").exit_code == 0
+    done = cli("queue", "run", env=llm.env())
+    assert done.exit_code == 0, done.stderr
+    assert "1 completed" in done.stdout
+    assert parse(cli("queue", "--json")) == []
+    assert [m["fact"] for m in parse(cli("memories", luna, "--json"))] == ["User lives in Oslo"]
+
+
+def test_slash_commands_when_piped(cli: Invoke, luna: str, llm: FakeLlm, db_path: Path) -> None:
+    script = "\n".join(
+        [
+            "I like green tea",
+            f"/remember My cat is called {UNICODE}",
+            "/history 2",
+            "/HISTORY x",
+            "/sessions",
+            "/new",
+            "//slash message",
+            "/nope",
+            "/exit",
+            "never sent",
+        ]
+    )
+    result = cli("chat", luna, "--no-greeting", input=script + "\n", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert f"Remembered: My cat is called {UNICODE}" in out
+    assert "[1] You: I like green tea" in out
+    assert "[2] Luna: [offline] Noted: you like green tea." in out
+    assert "usage: /history [N]" in result.stderr
+    assert "unknown command /nope" in result.stderr
+    assert out.count("* ") == 1  # /sessions marks the current one
+
+    sessions = sessions_of(cli, luna)
+    assert len(sessions) == 2
+    assert all(s["status"] == "completed" for s in sessions)
+    newest, first = sessions
+    assert [m["content"] for m in transcript(cli, first["id"])][0] == "I like green tea"
+    second = transcript(cli, newest["id"])
+    assert second[0]["content"] == "/slash message"  # "//" sends a literal slash
+    assert "never sent" not in str(second)
+    manual = [m for m in parse(cli("memories", luna, "--json")) if m["is_manual"]]
+    assert [m["fact"] for m in manual] == [f"My cat is called {UNICODE}"]
+    assert manual[0]["session_id"] == first["id"]
+
+
+def test_remember_twice_and_help(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    result = cli(
+        "chat",
+        luna,
+        "--no-greeting",
+        input="/help\n/remember Likes tea\n/rem likes TEA.\n/remember\n",
+        env=llm.env(),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "/history [N]" in result.stdout and "/remember FACT" in result.stdout
+    assert "Remembered: Likes tea" in result.stdout
+    assert "Already remembered" in result.stdout
+    assert "usage: /remember FACT" in result.stderr
+    # nothing was said: an empty session, nothing to extract
+    assert llm.of("extraction") == []
+
+
+def test_resume_latest_and_by_prefix(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    assert cli("chat", luna, input="first\n", env=llm.env()).exit_code == 0
+    assert cli("chat", luna, "--no-greeting", input="second\n", env=llm.env()).exit_code == 0
+    older, newer = reversed(sessions_of(cli, luna))
+
+    again = cli("chat", luna, "--resume", input="third\n", env=llm.env())
+    assert again.exit_code == 0, again.stderr
+    assert f"session {newer['id']} resumed" in again.stderr
+    assert len(sessions_of(cli, luna)) == 2
+    messages = transcript(cli, newer["id"])
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["second", "third"]
+
+    prefix = str(older["id"])[:13]
+    back = cli("chat", luna, "--resume", prefix, input="fourth\n", env=llm.env())
+    assert back.exit_code == 0, back.stderr
+    contents = [m["content"] for m in transcript(cli, older["id"]) if m["role"] == "user"]
+    assert contents == ["first", "fourth"]
+    sessions = {s["id"]: s for s in sessions_of(cli, luna)}
+    assert sessions[older["id"]]["status"] == "completed"
+    # the resumed history was part of the context
+    assert "first" in str(llm.of("chat")[-1]["messages"])
+
+
+def test_resume_errors(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    nothing = cli("chat", luna, "--resume", input="", env=llm.env())
+    assert nothing.exit_code == 4
+    assert "no session to resume" in one_line_error(nothing)
+    missing = cli("chat", luna, "--resume", "ffffffff", input="", env=llm.env())
+    assert missing.exit_code == 4
+    one_line_error(missing)
+
+
+def test_unknown_bot_and_missing_database(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    result = cli("chat", "nobody", input="hi\n", env=llm.env())
+    assert result.exit_code == 4
+    assert "nobody" in one_line_error(result)
+    assert sessions_of(cli, luna) == []
+
+
+def test_missing_database_is_not_created(cli: Invoke, db_path: Path) -> None:
+    result = cli("chat", "luna", input="hi\n")
+    assert result.exit_code == 4
+    assert "no database at" in one_line_error(result)
+    assert not db_path.exists()
+
+
+def test_offline_provider_is_announced_and_labelled(cli: Invoke, luna: str) -> None:
+    result = cli("chat", luna, input="I live in Rome\n")
+    assert result.exit_code == 0, result.stderr
+    assert "offline provider" in result.stderr
+    assert result.stdout == "[offline] Noted: you live in Rome.\n"
+
+
+def test_unknown_provider_is_one_line(cli: Invoke, luna: str) -> None:
+    result = cli("chat", luna, "--provider", "nope", input="hi\n")
+    assert result.exit_code == 2
+    assert "unknown LLM provider" in one_line_error(result)
+
+
+def test_failed_reply_keeps_the_user_message_and_exits_1(
+    cli: Invoke, luna: str, llm: FakeLlm
+) -> None:
+    from tests.fakes.llm_server import openai_error
+
+    llm.script("chat", openai_error(400, "bad request from the test"))
+    result = cli("chat", luna, "--no-greeting", input="one\ntwo\n", env=llm.env())
+    assert result.exit_code == 1
+    assert "bad request from the test" in result.stderr
+    assert SECRET not in result.stderr
+    [session] = sessions_of(cli, luna)
+    contents = [m["content"] for m in transcript(cli, session["id"])]
+    assert contents[0] == "one" and contents[1] == "two" and len(contents) == 3
+    assert session["status"] == "completed"
+
+
+def test_model_flag_reaches_the_provider(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    result = cli("chat", luna, "--no-greeting", "--model", "gpt-flag", input="hi\n", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert llm.of("chat")[0]["model"] == "gpt-flag"
+    [session] = sessions_of(cli, luna)
+    assert session["model"] == "gpt-flag"
+
+
+def _reap(pid: int, timeout: float = 30) -> int:
+    """Wait for the child; kill it (it is ours) if it does not end in time."""
+    import signal
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
+
+
+# --- real processes -----------------------------------------------------------------------------
+
+
+def _env(llm: FakeLlm | None = None, **extra: str) -> dict[str, str]:
+    from tests.cli.conftest import CLEAN_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    env["PYTHONUTF8"] = "1"
+    if llm is not None:
+        env.update(llm.env())
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_printf_pipe_in_a_subprocess(tmp_path: Path, llm: FakeLlm) -> None:
+    db = str(tmp_path / "pipe.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    result = subprocess.run(
+        [*BNITY, "--db", db, "chat", "luna"],
+        input=f"hi {UNICODE}\nbye\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        env=_env(llm),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == '[offline] You said: "bye". ' + (
+        "This is a canned reply; set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL to"
+        " talk to a real model."
+    )
+    assert "Traceback" not in result.stderr and SECRET not in result.stderr
+
+    async def check(store: Store) -> None:
+        bot = await store.bots.get_bot_by_slug("luna")
+        assert bot is not None
+        [session] = await store.chat.list_sessions(bot.id)
+        assert session.status is SessionStatus.COMPLETED
+        messages = await store.chat.get_messages(session.id)
+        assert [m.role for m in messages][-2:] == [MessageRole.USER, MessageRole.ASSISTANT]
+        assert messages[1].content == f"hi {UNICODE}"
+        assert await store.memory.list_pending_extractions() == []
+
+    with_store(Path(db), check)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_terminal_ctrl_c_cancels_a_reply_and_ctrl_d_ends(tmp_path: Path, llm: FakeLlm) -> None:
+    import pty
+    import select
+
+    db = str(tmp_path / "tty.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    slow = [f"word{i} " for i in range(200)]
+    llm.script("chat", sse_reply(openai_frames(slow), chunk_delay=0.05))
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execve(
+            sys.executable,
+            [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+            _env(llm, COLUMNS="100"),
+        )
+    output = b""
+
+    def read_until(needle: bytes, timeout: float = 15, start: int = 0) -> None:
+        nonlocal output
+        end = time.monotonic() + timeout
+        while needle not in output[start:]:
+            assert time.monotonic() < end, (needle, output.decode(errors="replace"))
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:
+                    break
+
+    try:
+        read_until(b"You \xe2\x80\xba ")
+        os.write(fd, b"tell me a long story\r")
+        read_until(b"word3 ")
+        os.write(fd, b"\x03")  # Ctrl+C: cancel this reply, keep the session
+        read_until(b"reply cancelled")
+        read_until(b"You \xe2\x80\xba ", timeout=30)
+        os.write(fd, b"I live in Rome\r")
+        read_until(b"Noted: you live in Rome")
+        read_until(b"tokens \xc2\xb7")  # the stats footer
+        read_until(b"You \xe2\x80\xba ", start=output.rindex(b"tokens \xc2\xb7"))
+        time.sleep(0.3)  # readline is reading
+        os.write(fd, b"\x04")  # Ctrl+D: end the session
+        read_until(b"completed")
+    finally:
+        status = _reap(pid)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
+    assert b"Traceback" not in output
+
+    async def check(store: Store) -> None:
+        bot = await store.bots.get_bot_by_slug("luna")
+        assert bot is not None
+        [session] = await store.chat.list_sessions(bot.id)
+        assert session.status is SessionStatus.COMPLETED
+        messages = await store.chat.get_messages(session.id)
+        assert [m.content for m in messages if m.role is MessageRole.USER] == [
+            "tell me a long story",
+            "I live in Rome",
+        ]
+        cancelled = messages[1]
+        assert cancelled.role is MessageRole.ASSISTANT and cancelled.stop_reason == "cancelled"
+        assert cancelled.content.startswith("word0 word1 word2")
+
+    with_store(Path(db), check)
+
+
+def test_disabled_bot_is_refused(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    assert cli("bot", "edit", luna, "--status", "disabled").exit_code == 0
+    result = cli("chat", luna, input="hi\n", env=llm.env())
+    assert result.exit_code == 5
+    assert "disabled" in one_line_error(result)
+    assert sessions_of(cli, luna) == []
+
+
+def test_anthropic_wire_through_the_fake_server(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    env = {
+        "ANTHROPIC_BASE_URL": llm.server.base_url,
+        "ANTHROPIC_API_KEY": "sk-ant-test-secret",
+    }
+    result = cli("chat", luna, "--no-greeting", input=f"I live in {UNICODE}\n", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"[offline] Noted: you live in {UNICODE}.\n"
+    assert "sk-ant-test-secret" not in result.stdout + result.stderr
+    assert all(r.path == "/v1/messages" for r in llm.server.requests)
+    assert all(r.headers["x-api-key"] == "sk-ant-test-secret" for r in llm.server.requests)
+    assert [m["fact"] for m in parse(cli("memories", luna, "--json"))] == [
+        f"User lives in {UNICODE}"
+    ]
+
+
+def test_start_recovers_crashed_sessions_and_drains_the_bots_queue(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    active = world.sessions[1]  # left "active" by a process that is gone
+    result = cli("chat", "helper", "--no-greeting", input="hi\n", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert "Queued memory extraction:" in result.stderr
+    sessions = {s["id"]: s for s in sessions_of(cli, "helper")}
+    assert sessions[str(active.id)]["status"] == "crashed"
+    # the due job and the crashed session's final job ran before the conversation; only
+    # the exhausted job (out of attempts) is left
+    left = parse(cli("queue", "--json"))
+    assert [j["id"] for j in left] == [str(world.jobs[1].id)]
+    # the first request of the conversation already recalled what those jobs found
+    first_chat = llm.of("chat")[0]
+    assert "Zürich" in str(first_chat["messages"][0]["content"])
+
+
+async def test_the_background_worker_runs_while_chatting_and_stops_cleanly(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from boternity import open_store
+    from boternity.cli import chatting
+    from boternity.models import Bot, ChatMessage, ChatSession, PendingExtraction
+
+    monkeypatch.setattr(chatting, "WORKER_INTERVAL", 0.02)
+    async with open_store(db_path) as store:
+        luna = await store.bots.create_bot(Bot(name="Luna"))
+        other = await store.bots.create_bot(Bot(name="Other"))
+    core = chatting.ChatCore(str(db_path), "luna", resume=None, provider="offline", model=None)
+    await core.open()
+    try:
+        await core.catch_up()
+        live = await core.start(greet=False)
+        assert live.bot.id == luna.id
+        # a job of another bot, queued while this chat runs, is done by the background worker
+        session = await core.store.chat.create_session(ChatSession(bot_id=other.id, model="m"))
+        await core.store.chat.save_message(
+            ChatMessage(session_id=session.id, role="user", content="I live in Kyiv")  # type: ignore[arg-type]
+        )
+        await core.store.memory.save_pending_extraction(
+            PendingExtraction(session_id=session.id, bot_id=other.id)
+        )
+        for _ in range(200):
+            if not await core.store.memory.list_pending_extractions():
+                break
+            await asyncio.sleep(0.02)
+        facts = [m.fact for m in await core.store.memory.get_memories(other.id)]
+        assert facts == ["User lives in Kyiv"]
+        worker = core._worker_task
+        assert worker is not None and not worker.done()
+        ended = await core.end()
+        assert ended is not None and ended.status is SessionStatus.COMPLETED
+    finally:
+        await core.close()
+    assert worker.cancelled()
+    assert core._worker_task is None
+
+
+def test_a_message_that_cannot_be_stored_is_refused_and_the_chat_goes_on(
+    cli: Invoke, luna: str, llm: FakeLlm
+) -> None:
+    result = cli(
+        "chat", luna, "--no-greeting", input="bad \x00 text\nI live in Rome\n", env=llm.env()
+    )
+    assert result.exit_code == 1  # piped: a failed turn makes the run fail
+    assert "error:" in result.stderr and "NUL" in result.stderr.upper()
+    assert result.stdout == "[offline] Noted: you live in Rome.\n"
+    [session] = sessions_of(cli, luna)
+    assert [m["content"] for m in transcript(cli, session["id"])][0] == "I live in Rome"
+
+
+async def test_the_background_worker_is_restarted_after_an_unexpected_error(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from boternity import open_store
+    from boternity.cli import chatting
+    from boternity.memory import ExtractionWorker
+    from boternity.models import Bot
+
+    monkeypatch.setattr(chatting, "WORKER_INTERVAL", 0.01)
+    calls: list[int] = []
+
+    async def flaky(
+        self: ExtractionWorker, *, interval: float = 5.0, bot_id: object = None
+    ) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(ExtractionWorker, "run_forever", flaky)
+    async with open_store(db_path) as store:
+        await store.bots.create_bot(Bot(name="Luna"))
+    core = chatting.ChatCore(str(db_path), "luna", resume=None, provider="offline", model=None)
+    await core.open()
+    try:
+        await core.catch_up()
+        for _ in range(200):
+            if len(calls) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(calls) == 2
+        assert "the extraction worker stopped (boom)" in caplog.text
+    finally:
+        await core.close()

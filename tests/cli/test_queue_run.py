@@ -1,0 +1,96 @@
+"""bnity queue run: process due jobs now, against the fake LLM server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse
+from tests.cli.fixtures import UNICODE, World
+from tests.fakes.llm_server import openai_error
+
+REPORT_FIELDS = {
+    "claimed",
+    "completed",
+    "failed",
+    "exhausted",
+    "memories_saved",
+    "superseded",
+    "errors",
+}
+
+
+def test_queue_run_processes_due_jobs(cli: Invoke, world: World, llm: FakeLlm) -> None:
+    result = cli("queue", "run", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    # not a terminal: one plain line per job, then the summary
+    lines = result.stdout.splitlines()
+    assert (
+        lines[0].startswith(f"job {str(world.jobs[0].id)[:8]} (helper/") and "completed" in lines[0]
+    )
+    assert "Processed 1 job with openai" in lines[-1] and "1 completed" in lines[-1]
+    assert "sk-test-secret-key" not in result.stdout + result.stderr
+    left = parse(cli("queue", "--json"))
+    assert [j["id"] for j in left] == [str(world.jobs[1].id)]  # the exhausted one stays
+    facts = [m["fact"] for m in parse(cli("memories", "helper", "--json"))]
+    assert "User lives in Zürich" in facts
+    assert len(llm.of("extraction")) == 1
+    assert UNICODE in llm.of("extraction")[0]["messages"][-1]["content"]
+
+
+def test_queue_run_json_report(cli: Invoke, world: World, llm: FakeLlm) -> None:
+    data = parse(cli("queue", "run", "--json", env=llm.env()))
+    assert set(data) == REPORT_FIELDS
+    assert data["claimed"] == 1 and data["completed"] == 1 and data["errors"] == []
+    assert data["memories_saved"] >= 1
+
+
+def test_queue_run_failure_keeps_the_job_and_exits_1(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    llm.script("extraction", *[openai_error(529, "Overloaded", kind="overloaded")] * 4)
+    result = cli("queue", "run", env=llm.env())
+    assert result.exit_code == 1
+    # retry warnings (one line each), then the one-line summary
+    line = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert line.startswith("error: Processed 1 job") and "1 failed" in line
+    [job] = [j for j in parse(cli("queue", "--json")) if j["id"] == str(world.jobs[0].id)]
+    assert job["attempt_count"] == 1
+    assert "529" in job["error_message"] or "verloaded" in job["error_message"]
+    assert job["state"] == "waiting"
+
+    assert cli("queue", "retry", "--all").exit_code == 0
+    llm.script("extraction", *[openai_error(529, "Overloaded", kind="overloaded")] * 4)
+    failed = cli("queue", "run", "--json", env=llm.env())
+    assert failed.exit_code == 1
+    import json
+
+    report = json.loads(failed.stdout)
+    assert report["failed"] + report["exhausted"] == 2  # both jobs were due again
+    assert len(report["errors"]) == 2
+
+
+def test_queue_run_bot_filter_limit_and_nothing_due(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    other = cli("queue", "run", "--bot", "other", env=llm.env())
+    assert other.exit_code == 0, other.stderr
+    assert "No due jobs" in other.stdout
+    assert len(parse(cli("queue", "--json"))) == 2
+    limited = parse(cli("queue", "run", "--limit", "1", "--json", env=llm.env()))
+    assert limited["claimed"] == 1
+    missing = cli("queue", "run", "--bot", "nobody", env=llm.env())
+    assert missing.exit_code == 4
+    one_line_error(missing)
+
+
+def test_queue_run_offline_says_so(cli: Invoke, world: World) -> None:
+    result = cli("queue", "run")
+    assert result.exit_code == 0, result.stderr
+    assert "offline provider" in result.stderr
+
+
+def test_queue_run_needs_a_database(cli: Invoke, db_path: Path) -> None:
+    result = cli("queue", "run")
+    assert result.exit_code == 4
+    assert not db_path.exists()
