@@ -202,7 +202,10 @@ def test_offline_provider_is_announced_and_labelled(cli: Invoke, luna: str) -> N
     result = cli("chat", luna, input="I live in Rome\n")
     assert result.exit_code == 0, result.stderr
     assert "offline provider" in result.stderr
-    assert result.stdout == "[offline] Noted: you live in Rome.\n"
+    assert result.stdout == (
+        "[offline] Hello, I'm Luna! Tell me about yourself and I'll remember it.\n"
+        "[offline] Noted: you live in Rome.\n"
+    )
 
 
 def test_unknown_provider_is_one_line(cli: Invoke, luna: str) -> None:

@@ -132,3 +132,29 @@ async def test_max_tokens_cuts_the_reply_on_characters() -> None:
 @pytest.mark.parametrize("text", ["", "abc", "abcd", "abcde", "日本語のテキスト"])
 def test_token_estimate_is_characters_over_four_rounded_up(text: str) -> None:
     assert OfflineProvider().count_tokens(text) == -(-len(text) // 4)
+
+
+def test_offline_greets_by_name_and_chat_prompts_are_never_mistaken_for_tasks() -> None:
+    from boternity.llm.base import ChatTurn, CompletionRequest
+    from boternity.llm.offline import answer
+
+    system = "<soul>\nGives every answer a title and a summary.\n</soul>\n\n<identity>\nName: Luna\n</identity>"
+    greeting = CompletionRequest(
+        model="offline",
+        system=system,
+        messages=[
+            ChatTurn(
+                "user",
+                "[The user has opened a new conversation. Greet them in character and"
+                " introduce yourself in at most two sentences.]",
+            )
+        ],
+    )
+    assert (
+        answer(greeting)
+        == "[offline] Hello, I'm Luna! Tell me about yourself and I'll remember it."
+    )
+    chat = CompletionRequest(
+        model="offline", system=system, messages=[ChatTurn("user", "I live in Rome")]
+    )
+    assert answer(chat) == "[offline] Noted: you live in Rome."

@@ -262,3 +262,33 @@ async def test_empty_range_completes_without_calling_the_model(
     await enqueue(store, session, 1, 1)
     report = await ExtractionWorker(store, provider).run_once()
     assert report.completed == 1 and server.requests == []
+
+
+async def test_run_forever_survives_a_failing_pass(
+    store: Store, provider: AnthropicProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    _, session, _ = await conversation(store, "I live in Oslo")
+    await enqueue(store, session, 1, 1)
+    real_claim = store.memory.claim_pending_extractions
+    calls = 0
+
+    async def flaky_claim(**kwargs: object) -> list[PendingExtraction]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in a pass")
+        return await real_claim(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.memory, "claim_pending_extractions", flaky_claim)
+    task = asyncio.create_task(ExtractionWorker(store, provider).run_forever(interval=0.01))
+    try:
+        async with asyncio.timeout(10):
+            while await store.memory.list_pending_extractions():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert calls >= 2

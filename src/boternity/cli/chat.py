@@ -94,8 +94,7 @@ def chat(
         try:
             bg.call(core.open())
             ui: Ui = TerminalUi(core) if interactive else PlainUi(core)
-            # The offline provider has no greeting of its own (it would echo the request).
-            greet = not no_greeting and not core.offline
+            greet = not no_greeting
             failed = Conversation(bg, core, ui, greet=greet).run()
         finally:
             bg.call(core.close())

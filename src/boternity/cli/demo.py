@@ -9,10 +9,8 @@ by the real :class:`~boternity.memory.ExtractionWorker`, and the transcript and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,8 +18,6 @@ from boternity.cli.runtime import JsonOpt
 
 if TYPE_CHECKING:
     from boternity.cli.memories import Provenance
-    from boternity.llm import Completion, CompletionRequest, StreamEvent
-    from boternity.llm.offline import OfflineProvider
     from boternity.memory import WorkerReport
     from boternity.models import Bot, ChatMessage, ChatSession, MemoryEntry
     from boternity.store import Store
@@ -43,67 +39,6 @@ SCRIPT = (
 #: The first three user turns close one extraction job; the final job covers the rest, so
 #: the correction is extracted after the fact it corrects is stored.
 EXTRACT_EVERY = 3
-
-
-class DemoProvider:
-    """The offline provider with a canned greeting (the offline provider would echo the
-    greeting request). Everything else, extraction included, is the offline provider's."""
-
-    name = "offline"
-    label = "offline (canned replies)"
-
-    def __init__(self) -> None:
-        from boternity.llm.offline import OfflineProvider
-
-        self._inner: OfflineProvider = OfflineProvider()
-
-    @property
-    def default_model(self) -> str:
-        return self._inner.default_model
-
-    def context_window(self, model: str) -> int:
-        return self._inner.context_window(model)
-
-    def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def _special(self, request: CompletionRequest) -> str | None:
-        from boternity.chat.prompt import GREETING_REQUEST
-
-        if request.messages and request.messages[-1].content == GREETING_REQUEST:
-            return f"[offline] Hello, I'm {NAME}! Tell me about yourself and I'll remember it."
-        return None
-
-    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
-        from boternity.llm import Done, TextDelta, Usage, estimate_prompt_tokens, estimate_tokens
-
-        text = self._special(request)
-        if text is None:
-            async for event in self._inner.stream(request):
-                yield event
-            return
-        yield TextDelta(text)
-        yield Usage(estimate_prompt_tokens(request), estimate_tokens(text))
-        yield Done("end_turn")
-
-    async def complete(self, request: CompletionRequest) -> Completion:
-        from boternity.llm import collect
-
-        return await collect(self.stream(request), model=request.model)
 
 
 @dataclass(slots=True)
@@ -132,7 +67,9 @@ async def run_demo(store: Store, say: Any) -> DemoResult:
             Bot(name=NAME, slug=SLUG, description="The bnity demo bot")
         )
         await store.bots.save_soul(bot.id, SOUL, message="bnity demo")
-    async with DemoProvider() as provider:
+    from boternity.llm import OfflineProvider
+
+    async with OfflineProvider() as provider:
         engine = ChatEngine(
             store, provider, recall=MemoryRecall(store), extract_every=EXTRACT_EVERY
         )

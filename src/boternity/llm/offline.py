@@ -267,14 +267,29 @@ def reply_for(request: CompletionRequest) -> str:
     )
 
 
+_NAME = re.compile(r"^Name: (?P<name>.+)$", re.M)
+
+
+def greeting_for(request: CompletionRequest) -> str:
+    match = _NAME.search(request.system or "")
+    name = match["name"].strip() if match else "your assistant"
+    return f"{PREFIX}Hello, I'm {name}! Tell me about yourself and I'll remember it."
+
+
 def answer(request: CompletionRequest) -> str:
     """The full reply text for a request (the stream is this, cut into pieces)."""
     system = (request.system or "").lower()
+    last = next(iter(reversed(_user_text(request.messages))), "").lower()
+    # A chat prompt carries the bot's <identity>: words like "title" or "summary" in a bot's
+    # soul must not turn its replies into titles or summaries.
+    if "<identity>" in system:
+        if last.startswith("[the user has opened a new conversation") and "greet" in last:
+            return greeting_for(request)
+        return reply_for(request)
     if "json" in system and ("fact" in system or "memor" in system):
         return extraction_for(request)
     if "title" in system:
         return title_for(request)
-    last = next(iter(reversed(_user_text(request.messages))), "").lower()
     if "summar" in system or last.startswith(("please summarize", "please summarise")):
         return summary_for(request)
     return reply_for(request)

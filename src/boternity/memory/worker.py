@@ -104,6 +104,8 @@ class ExtractionWorker:
                 await self.run_once(bot_id=bot_id)
             except BoternityError as exc:  # the store is busy or gone for a moment: try later
                 log.warning("extraction worker pass failed: %s", exc)
+            except Exception:  # a bug must not silently end memory extraction for good
+                log.exception("extraction worker pass failed unexpectedly; trying again later")
             await asyncio.sleep(interval)
 
     async def _process(self, job: PendingExtraction, report: WorkerReport) -> str:
