@@ -128,3 +128,16 @@ async def test_errors_leave_the_store_usable(store: Store) -> None:
             await store.chat.save_message(f.message(uuid.uuid4()))
     saved = await store.chat.save_message(f.message(s.id))
     assert saved.seq == 1
+
+
+async def test_a_closed_store_refuses_work_with_a_library_error(db_url: str) -> None:
+    from boternity import open_store
+    from boternity.errors import RepositoryError
+    from boternity.models import Bot
+
+    async with open_store(db_url) as store:
+        pass
+    with pytest.raises(RepositoryError, match="closed"):
+        await store.bots.list_bots()
+    with pytest.raises(RepositoryError, match="closed"):
+        await store.bots.create_bot(Bot(name="late"))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from boternity.backends.sqlite.errors import is_busy, translate
-from boternity.errors import BoternityError, StoreBusyError
+from boternity.errors import BoternityError, RepositoryError, StoreBusyError
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Worker:
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
-            raise RuntimeError(f"{self._name}: connection is not open")
+            raise RepositoryError("the store is closed")
         return await self._submit(fn)
 
     async def close(self) -> None:
