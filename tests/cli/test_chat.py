@@ -335,8 +335,16 @@ def test_terminal_ctrl_c_cancels_a_reply_and_ctrl_d_ends(tmp_path: Path, llm: Fa
         read_until(b"You \xe2\x80\xba ")
         os.write(fd, b"tell me a long story\r")
         read_until(b"word3 ")
-        os.write(fd, b"\x03")  # Ctrl+C: cancel this reply, keep the session
-        read_until(b"reply cancelled")
+        # Ctrl+C: cancel this reply, keep the session. On a loaded machine the first key
+        # press can be lost between the pty and the process, so press again if nothing shows.
+        for attempt in range(3):
+            os.write(fd, b"\x03")
+            try:
+                read_until(b"reply cancelled", timeout=3 if attempt < 2 else 15)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         read_until(b"You \xe2\x80\xba ", timeout=30)
         os.write(fd, b"I live in Rome\r")
         read_until(b"Noted: you live in Rome")
