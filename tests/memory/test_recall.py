@@ -93,3 +93,14 @@ async def test_remember_is_manual_with_default_importance_and_refuses_duplicates
         await remember(store, bot.id, "allergic to shellfish.")
     assert await forget(store, bot.id) == 1
     assert await store.memory.get_memories(bot.id) == []
+
+
+async def test_remember_names_a_bad_category(store: Store) -> None:
+    from boternity.errors import ValidationError
+
+    bot = await store.bots.create_bot(Bot(name="Strict"))
+    with pytest.raises(ValidationError, match="category: unknown value 'gossip'"):
+        await remember(store, bot.id, "x", category="gossip")
+    assert (await remember(store, bot.id, "Likes tea", category="preference")).category == (
+        MemoryCategory.PREFERENCE
+    )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from boternity.backends.common import check_enum
-from boternity.errors import ConflictError
+from boternity.errors import ConflictError, ValidationError
 from boternity.memory.extraction import normalise
 from boternity.models import MemoryCategory, MemoryEntry
 from boternity.store import Store
@@ -23,7 +22,13 @@ async def remember(
     session_id: uuid.UUID | None = None,
 ) -> MemoryEntry:
     """Save a manual memory. ConflictError when the bot already remembers the same fact."""
-    kind = check_enum(MemoryCategory, category, "category") or MemoryCategory.FACT
+    try:
+        kind = MemoryCategory(category)
+    except ValueError as exc:
+        allowed = ", ".join(c.value for c in MemoryCategory)
+        raise ValidationError(
+            f"category: unknown value {category!r} (expected one of: {allowed})"
+        ) from exc
     entry = MemoryEntry(
         bot_id=bot_id,
         fact=" ".join(fact.split()),
