@@ -9,7 +9,7 @@ import pytest
 
 from boternity import Store
 from boternity.errors import ConflictError, NotFoundError, ValidationError
-from boternity.models import MessageRole, SessionStatus
+from boternity.models import ChatMessage, MessageRole, SessionStatus
 from tests.conformance import factories as f
 
 # --- sessions -----------------------------------------------------------------------------
@@ -375,3 +375,27 @@ async def test_bot_token_total_that_would_overflow_is_refused(store: Store) -> N
     assert await store.chat.get_message_count(b.id) == 0
     stored_bot = await store.bots.get_bot(bot.id)
     assert stored_bot is not None and stored_bot.total_tokens_used == 2**62
+
+
+async def test_bot_totals_are_lifetime_totals_that_survive_clearing_and_deleting(
+    store: Store,
+) -> None:
+    bot = await f.new_bot(store)
+    first = await f.new_session(store, bot.id)
+    second = await f.new_session(store, bot.id)
+    for session, tokens in ((first, 5), (second, 7)):
+        await store.chat.save_message(
+            ChatMessage(
+                session_id=session.id,
+                role=MessageRole.ASSISTANT,
+                content="x",
+                input_tokens=tokens,
+                output_tokens=1,
+            )
+        )
+    await store.chat.clear_messages(first.id)
+    await store.chat.delete_session(second.id)
+    stored = await store.bots.get_bot(bot.id)
+    assert stored is not None
+    assert (stored.conversation_count, stored.total_tokens_used) == (2, 14)
+    assert stored.last_active_at is not None
