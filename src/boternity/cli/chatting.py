@@ -4,7 +4,6 @@ ways of showing a conversation, and the conversation loop."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import queue
 import sys
 import unicodedata
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from boternity.models import Bot, ChatMessage, ChatSession
     from boternity.store import Store
 
-log = logging.getLogger("boternity.cli.chat")
 
 HISTORY_DEFAULT = 10
 #: How long leaving a chat may wait for its final memory extraction (Ctrl+C skips it; the
@@ -101,19 +99,11 @@ class ChatCore:
         await self.start_worker()
 
     async def start_worker(self) -> None:
-        """The background worker: due jobs of any bot, while the chat lasts."""
+        """The background worker: due jobs of any bot, while the chat lasts. Owned here, not
+        by the engine, so the final job can be run (and reported) after stopping it."""
         if self._worker_task is None:
-            self._worker_task = asyncio.get_running_loop().create_task(self._keep_working())
-
-    async def _keep_working(self) -> None:
-        # run_forever() outlives store and provider errors; anything else would end it
-        # silently for the rest of the chat, so it is logged and the worker restarted.
-        while True:
-            try:
-                await self.worker.run_forever(interval=WORKER_INTERVAL)
-            except Exception as exc:
-                log.warning("the extraction worker stopped (%s); restarting it", exc)
-                await asyncio.sleep(WORKER_INTERVAL)
+            work = self.worker.run_forever(interval=WORKER_INTERVAL)  # survives failed passes
+            self._worker_task = asyncio.get_running_loop().create_task(work)
 
     async def start(self, *, greet: bool) -> LiveSession:
         """A new session, or the one ``--resume`` named (only the first time)."""
