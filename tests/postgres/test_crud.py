@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from boternity import Store
-from boternity.backends.postgres.rows import RESERVE_STEP
+from boternity.backends.postgres.dialect import RESERVE_STEP
 from boternity.ids import utc_now
 from boternity.models import (
     Bot,

@@ -31,28 +31,36 @@ def sqlstate(exc: BaseException) -> str:
     return str(getattr(exc, "sqlstate", "") or "")
 
 
+def _column(exc: BaseException) -> str:
+    """``table.column`` of a unique constraint by its default name (``bots_pkey`` is
+    ``bots.id``, ``bots_slug_key`` is ``bots.slug``)."""
+    table = getattr(exc, "table_name", None) or ""
+    constraint = getattr(exc, "constraint_name", None) or ""
+    if constraint == f"{table}_pkey":
+        return f"{table}.id"
+    return f"{table}.{constraint.removeprefix(table + '_').removesuffix('_key')}"
+
+
 def translate(
-    exc: BaseException, messages: Mapping[str, str] | None = None
+    exc: BaseException, conflicts: Mapping[str, str] | None = None
 ) -> RepositoryError | ValidationError:
     """A library error for a driver error, with the driver error chained as its cause.
 
-    ``messages`` maps a constraint name to the message to use when that constraint fired,
-    so callers name what clashed or is missing without an extra query beforehand.
+    ``conflicts`` maps a unique column (``"bots.slug"``) to the message to use when it
+    clashes, so callers name what clashed without an extra query beforehand.
     """
     code = sqlstate(exc)
-    constraint = getattr(exc, "constraint_name", None)
-    named = (messages or {}).get(constraint or "")
     error: RepositoryError | ValidationError
     if code == "23505":
-        error = ConflictError(named or f"already exists: {exc}")
+        error = ConflictError((conflicts or {}).get(_column(exc)) or f"already exists: {exc}")
     elif code == "23503":
-        error = NotFoundError(named or "a row this write refers to does not exist")
+        error = NotFoundError("a row this write refers to does not exist")
     elif (
         code in ("23514", "23502")
         or code.startswith("22")
         or isinstance(exc, asyncpg.exceptions.DataError)  # a value the driver cannot encode
     ):
-        error = ValidationError(named or f"refused by the database: {exc}")
+        error = ValidationError(f"refused by the database: {exc}")
     elif code in RETRYABLE or code in ("55P03", "57014"):
         error = StoreBusyError(f"the database stayed busy: {exc}")
     elif code.startswith("08") or isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
+from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, UnitFactory
 from boternity.backends.postgres.errors import DRIVER_ERRORS, RETRYABLE, sqlstate, translate
 from boternity.errors import BoternityError, RepositoryError
 
@@ -29,8 +30,6 @@ class Conn(Protocol):
     async def execute(self, query: str, *args: Any) -> str: ...
     def transaction(self) -> Any: ...
 
-
-Unit = Callable[[Conn], Awaitable[T]]
 
 #: Deadlocks and serialization failures roll the transaction back; rerunning is safe.
 _ATTEMPTS = 4
@@ -120,36 +119,42 @@ class Connections:
 
 
 class Database:
+    """The repository core's executor on PostgreSQL."""
+
     def __init__(self, primary: Connections, replica: Connections | None = None) -> None:
         self.primary = primary
         self.replica = replica or primary
 
-    async def read(self, unit: Unit[T], *, browse: bool = False) -> T:
-        """Run a read; ``browse`` reads may be served by the replica and lag behind."""
+    async def read(
+        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
+    ) -> Any:
+        """One statement; ``browse`` reads may be served by the replica and lag behind."""
         pool = self.replica if browse else self.primary
-        return await _shielded(self._run(pool, unit, False, None))
+        return await _shielded(self._run(pool, lambda c: _step(c, sql, params, shape), False))
 
     async def write(
         self,
-        unit: Unit[T],
+        unit: UnitFactory[T],
         *,
-        transaction: bool = False,
-        messages: Mapping[str, str] | None = None,
+        atomic: bool = False,
+        conflicts: Mapping[str, str] | None = None,
     ) -> T:
         """Run ``unit`` on the primary and return once it is committed.
 
-        A single statement is its own transaction (one round trip); ``transaction=True`` wraps
-        several. A cancelled caller does not cancel the write: it is let finish, so it is never
+        A single statement is its own transaction (one round trip); ``atomic`` units run in
+        one. A cancelled caller does not cancel the write: it is let finish, so it is never
         left in doubt, and the cancellation is then re-raised.
         """
-        return await _shielded(self._run(self.primary, unit, transaction, messages))
+        return await _shielded(
+            self._run(self.primary, lambda c: _drive(c, unit), atomic, conflicts)
+        )
 
     async def _run(
         self,
         pool: Connections,
-        unit: Unit[T],
+        unit: Callable[[Conn], Awaitable[T]],
         transaction: bool,
-        messages: Mapping[str, str] | None,
+        conflicts: Mapping[str, str] | None = None,
     ) -> T:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
@@ -167,7 +172,7 @@ class Database:
                 if sqlstate(exc) in RETRYABLE and attempt < _ATTEMPTS:
                     await asyncio.sleep(0.005 * attempt)
                     continue
-                raise translate(exc, messages) from exc
+                raise translate(exc, conflicts) from exc
             except BaseException as exc:
                 # A library error raised by the unit leaves the connection idle (a transaction
                 # rolled back); anything else (cancellation at shutdown) may not.
@@ -195,6 +200,24 @@ async def _shielded(work: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def affected(status: str) -> int:
-    """Rows touched, from a command status such as ``DELETE 3``."""
-    return int(status.rsplit(" ", 1)[-1])
+async def _step(conn: Conn, sql: str, params: Sequence[Any], shape: int) -> Any:
+    if shape == ALL:
+        return await conn.fetch(sql, *params)
+    if shape == ONE:
+        return await conn.fetchrow(sql, *params)
+    if shape == VALUE:
+        return await conn.fetchval(sql, *params)
+    status = await conn.execute(sql, *params)  # "DELETE 3": rows touched
+    return int(status.rsplit(" ", 1)[-1]) if shape == COUNT else None
+
+
+async def _drive(conn: Conn, unit: UnitFactory[T]) -> T:
+    """Run a unit's steps, one await each, on one connection (in the transaction around it
+    when atomic). A retried unit starts again from a fresh generator."""
+    steps = unit()
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await _step(conn, *step))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

@@ -6,11 +6,10 @@ from typing import Any, Literal
 
 import asyncpg
 
+from boternity.backends.core import BotCore, MemoryCore
 from boternity.backends.migrations import load_migrations, pending_migrations
-from boternity.backends.postgres.bots import PostgresBotRepository
-from boternity.backends.postgres.chat import PostgresChatRepository
+from boternity.backends.postgres.dialect import POSTGRES, PostgresChat
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
-from boternity.backends.postgres.memory import PostgresMemoryRepository
 from boternity.backends.postgres.pool import Conn, Connections, Database
 from boternity.config import redact_url
 from boternity.errors import RepositoryError, SchemaError, ValidationError
@@ -130,9 +129,9 @@ class PostgresStore:
             await Database(primary).close()
             raise
         self._db = Database(primary, replica)
-        self.bots = PostgresBotRepository(self._db)
-        self.chat = PostgresChatRepository(self._db)
-        self.memory = PostgresMemoryRepository(self._db)
+        self.bots = BotCore(self._db, POSTGRES)
+        self.chat = PostgresChat(self._db, POSTGRES)
+        self.memory = MemoryCore(self._db, POSTGRES)
 
     async def close(self) -> None:
         db, self._db = self._db, None

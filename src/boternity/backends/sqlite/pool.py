@@ -17,9 +17,10 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
+from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, UnitFactory
 from boternity.backends.sqlite.errors import is_busy, translate
 from boternity.errors import BoternityError, RepositoryError, StoreBusyError
 
@@ -329,3 +330,52 @@ class Readers:
     async def close(self) -> None:
         for worker in self._all:
             await worker.close()
+
+
+def _fetch(cursor: sqlite3.Cursor, shape: int) -> Any:
+    if shape == ALL:
+        return cursor.fetchall()
+    if shape == ONE:
+        return cursor.fetchone()
+    if shape == VALUE:
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+    return cursor.rowcount if shape == COUNT else None
+
+
+def _drive(
+    conn: sqlite3.Connection, unit: UnitFactory[T], conflicts: Mapping[str, str] | None
+) -> T:
+    """Run a unit's steps synchronously, here on the writer thread, inside the transaction
+    (or savepoint) the writer opened around it."""
+    steps = unit()
+    try:
+        sql, params, shape = next(steps)
+        while True:
+            sql, params, shape = steps.send(_fetch(conn.execute(sql, params), shape))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    except sqlite3.Error as exc:
+        raise translate(exc, conflicts) from exc
+
+
+class SqliteExecutor:
+    """The repository core's executor: writes through the Writer, reads on the Readers."""
+
+    def __init__(self, writer: Writer, readers: Readers) -> None:
+        self._writer = writer
+        self._readers = readers
+
+    async def read(
+        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
+    ) -> Any:
+        return await self._readers.run(lambda conn: _fetch(conn.execute(sql, params), shape))
+
+    async def write(
+        self,
+        unit: UnitFactory[T],
+        *,
+        atomic: bool = False,
+        conflicts: Mapping[str, str] | None = None,
+    ) -> T:
+        return await self._writer.run(functools.partial(_drive, unit=unit, conflicts=conflicts))

@@ -8,20 +8,19 @@ import sqlite3
 import urllib.parse
 from pathlib import Path
 
+from boternity.backends.core import BotCore, ChatCore, MemoryCore
 from boternity.backends.migrations import load_migrations, pending_migrations
-from boternity.backends.sqlite.bots import SqliteBotRepository
-from boternity.backends.sqlite.chat import SqliteChatRepository
+from boternity.backends.sqlite.dialect import SQLITE, ts
 from boternity.backends.sqlite.errors import translate
-from boternity.backends.sqlite.memory import SqliteMemoryRepository
 from boternity.backends.sqlite.pool import (
     Durability,
     Readers,
+    SqliteExecutor,
     Worker,
     Writer,
     configure,
     retry_busy,
 )
-from boternity.backends.sqlite.rows import ts
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
 from boternity.repositories import BotRepository, ChatRepository, MemoryRepository
@@ -113,9 +112,10 @@ class SqliteStore:
         self.writer = Writer(self._writer_worker, busy_wait=busy_wait)
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
         # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
-        self.bots: BotRepository = SqliteBotRepository(self.writer, self.readers)
-        self.chat: ChatRepository = SqliteChatRepository(self.writer, self.readers)
-        self.memory: MemoryRepository = SqliteMemoryRepository(self.writer, self.readers)
+        executor = SqliteExecutor(self.writer, self.readers)
+        self.bots: BotRepository = BotCore(executor, SQLITE)
+        self.chat: ChatRepository = ChatCore(executor, SQLITE)
+        self.memory: MemoryRepository = MemoryCore(executor, SQLITE)
 
     def _connect_writer(self) -> sqlite3.Connection:
         try:

@@ -1,0 +1,363 @@
+"""MemoryRepository, once for every backend: memories, the extraction queue, summaries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from boternity.backends.common import (
+    check_id,
+    check_limit,
+    check_model,
+    check_page,
+    claim_window,
+    search_terms,
+)
+from boternity.backends.core.dialect import (
+    ALL,
+    COUNT,
+    NONE,
+    ONE,
+    VALUE,
+    Dialect,
+    Executor,
+    Repository,
+    Step,
+    Unit,
+    missing,
+)
+from boternity.backends.core.tables import HISTORY, MEMORIES, PENDING, SUMMARIES
+from boternity.errors import ConflictError, ValidationError
+from boternity.ids import new_id, utc_now
+from boternity.models import (
+    MAX_EXTRACTION_ATTEMPTS,
+    ContextSummary,
+    MemoryActor,
+    MemoryEntry,
+    MemoryEvent,
+    MemoryEventKind,
+    PendingExtraction,
+)
+from boternity.repositories import DEFAULT_LEASE
+
+_MEMORY_CONFLICT = {"session_memories.id": "a memory with this id already exists"}
+
+
+def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
+    return check_model(entry, MemoryEntry, what)
+
+
+class MemoryCore(Repository):
+    def __init__(self, executor: Executor, dialect: Dialect) -> None:
+        super().__init__(executor, dialect)
+        self._encode_memory = dialect.encoder(MEMORIES)
+        self._encode_pending = dialect.encoder(PENDING)
+        self._memory = dialect.decoder(MEMORIES)
+        self._pending = dialect.decoder(PENDING)
+        self._summary = dialect.decoder(SUMMARIES)
+        self._event = dialect.decoder(HISTORY)
+
+    # --- units -------------------------------------------------------------------------
+
+    def _record(
+        self, memory: Any, bot: Any, fact: str, event: MemoryEventKind, actor: MemoryActor,
+        *, job: Any = None, related: Any = None,
+    ) -> Step:  # fmt: skip
+        """One memory_history row (ids as bound), in the transaction of the change."""
+        row = (self._key(new_id()), memory, bot, event.value, actor.value, fact, job, related,
+               self._time(utc_now()))  # fmt: skip
+        return self._q.insert_history, row, NONE
+
+    def _insert_memory(self, m: MemoryEntry, job: Any = None) -> Unit[None]:
+        """Insert a memory, naming a missing or foreign parent instead of a bare foreign-key
+        failure, and record it; ``job``: the extraction job adding it (as bound)."""
+        p = self._encode_memory(m)
+        refs = (p[1], p[2], p[6], p[7], p[0])
+        row = yield self._q.memory_refs, refs, ONE
+        bot_ok, session_bot, message_session, message_bot, newer_bot, taken = row
+        if not bot_ok:
+            raise missing("bot", m.bot_id)
+        if m.session_id is not None:
+            if session_bot is None:
+                raise missing("chat session", m.session_id)
+            if session_bot != p[1]:
+                raise ValidationError(f"chat session {m.session_id} belongs to another bot")
+        if m.source_message_id is not None:
+            if message_session is None:
+                raise missing("source message", m.source_message_id)
+            if message_bot != p[1] or (m.session_id is not None and message_session != p[2]):
+                raise ValidationError(
+                    f"source message {m.source_message_id} is not in this memory's session"
+                )
+        if m.superseded_by is not None:
+            if newer_bot is None:
+                raise missing("superseding memory", m.superseded_by)
+            if newer_bot != p[1]:
+                raise ValidationError(
+                    f"superseding memory {m.superseded_by} belongs to another bot"
+                )
+        if taken:
+            raise ConflictError(f"a memory with id {m.id} already exists")
+        yield self._q.insert_memory, p, NONE
+        if job is not None:
+            actor = MemoryActor.EXTRACTION
+        else:
+            actor = MemoryActor.USER if m.is_manual else MemoryActor.SYSTEM
+        yield self._record(p[0], p[1], m.fact, MemoryEventKind.ADDED, actor, job=job)
+
+    def _supersede(self, old_id: uuid.UUID, new: MemoryEntry, job: Any = None) -> Unit[None]:
+        old, new_key = self._key(old_id), self._key(new.id)
+        row = yield self._q.lock_memory, (old,), ONE
+        if row is None:
+            raise missing("memory", old_id)
+        bot, superseded_by, fact = row
+        if bot != self._key(new.bot_id):
+            raise ValidationError(f"memory {old_id} belongs to another bot")
+        if superseded_by is not None:
+            raise ConflictError(f"memory {old_id} is already superseded by {superseded_by}")
+        if old_id == new.id:
+            raise ValidationError("a memory cannot supersede itself")
+        yield self._q.supersede, (new_key, old), NONE
+        actor = MemoryActor.EXTRACTION if job is not None else MemoryActor.USER
+        yield self._record(old, bot, fact, MemoryEventKind.SUPERSEDED, actor, job=job,
+                           related=new_key)  # fmt: skip
+
+    # --- memories ----------------------------------------------------------------------
+
+    async def save_memory(self, entry: MemoryEntry) -> MemoryEntry:
+        m = _check_memory(entry)
+
+        def unit() -> Unit[MemoryEntry]:
+            yield from self._insert_memory(m)
+            return m
+
+        return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
+
+    async def get_memory(self, memory_id: uuid.UUID) -> MemoryEntry | None:
+        key = self._key(check_id(memory_id, "memory_id"))
+        row = await self._x.read(self._q.get_memory, (key,), ONE)
+        return None if row is None else self._memory(row)
+
+    async def get_memories(
+        self,
+        bot_id: uuid.UUID,
+        *,
+        limit: int | None = None,
+        include_superseded: bool = False,
+    ) -> list[MemoryEntry]:
+        key = self._key(check_id(bot_id, "bot_id"))
+        params = (key, bool(include_superseded), check_page(limit, None)[0])
+        found = await self._x.read(self._q.get_memories, params, ALL, browse=True)
+        return [self._memory(r) for r in found]
+
+    async def delete_memory(self, memory_id: uuid.UUID) -> None:
+        key = self._key(check_id(memory_id, "memory_id"))
+
+        def unit() -> Unit[None]:
+            # Read first: the memories this one superseded become live again (SET NULL).
+            restored = yield self._q.superseded_by, (key,), ALL
+            row = yield self._q.delete_memory, (key,), ONE
+            if row is None:
+                raise missing("memory", memory_id)
+            bot, fact = row
+            for old_id, old_fact in restored:
+                yield self._record(old_id, bot, old_fact, MemoryEventKind.RESTORED,
+                                   MemoryActor.USER, related=key)  # fmt: skip
+            yield self._record(key, bot, fact, MemoryEventKind.DELETED, MemoryActor.USER)
+
+        await self._x.write(unit, atomic=True)
+
+    async def delete_all_memories(self, bot_id: uuid.UUID) -> int:
+        key = self._key(check_id(bot_id, "bot_id"))
+
+        def unit() -> Unit[int]:
+            deleted = yield self._q.delete_all_memories, (key,), ALL
+            for memory, fact in deleted:
+                yield self._record(memory, key, fact, MemoryEventKind.DELETED, MemoryActor.USER)
+            return len(deleted)
+
+        return await self._x.write(unit, atomic=True)
+
+    async def search_memories(
+        self,
+        bot_id: uuid.UUID,
+        query: str,
+        *,
+        limit: int = 10,
+        include_superseded: bool = False,
+    ) -> list[MemoryEntry]:
+        key = self._key(check_id(bot_id, "bot_id"))
+        check_limit(limit)
+        terms = search_terms(query)
+        if not terms or limit == 0:
+            return []
+        params = (key, self._d.search_text(terms), bool(include_superseded), limit)
+        return [
+            self._memory(r) for r in await self._x.read(self._q.search, params, ALL, browse=True)
+        ]
+
+    async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
+        key = self._key(check_id(memory_id, "memory_id"))
+        return [
+            self._event(r) for r in await self._x.read(self._q.history, (key,), ALL, browse=True)
+        ]
+
+    async def get_memories_by_session(self, session_id: uuid.UUID) -> list[MemoryEntry]:
+        key = self._key(check_id(session_id, "session_id"))
+        found = await self._x.read(self._q.memories_by_session, (key,), ALL, browse=True)
+        return [self._memory(r) for r in found]
+
+    async def supersede_memory(self, old_id: uuid.UUID, new: MemoryEntry) -> MemoryEntry:
+        old = check_id(old_id, "old_id")
+        m = _check_memory(new, "new")
+        if m.superseded_by is not None:
+            raise ValidationError("the superseding memory must itself be live")
+
+        def unit() -> Unit[MemoryEntry]:
+            yield from self._insert_memory(m)
+            yield from self._supersede(old, m)
+            return m
+
+        return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
+
+    # --- the extraction queue ----------------------------------------------------------
+
+    async def save_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction:
+        p = check_model(pending, PendingExtraction, "save_pending_extraction")
+        params = self._encode_pending(p)
+
+        def unit() -> Unit[PendingExtraction]:
+            # Inserted only when the session exists and is the bot's; if not, say which.
+            if (yield self._q.insert_pending, params, VALUE) is None:
+                owner = yield self._q.session_bot, (params[1],), VALUE
+                if owner is None:
+                    raise missing("chat session", p.session_id)
+                raise ValidationError(f"chat session {p.session_id} belongs to another bot")
+            return p
+
+        conflict = f"a pending extraction with id {p.id} already exists"
+        return await self._x.write(unit, conflicts={"pending_memory_extractions.id": conflict})
+
+    async def _pending_list(
+        self, sql: str, *params: object, browse: bool = False
+    ) -> list[PendingExtraction]:
+        return [self._pending(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
+
+    async def get_pending_extractions(self, bot_id: uuid.UUID) -> list[PendingExtraction]:
+        key = self._key(check_id(bot_id, "bot_id"))
+        return await self._pending_list(self._q.pending_for_bot, key, MAX_EXTRACTION_ATTEMPTS)
+
+    async def list_pending_extractions(
+        self, *, bot_id: uuid.UUID | None = None
+    ) -> list[PendingExtraction]:
+        key = None if bot_id is None else self._key(check_id(bot_id, "bot_id"))
+        return await self._pending_list(self._q.all_pending, key, browse=True)
+
+    async def get_pending_extraction(self, pending_id: uuid.UUID) -> PendingExtraction | None:
+        key = self._key(check_id(pending_id, "pending_id"))
+        row = await self._x.read(self._q.get_pending, (key,), ONE)
+        return None if row is None else self._pending(row)
+
+    async def delete_pending_extraction(self, pending_id: uuid.UUID) -> None:
+        key = self._key(check_id(pending_id, "pending_id"))
+
+        def unit() -> Unit[None]:
+            if (yield self._q.delete_pending, (key,), COUNT) == 0:
+                raise missing("pending extraction", pending_id)
+
+        await self._x.write(unit)
+
+    async def update_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction:
+        p = check_model(pending, PendingExtraction, "update_pending_extraction")
+        params = (p.attempt_count, self._opt_time(p.last_attempt_at),
+                  self._time(p.next_attempt_at), p.error_message, self._key(p.id))  # fmt: skip
+
+        def unit() -> Unit[PendingExtraction]:
+            row = yield self._q.update_pending, params, ONE
+            if row is None:
+                raise missing("pending extraction", p.id)
+            return self._pending(row)
+
+        return await self._x.write(unit)
+
+    async def claim_pending_extractions(
+        self,
+        *,
+        limit: int = 10,
+        lease: timedelta = DEFAULT_LEASE,
+        now: datetime | None = None,
+        bot_id: uuid.UUID | None = None,
+    ) -> list[PendingExtraction]:
+        check_limit(limit)
+        at, until = claim_window(now, lease)
+        bot = None if bot_id is None else self._key(check_id(bot_id, "bot_id"))
+        params = (self._time(at), self._time(until), MAX_EXTRACTION_ATTEMPTS, bot, limit)
+
+        def unit() -> Unit[list[PendingExtraction]]:
+            return [self._pending(r) for r in (yield self._q.claim, params, ALL)]
+
+        claimed = await self._x.write(unit)
+        claimed.sort(key=lambda p: (p.created_at, p.id))
+        return claimed
+
+    async def complete_extraction(
+        self,
+        pending_id: uuid.UUID,
+        memories: Sequence[MemoryEntry],
+        *,
+        supersedes: Mapping[uuid.UUID, uuid.UUID] | None = None,
+    ) -> list[MemoryEntry]:
+        job = check_id(pending_id, "pending_id")
+        batch = [_check_memory(m) for m in memories]
+        replaced = dict(supersedes or {})
+        by_id = {m.id: m for m in batch}
+        for added in replaced:
+            if added not in by_id:
+                raise ValidationError(f"supersedes names {added}, which is not in this batch")
+        key = self._key(job)
+
+        def unit() -> Unit[list[MemoryEntry]]:
+            if (yield self._q.delete_pending, (key,), COUNT) == 0:
+                # Another worker finished it (its lease ran out): saving again would duplicate.
+                raise missing("pending extraction", job, " (already completed?)")
+            for m in batch:
+                yield from self._insert_memory(m, job=key)
+            for added, old_id in replaced.items():
+                yield from self._supersede(old_id, by_id[added], job=key)
+            return batch
+
+        return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
+
+    # --- context summaries -------------------------------------------------------------
+
+    async def save_context_summary(self, summary: ContextSummary) -> ContextSummary:
+        s = check_model(summary, ContextSummary, "save_context_summary")
+        params = (self._key(s.id), self._key(s.session_id), s.summary, s.messages_start,
+                  s.messages_end, s.token_count, self._time(s.created_at))  # fmt: skip
+
+        def unit() -> Unit[ContextSummary]:
+            # Inserted only when the session has the messages it covers; if not, say why.
+            if (yield self._q.insert_summary, params, VALUE) is None:
+                count = yield self._q.message_count, (params[1],), VALUE
+                if count is None:
+                    raise missing("chat session", s.session_id)
+                raise ValidationError(
+                    f"summary covers up to message {s.messages_end}, "
+                    f"but the session has {count} messages"
+                )
+            return s
+
+        conflict = f"a context summary with id {s.id} already exists"
+        return await self._x.write(unit, conflicts={"context_summaries.id": conflict})
+
+    async def get_latest_summary(self, session_id: uuid.UUID) -> ContextSummary | None:
+        key = self._key(check_id(session_id, "session_id"))
+        row = await self._x.read(self._q.latest_summary, (key,), ONE)
+        return None if row is None else self._summary(row)
+
+    async def list_summaries(self, session_id: uuid.UUID) -> list[ContextSummary]:
+        key = self._key(check_id(session_id, "session_id"))
+        found = await self._x.read(self._q.list_summaries, (key,), ALL, browse=True)
+        return [self._summary(r) for r in found]
