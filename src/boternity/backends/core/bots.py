@@ -8,12 +8,10 @@ from boternity.backends.common import (
     check_enum,
     check_id,
     check_model,
-    check_page,
     check_slug,
     check_version,
 )
 from boternity.backends.core.dialect import (
-    ALL,
     COUNT,
     NONE,
     ONE,
@@ -52,15 +50,11 @@ class BotCore(Repository):
             },
         )
 
-    async def _one(self, sql: str, *params: object) -> Bot | None:
-        row = await self._x.read(sql, params, ONE)
-        return None if row is None else self._bot(row)
-
     async def get_bot(self, bot_id: uuid.UUID) -> Bot | None:
-        return await self._one(self._q.get_bot, self._key(check_id(bot_id, "bot_id")))
+        return await self._get(self._q.get_bot, self._bot, self._id(bot_id, "bot_id"))
 
     async def get_bot_by_slug(self, slug: str) -> Bot | None:
-        return await self._one(self._q.get_bot_by_slug, check_slug(slug))
+        return await self._get(self._q.get_bot_by_slug, self._bot, check_slug(slug))
 
     async def list_bots(
         self,
@@ -72,11 +66,8 @@ class BotCore(Repository):
     ) -> list[Bot]:
         st = check_enum(BotStatus, status, "status")
         cat = check_enum(BotCategory, category, "category")
-        lim, off = check_page(limit, offset)
-        params = (None if st is None else st.value, None if cat is None else cat.value, lim, off)
-        return [
-            self._bot(r) for r in await self._x.read(self._q.list_bots, params, ALL, browse=True)
-        ]
+        params = (st and st.value, cat and cat.value, *self._page(limit, offset))
+        return await self._all(self._q.list_bots, self._bot, *params, browse=True)
 
     async def update_bot(self, bot: Bot) -> Bot:
         check_model(bot, Bot, "update_bot")
@@ -96,7 +87,7 @@ class BotCore(Repository):
         )
 
     async def delete_bot(self, bot_id: uuid.UUID) -> None:
-        key = self._key(check_id(bot_id, "bot_id"))
+        key = self._id(bot_id, "bot_id")
 
         def unit() -> Unit[None]:
             if (yield self._q.delete_bot, (key,), COUNT) == 0:
@@ -130,15 +121,11 @@ class BotCore(Repository):
         )  # fmt: skip
 
     async def get_soul(self, bot_id: uuid.UUID, version: int | None = None) -> SoulVersion | None:
-        key = self._key(check_id(bot_id, "bot_id"))
+        key = self._id(bot_id, "bot_id")
         if version is None:
-            row = await self._x.read(self._q.latest_soul, (key,), ONE)
-        else:
-            row = await self._x.read(self._q.get_soul, (key, check_version(version)), ONE)
-        return None if row is None else self._soul(row)
+            return await self._get(self._q.latest_soul, self._soul, key)
+        return await self._get(self._q.get_soul, self._soul, key, check_version(version))
 
     async def list_soul_versions(self, bot_id: uuid.UUID) -> list[SoulVersion]:
-        key = self._key(check_id(bot_id, "bot_id"))
-        return [
-            self._soul(r) for r in await self._x.read(self._q.list_souls, (key,), ALL, browse=True)
-        ]
+        key = self._id(bot_id, "bot_id")
+        return await self._all(self._q.list_souls, self._soul, key, browse=True)

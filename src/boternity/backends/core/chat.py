@@ -5,14 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from boternity.backends.common import (
-    MAX_BIGINT,
-    check_id,
-    check_limit,
-    check_model,
-    check_page,
-    with_seq,
-)
+from boternity.backends.common import MAX_BIGINT, check_id, check_limit, check_model, with_seq
 from boternity.backends.core.dialect import (
     ALL,
     COUNT,
@@ -65,9 +58,9 @@ class ChatCore(Repository):
         yield self._q.insert_session, params, NONE
 
     async def get_session(self, session_id: uuid.UUID) -> ChatSession | None:
-        key = self._key(check_id(session_id, "session_id"))
-        row = await self._x.read(self._q.get_session, (key,), ONE)
-        return None if row is None else self._session(row)
+        return await self._get(
+            self._q.get_session, self._session, self._id(session_id, "session_id")
+        )
 
     async def update_session(self, session: ChatSession) -> ChatSession:
         check_model(session, ChatSession, "update_session")
@@ -85,13 +78,11 @@ class ChatCore(Repository):
     async def list_sessions(
         self, bot_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatSession]:
-        key = self._key(check_id(bot_id, "bot_id"))
-        params = (key, *check_page(limit, offset))
-        found = await self._x.read(self._q.list_sessions, params, ALL, browse=True)
-        return [self._session(r) for r in found]
+        params = (self._id(bot_id, "bot_id"), *self._page(limit, offset))
+        return await self._all(self._q.list_sessions, self._session, *params, browse=True)
 
     async def delete_session(self, session_id: uuid.UUID) -> None:
-        key = self._key(check_id(session_id, "session_id"))
+        key = self._id(session_id, "session_id")
 
         def unit() -> Unit[None]:
             if (yield self._q.delete_session, (key,), COUNT) == 0:
@@ -100,8 +91,7 @@ class ChatCore(Repository):
         await self._x.write(unit)
 
     async def get_active_sessions(self, bot_id: uuid.UUID) -> list[ChatSession]:
-        key = self._key(check_id(bot_id, "bot_id"))
-        return [self._session(r) for r in await self._x.read(self._q.active_sessions, (key,), ALL)]
+        return await self._all(self._q.active_sessions, self._session, self._id(bot_id, "bot_id"))
 
     async def save_message(self, message: ChatMessage) -> ChatMessage:
         check_model(message, ChatMessage, "save_message")
@@ -122,25 +112,25 @@ class ChatCore(Repository):
         row = yield self._q.bump_session, (tokens_in, tokens_out, at, params[1]), ONE
         if row is None:
             raise missing("chat session", m.session_id)
-        seq, bot_key, totals_fit = row
-        if not totals_fit:
+        seq: int = row[0]
+        if not row[2]:
             raise ValidationError(f"chat session {m.session_id}: token totals would overflow")
         params[2] = seq
         yield self._q.insert_message, params, NONE
-        if not (yield self._q.bump_bot_tokens, (tokens_in + tokens_out, at, bot_key), VALUE):
-            raise ValidationError(f"bot {bot_key}: total_tokens_used would overflow")
-        return seq  # type: ignore[no-any-return]
+        if not (yield self._q.bump_bot_tokens, (tokens_in + tokens_out, at, row[1]), VALUE):
+            raise ValidationError(f"bot {row[1]}: total_tokens_used would overflow")
+        return seq
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None:
-        key = self._key(check_id(message_id, "message_id"))
-        row = await self._x.read(self._q.get_message, (key,), ONE)
-        return None if row is None else self._message(row)
+        return await self._get(
+            self._q.get_message, self._message, self._id(message_id, "message_id")
+        )
 
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatMessage]:
         sid = check_id(session_id, "session_id")
-        params = (self._key(sid), *check_page(limit, offset))
+        params = (self._key(sid), *self._page(limit, offset))
         found = await self._x.read(self._q.get_messages, params, ALL, browse=True)
         return [self._message_of(r, sid) for r in found]
 
@@ -151,12 +141,12 @@ class ChatCore(Repository):
         return [self._message_of(r, sid) for r in reversed(found)]
 
     async def get_message_count(self, session_id: uuid.UUID) -> int:
-        key = self._key(check_id(session_id, "session_id"))
+        key = self._id(session_id, "session_id")
         count = await self._x.read(self._q.message_count, (key,), VALUE)
         return 0 if count is None else int(count)
 
     async def clear_messages(self, session_id: uuid.UUID) -> int:
-        key = (self._key(check_id(session_id, "session_id")),)
+        key = (self._id(session_id, "session_id"),)
 
         def unit() -> Unit[int]:
             # Resetting the counter first locks the session: nothing is appended meanwhile.

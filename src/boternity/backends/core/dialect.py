@@ -13,6 +13,8 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from boternity.backends.common import check_id, check_page
+from boternity.backends.core.sql import Statements
 from boternity.backends.core.tables import TIME, UUID, Adapter, Table, make_decoder, make_encoder
 from boternity.errors import NotFoundError
 
@@ -52,77 +54,6 @@ class Executor(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Statements:
-    """Every statement the core runs, by name. Results of ad-hoc column lists are noted;
-    table rows are in ``Table.columns`` order. Parameters are positional, in the order
-    noted (or the table's column order). A dialect that replaces a unit may leave the
-    statements only that unit used empty."""
-
-    # bots
-    insert_bot: str  # BOTS
-    get_bot: str  # id -> BOTS row
-    get_bot_by_slug: str  # slug
-    list_bots: str  # status|None, category|None, limit|None, offset
-    update_bot: str  # name, slug, description, status, category, tags, user_id, updated_at, id
-    delete_bot: str  # id -> COUNT
-    bump_soul_count: str  # bot id, updated_at -> a value when the bot exists
-    insert_soul: str  # id, bot_id, content, hash, message, created_at -> version (N+1)
-    get_soul: str  # bot id, version
-    latest_soul: str  # bot id
-    list_souls: str  # bot id
-    # chat sessions and messages
-    count_conversation: str  # bot id -> COUNT
-    insert_session: str  # SESSIONS
-    get_session: str
-    update_session: str  # title, status, ended_at, id -> SESSIONS row
-    list_sessions: str  # bot id, limit|None, offset
-    active_sessions: str  # bot id
-    delete_session: str  # id -> COUNT
-    bump_session: str  # tokens in, tokens out, at, id -> seq, bot_id, totals fit
-    insert_message: str  # MESSAGES
-    bump_bot_tokens: str  # tokens, at, bot id -> total fits
-    get_message: str
-    get_messages: str  # session id, limit|None, offset
-    recent_messages: str  # session id, limit
-    message_count: str  # session id -> message_count
-    reset_message_count: str  # session id -> a value when the session exists
-    clear_messages: str  # session id -> COUNT
-    clear_summaries: str  # session id
-    clear_pending: str  # session id
-    count_sessions: str
-    count_messages: str
-    # memories
-    memory_refs: str  # bot, session, source message, superseded_by, id -> bot exists,
-    # session's bot, message's session, message's bot, superseding memory's bot, id taken
-    insert_memory: str  # MEMORIES
-    insert_history: str  # HISTORY
-    get_memory: str
-    get_memories: str  # bot id, include superseded, limit|None
-    memories_by_session: str
-    superseded_by: str  # id -> (id, fact) of the memories it superseded, locked
-    delete_memory: str  # id -> bot_id, fact
-    delete_all_memories: str  # bot id -> (id, fact) each
-    search: str  # bot id, Dialect.search_text, include superseded, limit
-    history: str  # memory id
-    lock_memory: str  # id -> bot_id, superseded_by, fact (locked for the transaction)
-    supersede: str  # new id, old id
-    # the extraction queue
-    insert_pending: str  # PENDING -> id when inserted (the session exists and is the bot's)
-    session_bot: str  # session id -> bot_id
-    pending_for_bot: str  # bot id, max attempts
-    all_pending: str  # bot id|None
-    get_pending: str
-    delete_pending: str  # id -> COUNT
-    update_pending: str  # attempt_count, last_attempt_at, next_attempt_at, error, id -> PENDING
-    claim: str  # now, lease end, max attempts, bot id|None, limit -> PENDING rows
-    # context summaries
-    insert_summary: str  # id, session, summary, start, end, tokens, at -> id when inserted
-    # (the session exists and has messages up to end)
-    latest_summary: str
-    list_summaries: str
-
-
 def _same(value: Any) -> Any:
     return value
 
@@ -138,9 +69,12 @@ class Dialect:
     from_db: Mapping[str, Adapter]
     #: The full-text query for search terms (plain words, see common.search_terms).
     search_text: Callable[[list[str]], str]
+    #: What to bind as LIMIT for "no limit".
+    no_limit: int | None
     _codecs: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
 
     def encoder(self, t: Table[M]) -> Callable[[M], list[Any]]:
+        """Generated once per dialect and table (see tables.make_encoder)."""
         key = ("out", t.name, None)
         if key not in self._codecs:
             self._codecs[key] = make_encoder(t, self.to_db)
@@ -155,10 +89,6 @@ class Dialect:
     def adapter(self, kind: str) -> Adapter:
         return self.to_db.get(kind) or _same
 
-    def key(self, value: Any) -> Any:
-        """An id as this dialect binds it."""
-        return self.adapter(UUID)(value)
-
 
 class Repository:
     """What every repository of the core holds: the executor, the dialect, its statements."""
@@ -170,11 +100,27 @@ class Repository:
         self._key = dialect.adapter(UUID)
         self._time = dialect.adapter(TIME)
 
-    def _opt_key(self, value: Any) -> Any:
-        return None if value is None else self._key(value)
+    def _id(self, value: Any, name: str) -> Any:
+        """A checked id argument, as bound."""
+        return self._key(check_id(value, name))
 
     def _opt_time(self, value: Any) -> Any:
         return None if value is None else self._time(value)
+
+    async def _get(self, sql: str, decode: Callable[[Any], M], *params: Any) -> M | None:
+        """The one row a key names, or None."""
+        row = await self._x.read(sql, params, ONE)
+        return None if row is None else decode(row)
+
+    async def _all(
+        self, sql: str, decode: Callable[[Any], M], *params: Any, browse: bool = False
+    ) -> list[M]:
+        return [decode(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
+
+    def _page(self, limit: int | None, offset: int | None) -> tuple[int | None, int]:
+        """LIMIT and OFFSET to bind, checked."""
+        lim, off = check_page(limit, offset)
+        return self._d.no_limit if lim is None else lim, off
 
 
 def missing(what: str, key: object, more: str = "") -> NotFoundError:

@@ -11,7 +11,6 @@ from boternity.backends.common import (
     check_id,
     check_limit,
     check_model,
-    check_page,
     claim_window,
     search_terms,
 )
@@ -136,9 +135,7 @@ class MemoryCore(Repository):
         return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
 
     async def get_memory(self, memory_id: uuid.UUID) -> MemoryEntry | None:
-        key = self._key(check_id(memory_id, "memory_id"))
-        row = await self._x.read(self._q.get_memory, (key,), ONE)
-        return None if row is None else self._memory(row)
+        return await self._get(self._q.get_memory, self._memory, self._id(memory_id, "memory_id"))
 
     async def get_memories(
         self,
@@ -147,13 +144,11 @@ class MemoryCore(Repository):
         limit: int | None = None,
         include_superseded: bool = False,
     ) -> list[MemoryEntry]:
-        key = self._key(check_id(bot_id, "bot_id"))
-        params = (key, bool(include_superseded), check_page(limit, None)[0])
-        found = await self._x.read(self._q.get_memories, params, ALL, browse=True)
-        return [self._memory(r) for r in found]
+        params = (self._id(bot_id, "bot_id"), bool(include_superseded), self._page(limit, None)[0])
+        return await self._all(self._q.get_memories, self._memory, *params, browse=True)
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None:
-        key = self._key(check_id(memory_id, "memory_id"))
+        key = self._id(memory_id, "memory_id")
 
         def unit() -> Unit[None]:
             # Read first: the memories this one superseded become live again (SET NULL).
@@ -170,7 +165,7 @@ class MemoryCore(Repository):
         await self._x.write(unit, atomic=True)
 
     async def delete_all_memories(self, bot_id: uuid.UUID) -> int:
-        key = self._key(check_id(bot_id, "bot_id"))
+        key = self._id(bot_id, "bot_id")
 
         def unit() -> Unit[int]:
             deleted = yield self._q.delete_all_memories, (key,), ALL
@@ -188,7 +183,7 @@ class MemoryCore(Repository):
         limit: int = 10,
         include_superseded: bool = False,
     ) -> list[MemoryEntry]:
-        key = self._key(check_id(bot_id, "bot_id"))
+        key = self._id(bot_id, "bot_id")
         check_limit(limit)
         terms = search_terms(query)
         if not terms or limit == 0:
@@ -199,15 +194,14 @@ class MemoryCore(Repository):
         ]
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
-        key = self._key(check_id(memory_id, "memory_id"))
+        key = self._id(memory_id, "memory_id")
         return [
             self._event(r) for r in await self._x.read(self._q.history, (key,), ALL, browse=True)
         ]
 
     async def get_memories_by_session(self, session_id: uuid.UUID) -> list[MemoryEntry]:
-        key = self._key(check_id(session_id, "session_id"))
-        found = await self._x.read(self._q.memories_by_session, (key,), ALL, browse=True)
-        return [self._memory(r) for r in found]
+        key = self._id(session_id, "session_id")
+        return await self._all(self._q.memories_by_session, self._memory, key, browse=True)
 
     async def supersede_memory(self, old_id: uuid.UUID, new: MemoryEntry) -> MemoryEntry:
         old = check_id(old_id, "old_id")
@@ -246,22 +240,22 @@ class MemoryCore(Repository):
         return [self._pending(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
 
     async def get_pending_extractions(self, bot_id: uuid.UUID) -> list[PendingExtraction]:
-        key = self._key(check_id(bot_id, "bot_id"))
-        return await self._pending_list(self._q.pending_for_bot, key, MAX_EXTRACTION_ATTEMPTS)
+        key = self._id(bot_id, "bot_id")
+        return await self._all(self._q.pending_for_bot, self._pending, key, MAX_EXTRACTION_ATTEMPTS)
 
     async def list_pending_extractions(
         self, *, bot_id: uuid.UUID | None = None
     ) -> list[PendingExtraction]:
-        key = None if bot_id is None else self._key(check_id(bot_id, "bot_id"))
-        return await self._pending_list(self._q.all_pending, key, browse=True)
+        key = None if bot_id is None else self._id(bot_id, "bot_id")
+        return await self._all(self._q.all_pending, self._pending, key, browse=True)
 
     async def get_pending_extraction(self, pending_id: uuid.UUID) -> PendingExtraction | None:
-        key = self._key(check_id(pending_id, "pending_id"))
-        row = await self._x.read(self._q.get_pending, (key,), ONE)
-        return None if row is None else self._pending(row)
+        return await self._get(
+            self._q.get_pending, self._pending, self._id(pending_id, "pending_id")
+        )
 
     async def delete_pending_extraction(self, pending_id: uuid.UUID) -> None:
-        key = self._key(check_id(pending_id, "pending_id"))
+        key = self._id(pending_id, "pending_id")
 
         def unit() -> Unit[None]:
             if (yield self._q.delete_pending, (key,), COUNT) == 0:
@@ -292,7 +286,7 @@ class MemoryCore(Repository):
     ) -> list[PendingExtraction]:
         check_limit(limit)
         at, until = claim_window(now, lease)
-        bot = None if bot_id is None else self._key(check_id(bot_id, "bot_id"))
+        bot = None if bot_id is None else self._id(bot_id, "bot_id")
         params = (self._time(at), self._time(until), MAX_EXTRACTION_ATTEMPTS, bot, limit)
 
         def unit() -> Unit[list[PendingExtraction]]:
@@ -353,11 +347,9 @@ class MemoryCore(Repository):
         return await self._x.write(unit, conflicts={"context_summaries.id": conflict})
 
     async def get_latest_summary(self, session_id: uuid.UUID) -> ContextSummary | None:
-        key = self._key(check_id(session_id, "session_id"))
-        row = await self._x.read(self._q.latest_summary, (key,), ONE)
-        return None if row is None else self._summary(row)
+        key = self._id(session_id, "session_id")
+        return await self._get(self._q.latest_summary, self._summary, key)
 
     async def list_summaries(self, session_id: uuid.UUID) -> list[ContextSummary]:
-        key = self._key(check_id(session_id, "session_id"))
-        found = await self._x.read(self._q.list_summaries, (key,), ALL, browse=True)
-        return [self._summary(r) for r in found]
+        key = self._id(session_id, "session_id")
+        return await self._all(self._q.list_summaries, self._summary, key, browse=True)

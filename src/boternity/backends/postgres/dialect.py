@@ -16,18 +16,9 @@ import uuid
 from typing import Any
 
 from boternity.backends.core.chat import ChatCore
-from boternity.backends.core.dialect import VALUE, Dialect, Statements, Unit, missing
-from boternity.backends.core.tables import (
-    BOTS,
-    HISTORY,
-    MEMORIES,
-    MESSAGES,
-    PENDING,
-    SESSIONS,
-    SOULS,
-    SUMMARIES,
-    Table,
-)
+from boternity.backends.core.dialect import VALUE, Dialect, Unit, missing
+from boternity.backends.core.sql import PENDING_ORDER, Statements
+from boternity.backends.core.tables import BOTS, MEMORIES, PENDING, SESSIONS, SUMMARIES
 from boternity.models import ChatMessage
 
 #: Tokens a session reserves on its bot at a time (see bots.tokens_reserved).
@@ -58,10 +49,6 @@ def _n(count: int, start: int = 1) -> str:
     return ", ".join(f"${i}" for i in range(start, start + count))
 
 
-def _select(t: Table[Any], where: str, order: str = "") -> str:
-    return f"SELECT {t.cols()} FROM {t.name} WHERE {where}{order and ' ORDER BY ' + order}"
-
-
 # FROM bots b {_BOT_TOTALS} makes these columns available, in BOTS order.
 _BOT_SELECT = (
     BOTS.cols("b.")
@@ -72,9 +59,6 @@ _BOT_TOTALS = (
     "LEFT JOIN LATERAL (SELECT sum(s.total_input_tokens + s.total_output_tokens)::bigint AS tokens,"
     " max(s.last_activity_at) AS last_active FROM chat_sessions s WHERE s.bot_id = b.id) t ON true"
 )
-_SESSION_ORDER = "started_at DESC, id DESC"
-_PENDING_ORDER = "next_attempt_at ASC, id ASC"
-_UNUSED = ""  # a statement only a unit this dialect replaces would run
 
 # Cheap test, in bigint, of whether the session's reservation changes with this message: its
 # total crossed a step, or passed 2^63 - 1 (then the reservation update fails the statement).
@@ -119,47 +103,26 @@ CREATE_SESSION = (
     " RETURNING id"
 )
 
-SQL = Statements(
+
+class PostgresStatements(Statements):
     # A new bot reserves exactly what it has used ($10, total_tokens_used).
-    insert_bot=f"INSERT INTO bots ({BOTS.cols()}, tokens_reserved) VALUES ({_n(14)}, $10)",
-    get_bot=f"SELECT {_BOT_SELECT} FROM bots b {_BOT_TOTALS} WHERE b.id = $1",
-    get_bot_by_slug=f"SELECT {_BOT_SELECT} FROM bots b {_BOT_TOTALS} WHERE b.slug = $1",
-    list_bots=(
+    insert_bot = f"INSERT INTO bots ({BOTS.cols()}, tokens_reserved) VALUES ({_n(14)}, $10)"
+    get_bot = f"SELECT {_BOT_SELECT} FROM bots b {_BOT_TOTALS} WHERE b.id = $1"
+    get_bot_by_slug = f"SELECT {_BOT_SELECT} FROM bots b {_BOT_TOTALS} WHERE b.slug = $1"
+    list_bots = (
         f"SELECT {_BOT_SELECT} FROM bots b {_BOT_TOTALS}"
-        " WHERE ($1::text IS NULL OR b.status = $1) AND ($2::text IS NULL OR b.category = $2)"
+        " WHERE b.status = coalesce($1, b.status) AND b.category = coalesce($2, b.category)"
         " ORDER BY b.created_at DESC, b.id DESC LIMIT $3 OFFSET $4"
-    ),
-    update_bot=(
+    )
+    update_bot = (
         "WITH b AS (UPDATE bots SET name = $1, slug = $2, description = $3, status = $4,"
         "  category = $5, tags = $6, user_id = $7, updated_at = $8 WHERE id = $9 RETURNING *)"
         f" SELECT {_BOT_SELECT} FROM b {_BOT_TOTALS}"
-    ),
-    delete_bot="DELETE FROM bots WHERE id = $1",
-    bump_soul_count=(
-        "UPDATE bots SET version_count = version_count + 1, updated_at = $2 WHERE id = $1"
-        " RETURNING id"
-    ),
-    insert_soul=(
-        f"INSERT INTO soul_versions ({SOULS.cols()})"
-        " SELECT $1, $2, $3, $4, coalesce(max(version), 0) + 1, $5, $6"
-        " FROM soul_versions WHERE bot_id = $2 RETURNING version"
-    ),
-    get_soul=_select(SOULS, "bot_id = $1 AND version = $2"),
-    latest_soul=_select(SOULS, "bot_id = $1", "version DESC LIMIT 1"),
-    list_souls=_select(SOULS, "bot_id = $1", "version ASC, id ASC"),
-    count_conversation=_UNUSED,
-    insert_session=_UNUSED,
-    get_session=_select(SESSIONS, "id = $1"),
-    update_session=(
-        "UPDATE chat_sessions SET title = $1, status = $2, ended_at = $3 WHERE id = $4"
-        f" RETURNING {SESSIONS.cols()}"
-    ),
-    list_sessions=_select(SESSIONS, "bot_id = $1", f"{_SESSION_ORDER} LIMIT $2 OFFSET $3"),
-    active_sessions=_select(SESSIONS, "bot_id = $1 AND status = 'active'", _SESSION_ORDER),
+    )
     # A deleted session's tokens and activity are folded into its bot's own columns, so the
     # bot's totals (summed over live sessions when read) never go down; its unused reservation
     # is freed.
-    delete_session=(
+    delete_session = (
         "WITH s AS (DELETE FROM chat_sessions WHERE id = $1"
         "  RETURNING bot_id, total_input_tokens::numeric + total_output_tokens AS tokens,"
         "   last_activity_at)"
@@ -167,96 +130,45 @@ SQL = Statements(
         f"  tokens_reserved = b.tokens_reserved - ({_reserved('s.tokens')} - s.tokens)::bigint,"
         "  last_active_at = greatest(b.last_active_at, s.last_activity_at)"
         " FROM s WHERE b.id = s.bot_id"
-    ),
-    bump_session=_UNUSED,
-    insert_message=_UNUSED,
-    bump_bot_tokens=_UNUSED,
-    get_message=_select(MESSAGES, "id = $1"),
-    get_messages=_select(MESSAGES, "session_id = $1", "seq ASC LIMIT $2 OFFSET $3"),
-    recent_messages=_select(MESSAGES, "session_id = $1", "seq DESC LIMIT $2"),
-    message_count="SELECT message_count FROM chat_sessions WHERE id = $1",
-    reset_message_count="UPDATE chat_sessions SET message_count = 0 WHERE id = $1 RETURNING id",
-    clear_messages="DELETE FROM chat_messages WHERE session_id = $1",
-    clear_summaries="DELETE FROM context_summaries WHERE session_id = $1",
-    clear_pending="DELETE FROM pending_memory_extractions WHERE session_id = $1",
-    count_sessions="SELECT count(*) FROM chat_sessions",
-    count_messages="SELECT count(*) FROM chat_messages",
-    memory_refs=(
-        "SELECT EXISTS (SELECT 1 FROM bots WHERE id = $1),"
-        " (SELECT bot_id FROM chat_sessions WHERE id = $2),"
-        " (SELECT session_id FROM chat_messages WHERE id = $3),"
-        " (SELECT bot_id FROM chat_messages WHERE id = $3),"
-        " (SELECT bot_id FROM session_memories WHERE id = $4),"
-        " EXISTS (SELECT 1 FROM session_memories WHERE id = $5)"
-    ),
-    insert_memory=f"INSERT INTO session_memories ({MEMORIES.cols()}) VALUES ({_n(10)})",
-    insert_history=f"INSERT INTO memory_history ({HISTORY.cols()}) VALUES ({_n(9)})",
-    get_memory=_select(MEMORIES, "id = $1"),
-    get_memories=_select(
-        MEMORIES,
-        "bot_id = $1 AND ($2 OR superseded_by IS NULL)",
-        "importance DESC, created_at DESC, id DESC LIMIT $3",
-    ),  # fmt: skip
-    memories_by_session=_select(MEMORIES, "session_id = $1", "created_at ASC, id ASC"),
-    superseded_by="SELECT id, fact FROM session_memories WHERE superseded_by = $1 FOR UPDATE",
-    delete_memory="DELETE FROM session_memories WHERE id = $1 RETURNING bot_id, fact",
-    delete_all_memories="DELETE FROM session_memories WHERE bot_id = $1 RETURNING id, fact",
+    )
+    # Row locks: a memory being superseded or restored is not changed by another writer.
+    superseded_by = Statements.superseded_by + " FOR UPDATE"
+    lock_memory = Statements.lock_memory + " FOR UPDATE"
     # The query is built from plain words joined by "or" (see search_terms), so
     # websearch_to_tsquery can never see an operator from the user.
-    search=(
+    search = (
         f"SELECT {MEMORIES.cols('m.')}"
         " FROM session_memories m, websearch_to_tsquery('english', $2) q"
         " WHERE m.bot_id = $1 AND m.fact_tsv @@ q AND ($3 OR m.superseded_by IS NULL)"
         " ORDER BY ts_rank(m.fact_tsv, q) DESC, m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT $4"
-    ),
-    history=_select(HISTORY, "memory_id = $1", "created_at ASC, id ASC"),
-    # Locks the old memory, so two supersedes of one memory cannot both succeed.
-    lock_memory="SELECT bot_id, superseded_by, fact FROM session_memories WHERE id = $1 FOR UPDATE",
-    supersede="UPDATE session_memories SET superseded_by = $1 WHERE id = $2",
-    insert_pending=(
-        f"INSERT INTO pending_memory_extractions ({PENDING.cols()})"
-        f" SELECT {_n(10)} FROM chat_sessions WHERE id = $2 AND bot_id = $3 RETURNING id"
-    ),
-    session_bot="SELECT bot_id FROM chat_sessions WHERE id = $1",
-    pending_for_bot=_select(PENDING, "bot_id = $1 AND attempt_count < $2", _PENDING_ORDER),
-    all_pending=_select(PENDING, "$1::uuid IS NULL OR bot_id = $1", _PENDING_ORDER),
-    get_pending=_select(PENDING, "id = $1"),
-    delete_pending="DELETE FROM pending_memory_extractions WHERE id = $1",
-    update_pending=(
-        "UPDATE pending_memory_extractions SET attempt_count = $1, last_attempt_at = $2,"
-        f" next_attempt_at = $3, error_message = $4 WHERE id = $5 RETURNING {PENDING.cols()}"
-    ),
+    )
     # SKIP LOCKED: a job another claimer is taking right now is passed over, not waited for;
     # one it already took is no longer due when re-checked, so two claimers never share a job.
-    claim=(
+    claim = (
         "WITH due AS ("
         "  SELECT id FROM pending_memory_extractions"
-        "  WHERE next_attempt_at <= $1 AND attempt_count < $3 AND ($4::uuid IS NULL OR bot_id = $4)"
-        f"  ORDER BY {_PENDING_ORDER} LIMIT $5 FOR UPDATE SKIP LOCKED)"
+        "  WHERE next_attempt_at <= $1 AND attempt_count < $3 AND bot_id = coalesce($4, bot_id)"
+        f"  ORDER BY {PENDING_ORDER} LIMIT $5 FOR UPDATE SKIP LOCKED)"
         " UPDATE pending_memory_extractions p"
         " SET attempt_count = p.attempt_count + 1, last_attempt_at = $1, next_attempt_at = $2"
         f" FROM due WHERE p.id = due.id RETURNING {PENDING.cols('p.')}"
-    ),
-    insert_summary=(
+    )
+    # context_summaries also has bot_id (for distribution by bot), taken from the session.
+    insert_summary = (
         f"INSERT INTO context_summaries ({SUMMARIES.cols()}, bot_id)"
         f" SELECT {_n(7)}, bot_id FROM chat_sessions WHERE id = $2 AND message_count >= $5"
         " RETURNING id"
-    ),
-    latest_summary=_select(
-        SUMMARIES, "session_id = $1", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
-    ),
-    list_summaries=_select(
-        SUMMARIES, "session_id = $1", "messages_end ASC, created_at ASC, id ASC"
-    ),
-)
+    )
+
 
 POSTGRES = Dialect(
     name="postgresql",
-    sql=SQL,
+    sql=PostgresStatements().numbered(),
     to_db={},
     from_db={},
     search_text=" or ".join,
+    no_limit=None,
 )
 
 

@@ -1,0 +1,165 @@
+"""Every statement the core runs, by name, in standard SQL: a dialect overrides only those
+its database words differently (a subclass), and gets these with its own placeholders.
+
+Parameters are ``?`` (in order) or ``?N`` (numbered), and bound in the order noted; results
+of a table's rows are in ``Table.columns`` order, other results as noted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from boternity.backends.core.tables import (
+    BOTS,
+    HISTORY,
+    MEMORIES,
+    MESSAGES,
+    PENDING,
+    SESSIONS,
+    SOULS,
+    SUMMARIES,
+    Table,
+)
+
+
+def insert(t: Table[Any]) -> str:
+    """INSERT of a whole row, its values bound in column order."""
+    return f"INSERT INTO {t.name} ({t.cols()}) VALUES ({', '.join('?' * len(t.columns))})"
+
+
+def select(t: Table[Any], where: str, order: str = "") -> str:
+    return f"SELECT {t.cols()} FROM {t.name} WHERE {where}{order and ' ORDER BY ' + order}"
+
+
+SESSION_ORDER = "started_at DESC, id DESC"
+PENDING_ORDER = "next_attempt_at ASC, id ASC"
+
+
+class Statements:
+    # bots
+    insert_bot = insert(BOTS)
+    get_bot = select(BOTS, "id = ?")
+    get_bot_by_slug = select(BOTS, "slug = ?")
+    list_bots = select(  # status|None, category|None, limit, offset
+        BOTS, "status = coalesce(?, status) AND category = coalesce(?, category)",
+        "created_at DESC, id DESC LIMIT ? OFFSET ?",
+    )  # fmt: skip
+    update_bot = (  # name, slug, description, status, category, tags, user_id, updated_at, id
+        "UPDATE bots SET name = ?, slug = ?, description = ?, status = ?, category = ?,"
+        f" tags = ?, user_id = ?, updated_at = ? WHERE id = ? RETURNING {BOTS.cols()}"
+    )
+    delete_bot = "DELETE FROM bots WHERE id = ?"  # -> COUNT
+    bump_soul_count = (  # bot id, updated_at -> a value when the bot exists
+        "UPDATE bots SET version_count = version_count + 1, updated_at = ?2 WHERE id = ?1"
+        " RETURNING id"
+    )
+    insert_soul = (  # id, bot id, content, hash, message, created_at -> the version, N+1
+        f"INSERT INTO soul_versions ({SOULS.cols()})"
+        " SELECT ?1, ?2, ?3, ?4, coalesce(max(version), 0) + 1, ?5, ?6"
+        " FROM soul_versions WHERE bot_id = ?2 RETURNING version"
+    )
+    get_soul = select(SOULS, "bot_id = ? AND version = ?")
+    latest_soul = select(SOULS, "bot_id = ?", "version DESC LIMIT 1")
+    list_souls = select(SOULS, "bot_id = ?", "version ASC, id ASC")
+
+    # chat sessions and messages
+    count_conversation = (  # bot id -> COUNT
+        "UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = ?"
+    )
+    insert_session = insert(SESSIONS)
+    get_session = select(SESSIONS, "id = ?")
+    update_session = (  # title, status, ended_at, id
+        "UPDATE chat_sessions SET title = ?, status = ?, ended_at = ? WHERE id = ?"
+        f" RETURNING {SESSIONS.cols()}"
+    )
+    list_sessions = select(SESSIONS, "bot_id = ?", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    active_sessions = select(SESSIONS, "bot_id = ? AND status = 'active'", SESSION_ORDER)
+    delete_session = "DELETE FROM chat_sessions WHERE id = ?"  # -> COUNT
+    #: The core's save_message unit also needs these two, which check for overflow in the
+    #: dialect's own way: tokens in, tokens out, at, session id -> seq, bot id, totals fit;
+    #: and tokens, at, bot id -> the bot's total fits.
+    bump_session = ""
+    bump_bot_tokens = ""
+    insert_message = insert(MESSAGES)
+    get_message = select(MESSAGES, "id = ?")
+    get_messages = select(MESSAGES, "session_id = ?", "seq ASC LIMIT ? OFFSET ?")
+    recent_messages = select(MESSAGES, "session_id = ?", "seq DESC LIMIT ?")
+    message_count = "SELECT message_count FROM chat_sessions WHERE id = ?"
+    reset_message_count = "UPDATE chat_sessions SET message_count = 0 WHERE id = ? RETURNING id"
+    clear_messages = "DELETE FROM chat_messages WHERE session_id = ?"  # -> COUNT
+    clear_summaries = "DELETE FROM context_summaries WHERE session_id = ?"
+    clear_pending = "DELETE FROM pending_memory_extractions WHERE session_id = ?"
+    count_sessions = "SELECT count(*) FROM chat_sessions"
+    count_messages = "SELECT count(*) FROM chat_messages"
+
+    # memories
+    memory_refs = (  # bot, session, source message, superseded_by, id -> bot exists,
+        # the session's bot, the message's session and bot, the superseding memory's bot,
+        # id taken: everything a new memory refers to, in one round trip
+        "SELECT EXISTS (SELECT 1 FROM bots WHERE id = ?1),"
+        " (SELECT bot_id FROM chat_sessions WHERE id = ?2),"
+        " (SELECT session_id FROM chat_messages WHERE id = ?3),"
+        " (SELECT s.bot_id FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
+        "  WHERE m.id = ?3),"
+        " (SELECT bot_id FROM session_memories WHERE id = ?4),"
+        " EXISTS (SELECT 1 FROM session_memories WHERE id = ?5)"
+    )
+    insert_memory = insert(MEMORIES)
+    insert_history = insert(HISTORY)
+    get_memory = select(MEMORIES, "id = ?")
+    get_memories = select(  # bot id, include superseded, limit
+        MEMORIES, "bot_id = ? AND (? OR superseded_by IS NULL)",
+        "importance DESC, created_at DESC, id DESC LIMIT ?",
+    )  # fmt: skip
+    memories_by_session = select(MEMORIES, "session_id = ?", "created_at ASC, id ASC")
+    # The memories a memory superseded (id, fact), and the old memory a supersede replaces
+    # (bot_id, superseded_by, fact): both locked for the transaction where rows can be.
+    superseded_by = "SELECT id, fact FROM session_memories WHERE superseded_by = ?"
+    lock_memory = "SELECT bot_id, superseded_by, fact FROM session_memories WHERE id = ?"
+    delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact"
+    delete_all_memories = "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact"
+    search = ""  # bot id, Dialect.search_text(terms), include superseded, limit
+    history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
+    supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
+
+    # the extraction queue
+    insert_pending = (  # PENDING -> id, inserted only when the session exists and is the bot's
+        f"INSERT INTO pending_memory_extractions ({PENDING.cols()})"
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM chat_sessions"
+        " WHERE id = ?2 AND bot_id = ?3 RETURNING id"
+    )
+    session_bot = "SELECT bot_id FROM chat_sessions WHERE id = ?"
+    pending_for_bot = select(PENDING, "bot_id = ? AND attempt_count < ?", PENDING_ORDER)
+    all_pending = select(PENDING, "bot_id = coalesce(?, bot_id)", PENDING_ORDER)
+    get_pending = select(PENDING, "id = ?")
+    delete_pending = "DELETE FROM pending_memory_extractions WHERE id = ?"  # -> COUNT
+    update_pending = (  # attempt_count, last_attempt_at, next_attempt_at, error_message, id
+        "UPDATE pending_memory_extractions SET attempt_count = ?, last_attempt_at = ?,"
+        f" next_attempt_at = ?, error_message = ? WHERE id = ? RETURNING {PENDING.cols()}"
+    )
+    claim = ""  # now, end of the lease, max attempts, bot id|None, limit -> PENDING rows
+
+    # context summaries
+    insert_summary = (  # SUMMARIES -> id, inserted only when the session has the messages
+        f"INSERT INTO context_summaries ({SUMMARIES.cols()})"
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 FROM chat_sessions"
+        " WHERE id = ?2 AND message_count >= ?5 RETURNING id"
+    )
+    latest_summary = select(
+        SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
+    )
+    list_summaries = select(SUMMARIES, "session_id = ?", "messages_end ASC, created_at ASC, id ASC")
+
+    def numbered(self) -> Statements:
+        """Every ``?`` placeholder rewritten as ``$N`` (PostgreSQL's style)."""
+        for name in dir(self):
+            if not name.startswith("_") and isinstance(sql := getattr(self, name), str):
+                setattr(self, name, _numbered(sql))
+        return self
+
+
+def _numbered(sql: str) -> str:
+    count = itertools.count(1)
+    return re.sub(r"\?(\d*)", lambda m: f"${m[1] or next(count)}", sql)
