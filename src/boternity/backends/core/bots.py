@@ -12,9 +12,7 @@ from boternity.backends.common import (
     check_version,
 )
 from boternity.backends.core.dialect import (
-    COUNT,
     NONE,
-    ONE,
     VALUE,
     Dialect,
     Executor,
@@ -75,25 +73,11 @@ class BotCore(Repository):
             bot.name, bot.slug, bot.description, bot.status.value, bot.category.value,
             self._d.adapter(TAGS)(bot.tags), bot.user_id, self._time(utc_now()), self._key(bot.id),
         )  # fmt: skip
-
-        def unit() -> Unit[Bot]:
-            row = yield self._q.update_bot, params, ONE
-            if row is None:
-                raise missing("bot", bot.id)
-            return self._bot(row)
-
-        return await self._x.write(
-            unit, conflicts={"bots.slug": f"another bot already has slug {bot.slug!r}"}
-        )
+        conflict = {"bots.slug": f"another bot already has slug {bot.slug!r}"}
+        return await self._update(self._q.update_bot, params, self._bot, "bot", bot.id, conflict)
 
     async def delete_bot(self, bot_id: uuid.UUID) -> None:
-        key = self._id(bot_id, "bot_id")
-
-        def unit() -> Unit[None]:
-            if (yield self._q.delete_bot, (key,), COUNT) == 0:
-                raise missing("bot", bot_id)
-
-        await self._x.write(unit)
+        await self._delete(self._q.delete_bot, self._id(bot_id, "bot_id"), "bot", bot_id)
 
     async def save_soul(
         self, bot_id: uuid.UUID, content: str, *, message: str | None = None

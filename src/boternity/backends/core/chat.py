@@ -66,14 +66,9 @@ class ChatCore(Repository):
         check_model(session, ChatSession, "update_session")
         s = session
         params = (s.title, s.status.value, self._opt_time(s.ended_at), self._key(s.id))
-
-        def unit() -> Unit[ChatSession]:
-            row = yield self._q.update_session, params, ONE
-            if row is None:
-                raise missing("chat session", s.id)
-            return self._session(row)
-
-        return await self._x.write(unit)
+        return await self._update(
+            self._q.update_session, params, self._session, "chat session", s.id
+        )
 
     async def list_sessions(
         self, bot_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
@@ -83,12 +78,7 @@ class ChatCore(Repository):
 
     async def delete_session(self, session_id: uuid.UUID) -> None:
         key = self._id(session_id, "session_id")
-
-        def unit() -> Unit[None]:
-            if (yield self._q.delete_session, (key,), COUNT) == 0:
-                raise missing("chat session", session_id)
-
-        await self._x.write(unit)
+        await self._delete(self._q.delete_session, key, "chat session", session_id)
 
     async def get_active_sessions(self, bot_id: uuid.UUID) -> list[ChatSession]:
         return await self._all(self._q.active_sessions, self._session, self._id(bot_id, "bot_id"))

@@ -117,6 +117,34 @@ class Repository:
     ) -> list[M]:
         return [decode(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
 
+    async def _update(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        decode: Callable[[Any], M],
+        what: str,
+        key: object,
+        conflicts: Mapping[str, str] | None = None,
+    ) -> M:
+        """One UPDATE ... RETURNING of a row that must exist: the stored row."""
+
+        def unit() -> Unit[M]:
+            row = yield sql, params, ONE
+            if row is None:
+                raise missing(what, key)
+            return decode(row)
+
+        return await self._x.write(unit, conflicts=conflicts)
+
+    async def _delete(self, sql: str, bound: Any, what: str, key: object) -> None:
+        """One DELETE of a row that must exist."""
+
+        def unit() -> Unit[None]:
+            if (yield sql, (bound,), COUNT) == 0:
+                raise missing(what, key)
+
+        await self._x.write(unit)
+
     def _page(self, limit: int | None, offset: int | None) -> tuple[int | None, int]:
         """LIMIT and OFFSET to bind, checked."""
         lim, off = check_page(limit, offset)

@@ -256,25 +256,14 @@ class MemoryCore(Repository):
 
     async def delete_pending_extraction(self, pending_id: uuid.UUID) -> None:
         key = self._id(pending_id, "pending_id")
-
-        def unit() -> Unit[None]:
-            if (yield self._q.delete_pending, (key,), COUNT) == 0:
-                raise missing("pending extraction", pending_id)
-
-        await self._x.write(unit)
+        await self._delete(self._q.delete_pending, key, "pending extraction", pending_id)
 
     async def update_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction:
         p = check_model(pending, PendingExtraction, "update_pending_extraction")
         params = (p.attempt_count, self._opt_time(p.last_attempt_at),
                   self._time(p.next_attempt_at), p.error_message, self._key(p.id))  # fmt: skip
-
-        def unit() -> Unit[PendingExtraction]:
-            row = yield self._q.update_pending, params, ONE
-            if row is None:
-                raise missing("pending extraction", p.id)
-            return self._pending(row)
-
-        return await self._x.write(unit)
+        sql = self._q.update_pending
+        return await self._update(sql, params, self._pending, "pending extraction", p.id)
 
     async def claim_pending_extractions(
         self,
