@@ -60,9 +60,10 @@ class Table(Generic[M]):
         """The column list, each column prefixed with ``alias`` (say ``"m."``)."""
         return ", ".join(alias + c for c in self.columns)
 
-    def kinds(self) -> list[tuple[Any, bool]]:
+    def kinds(self) -> list[tuple[str, tuple[Any, bool]]]:
+        """(column, (kind, nullable)) for each column."""
         hints = get_type_hints(self.model)
-        return [_kind(hints[c]) for c in self.columns]
+        return [(c, _kind(hints[c])) for c in self.columns]
 
 
 def _table(name: str, model: type[M], columns: str) -> Table[M]:
@@ -102,25 +103,22 @@ HISTORY = _table(
 )  # fmt: skip
 
 
-def _convert(kind: Any, value: str, adapters: Mapping[str, Adapter], scope: dict[str, Any],
-             *, out: bool) -> str:  # fmt: skip
-    """Source text converting ``value`` (an expression) for one column kind."""
+def _expr(value: str, kind: Any, nullable: bool, adapters: Mapping[str, Adapter],
+          scope: dict[str, Any], *, out: bool) -> str:  # fmt: skip
+    """Source text converting ``value`` (an expression) for one column, None passing as is."""
     if isinstance(kind, type) and issubclass(kind, StrEnum):  # its text out, its member back
         scope[kind.__name__] = kind._value2member_map_
-        return f"{value}.value" if out else f"{kind.__name__}[{value}]"
-    if kind == _JSON:
-        return f"dumps({value})" if out else f"loads({value})"
-    if adapters.get(kind) is None:
+        convert = "{}.value" if out else kind.__name__ + "[{}]"
+    elif kind == _JSON:
+        convert = "dumps({})" if out else "loads({})"
+    elif adapters.get(kind) is not None:
+        scope[f"a_{kind}"] = adapters[kind]
+        convert = f"a_{kind}({{}})"
+    else:
         return value
-    scope[f"a_{kind}"] = adapters[kind]
-    return f"a_{kind}({value})"
-
-
-def _column(kind: Any, nullable: bool, value: str, *args: Any, **kwargs: Any) -> str:
-    converted = _convert(kind, "v" if nullable else value, *args, **kwargs)
-    if nullable and converted != "v":
-        return f"(None if (v := {value}) is None else {converted})"
-    return value if converted == "v" else converted
+    if nullable:
+        return f"(None if (v := {value}) is None else {convert.format('v')})"
+    return convert.format(value)
 
 
 def _compile(source: str, scope: dict[str, Any]) -> Any:
@@ -131,10 +129,7 @@ def _compile(source: str, scope: dict[str, Any]) -> Any:
 def make_encoder(t: Table[M], adapters: Mapping[str, Adapter]) -> Callable[[M], list[Any]]:
     """model -> its column values, in ``t.columns`` order, as the dialect binds them."""
     scope: dict[str, Any] = {"dumps": _dumps}
-    values = [
-        _column(kind, nullable, f"o.{name}", adapters, scope, out=True)
-        for name, (kind, nullable) in zip(t.columns, t.kinds(), strict=True)
-    ]
+    values = [_expr(f"o.{name}", *kind, adapters, scope, out=True) for name, kind in t.kinds()]
     return _compile(f"def f(o):\n    return [{', '.join(values)}]\n", scope)  # type: ignore[no-any-return]
 
 
@@ -143,18 +138,13 @@ def make_decoder(
 ) -> Callable[..., M]:
     """row -> model, trusting the row. With ``fixed`` (a column name), that column's value is
     taken from a second argument instead: a key every row of a query shares, parsed once."""
-    scope: dict[str, Any] = {"loads": json.loads, "new": object.__new__, "put": object.__setattr__,
-                             "cls": t.model}  # fmt: skip
-    lines = []
-    for i, (name, (kind, nullable)) in enumerate(zip(t.columns, t.kinds(), strict=True)):
-        value = (
-            name
-            if name == fixed
-            else _column(kind, nullable, f"r[{i}]", adapters, scope, out=False)
-        )
-        lines.append(f"    put(o, {name!r}, {value})\n")
+    scope = {"loads": json.loads, "new": object.__new__, "put": object.__setattr__, "cls": t.model}
+    lines = "".join(
+        f"    put(o, {name!r}, {name if name == fixed else _expr(f'r[{i}]', *kind, adapters, scope, out=False)})\n"
+        for i, (name, kind) in enumerate(t.kinds())
+    )
     args = f"r, {fixed}" if fixed else "r"
-    return _compile(f"def f({args}):\n    o = new(cls)\n{''.join(lines)}    return o\n", scope)  # type: ignore[no-any-return]
+    return _compile(f"def f({args}):\n    o = new(cls)\n{lines}    return o\n", scope)  # type: ignore[no-any-return]
 
 
 def _dumps(value: Any) -> str:
