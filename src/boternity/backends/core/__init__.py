@@ -4,8 +4,6 @@ A backend supplies a Dialect (its SQL and value adapters) and an Executor (how i
 statement and a unit of work); see docs/architecture.md.
 """
 
-from boternity.backends.core.bots import BotCore
-from boternity.backends.core.chat import ChatCore
-from boternity.backends.core.memory import MemoryCore
+from boternity.backends.core.repositories import BotCore, ChatCore, MemoryCore
 
 __all__ = ["BotCore", "ChatCore", "MemoryCore"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from boternity.backends.core.chat import ChatCore
 from boternity.backends.core.dialect import VALUE, Dialect, Unit, missing
+from boternity.backends.core.repositories import ChatCore
 from boternity.backends.core.sql import PENDING_ORDER, Statements
 from boternity.backends.core.tables import BOTS, MEMORIES, PENDING, SESSIONS, SUMMARIES
 from boternity.models import ChatMessage
