@@ -68,11 +68,17 @@ def test_version(cli: Invoke) -> None:
     assert boternity.__version__ == VERSION
 
 
-def test_no_arguments_shows_help(cli: Invoke) -> None:
-    from typer.testing import CliRunner
-
-    result = CliRunner().invoke(app, [])
-    assert "Usage:" in result.stdout + result.stderr
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [[], ["bot"], ["queue", "--help"], ["db"]])
+def test_no_subcommand_shows_the_whole_help(args: list[str]) -> None:
+    """Bare `bnity` and a group without a subcommand print the normal multi-line help on
+    stdout and exit 0, never the help squashed into one `error:` line."""
+    result = subprocess.run([*BNITY, *args], capture_output=True, text=True, timeout=60, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("Usage: bnity")
+    assert "error:" not in result.stdout
+    assert len(result.stdout.splitlines()) > 5
 
 
 def test_usage_errors_are_one_line(cli: Invoke) -> None:

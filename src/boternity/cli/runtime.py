@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
-from click.exceptions import ClickException, UsageError
+from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from boternity.errors import (
@@ -182,6 +182,10 @@ class BnityGroup(TyperGroup):
             if os.environ.get(DEBUG_ENV):
                 raise
             return _fail(f"error: {one_line(str(exc))}", exit_code_for(exc))
+        except NoArgsIsHelpError as exc:
+            # `bnity` or a group without a subcommand: the normal help, like git (exit 0).
+            typer.echo(exc.ctx.get_help())
+            return EXIT_OK
         except UsageError as exc:
             hint = ""
             if exc.ctx is not None:
