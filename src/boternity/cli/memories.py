@@ -238,7 +238,9 @@ def remember(
 
         print_json(saved)
         return
-    typer.echo(
+    from boternity.cli.output import echo
+
+    echo(
         f"Remembered for '{found.slug}'"
         f" ({saved.category.value}, importance {saved.importance}): {saved.fact}"
     )
