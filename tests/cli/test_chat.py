@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from boternity import Store
-from boternity.models import MessageRole, SessionStatus
+from boternity.models import Bot, MessageRole, SessionStatus
 from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse, with_store
 from tests.cli.fixtures import UNICODE, World
 from tests.fakes.llm_server import json_reply, openai_frames, sse_reply
@@ -469,3 +469,89 @@ def test_a_message_that_cannot_be_stored_is_refused_and_the_chat_goes_on(
     assert result.stdout == "[offline] Noted: you live in Rome.\n"
     [session] = sessions_of(cli, luna)
     assert [m["content"] for m in transcript(cli, session["id"])][0] == "I live in Rome"
+
+
+@pytest.mark.slow
+def test_slash_command_errors_print_one_line_and_the_chat_goes_on(
+    tmp_path: Path, llm: FakeLlm
+) -> None:
+    db = str(tmp_path / "slash.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    script = [
+        "/history 99999999999999999999",  # more than there is: all of it
+        "/history " + "9" * 5000,  # beyond int() parsing
+        "/history ²",  # a digit to str.isdigit(), not to int()
+        "/remember bad \x00 fact",  # refused by the library
+        "hello",
+    ]
+    result = subprocess.run(
+        [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+        input="\n".join(script) + "\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        env=_env(llm),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, result.stderr  # /history ², /remember
+    assert "usage: /history" in errors[0] and "NUL" in errors[1]
+    assert result.stdout.count("No messages yet.") == 2  # the huge N: everything there is
+    assert 'You said: "hello"' in result.stdout.splitlines()[-1]
+
+    async def check(store: Store) -> None:
+        [session] = await store.chat.list_sessions((await _luna(store)).id)
+        messages = await store.chat.get_messages(session.id)
+        assert [m.content for m in messages][0] == "hello"
+
+    with_store(Path(db), check)
+
+
+async def _luna(store: Store) -> Bot:
+    bot = await store.bots.get_bot_by_slug("luna")
+    assert bot is not None
+    return bot
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "io_encoding",
+    [None, "utf-8:backslashreplace", "utf-8:strict", "latin-1"],
+    ids=["default", "backslashreplace", "strict", "latin-1"],
+)
+def test_invalid_utf8_on_stdin_is_refused_like_as_an_argument(
+    tmp_path: Path, llm: FakeLlm, io_encoding: str | None
+) -> None:
+    """Whatever the locale decodes stdin with, a line that is not UTF-8 is one failed turn
+    with a clear error: never stored mangled (``caf\\xe9``), never a crash."""
+    db = str(tmp_path / "utf8.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    extra = {"PYTHONIOENCODING": io_encoding} if io_encoding else {}
+    result = subprocess.run(
+        [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+        input=b"caf\xe9\ncaf\xc3\xa9 ok\n",
+        capture_output=True,
+        timeout=60,
+        env=_env(llm, **extra),
+    )
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 1, stderr  # piped: a failed turn fails the run
+    assert "error: this line is not valid UTF-8 (byte 3); nothing was sent" in stderr
+    assert "Traceback" not in stderr
+
+    async def check(store: Store) -> None:
+        [session] = await store.chat.list_sessions((await _luna(store)).id)
+        messages = await store.chat.get_messages(session.id)
+        assert [m.content for m in messages if m.role is MessageRole.USER] == ["café ok"]
+
+    with_store(Path(db), check)
+    # the same bytes as an argument: refused too
+    arg = subprocess.run(
+        [*BNITY, "--db", db, "remember", "luna", os.fsdecode(b"caf\xe9")],
+        capture_output=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert arg.returncode == 2 and b"not valid UTF-8" in arg.stderr
