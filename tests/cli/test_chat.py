@@ -555,3 +555,90 @@ def test_invalid_utf8_on_stdin_is_refused_like_as_an_argument(
         env=_env(),
     )
     assert arg.returncode == 2 and b"not valid UTF-8" in arg.stderr
+
+
+def _line_before(output: bytes, index: int) -> bytes:
+    """What is drawn on the terminal line before ``output[index]`` (colour and cursor
+    sequences aside)."""
+    import re
+
+    start = max(output.rfind(b"\n", 0, index), output.rfind(b"\r", 0, index)) + 1
+    return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", output[start:index])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_terminal_warnings_go_above_the_prompt_and_slash_errors_keep_the_chat(
+    tmp_path: Path, llm: FakeLlm
+) -> None:
+    """A retry warning while the spinner turns and a failed-title warning while the user is
+    typing ("/ex") each get a line of their own; what was typed is drawn again and still
+    works. A bad slash command is one error line and the chat goes on."""
+    import pty
+    import select
+
+    from tests.fakes.llm_server import openai_error
+
+    db = str(tmp_path / "warn.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    llm.script(
+        "chat",
+        openai_error(500, "server overloaded", kind="server_error"),
+        sse_reply(openai_frames(["Hello ", "there"])),
+    )
+    late = openai_error(400, "no title today")
+    late.delay = 2.0  # fails while the prompt waits for the next line
+    llm.script("title", late)
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execve(
+            sys.executable,
+            [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+            _env(llm, COLUMNS="100"),
+        )
+    output = b""
+
+    def read_until(needle: bytes, timeout: float = 20, start: int = 0) -> int:
+        nonlocal output
+        end = time.monotonic() + timeout
+        while (at := output.find(needle, start)) < 0:
+            assert time.monotonic() < end, (needle, output.decode(errors="replace"))
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:
+                    break
+        return at
+
+    prompt = "You › ".encode()
+    try:
+        read_until(prompt)
+        os.write(fd, "/history ²\r".encode())
+        at = read_until(b"usage: /history")
+        at = read_until(prompt, start=at)
+        os.write(fd, b"/history 99999999999999999999\r")
+        at = read_until(b"No messages yet.", start=at)
+        at = read_until(prompt, start=at)
+        os.write(fd, b"hi\r")
+        at = read_until(b"retrying in", start=at)
+        at = read_until(b"there", start=at)
+        at = read_until(prompt, start=read_until("tokens ·".encode(), start=at))
+        time.sleep(0.3)  # readline is reading
+        os.write(fd, b"/ex")
+        at = read_until(b"no title today", start=at)
+        read_until(prompt + b"/ex", start=at)  # what was typed, drawn again
+        os.write(fd, b"it\r")
+        read_until(b"completed", start=at)
+    finally:
+        status = _reap(pid)
+        os.close(fd)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert b"Traceback" not in output
+    warnings = [i for i in range(len(output)) if output.startswith(b"warning:", i)]
+    assert len(warnings) == 2, text
+    for i in warnings:
+        assert _line_before(output, i) == b"", (output[max(0, i - 80) : i + 40], text)

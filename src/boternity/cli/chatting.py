@@ -265,7 +265,7 @@ class Ui:
                 self._held.append(line)
 
     def _show_warning(self, line: str) -> bool:
-        self.err.print(safe(line, style="yellow"))
+        self.err.print(safe(line, style="yellow"), soft_wrap=True)
         return True
 
     def flush_warnings(self) -> None:
@@ -273,7 +273,7 @@ class Ui:
         with self._lock:
             held, self._held = self._held, []
             for line in held:
-                self.err.print(safe(line, style="yellow"))
+                self.err.print(safe(line, style="yellow"), soft_wrap=True)
 
     def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
         raise NotImplementedError
@@ -385,7 +385,7 @@ class TerminalUi(Ui):
 
     def _show_warning(self, line: str) -> bool:
         if self._overlay is not None:  # Rich prints it above the spinner or the reply
-            self._overlay.print(safe(line, style="yellow"))
+            self._overlay.print(safe(line, style="yellow"), soft_wrap=True)
             return True
         if self._prompt is None:
             return False  # the main thread is drawing: held until it next prints
@@ -399,7 +399,7 @@ class TerminalUi(Ui):
 
         sys.stdout.write("\r\x1b[2K")
         sys.stdout.flush()
-        self.out.print(safe(line, style="yellow"))
+        self.out.print(safe(line, style="yellow"), soft_wrap=True)
         sys.stdout.write(self._prompt + visible(typed))
         sys.stdout.flush()
         return True
