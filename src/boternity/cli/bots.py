@@ -89,7 +89,7 @@ def create(
 
     soul_note = " with soul v1" if soul_text is not None else ""
     console().print(
-        f"Created bot [bold]{esc(created.name)}[/] ({created.slug}, {created.id}){soul_note}."
+        f"Created bot [bold]{esc(created.name)}[/] ({esc(created.slug)}, {created.id}){soul_note}."
     )
 
 
@@ -270,7 +270,9 @@ def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
 
         print_json({"deleted": True, "bot_id": str(deleted.id), "slug": deleted.slug})
         return
-    typer.echo(f"Deleted bot '{deleted.name}' ({deleted.slug}).")
+    from boternity.cli.output import echo
+
+    echo(f"Deleted bot '{deleted.name}' ({deleted.slug}).")
 
 
 # --- souls --------------------------------------------------------------------------------------
@@ -305,13 +307,13 @@ def soul_show(
         return found, soul
 
     found, soul = run(ctx, work)
-    from boternity.cli.output import console, esc, fmt_time, print_json
+    from boternity.cli.output import console, echo, echo_exact, esc, fmt_time, print_json
 
     if json_:
         print_json(soul)
         return
     if raw:
-        typer.echo(soul.content, nl=not soul.content.endswith("\n"))
+        echo_exact(soul.content, nl=not soul.content.endswith("\n"))
         return
     err = console(stderr=True)
     note = f" — {soul.message}" if soul.message else ""
@@ -319,7 +321,7 @@ def soul_show(
         f"[bold]{esc(found.slug)}[/] soul v{soul.version} of {found.version_count},"
         f" {fmt_time(soul.created_at)} UTC, sha256 {soul.hash[:12]}{esc(note)}",
     )
-    typer.echo(soul.content, nl=not soul.content.endswith("\n"))
+    echo(soul.content, nl=not soul.content.endswith("\n"))
 
 
 @soul_app.command("set", cls=BnityCommand)
@@ -351,8 +353,10 @@ def soul_set(
 
         print_json(soul)
         return
+    from boternity.cli.output import echo
+
     if saved:
-        typer.echo(f"Saved soul v{soul.version} for '{found.slug}' ({len(content)} characters).")
+        echo(f"Saved soul v{soul.version} for '{found.slug}' ({len(content)} characters).")
     else:
         typer.echo(f"Soul unchanged (same as v{soul.version}); nothing saved.")
 

@@ -88,7 +88,11 @@ def one_line(text: str) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"{message}\n")
+    """The one line a failed command prints: it may quote user input or stored text (a bad
+    slug, a fact), so control characters are made visible."""
+    from boternity.cli.output import visible
+
+    sys.stderr.write(f"{visible(message)}\n")
     sys.stderr.flush()
     return code
 
@@ -279,7 +283,9 @@ def confirm(question: str, *, yes: bool) -> None:
             f"{question.rstrip('?')}: not confirmed (stdin is not a terminal); pass --yes",
             exit_code=EXIT_USAGE,
         )
-    if not typer.confirm(question, default=False, err=True):
+    from boternity.cli.output import visible
+
+    if not typer.confirm(visible(question), default=False, err=True):
         raise Cancelled("Cancelled.")
 
 

@@ -107,7 +107,7 @@ def list_sessions(
         s = r.session
         preview = text(ellipsis(r.first.content if r.first else "", 40))
         if r.last is not None and r.first is not None and r.last.id != r.first.id:
-            preview.append("\n→ " + ellipsis(r.last.content, 38), style="dim")
+            preview.append_text(text("\n→ " + ellipsis(r.last.content, 38), style="dim"))
         t.add_row(
             ids[s.id],
             text(ellipsis(s.title or "(untitled)", 40)),
@@ -163,21 +163,21 @@ def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> Non
     bot, found, messages = run(ctx, lambda store: _load(store, session))
     from rich.text import Text
 
-    from boternity.cli.output import console, fmt_time, key_values, print_json
+    from boternity.cli.output import console, fmt_time, key_values, print_json, text
 
     if json_:
         print_json(_export_json(found, messages))
         return
     out = console()
     rule = Text("─" * min(out.width, 72), style="dim")
-    out.print(Text(found.title or "(untitled)", style="bold"))
+    out.print(text(found.title or "(untitled)", style="bold"))
     out.print(key_values(_metadata(bot, found)))
     for m in messages:
         out.print(rule)
         header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
         header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
         out.print(header)
-        out.print(Text(m.content))
+        out.print(text(m.content))
     if not messages:
         out.print(Text("(no messages)", style="dim"))
 
@@ -216,7 +216,7 @@ def export(
     if fmt not in ("md", "markdown", "json"):
         raise CliError(f"unknown format {format_!r} (use md or json)", exit_code=EXIT_USAGE)
     bot, found, messages = run(ctx, lambda store: _load(store, session))
-    from boternity.cli.output import dumps
+    from boternity.cli.output import dumps, echo, echo_exact
 
     body = (
         dumps(_export_json(found, messages)) + "\n"
@@ -224,7 +224,7 @@ def export(
         else to_markdown(bot, found, messages)
     )
     if output is None or output == "-":
-        typer.echo(body, nl=False)
+        echo_exact(body, nl=False)
         return
     try:
         # A transcript is as private as the database: new files are owner-only (0600).
@@ -234,7 +234,7 @@ def export(
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
     n = len(messages)
-    typer.echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
+    echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
 
 
 @session_app.command("delete", cls=BnityCommand)
@@ -260,4 +260,6 @@ def delete(
 
         print_json({"deleted": True, "session_id": str(deleted.id)})
         return
-    typer.echo(f"Deleted session {deleted.id} ('{deleted.title or '(untitled)'}').")
+    from boternity.cli.output import echo
+
+    echo(f"Deleted session {deleted.id} ('{deleted.title or '(untitled)'}').")
