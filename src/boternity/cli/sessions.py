@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import (
+    MAX_COUNT,
+    BnityCommand,
+    JsonOpt,
+    YesOpt,
+    confirm,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from boternity.models import Bot, ChatMessage, ChatSession
@@ -44,7 +52,9 @@ def duration(session: ChatSession) -> str:
 def list_sessions(
     ctx: typer.Context,
     bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
-    limit: Annotated[int, typer.Option(min=1, help="Show at most N sessions, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N sessions, newest first.")
+    ] = 20,
     json_: JsonOpt = False,
 ) -> None:
     """List a bot's chat sessions, newest first, with message previews.

@@ -50,6 +50,16 @@ def _applied(conn: sqlite3.Connection) -> dict[int, str]:
     return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
 
 
+def _recorded(conn: sqlite3.Connection) -> dict[int, str]:
+    """What ``schema_migrations`` records, read without a write lock ({} before the first)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if exists is None:
+        return {}
+    return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
+
+
 def _statements(sql: str) -> list[str]:
     """Split on complete statements (sqlite3.complete_statement keeps trigger bodies whole)."""
     out: list[str] = []
@@ -68,10 +78,16 @@ def _statements(sql: str) -> list[str]:
 def migrate(conn: sqlite3.Connection, *, where: str, busy_wait: float) -> int:
     """Apply pending migrations, each with its record in one BEGIN IMMEDIATE transaction.
 
-    Concurrent openers serialise on the write lock and re-read what is applied inside it,
-    so each step runs exactly once. Returns the schema version.
+    The write lock is taken only when a migration is due. Concurrent openers serialise on
+    it and re-read what is applied inside it, so each step runs exactly once. Returns the
+    schema version.
     """
     available = load_migrations("boternity.backends.sqlite.migrations")
+    # Read first, without the write lock: a read-only command must not wait for another
+    # process's write transaction just to learn that nothing is due.
+    recorded = retry_busy(lambda: _recorded(conn), wait=busy_wait, what="migrate")
+    if not pending_migrations(available, recorded, where=where):
+        return len(available)
     while True:
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="migrate")
         try:

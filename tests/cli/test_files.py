@@ -1,0 +1,166 @@
+"""Issue 9, files: what the real ``bnity`` writes, creates and refuses, run in subprocesses.
+
+Files the CLI writes (export, backup) never land on the database or its companions and never
+replace a file unasked; database files and folders are owner-only; a full disk leaves nothing
+half-made; a read-only command does not wait for another process's write lock; bad numbers
+and bad database URLs get one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+import typer
+
+from boternity.cli.app import app
+from boternity.cli.runtime import MAX_COUNT
+
+BNITY = [sys.executable, "-m", "boternity.cli"]
+
+pytestmark = pytest.mark.slow
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOTERNITY_", "OPENAI_"))}
+    env.pop("ANTHROPIC_API_KEY", None)
+    env.update(PYTHONUTF8="1", BOTERNITY_PROVIDER="offline", **extra)
+    return env
+
+
+def bnity(
+    db: str | Path, *args: str, timeout: float = 60, **popen: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BNITY, "--db", str(db), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        env=_env(),
+        **popen,  # type: ignore[call-overload]
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr, result.stderr
+    return lines[0]
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+
+def _int_params() -> list[tuple[str, click.Parameter]]:
+    found = []
+
+    def walk(command: click.Command, path: str) -> None:
+        for param in command.params:
+            if isinstance(param.type, click.types.IntParamType | click.types.FloatParamType):
+                found.append((f"{path} {param.name}", param))
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "bnity")
+    return found
+
+
+def test_every_numeric_option_has_a_range() -> None:
+    params = _int_params()
+    assert len(params) >= 4  # sessions --limit, soul show --version, queue run --limit, ...
+    for name, param in params:
+        assert isinstance(param.type, click.IntRange), name
+        assert param.type.min is not None and param.type.max is not None, name
+        assert param.type.max <= MAX_COUNT, name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sessions", "x", "--limit"),
+        ("queue", "run", "--limit"),
+        ("soul", "show", "x", "--version"),
+        ("remember", "x", "fact", "--importance"),
+    ],
+)
+@pytest.mark.parametrize("value", ["9223372036854775807", "99999999999999999999999", "-1", "0"])
+def test_huge_or_negative_numbers_get_one_line_naming_option_and_range(
+    tmp_path: Path, args: tuple[str, ...], value: str
+) -> None:
+    result = bnity(tmp_path / "n.db", *args, value)
+    assert result.returncode == 2, result
+    line = one_line(result)
+    assert f"'{args[-1]}'" in line and "is not in the range" in line, line
+    assert "9223372036854775808" not in line
+
+
+# --- database URLs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgresql://[::1", "[::1"),
+        ("postgresql://bob:s3cret@[::1/db", "[::1"),
+        ("postgresql://bob:s3cret@localhost:99999/db", "99999"),
+        ("postgresql://localhost:abc/db", "abc"),
+        ("postgres://bob:s3cret@localhost/db?port=70000", "70000"),
+    ],
+)
+def test_bad_postgres_urls_get_one_clear_line_without_the_password(url: str, named: str) -> None:
+    result = bnity(url, "bot", "list")
+    assert result.returncode == 2, result
+    line = one_line(result)
+    assert "bad PostgreSQL URL" in line and named in line, line
+    assert "s3cret" not in result.stderr and "bob" not in result.stderr
+
+
+# --- the write lock -----------------------------------------------------------------------------
+
+
+def test_read_only_command_answers_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "locked.db"
+    assert bnity(db, "bot", "create", "Ann").returncode == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "c.execute(\"UPDATE bots SET name = 'held' WHERE 0\")\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(120)\n",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        # The lock is really held: a writer in this process cannot get it.
+        probe = sqlite3.connect(db, isolation_level=None, timeout=0.05)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            probe.execute("BEGIN IMMEDIATE")
+        probe.close()
+        start = time.monotonic()
+        listed = bnity(db, "bot", "list", "--json", timeout=30)
+        elapsed = time.monotonic() - start
+        assert listed.returncode == 0, listed.stderr
+        assert '"Ann"' in listed.stdout
+        assert elapsed < 10, elapsed  # it used to wait busy_wait (60 s), then fail
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
