@@ -164,3 +164,52 @@ def test_read_only_command_answers_while_another_process_holds_the_write_lock(
         holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+# --- database files and folders -------------------------------------------------------------------
+
+
+def _umask_022() -> None:
+    os.umask(0o022)  # the common default, under which a forgotten mode shows as 0644/0755
+
+
+def test_a_dangling_symlink_db_gets_its_target_created_owner_only(tmp_path: Path) -> None:
+    (tmp_path / "link.db").symlink_to("real.db")
+    created = bnity(tmp_path / "link.db", "bot", "create", "Ann", preexec_fn=_umask_022)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "link.db").is_symlink()
+    assert (tmp_path / "real.db").stat().st_mode & 0o777 == 0o600
+    assert bnity(tmp_path / "real.db", "bot", "show", "ann").returncode == 0
+
+
+def test_every_folder_made_for_a_database_is_owner_only_parents_included(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "a" / "b" / "c" / "x.db"
+    created = bnity(db, "bot", "create", "Ann", preexec_fn=_umask_022)
+    assert created.returncode == 0, created.stderr
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    assert db.stat().st_mode & 0o777 == 0o600
+
+
+def _small_file_size_limit() -> None:
+    """Writes past 16 KiB fail (EFBIG), as on a full disk: the process-wide file size limit
+    is the fault injection that needs no special file system."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing us
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+
+def test_creating_a_database_on_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
+    folder = tmp_path / "full"
+    folder.mkdir()
+    failed = bnity(folder / "new.db", "bot", "create", "Ann", preexec_fn=_small_file_size_limit)
+    assert failed.returncode == 1
+    assert sorted(p.name for p in folder.iterdir()) == []  # was: a 0-byte new.db, -shm
+    line = one_line(failed)
+    assert "cannot create SQLite database" in line and "new.db" in line, line
+    # Without the limit the same command works: nothing left over is in the way.
+    assert bnity(folder / "new.db", "bot", "create", "Ann").returncode == 0
