@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -35,17 +36,22 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def bnity(
-    db: str | Path, *args: str, timeout: float = 60, **popen: object
+    db: str | Path,
+    *args: str,
+    timeout: float = 60,
+    stdin: str | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*BNITY, "--db", str(db), *args],
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         encoding="utf-8",
         timeout=timeout,
         env=_env(),
-        **popen,  # type: ignore[call-overload]
+        preexec_fn=preexec_fn,
     )
 
 
@@ -132,38 +138,32 @@ def test_read_only_command_answers_while_another_process_holds_the_write_lock(
 ) -> None:
     db = tmp_path / "locked.db"
     assert bnity(db, "bot", "create", "Ann").returncode == 0
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys, time\n"
-            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE')\n"
-            "c.execute(\"UPDATE bots SET name = 'held' WHERE 0\")\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(120)\n",
-            str(db),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    script = (
+        "import sqlite3, sys, time\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "c.execute(\"UPDATE bots SET name = 'held' WHERE 0\")\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n"
     )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        # The lock is really held: a writer in this process cannot get it.
-        probe = sqlite3.connect(db, isolation_level=None, timeout=0.05)
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            probe.execute("BEGIN IMMEDIATE")
-        probe.close()
-        start = time.monotonic()
-        listed = bnity(db, "bot", "list", "--json", timeout=30)
-        elapsed = time.monotonic() - start
-        assert listed.returncode == 0, listed.stderr
-        assert '"Ann"' in listed.stdout
-        assert elapsed < 10, elapsed  # it used to wait busy_wait (60 s), then fail
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(db)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            # The lock is really held: a writer in this process cannot get it.
+            probe = sqlite3.connect(db, isolation_level=None, timeout=0.05)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                probe.execute("BEGIN IMMEDIATE")
+            probe.close()
+            start = time.monotonic()
+            listed = bnity(db, "bot", "list", "--json", timeout=30)
+            elapsed = time.monotonic() - start
+            assert listed.returncode == 0, listed.stderr
+            assert '"Ann"' in listed.stdout
+            assert elapsed < 10, elapsed  # it used to wait busy_wait (60 s), then fail
+        finally:
+            holder.kill()
 
 
 # --- database files and folders -------------------------------------------------------------------
