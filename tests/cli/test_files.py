@@ -213,3 +213,137 @@ def test_creating_a_database_on_a_full_disk_leaves_nothing_behind(tmp_path: Path
     assert "cannot create SQLite database" in line and "new.db" in line, line
     # Without the limit the same command works: nothing left over is in the way.
     assert bnity(folder / "new.db", "bot", "create", "Ann").returncode == 0
+
+
+# --- files the CLI writes: export and backup ----------------------------------------------------
+
+
+def _db_with_a_session(tmp_path: Path, *, message_bytes: int = 100) -> tuple[Path, str]:
+    """A real database file with one session of four messages; returns (db, session id)."""
+    import asyncio
+
+    from boternity import open_store
+    from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
+
+    db = tmp_path / "v.db"
+
+    async def build() -> str:
+        async with open_store(db, readers=1) as store:
+            bot = await store.bots.create_bot(Bot(name="Ann"))
+            session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
+            for i in range(4):
+                await store.chat.save_message(
+                    ChatMessage(
+                        session_id=session.id,
+                        role=MessageRole.USER if i % 2 == 0 else MessageRole.ASSISTANT,
+                        content=f"message {i} " + "é" * (message_bytes // 2),
+                    )
+                )
+            return str(session.id)
+
+    return db, asyncio.run(build())
+
+
+def _snapshot(db: Path) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes()
+        for p in db.parent.iterdir()
+        if p.name.startswith(db.name) and p.is_file()
+    }
+
+
+def _database_targets(tmp_path: Path, db: Path) -> list[tuple[str, Path, str]]:
+    """(attack, --db, FILE): FILE is the database, or a file beside it, behind a path trick."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.db").symlink_to(db)
+    os.link(db, tmp_path / "hard.db")
+    link = tmp_path / "link.db"
+    return [
+        ("itself", db, str(db)),
+        ("dotdot", db, str(tmp_path / "sub" / ".." / "v.db")),
+        ("symlink", db, str(link)),
+        ("hard link", db, str(tmp_path / "hard.db")),
+        ("wal", db, f"{db}-wal"),
+        ("shm", db, f"{db}-shm"),
+        ("journal", db, f"{db}-journal"),
+        ("--db is a symlink", link, str(db)),
+        ("wal of a symlinked --db", link, f"{db}-wal"),
+        ("lock folder", db, f"{db}.sessions/x.lock"),
+    ]
+
+
+@pytest.mark.parametrize("command", ["export", "backup"])
+def test_export_and_backup_never_write_onto_the_database_or_its_files(
+    tmp_path: Path, command: str
+) -> None:
+    db, sid = _db_with_a_session(tmp_path)
+    # Keep a -wal and -shm around while the attacks run: another process has the store open.
+    keeper = sqlite3.connect(db, isolation_level=None)
+    keeper.execute("SELECT count(*) FROM bots").fetchone()
+    (tmp_path / "v.db.sessions").mkdir()
+    try:
+        before = _snapshot(db)
+        assert {"v.db", "v.db-wal", "v.db-shm"} <= set(before)
+        for name, db_arg, target in _database_targets(tmp_path, db):
+            args = (
+                ("session", "export", sid, "-o", target, "--yes")
+                if command == "export"
+                else ("db", "backup", target, "--yes")
+            )
+            result = bnity(db_arg, *args)
+            assert result.returncode == 2, (name, result)
+            line = one_line(result)
+            assert "refusing to write" in line and "database" in line, (name, line)
+            assert _snapshot(db) == before, name
+    finally:
+        keeper.close()
+    assert not (tmp_path / "v.db.sessions" / "x.lock").exists()
+    listed = bnity(db, "bot", "list", "--json")
+    assert listed.returncode == 0 and '"Ann"' in listed.stdout
+
+
+@pytest.mark.parametrize("command", ["export", "backup"])
+def test_an_existing_file_is_replaced_only_with_yes_or_force(tmp_path: Path, command: str) -> None:
+    db, sid = _db_with_a_session(tmp_path)
+    out = tmp_path / "out.txt"
+    out.write_text("keep me")
+
+    def write(*flags: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        if command == "export":
+            return bnity(db, "session", "export", sid, "-o", str(out), *flags, stdin=stdin)
+        return bnity(db, "db", "backup", str(out), *flags, stdin=stdin)
+
+    refused = write()  # stdin is not a terminal: refuse, never wait
+    assert refused.returncode == 2
+    assert "--yes" in one_line(refused)
+    assert write(stdin="y\n").returncode == 2  # a pipe is not a terminal either
+    assert out.read_text() == "keep me"
+    assert write("--force").returncode == 0
+    assert out.read_bytes() != b"keep me"
+    out.write_text("keep me")
+    assert write("--yes").returncode == 0
+    assert out.read_bytes() != b"keep me"
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_export_that_fails_midway_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    db, sid = _db_with_a_session(tmp_path, message_bytes=60_000)  # ~240 KB of Markdown
+    out = tmp_path / "out.md"
+    out.write_text("the previous export\n")
+
+    def limit() -> None:  # past the 32 KiB -shm file SQLite needs, short of the export
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    failed = bnity(db, "session", "export", sid, "-o", str(out), "--yes", preexec_fn=limit)
+    assert failed.returncode == 1, failed
+    assert out.read_text() == "the previous export\n"  # was: truncated, then half-written
+    assert "cannot write" in one_line(failed)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    done = bnity(db, "session", "export", sid, "-o", str(out), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "message 3" in out.read_text(encoding="utf-8")

@@ -290,6 +290,10 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", "--force", help="Replace FILE if it exists, without asking."),
+]
 
 
 def sub_app(help_text: str, **kwargs: Any) -> typer.Typer:
