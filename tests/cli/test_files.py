@@ -8,12 +8,13 @@ and bad database URLs get one clear line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -347,3 +348,53 @@ def test_an_export_that_fails_midway_leaves_the_old_file_whole(tmp_path: Path) -
     done = bnity(db, "session", "export", sid, "-o", str(out), "--yes")
     assert done.returncode == 0, done.stderr
     assert "message 3" in out.read_text(encoding="utf-8")
+
+
+# --- the session lock folder ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path) -> Iterator[None]:
+    """``folder`` made unwritable for the user running the tests: chmod for a normal user;
+    root ignores modes, so the immutable attribute then (skipped where it is unavailable)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            yield
+        finally:
+            folder.chmod(0o700)
+        return
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip("running as root without chattr +i: cannot make a folder unwritable")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("how", ["unwritable folder", "a file in its place"])
+def test_an_unusable_session_lock_folder_gives_a_clear_error(tmp_path: Path, how: str) -> None:
+    db = tmp_path / "v.db"
+    assert bnity(db, "bot", "create", "Ann").returncode == 0
+    locks = tmp_path / "v.db.sessions"
+    if how == "a file in its place":
+        locks.write_text("")
+        result = bnity(db, "chat", "ann", stdin="hello\n")
+    else:
+        locks.mkdir(mode=0o700)
+        with _unwritable(locks):
+            result = bnity(db, "chat", "ann", stdin="hello\n")
+    assert result.returncode == 1, result
+    line = one_line(
+        subprocess.CompletedProcess(
+            result.args, result.returncode, result.stdout, _without_provider_notice(result.stderr)
+        )
+    )
+    assert "cannot create session lock files" in line and "v.db.sessions" in line, line
+
+
+def _without_provider_notice(stderr: str) -> str:
+    return "".join(
+        line for line in stderr.splitlines(keepends=True) if "offline provider" not in line
+    )
