@@ -221,12 +221,16 @@ def test_creating_a_database_on_a_full_disk_leaves_nothing_behind(tmp_path: Path
 
 def _db_with_a_session(tmp_path: Path, *, message_bytes: int = 100) -> tuple[Path, str]:
     """A real database file with one session of four messages; returns (db, session id)."""
+    db = tmp_path / "v.db"
+    return db, _add_session(str(db), message_bytes=message_bytes)
+
+
+def _add_session(db: str, *, message_bytes: int) -> str:
+    """A bot and one session of four messages in ``db`` (any backend); the session id."""
     import asyncio
 
     from boternity import open_store
     from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
-
-    db = tmp_path / "v.db"
 
     async def build() -> str:
         async with open_store(db, readers=1) as store:
@@ -242,7 +246,7 @@ def _db_with_a_session(tmp_path: Path, *, message_bytes: int = 100) -> tuple[Pat
                 )
             return str(session.id)
 
-    return db, asyncio.run(build())
+    return asyncio.run(build())
 
 
 def _snapshot(db: Path) -> dict[str, bytes]:
@@ -328,8 +332,9 @@ def test_an_existing_file_is_replaced_only_with_yes_or_force(tmp_path: Path, com
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_an_export_that_fails_midway_leaves_the_old_file_whole(tmp_path: Path) -> None:
-    db, sid = _db_with_a_session(tmp_path, message_bytes=60_000)  # ~240 KB of Markdown
+def test_an_export_that_fails_midway_leaves_the_old_file_whole(db_url: str, tmp_path: Path) -> None:
+    db = db_url
+    sid = _add_session(db, message_bytes=60_000)  # ~240 KB of Markdown
     out = tmp_path / "out.md"
     out.write_text("the previous export\n")
 
@@ -345,6 +350,8 @@ def test_an_export_that_fails_midway_leaves_the_old_file_whole(tmp_path: Path) -
     assert out.read_text() == "the previous export\n"  # was: truncated, then half-written
     assert "cannot write" in one_line(failed)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    refused = bnity(db, "session", "export", sid, "-o", str(out))
+    assert refused.returncode == 2 and "--yes" in one_line(refused)
     done = bnity(db, "session", "export", sid, "-o", str(out), "--yes")
     assert done.returncode == 0, done.stderr
     assert "message 3" in out.read_text(encoding="utf-8")
