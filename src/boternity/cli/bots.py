@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from boternity.cli.runtime import (
+    MAX_COUNT,
     BnityCommand,
     JsonOpt,
     YesOpt,
@@ -283,7 +284,7 @@ def soul_show(
     ctx: typer.Context,
     bot: BotArg,
     version: Annotated[
-        int | None, typer.Option(min=1, help="Version number [default: latest].")
+        int | None, typer.Option(min=1, max=MAX_COUNT, help="Version number [default: latest].")
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print only the soul text.")] = False,
     json_: JsonOpt = False,

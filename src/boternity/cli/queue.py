@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, run, sub_app
+from boternity.cli.runtime import MAX_COUNT, BnityCommand, JsonOpt, run, sub_app
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -171,7 +171,7 @@ def run_jobs(
         str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, metavar="N", help="Process at most N jobs.")
+        int | None, typer.Option(min=1, max=MAX_COUNT, metavar="N", help="Process at most N jobs.")
     ] = None,
     provider: Annotated[
         str | None,

@@ -291,10 +291,19 @@ def confirm(question: str, *, yes: bool) -> None:
 
 # --- shared option types ----------------------------------------------------------------------
 
+#: Upper bound of every count or number option (``--limit``, ``--version``): far above any real
+#: use, far below the 64-bit integers SQL takes, so a huge value gets Click's one-line
+#: "Invalid value for '--limit': … is not in the range 1<=x<=1000000" instead of an overflow.
+MAX_COUNT = 1_000_000
+
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", "--force", help="Replace FILE if it exists, without asking."),
+]
 
 
 def sub_app(help_text: str, **kwargs: Any) -> typer.Typer:

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import (
+    MAX_COUNT,
+    BnityCommand,
+    JsonOpt,
+    OverwriteOpt,
+    YesOpt,
+    confirm,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from boternity.models import Bot, ChatMessage, ChatSession
@@ -44,7 +53,9 @@ def duration(session: ChatSession) -> str:
 def list_sessions(
     ctx: typer.Context,
     bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
-    limit: Annotated[int, typer.Option(min=1, help="Show at most N sessions, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N sessions, newest first.")
+    ] = 20,
     json_: JsonOpt = False,
 ) -> None:
     """List a bot's chat sessions, newest first, with message previews.
@@ -205,16 +216,22 @@ def export(
         str | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
     ] = None,
+    yes: OverwriteOpt = False,
 ) -> None:
     """Export a session: Markdown (title, metadata, each message with role and time) or JSON
-    ({"session": {...}, "messages": [...]})."""
-    import os
+    ({"session": {...}, "messages": [...]}).
 
-    from boternity.cli.runtime import EXIT_USAGE, CliError
+    FILE is never the database or one of its files, and an existing FILE is replaced only
+    after confirmation (--yes/--force), whole or not at all."""
+    from boternity.cli.files import output_file, write_text
+    from boternity.cli.runtime import EXIT_USAGE, CliError, get_state
 
     fmt = format_.lower()
     if fmt not in ("md", "markdown", "json"):
         raise CliError(f"unknown format {format_!r} (use md or json)", exit_code=EXIT_USAGE)
+    dest = None
+    if output is not None and output != "-":
+        dest = output_file(get_state(ctx).db, output, yes=yes, what="the export")
     bot, found, messages = run(ctx, lambda store: _load(store, session))
     from boternity.cli.output import dumps, echo, echo_exact
 
@@ -223,16 +240,11 @@ def export(
         if fmt == "json"
         else to_markdown(bot, found, messages)
     )
-    if output is None or output == "-":
+    if dest is None:
         echo_exact(body, nl=False)
         return
-    try:
-        # A transcript is as private as the database: new files are owner-only (0600).
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(body)
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    # A transcript is as private as the database: owner-only (0600), like every file we write.
+    write_text(dest, body)
     n = len(messages)
     echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
 
