@@ -40,3 +40,37 @@ def test_unusable_locations_name_the_problem(bad: str) -> None:
 def test_redact_url_masks_only_the_password() -> None:
     assert redact_url("postgresql://bob:pw@db:5432/x") == "postgresql://bob:***@db:5432/x"
     assert redact_url("postgresql://db/x") == "postgresql://db/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgresql://[::1", "[::1"),
+        ("postgresql://bob:s3cret@[::1/db", "[::1"),
+        ("postgresql://bob:s3cret@localhost:99999/db", "99999"),  # asyncpg wrapped it around
+        ("postgresql://bob:s3cret@localhost:0/db", "'0'"),
+        ("postgresql://localhost:abc/db", "abc"),
+        ("postgresql://h1:5432,h2:70000/db", "70000"),
+        ("postgres://bob:s3cret@localhost/db?port=70000", "70000"),
+    ],
+)
+def test_bad_postgres_hosts_and_ports_are_refused_by_name(url: str, named: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        resolve_database(url)
+    message = str(info.value)
+    assert named in message and "bad PostgreSQL URL" in message
+    assert "s3cret" not in message and "bob" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bob:pw@db.example:5432/x",
+        "postgresql://[::1]:5432/x",
+        "postgresql://h1:5432,h2/x",
+        "postgresql:///x?host=/var/run/postgresql&port=5433",
+        "postgresql://h:/x",
+    ],
+)
+def test_good_postgres_urls_still_pass(url: str) -> None:
+    assert resolve_database(url).url == url

@@ -38,6 +38,46 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` with everything before the host masked; plain string work, so it is safe on
+    URLs too broken for urllib to parse."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{rest[end:]}"
+
+
+def _check_postgres_url(text: str, rest: str) -> None:
+    """Refuse a host or port the driver would crash on (or, for a port over 65535, silently
+    wrap around); the message names the bad value and never the password."""
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    hosts = rest[:end].rpartition("@")[2]
+    query = urllib.parse.parse_qs(rest[end:].partition("?")[2].partition("#")[0])
+    ports = [p for value in query.get("port", []) for p in value.split(",")]
+    for host in hosts.split(",") if hosts else []:
+        try:
+            port = urllib.parse.urlsplit(f"//{host}").port
+        except ValueError:
+            # urllib says "Invalid IPv6 URL" or "Port out of range 0-65535": say which part.
+            if host.startswith("[") and "]" not in host:
+                problem = f"unclosed '[' in host {host!r}"
+            else:
+                problem = f"bad port in {host!r} (use a number in 1..65535)"
+            raise ValidationError(
+                f"bad PostgreSQL URL {_without_userinfo(text)!r}: {problem}"
+            ) from None
+        if port == 0:
+            ports.append("0")
+    for port_text in ports:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValidationError(
+                f"bad PostgreSQL URL {_without_userinfo(text)!r}: port {port_text!r} is not"
+                " a number in 1..65535"
+            )
+
+
 def default_database() -> str:
     """BOTERNITY_DATABASE_URL, else $BOTERNITY_DATA_DIR/boternity.db,
     else ~/.boternity/boternity.db."""
@@ -66,6 +106,7 @@ def resolve_database(path_or_url: str | os.PathLike[str] | None) -> DatabaseTarg
         return DatabaseTarget("sqlite", path=Path(text).expanduser())
     scheme = scheme.lower()
     if scheme in ("postgresql", "postgres"):
+        _check_postgres_url(text, rest)
         return DatabaseTarget("postgresql", url=text)
     if scheme == "sqlite":
         # sqlite:///relative.db -> "relative.db"; sqlite:////abs.db -> "/abs.db"

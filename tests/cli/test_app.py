@@ -68,11 +68,17 @@ def test_version(cli: Invoke) -> None:
     assert boternity.__version__ == VERSION
 
 
-def test_no_arguments_shows_help(cli: Invoke) -> None:
-    from typer.testing import CliRunner
-
-    result = CliRunner().invoke(app, [])
-    assert "Usage:" in result.stdout + result.stderr
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [[], ["bot"], ["queue", "--help"], ["db"]])
+def test_no_subcommand_shows_the_whole_help(args: list[str]) -> None:
+    """Bare `bnity` and a group without a subcommand print the normal multi-line help on
+    stdout and exit 0, never the help squashed into one `error:` line."""
+    result = subprocess.run([*BNITY, *args], capture_output=True, text=True, timeout=60, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("Usage: bnity")
+    assert "error:" not in result.stdout
+    assert len(result.stdout.splitlines()) > 5
 
 
 def test_usage_errors_are_one_line(cli: Invoke) -> None:
@@ -329,3 +335,21 @@ def test_confirmation_prompt_on_a_real_terminal(tmp_path: Path) -> None:
     accepted = forget(b"y\n")
     assert accepted.returncode == 0, accepted.stderr
     assert b"Deleted 1 memory" in accepted.stdout
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain Zoë 🚀\nline two\tTab", "plain Zoë 🚀\nline two\tTab"),  # kept as they are
+        ("a\r\nb", "a\nb"),  # Windows line ends
+        ("x\x1b[2J\x1b]0;T\x07", "x\\x1b[2J\\x1b]0;T\\x07"),  # CSI, OSC, BEL
+        ("\x00\x08\r\x7f\x85\x9b\x9d", "\\x00\\x08\\x0d\\x7f\\x85\\x9b\\x9d"),  # C0, DEL, C1
+        ("\u202eevil\u2066x\u2069", "\\u202eevil\\u2066x\\u2069"),  # bidi overrides, isolates
+        ("עברית \u200f", "עברית \u200f"),  # right-to-left text and its marks stay
+        (None, ""),
+    ],
+)
+def test_visible_makes_controls_harmless(raw: str | None, shown: str) -> None:
+    from boternity.cli.output import visible
+
+    assert visible(raw) == shown

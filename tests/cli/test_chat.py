@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from boternity import Store
-from boternity.models import MessageRole, SessionStatus
+from boternity.models import Bot, MessageRole, SessionStatus
 from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse, with_store
 from tests.cli.fixtures import UNICODE, World
 from tests.fakes.llm_server import json_reply, openai_frames, sse_reply
@@ -469,3 +469,176 @@ def test_a_message_that_cannot_be_stored_is_refused_and_the_chat_goes_on(
     assert result.stdout == "[offline] Noted: you live in Rome.\n"
     [session] = sessions_of(cli, luna)
     assert [m["content"] for m in transcript(cli, session["id"])][0] == "I live in Rome"
+
+
+@pytest.mark.slow
+def test_slash_command_errors_print_one_line_and_the_chat_goes_on(
+    tmp_path: Path, llm: FakeLlm
+) -> None:
+    db = str(tmp_path / "slash.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    script = [
+        "/history 99999999999999999999",  # more than there is: all of it
+        "/history " + "9" * 5000,  # beyond int() parsing
+        "/history ²",  # a digit to str.isdigit(), not to int()
+        "/remember bad \x00 fact",  # refused by the library
+        "hello",
+    ]
+    result = subprocess.run(
+        [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+        input="\n".join(script) + "\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        env=_env(llm),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, result.stderr  # /history ², /remember
+    assert "usage: /history" in errors[0] and "NUL" in errors[1]
+    assert result.stdout.count("No messages yet.") == 2  # the huge N: everything there is
+    assert 'You said: "hello"' in result.stdout.splitlines()[-1]
+
+    async def check(store: Store) -> None:
+        [session] = await store.chat.list_sessions((await _luna(store)).id)
+        messages = await store.chat.get_messages(session.id)
+        assert [m.content for m in messages][0] == "hello"
+
+    with_store(Path(db), check)
+
+
+async def _luna(store: Store) -> Bot:
+    bot = await store.bots.get_bot_by_slug("luna")
+    assert bot is not None
+    return bot
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "io_encoding",
+    [None, "utf-8:backslashreplace", "utf-8:strict", "latin-1"],
+    ids=["default", "backslashreplace", "strict", "latin-1"],
+)
+def test_invalid_utf8_on_stdin_is_refused_like_as_an_argument(
+    tmp_path: Path, llm: FakeLlm, io_encoding: str | None
+) -> None:
+    """Whatever the locale decodes stdin with, a line that is not UTF-8 is one failed turn
+    with a clear error: never stored mangled (``caf\\xe9``), never a crash."""
+    db = str(tmp_path / "utf8.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    extra = {"PYTHONIOENCODING": io_encoding} if io_encoding else {}
+    result = subprocess.run(
+        [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+        input=b"caf\xe9\ncaf\xc3\xa9 ok\n",
+        capture_output=True,
+        timeout=60,
+        env=_env(llm, **extra),
+    )
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 1, stderr  # piped: a failed turn fails the run
+    assert "error: this line is not valid UTF-8 (byte 3); nothing was sent" in stderr
+    assert "Traceback" not in stderr
+
+    async def check(store: Store) -> None:
+        [session] = await store.chat.list_sessions((await _luna(store)).id)
+        messages = await store.chat.get_messages(session.id)
+        assert [m.content for m in messages if m.role is MessageRole.USER] == ["café ok"]
+
+    with_store(Path(db), check)
+    # the same bytes as an argument: refused too
+    arg = subprocess.run(
+        [*BNITY, "--db", db, "remember", "luna", os.fsdecode(b"caf\xe9")],
+        capture_output=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert arg.returncode == 2 and b"not valid UTF-8" in arg.stderr
+
+
+def _line_before(output: bytes, index: int) -> bytes:
+    """What is drawn on the terminal line before ``output[index]`` (colour and cursor
+    sequences aside)."""
+    import re
+
+    start = max(output.rfind(b"\n", 0, index), output.rfind(b"\r", 0, index)) + 1
+    return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", output[start:index])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_terminal_warnings_go_above_the_prompt_and_slash_errors_keep_the_chat(
+    tmp_path: Path, llm: FakeLlm
+) -> None:
+    """A retry warning while the spinner turns and a failed-title warning while the user is
+    typing ("/ex") each get a line of their own; what was typed is drawn again and still
+    works. A bad slash command is one error line and the chat goes on."""
+    import pty
+    import select
+
+    from tests.fakes.llm_server import openai_error
+
+    db = str(tmp_path / "warn.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    llm.script(
+        "chat",
+        openai_error(500, "server overloaded", kind="server_error"),
+        sse_reply(openai_frames(["Hello ", "there"])),
+    )
+    late = openai_error(400, "no title today")
+    late.delay = 2.0  # fails while the prompt waits for the next line
+    llm.script("title", late)
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execve(
+            sys.executable,
+            [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+            _env(llm, COLUMNS="100"),
+        )
+    output = b""
+
+    def read_until(needle: bytes, timeout: float = 20, start: int = 0) -> int:
+        nonlocal output
+        end = time.monotonic() + timeout
+        while (at := output.find(needle, start)) < 0:
+            assert time.monotonic() < end, (needle, output.decode(errors="replace"))
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:
+                    break
+        return at
+
+    prompt = "You › ".encode()
+    try:
+        read_until(prompt)
+        os.write(fd, "/history ²\r".encode())
+        at = read_until(b"usage: /history")
+        at = read_until(prompt, start=at)
+        os.write(fd, b"/history 99999999999999999999\r")
+        at = read_until(b"No messages yet.", start=at)
+        at = read_until(prompt, start=at)
+        os.write(fd, b"hi\r")
+        at = read_until(b"retrying in", start=at)
+        at = read_until(b"there", start=at)
+        at = read_until(prompt, start=read_until("tokens ·".encode(), start=at))
+        time.sleep(0.3)  # readline is reading
+        os.write(fd, b"/ex")
+        at = read_until(b"no title today", start=at)
+        read_until(prompt + b"/ex", start=at)  # what was typed, drawn again
+        os.write(fd, b"it\r")
+        read_until(b"completed", start=at)
+    finally:
+        status = _reap(pid)
+        os.close(fd)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert b"Traceback" not in output
+    warnings = [i for i in range(len(output)) if output.startswith(b"warning:", i)]
+    assert len(warnings) == 2, text
+    for i in warnings:
+        assert _line_before(output, i) == b"", (output[max(0, i - 80) : i + 40], text)

@@ -63,7 +63,7 @@ def test_db_backup_is_a_consistent_checked_copy(cli: Invoke, world: World, tmp_p
 
     check = CliRunner().invoke(app, ["--db", str(target), "db", "check"])
     assert check.exit_code == 0, check.stderr
-    assert not list(tmp_path.glob(".backup.db.tmp-*"))
+    assert not list(tmp_path.glob(".backup.db*"))  # no temporary file left
 
 
 def test_db_backup_overwrite_needs_yes(cli: Invoke, world: World, tmp_path: Path) -> None:

@@ -234,3 +234,44 @@ async def test_a_path_that_cannot_be_a_database_is_a_repository_error(tmp_path: 
         async with open_store(blocker / "sub" / "b.db"):
             pass
     assert isinstance(info3.value.__cause__, OSError)
+
+
+def test_opening_needs_no_write_lock_when_no_migration_is_due(tmp_path: Path) -> None:
+    """Another process holds the write lock (BEGIN IMMEDIATE): opening still answers at once,
+    reads work, and only a write waits for the lock."""
+    import subprocess
+    import sys
+
+    from boternity.errors import StoreBusyError
+
+    db = tmp_path / "held.db"
+
+    async def create() -> None:
+        async with open_store(db) as store:
+            await store.bots.create_bot(Bot(name="Ann"))
+
+    async def read_then_write() -> None:
+        start = time.monotonic()
+        async with open_store(db, busy_wait=30) as store:
+            assert [b.name for b in await store.bots.list_bots()] == ["Ann"]
+            assert time.monotonic() - start < 5  # was: 30 s, then StoreBusyError
+        async with open_store(db, busy_wait=0.2) as store:
+            with pytest.raises(StoreBusyError):
+                await store.bots.create_bot(Bot(name="Bob"))
+
+    asyncio.run(create())
+    script = (
+        "import sqlite3, sys, time\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(db)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            asyncio.run(read_then_write())
+        finally:
+            holder.kill()

@@ -144,10 +144,16 @@ class FileSessionLocks:
         return self._try_acquire(session_id)
 
     def _try_acquire(self, session_id: uuid.UUID) -> FileSessionLock | None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.path_for(session_id)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise self._unusable(exc) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -170,6 +176,13 @@ class FileSessionLocks:
             lock = FileSessionLock(session_id, path, fd, self)
             self._held.add(lock)
             return lock
+
+    def _unusable(self, exc: OSError) -> RepositoryError:
+        """A lock folder we cannot use (unwritable, a file in its place): say which, plainly."""
+        return RepositoryError(
+            f"cannot create session lock files in {self.directory}:"
+            f" {exc.strerror or exc} (it must be a folder this user can write)"
+        )
 
     async def aclose(self) -> None:
         for lock in list(self._held):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from boternity.cli.runtime import (
+    MAX_COUNT,
     BnityCommand,
     JsonOpt,
     YesOpt,
@@ -89,7 +90,7 @@ def create(
 
     soul_note = " with soul v1" if soul_text is not None else ""
     console().print(
-        f"Created bot [bold]{esc(created.name)}[/] ({created.slug}, {created.id}){soul_note}."
+        f"Created bot [bold]{esc(created.name)}[/] ({esc(created.slug)}, {created.id}){soul_note}."
     )
 
 
@@ -270,7 +271,9 @@ def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
 
         print_json({"deleted": True, "bot_id": str(deleted.id), "slug": deleted.slug})
         return
-    typer.echo(f"Deleted bot '{deleted.name}' ({deleted.slug}).")
+    from boternity.cli.output import echo
+
+    echo(f"Deleted bot '{deleted.name}' ({deleted.slug}).")
 
 
 # --- souls --------------------------------------------------------------------------------------
@@ -281,7 +284,7 @@ def soul_show(
     ctx: typer.Context,
     bot: BotArg,
     version: Annotated[
-        int | None, typer.Option(min=1, help="Version number [default: latest].")
+        int | None, typer.Option(min=1, max=MAX_COUNT, help="Version number [default: latest].")
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print only the soul text.")] = False,
     json_: JsonOpt = False,
@@ -305,13 +308,13 @@ def soul_show(
         return found, soul
 
     found, soul = run(ctx, work)
-    from boternity.cli.output import console, esc, fmt_time, print_json
+    from boternity.cli.output import console, echo, echo_exact, esc, fmt_time, print_json
 
     if json_:
         print_json(soul)
         return
     if raw:
-        typer.echo(soul.content, nl=not soul.content.endswith("\n"))
+        echo_exact(soul.content, nl=not soul.content.endswith("\n"))
         return
     err = console(stderr=True)
     note = f" — {soul.message}" if soul.message else ""
@@ -319,7 +322,7 @@ def soul_show(
         f"[bold]{esc(found.slug)}[/] soul v{soul.version} of {found.version_count},"
         f" {fmt_time(soul.created_at)} UTC, sha256 {soul.hash[:12]}{esc(note)}",
     )
-    typer.echo(soul.content, nl=not soul.content.endswith("\n"))
+    echo(soul.content, nl=not soul.content.endswith("\n"))
 
 
 @soul_app.command("set", cls=BnityCommand)
@@ -351,8 +354,10 @@ def soul_set(
 
         print_json(soul)
         return
+    from boternity.cli.output import echo
+
     if saved:
-        typer.echo(f"Saved soul v{soul.version} for '{found.slug}' ({len(content)} characters).")
+        echo(f"Saved soul v{soul.version} for '{found.slug}' ({len(content)} characters).")
     else:
         typer.echo(f"Soul unchanged (same as v{soul.version}); nothing saved.")
 

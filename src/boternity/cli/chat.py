@@ -90,13 +90,19 @@ def chat(
     db = checked_database(ctx)
     interactive = stdin_is_interactive() and sys.stdout.isatty()
     core = ChatCore(db, bot, resume=resume, provider=provider, model=model)
-    with warnings_to_stderr(), LoopThread() as bg:
+    with warnings_to_stderr() as warnings, LoopThread() as bg:
+        ui: Ui | None = None
         try:
             bg.call(core.open())
-            ui: Ui = TerminalUi(core) if interactive else PlainUi(core)
+            ui = TerminalUi(core) if interactive else PlainUi(core)
+            warnings.sink = ui.warn  # above the prompt, never into a line being drawn
             greet = not no_greeting
             failed = Conversation(bg, core, ui, greet=greet).run()
         finally:
-            bg.call(core.close())
+            try:
+                bg.call(core.close())
+            finally:
+                if ui is not None:
+                    ui.flush_warnings()
     if failed:
         raise typer.Exit(1)

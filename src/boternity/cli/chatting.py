@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import sys
+import threading
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from boternity.cli.chat import LATEST
+from boternity.cli.output import text as safe  # every shown string goes through it
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,6 +35,10 @@ HISTORY_DEFAULT = 10
 EXIT_EXTRACTION_SECONDS = 60.0
 WORKER_INTERVAL = 5.0
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
+
+#: /history N beyond this shows this many (a terminal cannot usefully show more).
+HISTORY_MAX = 10_000
+_NOT_UTF8 = "this line is not valid UTF-8 (byte {byte}); nothing was sent"
 
 HELP_TEXT = """\
 Commands:
@@ -227,30 +233,47 @@ class Ui:
         self.core = core
         self.out: Console = console()
         self.err: Console = console(stderr=True)
+        self._lock = threading.RLock()  # what is on screen, between the two threads
+        self._held: list[str] = []
 
     def read(self) -> str:
         raise NotImplementedError
 
     def notice(self, text: str) -> None:
-        from rich.text import Text
-
-        self.err.print(Text(text, style="yellow"))
+        self.flush_warnings()
+        self.err.print(safe(text, style="yellow"))
 
     def info(self, text: str) -> None:
-        from rich.text import Text
-
-        self.err.print(Text(text, style="dim"))
+        self.flush_warnings()
+        self.err.print(safe(text, style="dim"))
 
     def error(self, text: str) -> None:
-        from rich.text import Text
-
-        self.err.print(Text(f"error: {' '.join(text.split())}", style="red"))
+        self.flush_warnings()
+        self.err.print(safe(f"error: {' '.join(text.split())}", style="red"))
 
     def say(self, text: str) -> None:
         """Output of a slash command."""
-        from rich.text import Text
+        self.flush_warnings()
+        self.out.print(safe(text))
 
-        self.out.print(Text(text))
+    def warn(self, line: str) -> None:
+        """A library warning (a retried request, a failed title or extraction pass), from
+        any thread: shown now if that cannot cut into a line being drawn (a streamed reply,
+        the prompt), else held until the main thread next prints."""
+        with self._lock:
+            if not self._show_warning(line):
+                self._held.append(line)
+
+    def _show_warning(self, line: str) -> bool:
+        self.err.print(safe(line, style="yellow"), soft_wrap=True)
+        return True
+
+    def flush_warnings(self) -> None:
+        """Show held warnings (main thread, where nothing is half-drawn)."""
+        with self._lock:
+            held, self._held = self._held, []
+            for line in held:
+                self.err.print(safe(line, style="yellow"), soft_wrap=True)
 
     def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
         raise NotImplementedError
@@ -276,11 +299,25 @@ class PlainUi(Ui):
     """For pipes and files: replies as plain text on stdout, one turn per input line; status
     and notices go to stderr."""
 
+    def __init__(self, core: ChatCore) -> None:
+        super().__init__(core)
+        self._streamed = False
+
     def read(self) -> str:
-        line = sys.stdin.readline()
+        """The next line, decoded here as UTF-8 whatever the locale (undecodable bytes
+        become lone surrogates, which ``Conversation`` refuses)."""
+        self.flush_warnings()
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            line = sys.stdin.readline()
+        else:
+            line = stdin.readline().decode("utf-8", "surrogateescape")
         if not line:
             raise EOFError
         return line.rstrip("\r\n")
+
+    def _show_warning(self, line: str) -> bool:
+        return not self._streamed and super()._show_warning(line)
 
     def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
         verb = "resumed" if resumed is not None else "started"
@@ -295,14 +332,20 @@ class PlainUi(Ui):
         self._streamed = False
 
     def delta(self, text: str) -> None:
-        self._streamed = True
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        from boternity.cli.output import visible
+
+        with self._lock:  # a partial line is on stdout: warnings wait for its end
+            self._streamed = True
+            sys.stdout.write(visible(text))
+            sys.stdout.flush()
 
     def reply_end(self, reply: ChatMessage | None, *, cancelled: bool = False) -> None:
-        if self._streamed:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+        with self._lock:
+            if self._streamed:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+            self._streamed = False
+        self.flush_warnings()
 
 
 class TerminalUi(Ui):
@@ -313,17 +356,53 @@ class TerminalUi(Ui):
         super().__init__(core)
         with suppress(ImportError):  # line editing and history for input(); not on Windows
             import readline  # noqa: F401
+        from boternity.cli.output import visible
+
         self.colour = bot_colour(core.bot)
-        self.label = bot_label(core.bot)
+        self.label = visible(bot_label(core.bot))
         self._live: Live | None = None
         self._text = ""
+        self._overlay: Console | None = None  # a console showing a Live (spinner, reply)
+        self._prompt: str | None = None  # while input() shows it
 
     def read(self) -> str:
+        from boternity.errors import ValidationError
+
+        prompt = "You › "
+        self.flush_warnings()
+        with self._lock:
+            self._prompt = prompt
         try:
-            return input("You › ")
+            return input(prompt)
         except EOFError:
             self.out.print()
             raise
+        except UnicodeDecodeError as exc:  # a strict locale; others give surrogates
+            raise ValidationError(_NOT_UTF8.format(byte=exc.start)) from exc
+        finally:
+            with self._lock:
+                self._prompt = None
+
+    def _show_warning(self, line: str) -> bool:
+        if self._overlay is not None:  # Rich prints it above the spinner or the reply
+            self._overlay.print(safe(line, style="yellow"), soft_wrap=True)
+            return True
+        if self._prompt is None:
+            return False  # the main thread is drawing: held until it next prints
+        # Over the prompt line, then the prompt again with what was typed so far.
+        typed = ""
+        with suppress(Exception):
+            import readline
+
+            typed = readline.get_line_buffer()
+        from boternity.cli.output import visible
+
+        sys.stdout.write("\r\x1b[2K")
+        sys.stdout.flush()
+        self.out.print(safe(line, style="yellow"), soft_wrap=True)
+        sys.stdout.write(self._prompt + visible(typed))
+        sys.stdout.flush()
+        return True
 
     def _header(self) -> None:
         from rich.text import Text
@@ -338,10 +417,10 @@ class TerminalUi(Ui):
         core = self.core
         line = Text()
         line.append(f"{self.label}", style=f"bold {self.colour}")
-        line.append(f" ({core.bot.slug})", style="dim")
+        line.append_text(safe(f" ({core.bot.slug})", style="dim"))
         self.out.print(line)
         self.out.print(
-            Text(
+            safe(
                 f"{live.session.model} · {core.provider.label} · session {str(live.id)[:8]}",
                 style="dim",
             )
@@ -349,27 +428,30 @@ class TerminalUi(Ui):
         if resumed is not None:
             title = live.session.title or "untitled"
             self.out.print(
-                Text(
+                safe(
                     f"Resuming “{title}” ({live.session.message_count} messages so far):",
                     style="dim",
                 )
             )
             for m in resumed:
                 who = "You" if m.role.value == "user" else self.label
-                self.out.print(Text(f"  {who}: {ellipsis(m.content, 200)}", style="dim"))
+                self.out.print(safe(f"  {who}: {ellipsis(m.content, 200)}", style="dim"))
         self.out.print(Text("Type /help for commands; Ctrl+D or /exit ends the session.", "dim"))
 
     def greeting(self, message: ChatMessage) -> None:
         from rich.markdown import Markdown
 
+        from boternity.cli.output import visible
+
         self._header()
-        self.out.print(Markdown(message.content))
+        self.out.print(Markdown(visible(message.content)))
         self.out.print()
 
     def reply_start(self) -> None:
         from rich.live import Live
         from rich.spinner import Spinner
 
+        self.flush_warnings()
         self._header()
         self._text = ""
         self._live = Live(
@@ -379,11 +461,15 @@ class TerminalUi(Ui):
             vertical_overflow="visible",
         )
         self._live.start()
+        with self._lock:
+            self._overlay = self.out
 
     def delta(self, text: str) -> None:
         from rich.text import Text
 
-        self._text += text
+        from boternity.cli.output import visible
+
+        self._text += visible(text)  # also what Markdown renders at the end
         if self._live is not None:
             self._live.update(Text(self._text))
 
@@ -391,6 +477,8 @@ class TerminalUi(Ui):
         from rich.markdown import Markdown
         from rich.text import Text
 
+        with self._lock:
+            self._overlay = None
         live, self._live = self._live, None
         if live is not None:
             if self._text:
@@ -401,13 +489,22 @@ class TerminalUi(Ui):
         if cancelled:
             self.out.print(Text("(reply cancelled; what was said is kept)", style="yellow"))
         elif reply is not None:
-            self.out.print(Text(footer(reply, offline=self.core.offline), style="dim"))
+            self.out.print(safe(footer(reply, offline=self.core.offline), style="dim"))
         self.out.print()
+        self.flush_warnings()
 
     @contextmanager
     def busy(self, what: str) -> Iterator[None]:
+        self.flush_warnings()
         with self.err.status(what, spinner="dots"):
-            yield
+            with self._lock:
+                self._overlay = self.err
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._overlay = None
+        self.flush_warnings()
 
 
 # --- the conversation (main thread) -----------------------------------------------------------
@@ -423,6 +520,8 @@ class Conversation:
 
     def run(self) -> bool:
         """Talk until /exit or the end of input; True when a reply failed (piped mode)."""
+        from boternity.errors import ValidationError
+
         core, ui = self.core, self.ui
         if core.offline:
             ui.notice(
@@ -441,19 +540,28 @@ class Conversation:
         self._start()
         while True:
             try:
-                line = ui.read()
+                line = utf8_line(ui.read())
             except EOFError:
                 break
             except KeyboardInterrupt:
                 ui.say("")
                 ui.info("(Ctrl+D or /exit ends the session)")
                 continue
+            except ValidationError as exc:  # like a message that cannot be stored
+                self.failed_turns += 1
+                ui.error(str(exc))
+                continue
             text = line.strip()
             if not text:
                 continue
             if text.startswith("/") and not text.startswith("//"):
-                if self._command(text):
-                    break
+                try:
+                    if self._command(text):
+                        break
+                except Exception as exc:  # one line, and the chat goes on
+                    if core.live is None:  # e.g. /new could not start a session
+                        raise
+                    ui.error(_describe(exc))
                 continue
             if text.startswith("//"):
                 text = text[1:]
@@ -537,10 +645,11 @@ class Conversation:
         elif word == "/history":
             n = HISTORY_DEFAULT
             if rest:
-                if not rest.isdigit() or int(rest) < 1:
+                digits = rest.lstrip("0")
+                if not (rest.isascii() and rest.isdigit() and digits):
                     ui.error("usage: /history [N] (N a positive number)")
                     return False
-                n = int(rest)
+                n = min(int(digits) if len(digits) <= 9 else HISTORY_MAX, HISTORY_MAX)
             messages = bg.call(core.recent(n))
             if not messages:
                 ui.say("No messages yet.")
@@ -551,10 +660,7 @@ class Conversation:
             if not rest:
                 ui.error("usage: /remember FACT")
                 return False
-            try:
-                ui.say(bg.call(core.remember(rest)))
-            except Exception as exc:  # a bad fact (e.g. too long) must not end the chat
-                ui.error(str(exc))
+            ui.say(bg.call(core.remember(rest)))  # a bad fact: an error line, see run()
         elif word == "/sessions":
             sessions, prefixes = bg.call(core.sessions())
             current = core.live.id if core.live is not None else None
@@ -567,6 +673,27 @@ class Conversation:
         else:
             ui.error(f"unknown command {word} (try /help)")
         return False
+
+
+def utf8_line(line: str) -> str:
+    """``line`` if it is text; undecodable input bytes (lone surrogates) are refused with
+    the same error whichever way the line was read, instead of being stored mangled."""
+    from boternity.errors import ValidationError
+
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = len(line[: exc.start].encode("utf-8", "surrogateescape"))
+        raise ValidationError(_NOT_UTF8.format(byte=byte)) from exc
+    return line
+
+
+def _describe(exc: Exception) -> str:
+    from boternity.errors import BoternityError
+
+    if isinstance(exc, BoternityError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _report_line(what: str, report: WorkerReport) -> str:

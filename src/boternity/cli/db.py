@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, get_state, run, sub_app
+from boternity.cli.runtime import BnityCommand, JsonOpt, OverwriteOpt, get_state, run, sub_app
 
 if TYPE_CHECKING:
     import sqlite3
@@ -225,33 +225,26 @@ def migrate(ctx: typer.Context, json_: JsonOpt = False) -> None:
 def backup(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(metavar="FILE", help="Where to write the copy.")],
-    yes: YesOpt = False,
+    yes: OverwriteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Copy a SQLite database consistently while it may be in use (SQLite's backup API)."""
+    """Copy a SQLite database consistently while it may be in use (SQLite's backup API).
+
+    FILE is never the database or one of its files; an existing FILE is replaced only after
+    confirmation (--yes/--force), and only by a complete, checked copy."""
     import contextlib
-    import os
     import sqlite3
     from pathlib import Path
 
-    from boternity.cli.runtime import EXIT_USAGE, CliError
+    from boternity.cli.files import atomic_write, output_file
+    from boternity.cli.runtime import CliError
 
     source = _sqlite_path(ctx, "backup")
-    dest = Path(file).expanduser()
-    if dest.exists() and dest.resolve() == source.resolve():
-        raise CliError("the backup file is the database itself", exit_code=EXIT_USAGE)
-    if dest.is_dir():
-        raise CliError(f"{dest} is a directory; give a file name", exit_code=EXIT_USAGE)
-    if dest.exists():
-        confirm(f"Overwrite {dest}?", yes=yes)
-    if not dest.parent.is_dir():
-        raise CliError(f"folder {dest.parent} does not exist", exit_code=EXIT_USAGE)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    dest = output_file(get_state(ctx).db, file, yes=yes, what="the backup")
     try:
-        # Owner-only, like the database itself: a backup holds every conversation.
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-        os.close(fd)
+        # Owner-only (0600), like the database itself: a backup holds every conversation.
         with (
+            atomic_write(dest) as tmp,
             contextlib.closing(_connect_ro(source)) as src,
             contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as dst,
         ):
@@ -260,24 +253,18 @@ def backup(
             tables = int(
                 dst.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
             )
-        if check != "ok":
-            raise CliError(f"the copy failed its quick_check: {check}")
-        os.replace(tmp, dest)
+            if check != "ok":
+                raise CliError(f"the copy failed its quick_check: {check}")
     except sqlite3.Error as exc:
         raise _sqlite_error(source, exc) from exc
-    except OSError as exc:
-        raise CliError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
     size = dest.stat().st_size
+    shown = Path(file).expanduser()  # as the user named it; dest is resolved
     if json_:
         from boternity.cli.output import print_json
 
-        print_json({"source": str(source), "backup": str(dest), "bytes": size, "tables": tables})
+        print_json({"source": str(source), "backup": str(shown), "bytes": size, "tables": tables})
         return
-    typer.echo(f"Backed up {source} to {dest} ({_size(size)}).")
+    typer.echo(f"Backed up {source} to {shown} ({_size(size)}).")
 
 
 @db_app.command("check", cls=BnityCommand)

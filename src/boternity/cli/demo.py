@@ -137,7 +137,7 @@ def demo(
         if json_:
             return
         line = Text(f"{label[role]}: ", style="bold" if role == "user" else "bold cyan")
-        line.append(content)
+        line.append_text(text(content))
         out.print(line)
 
     if not json_:
@@ -164,7 +164,7 @@ def demo(
     s = result.session
     out.print()
     out.print(
-        Text(
+        text(
             f"{'Created' if result.created else 'Reused'} bot '{result.bot.name}'"
             f" ({result.bot.slug}). Session {str(s.id)[:8]} “{s.title or 'untitled'}”:"
             f" {s.status.value}, {plural(s.message_count, 'message')} stored.",

@@ -125,21 +125,37 @@ def wait_quietly(future: concurrent.futures.Future[Any]) -> None:
         return
 
 
-class _OneLine(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}"
+class WarningLines(logging.Handler):
+    """Library warnings as one line each (``warning: ...``, control characters made visible)
+    handed to ``sink``: stderr, until a chat takes them over to show them above its prompt."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.sink: Callable[[str], None] = _to_stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from boternity.cli.output import visible
+
+        try:
+            line = f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}"
+            self.sink(visible(line))
+        except Exception:
+            self.handleError(record)
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 @contextmanager
-def warnings_to_stderr() -> Iterator[None]:
-    """Library warnings (a failed title, a retried extraction) as one line each on stderr,
-    for as long as the block runs."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLine())
-    handler.setLevel(logging.WARNING)
+def warnings_to_stderr() -> Iterator[WarningLines]:
+    """Library warnings (a failed title, a retried extraction) as one line each on stderr
+    (or wherever the handler's ``sink`` is pointed), for as long as the block runs."""
+    handler = WarningLines()
     logger = logging.getLogger("boternity")
     logger.addHandler(handler)
     try:
-        yield
+        yield handler
     finally:
         logger.removeHandler(handler)

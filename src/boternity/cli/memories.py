@@ -238,7 +238,9 @@ def remember(
 
         print_json(saved)
         return
-    typer.echo(
+    from boternity.cli.output import echo
+
+    echo(
         f"Remembered for '{found.slug}'"
         f" ({saved.category.value}, importance {saved.importance}): {saved.fact}"
     )
@@ -267,10 +269,12 @@ def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
 
         print_json({"bot": found.slug, "bot_id": str(found.id), "deleted": deleted})
         return
+    from boternity.cli.output import echo
+
     if deleted == 0:
-        typer.echo(f"No memories to delete for '{found.slug}'.")
+        echo(f"No memories to delete for '{found.slug}'.")
     else:
-        typer.echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'.")
+        echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'.")
 
 
 @memory_app.command("show", cls=BnityCommand)

@@ -1,25 +1,29 @@
-"""Rendering: JSON encoding of models, Rich tables, text cut on characters.
+"""Rendering: JSON encoding of models, Rich tables, text cut on characters, and
+:func:`visible`, the one rule for any stored or model-produced text shown on a terminal.
 
-Imported only inside commands (it pulls in Rich).
+Rich is imported inside the functions that need it, so the error path of every command
+(``runtime``) can use :func:`visible` without the cost of Rich.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import json
+import re
 import sys
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 ELLIPSIS = "…"
 
@@ -36,6 +40,27 @@ STATUS_STYLES = {
 
 
 # --- text ---------------------------------------------------------------------------------------
+
+#: What a terminal would act on instead of showing: C0 controls but newline and tab, DEL,
+#: C1 controls (ESC, CSI, OSC, BEL... start screen-clearing, retitling, hyperlink and
+#: clipboard sequences) and the bidi overrides/isolates that reorder what follows them.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(value: object) -> str:
+    """Stored or model-produced text made harmless for a terminal: every control character
+    that could move the cursor, clear the screen, retitle the window or reorder the line is
+    shown as an escape (``\\x1b``, ``\\u202e``); newlines and tabs stay (a CRLF becomes a
+    newline). Only for display: ``--json`` and exports keep the exact text."""
+    text = "" if value is None else str(value)
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    return _UNSAFE.sub(_shown, text)
 
 
 def ellipsis(text: str | None, width: int, *, single_line: bool = True) -> str:
@@ -150,6 +175,23 @@ def stars(importance: int) -> str:
     return "★" * importance + "☆" * (5 - importance)
 
 
+def echo(message: str, *, err: bool = False, nl: bool = True) -> None:
+    """One message built from stored or user text, on stdout (or stderr), made
+    :func:`visible`."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(visible(message) + ("\n" if nl else ""))
+    stream.flush()
+
+
+def echo_exact(body: str, *, nl: bool = True) -> None:
+    """Text meant to be kept (``soul show --raw``, ``session export``): exact into a pipe or
+    a file, made :func:`visible` on a terminal, where it would otherwise be obeyed."""
+    if sys.stdout.isatty():
+        body = visible(body)
+    sys.stdout.write(body + ("\n" if nl else ""))
+    sys.stdout.flush()
+
+
 # --- JSON ---------------------------------------------------------------------------------------
 
 
@@ -193,12 +235,32 @@ def console(*, stderr: bool = False) -> Console:
         columns = os.environ.get("COLUMNS", "")
         width = int(columns) if columns.isdigit() and int(columns) > 0 else 1000
     # highlight=False: never recolour numbers or URLs inside user text.
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    return _safe_console_class()(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+@functools.cache
+def _safe_console_class() -> type[Console]:
+    """A Console that applies :func:`visible` to every piece of text it writes (never to its
+    own control sequences): the safety net under ``text()``/``esc()``, so a renderable built
+    from raw user text (a Markdown reply, a status line) still cannot drive the terminal."""
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            return super()._render_buffer(
+                s if s.control else Segment(visible(s.text), s.style) for s in buffer
+            )
+
+    return SafeConsole
 
 
 def table(*columns: str, title: str | None = None) -> Table:
     """A plain table. A column name ending in '>' is right-aligned and never wrapped
     (numbers); one ending in '!' is never wrapped (ids, times); others fold when narrow."""
+    from rich import box
+    from rich.table import Table
+
     t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
     for name in columns:
         if name.endswith(">"):
@@ -212,22 +274,30 @@ def table(*columns: str, title: str | None = None) -> Table:
 
 def styled(value: str) -> Text:
     """A status word in its colour."""
+    from rich.text import Text
+
     return Text(value, style=STATUS_STYLES.get(value, ""))
 
 
 def esc(value: str) -> str:
-    """User text made safe to embed in a Rich markup string."""
+    """User text made safe to embed in a Rich markup string: markup shown literally, control
+    characters made visible."""
     from rich.markup import escape
 
-    return escape(value)
+    return escape(visible(value))
 
 
-def text(value: object) -> Text:
-    """User text as a literal (never parsed as Rich markup)."""
-    return Text("" if value is None else str(value))
+def text(value: object, style: str = "") -> Text:
+    """User text as a literal Rich ``Text`` (never parsed as markup, controls made visible)."""
+    from rich.text import Text
+
+    return Text(visible(value), style=style)
 
 
 def key_values(rows: Sequence[tuple[str, object]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
     t.add_column(overflow="fold")

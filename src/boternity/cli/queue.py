@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, run, sub_app
+from boternity.cli.runtime import MAX_COUNT, BnityCommand, JsonOpt, run, sub_app
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -101,7 +101,7 @@ def list_jobs(
         s = sessions.get(j.session_id)
         session_label = text(session_ids[j.session_id])
         if s is not None and s.title:
-            session_label.append(" " + ellipsis(s.title, 24), style="dim")
+            session_label.append_text(text(" " + ellipsis(s.title, 24), style="dim"))
         span = "all" if j.messages_start is None else f"{j.messages_start}–{j.messages_end}"
         t.add_row(
             ids[j.id],
@@ -171,7 +171,7 @@ def run_jobs(
         str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, metavar="N", help="Process at most N jobs.")
+        int | None, typer.Option(min=1, max=MAX_COUNT, metavar="N", help="Process at most N jobs.")
     ] = None,
     provider: Annotated[
         str | None,
@@ -204,7 +204,7 @@ def run_jobs(
     import sys
 
     from boternity.cli.loop import warnings_to_stderr
-    from boternity.cli.output import console, plural
+    from boternity.cli.output import console, echo, plural, text
     from boternity.cli.resolve import resolve_bot
     from boternity.ids import utc_now
 
@@ -227,9 +227,10 @@ def run_jobs(
         llm, notice = select_provider(provider, model, retry=RetryPolicy(max_retries=1))
         if llm.name == "offline":
             err.print(
-                notice or "Using the offline provider: memories are found by simple patterns.",
-                style="yellow",
-                highlight=False,
+                text(
+                    notice or "Using the offline provider: memories are found by simple patterns.",
+                    style="yellow",
+                )
             )
         now = utc_now()
         due = [
@@ -245,7 +246,7 @@ def run_jobs(
                 progress.advance(task)
             elif plain:
                 where = f"{bots.get(job.bot_id, str(job.bot_id)[:8])}/{str(job.session_id)[:8]}"
-                print(f"job {str(job.id)[:8]} ({where}): {outcome}", flush=True)
+                echo(f"job {str(job.id)[:8]} ({where}): {outcome}")
 
         if not json_ and not plain and total:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -290,7 +291,7 @@ def run_jobs(
 
         print_json(report)
     elif not bad:
-        typer.echo(summary)
+        echo(summary)
     if bad:
-        typer.echo(f"error: {summary}", err=True)
+        echo(f"error: {summary}", err=True)
         raise typer.Exit(1)

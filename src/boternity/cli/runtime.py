@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
-from click.exceptions import ClickException, UsageError
+from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from boternity.errors import (
@@ -88,7 +88,11 @@ def one_line(text: str) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"{message}\n")
+    """The one line a failed command prints: it may quote user input or stored text (a bad
+    slug, a fact), so control characters are made visible."""
+    from boternity.cli.output import visible
+
+    sys.stderr.write(f"{visible(message)}\n")
     sys.stderr.flush()
     return code
 
@@ -182,6 +186,10 @@ class BnityGroup(TyperGroup):
             if os.environ.get(DEBUG_ENV):
                 raise
             return _fail(f"error: {one_line(str(exc))}", exit_code_for(exc))
+        except NoArgsIsHelpError as exc:
+            # `bnity` or a group without a subcommand: the normal help, like git (exit 0).
+            typer.echo(exc.ctx.get_help())
+            return EXIT_OK
         except UsageError as exc:
             hint = ""
             if exc.ctx is not None:
@@ -275,16 +283,27 @@ def confirm(question: str, *, yes: bool) -> None:
             f"{question.rstrip('?')}: not confirmed (stdin is not a terminal); pass --yes",
             exit_code=EXIT_USAGE,
         )
-    if not typer.confirm(question, default=False, err=True):
+    from boternity.cli.output import visible
+
+    if not typer.confirm(visible(question), default=False, err=True):
         raise Cancelled("Cancelled.")
 
 
 # --- shared option types ----------------------------------------------------------------------
 
+#: Upper bound of every count or number option (``--limit``, ``--version``): far above any real
+#: use, far below the 64-bit integers SQL takes, so a huge value gets Click's one-line
+#: "Invalid value for '--limit': … is not in the range 1<=x<=1000000" instead of an overflow.
+MAX_COUNT = 1_000_000
+
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", "--force", help="Replace FILE if it exists, without asking."),
+]
 
 
 def sub_app(help_text: str, **kwargs: Any) -> typer.Typer:

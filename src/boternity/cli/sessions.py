@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import (
+    MAX_COUNT,
+    BnityCommand,
+    JsonOpt,
+    OverwriteOpt,
+    YesOpt,
+    confirm,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from boternity.models import Bot, ChatMessage, ChatSession
@@ -44,7 +53,9 @@ def duration(session: ChatSession) -> str:
 def list_sessions(
     ctx: typer.Context,
     bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
-    limit: Annotated[int, typer.Option(min=1, help="Show at most N sessions, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N sessions, newest first.")
+    ] = 20,
     json_: JsonOpt = False,
 ) -> None:
     """List a bot's chat sessions, newest first, with message previews.
@@ -107,7 +118,7 @@ def list_sessions(
         s = r.session
         preview = text(ellipsis(r.first.content if r.first else "", 40))
         if r.last is not None and r.first is not None and r.last.id != r.first.id:
-            preview.append("\n→ " + ellipsis(r.last.content, 38), style="dim")
+            preview.append_text(text("\n→ " + ellipsis(r.last.content, 38), style="dim"))
         t.add_row(
             ids[s.id],
             text(ellipsis(s.title or "(untitled)", 40)),
@@ -163,21 +174,21 @@ def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> Non
     bot, found, messages = run(ctx, lambda store: _load(store, session))
     from rich.text import Text
 
-    from boternity.cli.output import console, fmt_time, key_values, print_json
+    from boternity.cli.output import console, fmt_time, key_values, print_json, text
 
     if json_:
         print_json(_export_json(found, messages))
         return
     out = console()
     rule = Text("─" * min(out.width, 72), style="dim")
-    out.print(Text(found.title or "(untitled)", style="bold"))
+    out.print(text(found.title or "(untitled)", style="bold"))
     out.print(key_values(_metadata(bot, found)))
     for m in messages:
         out.print(rule)
         header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
         header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
         out.print(header)
-        out.print(Text(m.content))
+        out.print(text(m.content))
     if not messages:
         out.print(Text("(no messages)", style="dim"))
 
@@ -205,36 +216,37 @@ def export(
         str | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
     ] = None,
+    yes: OverwriteOpt = False,
 ) -> None:
     """Export a session: Markdown (title, metadata, each message with role and time) or JSON
-    ({"session": {...}, "messages": [...]})."""
-    import os
+    ({"session": {...}, "messages": [...]}).
 
-    from boternity.cli.runtime import EXIT_USAGE, CliError
+    FILE is never the database or one of its files, and an existing FILE is replaced only
+    after confirmation (--yes/--force), whole or not at all."""
+    from boternity.cli.files import output_file, write_text
+    from boternity.cli.runtime import EXIT_USAGE, CliError, get_state
 
     fmt = format_.lower()
     if fmt not in ("md", "markdown", "json"):
         raise CliError(f"unknown format {format_!r} (use md or json)", exit_code=EXIT_USAGE)
+    dest = None
+    if output is not None and output != "-":
+        dest = output_file(get_state(ctx).db, output, yes=yes, what="the export")
     bot, found, messages = run(ctx, lambda store: _load(store, session))
-    from boternity.cli.output import dumps
+    from boternity.cli.output import dumps, echo, echo_exact
 
     body = (
         dumps(_export_json(found, messages)) + "\n"
         if fmt == "json"
         else to_markdown(bot, found, messages)
     )
-    if output is None or output == "-":
-        typer.echo(body, nl=False)
+    if dest is None:
+        echo_exact(body, nl=False)
         return
-    try:
-        # A transcript is as private as the database: new files are owner-only (0600).
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(body)
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    # A transcript is as private as the database: owner-only (0600), like every file we write.
+    write_text(dest, body)
     n = len(messages)
-    typer.echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
+    echo(f"Exported {n} message{'s' if n != 1 else ''} to {output}.", err=True)
 
 
 @session_app.command("delete", cls=BnityCommand)
@@ -260,4 +272,6 @@ def delete(
 
         print_json({"deleted": True, "session_id": str(deleted.id)})
         return
-    typer.echo(f"Deleted session {deleted.id} ('{deleted.title or '(untitled)'}').")
+    from boternity.cli.output import echo
+
+    echo(f"Deleted session {deleted.id} ('{deleted.title or '(untitled)'}').")

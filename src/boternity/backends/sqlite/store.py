@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -28,17 +29,66 @@ from boternity.repositories import BotRepository, ChatRepository, MemoryReposito
 BUSY_TIMEOUT_MS = 5_000
 
 
-def _prepare_file(path: Path) -> None:
-    """Create the folder (0700) and the database file (0600) before SQLite does.
+def make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and every missing parent 0700 (``Path.mkdir(parents=True)`` would
+    give the parents the default mode, readable by everyone)."""
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for each in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            each.mkdir(mode=0o700)
 
-    SQLite gives its -wal and -shm files the database file's permissions.
+
+def _create_database(path: Path, *, busy_wait: float) -> None:
+    """Make a new database file whole or not at all.
+
+    The schema is built in an owner-only (0600) temporary file next to the target, then
+    hard-linked into place, which fails if another process got there first. A failure (a
+    full disk, say) leaves neither a 0-byte nor a half-migrated database behind. The target
+    is the resolved path, so a dangling symlink's target is created 0600 too. SQLite gives
+    its -wal and -shm files the database file's permissions.
     """
-    folder = path.parent
-    if not folder.exists():
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
+    target = Path(os.path.realpath(path))
+    if target.exists():
+        return
+    make_private_dirs(target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            # Nobody else can see this file: no journal on disk, one fsync at the end.
+            conn.execute("PRAGMA journal_mode = MEMORY").fetchone()
+            conn.execute("PRAGMA synchronous = OFF")
+            migrate(conn, where=str(path), busy_wait=busy_wait)
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:
+            # No hard links here (some network or FAT file systems): let SQLite create it
+            # in place, 0600 from the start.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except sqlite3.Error as exc:
+        raise RepositoryError(f"cannot create SQLite database {path}: {exc}") from exc
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def _applied(conn: sqlite3.Connection) -> dict[int, str]:
@@ -46,6 +96,16 @@ def _applied(conn: sqlite3.Connection) -> dict[int, str]:
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
         " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
+    return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
+
+
+def _recorded(conn: sqlite3.Connection) -> dict[int, str]:
+    """What ``schema_migrations`` records, read without a write lock ({} before the first)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if exists is None:
+        return {}
     return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
 
 
@@ -67,10 +127,16 @@ def _statements(sql: str) -> list[str]:
 def migrate(conn: sqlite3.Connection, *, where: str, busy_wait: float) -> int:
     """Apply pending migrations, each with its record in one BEGIN IMMEDIATE transaction.
 
-    Concurrent openers serialise on the write lock and re-read what is applied inside it,
-    so each step runs exactly once. Returns the schema version.
+    The write lock is taken only when a migration is due. Concurrent openers serialise on
+    it and re-read what is applied inside it, so each step runs exactly once. Returns the
+    schema version.
     """
     available = load_migrations("boternity.backends.sqlite.migrations")
+    # Read first, without the write lock: a read-only command must not wait for another
+    # process's write transaction just to learn that nothing is due.
+    recorded = retry_busy(lambda: _recorded(conn), wait=busy_wait, what="migrate")
+    if not pending_migrations(available, recorded, where=where):
+        return len(available)
     while True:
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="migrate")
         try:
@@ -119,6 +185,10 @@ class SqliteStore:
 
     def _connect_writer(self) -> sqlite3.Connection:
         try:
+            _create_database(self.path, busy_wait=self._busy_wait)
+        except OSError as exc:
+            raise RepositoryError(f"cannot create SQLite database {self.path}: {exc}") from exc
+        try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         except sqlite3.Error as exc:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -155,10 +225,6 @@ class SqliteStore:
         return conn
 
     async def open(self) -> None:
-        try:
-            _prepare_file(self.path)
-        except OSError as exc:
-            raise RepositoryError(f"cannot create SQLite database {self.path}: {exc}") from exc
         try:
             await self._writer_worker.open(self._connect_writer)
             for worker in self._reader_workers:
