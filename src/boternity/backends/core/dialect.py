@@ -9,14 +9,16 @@ PostgreSQL with an ``await`` per step inside one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from boternity.backends.common import check_id, check_page
 from boternity.backends.core.sql import Statements
 from boternity.backends.core.tables import TIME, UUID, Adapter, Table, make_decoder, make_encoder
-from boternity.errors import NotFoundError
+from boternity.errors import BoternityError, NotFoundError
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -29,6 +31,20 @@ Step = tuple[str, Sequence[Any], int]
 Unit = Generator[Step, Any, T]
 #: Makes a fresh unit: an executor may run a unit again from the start (a retried deadlock).
 UnitFactory = Callable[[], Unit[T]]
+#: A unique column (``"bots.slug"``) -> the ConflictError message for a clash on it.
+Conflicts = Mapping[str, str] | None
+
+
+async def shielded(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even if the caller is cancelled, then re-raise the
+    cancellation: a cancelled caller never leaves a write in doubt."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BoternityError):
+            await task
+        raise
 
 
 class Executor(Protocol):
@@ -39,11 +55,7 @@ class Executor(Protocol):
         ...
 
     async def write(
-        self,
-        unit: UnitFactory[T],
-        *,
-        atomic: bool = False,
-        conflicts: Mapping[str, str] | None = None,
+        self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None
     ) -> T:
         """Run the unit in a write transaction and return its result once committed.
 
@@ -124,7 +136,7 @@ class Repository:
         decode: Callable[[Any], M],
         what: str,
         key: object,
-        conflicts: Mapping[str, str] | None = None,
+        conflicts: Conflicts = None,
     ) -> M:
         """One UPDATE ... RETURNING of a row that must exist: the stored row."""
 

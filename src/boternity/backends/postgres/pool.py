@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
-from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, UnitFactory
+from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, Conflicts, UnitFactory, shielded
 from boternity.backends.postgres.errors import DRIVER_ERRORS, RETRYABLE, sqlstate, translate
 from boternity.errors import BoternityError, RepositoryError
 
@@ -130,14 +130,10 @@ class Database:
     ) -> Any:
         """One statement; ``browse`` reads may be served by the replica and lag behind."""
         pool = self.replica if browse else self.primary
-        return await _shielded(self._run(pool, lambda c: _step(c, sql, params, shape), False))
+        return await shielded(self._run(pool, lambda c: _step(c, sql, params, shape), False))
 
     async def write(
-        self,
-        unit: UnitFactory[T],
-        *,
-        atomic: bool = False,
-        conflicts: Mapping[str, str] | None = None,
+        self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None
     ) -> T:
         """Run ``unit`` on the primary and return once it is committed.
 
@@ -145,16 +141,14 @@ class Database:
         one. A cancelled caller does not cancel the write: it is let finish, so it is never
         left in doubt, and the cancellation is then re-raised.
         """
-        return await _shielded(
-            self._run(self.primary, lambda c: _drive(c, unit), atomic, conflicts)
-        )
+        return await shielded(self._run(self.primary, lambda c: _drive(c, unit), atomic, conflicts))
 
     async def _run(
         self,
         pool: Connections,
         unit: Callable[[Conn], Awaitable[T]],
         transaction: bool,
-        conflicts: Mapping[str, str] | None = None,
+        conflicts: Conflicts = None,
     ) -> T:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
@@ -187,17 +181,6 @@ class Database:
         await self.primary.close()
         if self.replica is not self.primary:
             await self.replica.close()
-
-
-async def _shielded(work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work`` to completion even if the caller is cancelled, then re-raise that."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BoternityError):
-            await task
-        raise
 
 
 async def _step(conn: Conn, sql: str, params: Sequence[Any], shape: int) -> Any:

@@ -17,12 +17,12 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, UnitFactory
+from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, Conflicts, UnitFactory, shielded
 from boternity.backends.sqlite.errors import is_busy, translate
-from boternity.errors import BoternityError, RepositoryError, StoreBusyError
+from boternity.errors import RepositoryError, StoreBusyError
 
 log = logging.getLogger(__name__)
 
@@ -243,14 +243,8 @@ class Writer:
             # previous batch's answer) then share one transaction.
             self._in_flight = True
             asyncio.get_running_loop().call_soon(self._dispatch)
-        try:
-            return await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            # The unit is already queued: let it finish, so a cancelled caller never leaves
-            # a write in doubt, then re-raise the cancellation.
-            with contextlib.suppress(BoternityError):
-                await fut
-            raise
+        # The unit is already queued: a cancelled caller lets it finish.
+        return await shielded(fut)
 
     def _dispatch(self) -> None:
         batch = self._queue[:_MAX_BATCH]
@@ -343,9 +337,7 @@ def _fetch(cursor: sqlite3.Cursor, shape: int) -> Any:
     return cursor.rowcount if shape == COUNT else None
 
 
-def _drive(
-    conn: sqlite3.Connection, unit: UnitFactory[T], conflicts: Mapping[str, str] | None
-) -> T:
+def _drive(conn: sqlite3.Connection, unit: UnitFactory[T], conflicts: Conflicts) -> T:
     """Run a unit's steps synchronously, here on the writer thread, inside the transaction
     (or savepoint) the writer opened around it."""
     steps = unit()
@@ -372,10 +364,6 @@ class SqliteExecutor:
         return await self._readers.run(lambda conn: _fetch(conn.execute(sql, params), shape))
 
     async def write(
-        self,
-        unit: UnitFactory[T],
-        *,
-        atomic: bool = False,
-        conflicts: Mapping[str, str] | None = None,
+        self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None
     ) -> T:
         return await self._writer.run(functools.partial(_drive, unit=unit, conflicts=conflicts))
