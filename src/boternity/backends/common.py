@@ -10,13 +10,9 @@ from enum import StrEnum
 from typing import TypeVar
 
 from boternity.errors import ValidationError
-from boternity.models import ChatMessage, check_text
+from boternity.models import MAX_BIGINT, ChatMessage, check_text, to_utc
 
 E = TypeVar("E", bound=StrEnum)
-
-#: Every backend binds paging numbers as 64-bit integers; larger ones are bad input.
-MAX_BIGINT = 2**63 - 1
-
 
 M = TypeVar("M")
 
@@ -96,7 +92,7 @@ def claim_window(now: datetime | None, lease: timedelta) -> tuple[datetime, date
     at = datetime.now(UTC) if now is None else now
     if not isinstance(at, datetime) or at.utcoffset() is None:
         raise ValidationError("now must be a timezone-aware datetime")
-    at = at.astimezone(UTC)
+    at = to_utc(at, "now")
     try:
         return at, at + lease
     except OverflowError as exc:
