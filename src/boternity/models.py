@@ -222,16 +222,29 @@ def check_length(value: str, limit: int, what: str) -> None:
         raise ValidationError(f"{what}: {len(value)} characters, longer than the limit of {limit}")
 
 
+#: The first and last datetimes are not storable: asyncpg writes them to PostgreSQL as
+#: -infinity / infinity and reads them back naive, so a time must lie strictly between them.
+FIRST_TIME = datetime.min.replace(tzinfo=UTC)
+LAST_TIME = datetime.max.replace(tzinfo=UTC)
+
+
 def to_utc(value: datetime, what: str) -> datetime:
-    """An aware datetime in UTC. Near year 1 or 9999 the UTC time may not exist
-    (0001-01-01 00:00+05:00 is in year 0): that is bad input, not an OverflowError."""
+    """An aware datetime in UTC, strictly between FIRST_TIME and LAST_TIME. Near year 1 or
+    9999 the UTC time may not exist (0001-01-01 00:00+05:00 is in year 0): that is bad input,
+    not an OverflowError."""
     try:
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError as exc:
         raise ValidationError(
             f"{what}: {value.isoformat()} is outside the datetimes that exist in UTC"
             " (years 1..9999)"
         ) from exc
+    if utc in (FIRST_TIME, LAST_TIME):
+        raise ValidationError(
+            f"{what}: {utc.isoformat()} is outside the storable datetimes (the first and last"
+            " microsecond of years 1..9999 are reserved)"
+        )
+    return utc
 
 
 def _uuid(obj: object, name: str) -> None:
@@ -259,7 +272,7 @@ def _time(obj: object, name: str) -> None:
     offset = value.utcoffset()
     if offset is None:
         raise _fail(obj, name, "datetime must be timezone-aware")
-    if offset != timedelta(0):
+    if offset != timedelta(0) or value.year in (1, 9999):
         _set(obj, name, to_utc(value, f"{type(obj).__name__}.{name}"))
 
 
@@ -360,6 +373,10 @@ def trusted_loader(cls: type[T]) -> Callable[..., T]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bot:
+    """A bot. Length limits: ``name`` MAX_NAME_LENGTH, ``slug`` MAX_SLUG_LENGTH,
+    ``description`` MAX_DESCRIPTION_LENGTH, ``tags`` at most MAX_TAGS of MAX_TAG_LENGTH each,
+    ``user_id`` MAX_USER_ID_LENGTH (docs/limits.md)."""
+
     name: str
     slug: str = None  # type: ignore[assignment]  # None -> slugify(name)
     description: str = ""
@@ -410,6 +427,9 @@ class Bot:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SoulVersion:
+    """One version of a bot's soul. Length limits: ``content`` MAX_SOUL_LENGTH, ``message``
+    MAX_NOTE_LENGTH."""
+
     bot_id: uuid.UUID
     content: str
     version: int
@@ -430,6 +450,9 @@ class SoulVersion:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatSession:
+    """A conversation. Length limits: ``model`` MAX_MODEL_LENGTH, ``title``
+    MAX_TITLE_LENGTH."""
+
     bot_id: uuid.UUID
     model: str
     title: str | None = None
@@ -458,6 +481,10 @@ class ChatSession:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatMessage:
+    """One message. Limits: ``content`` MAX_MESSAGE_LENGTH characters, ``model``
+    MAX_MODEL_LENGTH, ``stop_reason`` MAX_NOTE_LENGTH, ``metadata`` MAX_METADATA_BYTES of
+    compact JSON."""
+
     session_id: uuid.UUID
     role: MessageRole
     content: str
@@ -504,6 +531,9 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContextSummary:
+    """A summary of messages ``messages_start..messages_end``. Length limit: ``summary``
+    MAX_SUMMARY_LENGTH."""
+
     session_id: uuid.UUID
     summary: str
     messages_start: int
@@ -530,6 +560,8 @@ class ContextSummary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryEntry:
+    """A long-term memory of a bot. Length limit: ``fact`` MAX_FACT_LENGTH."""
+
     bot_id: uuid.UUID
     fact: str
     category: MemoryCategory

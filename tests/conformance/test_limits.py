@@ -28,7 +28,6 @@ from boternity.models import (
     MAX_METADATA_BYTES,
     MAX_SLUG_LENGTH,
     Bot,
-    MemoryEntry,
 )
 from tests.conformance import factories as f
 
@@ -205,9 +204,7 @@ async def test_the_attacks_are_refused_the_same_on_both_backends(store: Store) -
         await store.bots.create_bot(Bot(name="x", slug=secrets.token_hex(5_120)))
     made = await f.new_bot(store)
     with pytest.raises(ValidationError, match=f"MemoryEntry.fact: .*{MAX_FACT_LENGTH}"):
-        await store.memory.save_memory(
-            MemoryEntry(bot_id=made.id, fact=_words(2_000_000), category="fact", importance=3)
-        )
+        await store.memory.save_memory(f.memory(made.id, _words(2_000_000)))
     assert await store.bots.list_bots() == [made]
     assert await store.memory.get_memories(made.id) == []
 

@@ -94,7 +94,7 @@ def claim_window(now: datetime | None, lease: timedelta) -> tuple[datetime, date
         raise ValidationError("now must be a timezone-aware datetime")
     at = to_utc(at, "now")
     try:
-        return at, at + lease
+        return at, to_utc(at + lease, "now + lease")
     except OverflowError as exc:
         raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
 
