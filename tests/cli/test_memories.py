@@ -6,7 +6,7 @@ from pathlib import Path
 
 from boternity import Store
 from boternity.cli.output import short_ids
-from boternity.models import MemoryEntry
+from boternity.models import MAX_FACT_LENGTH, MemoryEntry
 from tests.cli.conftest import Invoke, one_line_error, parse, with_store
 from tests.cli.fixtures import UNICODE, World, all_memory_ids
 
@@ -122,6 +122,17 @@ def test_remember_rejects_bad_values(cli: Invoke, world: World) -> None:
     empty = cli("remember", "other", "   ")
     assert empty.exit_code == 2
     one_line_error(empty)
+
+
+def test_remember_refuses_a_fact_over_the_limit_naming_it(
+    cli: Invoke, world: World, db_path: Path
+) -> None:
+    before = with_store(db_path, lambda s: s.memory.get_memories(world.other_bot.id))
+    result = cli("remember", "other", "word " * (MAX_FACT_LENGTH // 5) + "over")
+    assert result.exit_code == 2
+    assert f"MemoryEntry.fact: {MAX_FACT_LENGTH + 4} characters" in one_line_error(result)
+    assert str(MAX_FACT_LENGTH) in one_line_error(result)
+    assert with_store(db_path, lambda s: s.memory.get_memories(world.other_bot.id)) == before
 
 
 def test_forget_refuses_without_yes(cli: Invoke, world: World, db_path: Path) -> None:

@@ -10,13 +10,9 @@ from enum import StrEnum
 from typing import TypeVar
 
 from boternity.errors import ValidationError
-from boternity.models import ChatMessage, check_text
+from boternity.models import MAX_BIGINT, ChatMessage, check_text, to_utc
 
 E = TypeVar("E", bound=StrEnum)
-
-#: Every backend binds paging numbers as 64-bit integers; larger ones are bad input.
-MAX_BIGINT = 2**63 - 1
-
 
 M = TypeVar("M")
 
@@ -96,9 +92,9 @@ def claim_window(now: datetime | None, lease: timedelta) -> tuple[datetime, date
     at = datetime.now(UTC) if now is None else now
     if not isinstance(at, datetime) or at.utcoffset() is None:
         raise ValidationError("now must be a timezone-aware datetime")
-    at = at.astimezone(UTC)
+    at = to_utc(at, "now")
     try:
-        return at, at + lease
+        return at, to_utc(at + lease, "now + lease")
     except OverflowError as exc:
         raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
 

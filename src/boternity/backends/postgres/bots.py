@@ -18,7 +18,6 @@ from boternity.errors import NotFoundError
 from boternity.ids import utc_now
 from boternity.models import Bot, BotCategory, BotStatus, SoulVersion, soul_hash
 
-_MAX_BIGINT = 2**63 - 1
 _INSERT_BOT = (
     f"INSERT INTO bots ({rows.BOT_COLUMNS}, tokens_reserved) VALUES ({rows.placeholders(15)})"
 )

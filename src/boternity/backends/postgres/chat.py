@@ -14,7 +14,7 @@ from boternity.backends.common import (
 from boternity.backends.postgres import rows
 from boternity.backends.postgres.pool import Conn, Database, affected
 from boternity.errors import NotFoundError, ValidationError
-from boternity.models import ChatMessage, ChatSession
+from boternity.models import MAX_BIGINT, ChatMessage, ChatSession
 
 # Count the session on its bot and insert it in one statement: no bot, no row. A new session
 # holds its first token reservation step (rows.reserved of a zero total).
@@ -53,7 +53,7 @@ _DELETE_SESSION = (
 _CROSSED = (
     f"{rows.reserve_steps('total_input_tokens', 'total_output_tokens')}"
     f" <> {rows.reserve_steps('(total_input_tokens - $12)', '(total_output_tokens - $13)')}"
-    f" OR total_input_tokens > {2**63 - 1} - total_output_tokens"
+    f" OR total_input_tokens > {MAX_BIGINT} - total_output_tokens"
 )
 _TOTAL_AFTER = "(s.tokens_in::numeric + s.tokens_out)"
 _TOTAL_BEFORE = "(s.tokens_in::numeric + s.tokens_out - $12 - $13)"

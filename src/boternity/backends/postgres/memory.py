@@ -66,9 +66,10 @@ _HISTORY = (
 )
 # The query is built from plain words joined by "or" (see search_terms), so
 # websearch_to_tsquery can never see an operator from the user.
+# boternity_fold (migration 0003) folds diacritics as SQLite's tokenizer does, on both sides.
 _SEARCH = (
     f"SELECT {', '.join('m.' + c.strip() for c in rows.MEMORY_COLUMNS.split(','))}"
-    " FROM session_memories m, websearch_to_tsquery('english', $2) q"
+    " FROM session_memories m, websearch_to_tsquery('english', boternity_fold($2)) q"
     " WHERE m.bot_id = $1 AND m.fact_tsv @@ q AND ($3 OR m.superseded_by IS NULL)"
     " ORDER BY ts_rank(m.fact_tsv, q) DESC, m.importance DESC, m.created_at DESC, m.id DESC"
     " LIMIT $4"

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from boternity.models import (
+    MAX_BIGINT,
     Bot,
     ChatMessage,
     ChatSession,
@@ -62,7 +63,7 @@ def reserved(total: str) -> str:
     is (then the bigint cast fails and the write is refused). Below that cap it depends only on
     floor(total / RESERVE_STEP), which save_message tests cheaply. ``total`` is fixed SQL."""
     step = RESERVE_STEP
-    return f"least((floor({total} / {step}) + 1) * {step}, greatest({total}, {2**63 - 1}))"
+    return f"least((floor({total} / {step}) + 1) * {step}, greatest({total}, {MAX_BIGINT}))"
 
 
 def bot_params(b: Bot) -> tuple[Any, ...]:

@@ -15,7 +15,7 @@ from boternity.backends.common import (
 from boternity.backends.sqlite import rows
 from boternity.backends.sqlite.pool import Readers, Writer
 from boternity.errors import NotFoundError, ValidationError
-from boternity.models import ChatMessage, ChatSession
+from boternity.models import MAX_BIGINT, ChatMessage, ChatSession
 
 _INSERT_SESSION = (
     f"INSERT INTO chat_sessions ({rows.SESSION_COLUMNS}) VALUES ({', '.join('?' * 11)})"
@@ -34,7 +34,6 @@ _ACTIVE_SESSIONS = (
     f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE bot_id = ? AND status = 'active'"
     " ORDER BY started_at DESC, id DESC"
 )
-_MAX_BIGINT = 2**63 - 1
 _DELETE_SESSION = "DELETE FROM chat_sessions WHERE id = ?"
 # save_message: the session row is the counter, so seq, totals and activity move together.
 _BUMP_SESSION = (
@@ -135,7 +134,7 @@ class SqliteChatRepository:
         m = message
         tokens_in = m.input_tokens or 0
         tokens_out = m.output_tokens or 0
-        if tokens_in + tokens_out > _MAX_BIGINT:
+        if tokens_in + tokens_out > MAX_BIGINT:
             raise ValidationError("input_tokens + output_tokens does not fit in a 64-bit integer")
         created = rows.ts(m.created_at)
         session_key = str(m.session_id)
