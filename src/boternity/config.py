@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from boternity.errors import ValidationError
+from boternity.redact import redact_url as redact_url  # shared; imported from here too
 
 ENV_DATABASE_URL = "BOTERNITY_DATABASE_URL"
 ENV_DATA_DIR = "BOTERNITY_DATA_DIR"
@@ -28,14 +29,6 @@ class DatabaseTarget:
             return str(self.path)
         assert self.url is not None
         return redact_url(self.url)
-
-
-def redact_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def default_database() -> str:
