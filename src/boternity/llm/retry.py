@@ -48,9 +48,9 @@ class RetryPolicy:
     clock: Callable[[], float] = field(default=time.monotonic)
 
     @classmethod
-    def interactive(cls) -> RetryPolicy:
-        """For a person at a terminal (the CLI): a few quick retries, at most 4 s in all."""
-        return cls(max_retries=3, max_retry_after=4.0, max_total=4.0)
+    def interactive(cls, *, max_retries: int = 3) -> RetryPolicy:
+        """For a person waiting at a terminal (the CLI): quick retries, at most 3 s of them."""
+        return cls(max_retries=max_retries, max_retry_after=3.0, max_total=3.0)
 
     def should_retry(self, error: LlmError, attempt: int) -> bool:
         """``attempt`` counts the failed attempts before this one (0 for the first failure)."""
