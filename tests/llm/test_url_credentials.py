@@ -73,7 +73,10 @@ def test_redact_text_masks_urls_and_the_secrets_of_a_url() -> None:
     assert "http://***@h/v1?api-key=***" in text
 
 
-async def test_a_query_in_the_base_url_is_sent_after_the_path(wire: Wire) -> None:
+async def test_a_query_in_the_base_url_is_sent_after_the_path(
+    wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # httpx logs each request's URL at INFO
     async with FakeLlmServer() as server:
         provider = wire.make(base_url=with_credentials(wire.base_url(server)), api_key=KEY)
         async with provider:
@@ -83,6 +86,8 @@ async def test_a_query_in_the_base_url_is_sent_after_the_path(wire: Wire) -> Non
         path, _, query = request.path.partition("?")
         assert path.endswith(("/v1/messages", "/v1/chat/completions"))
         assert urllib.parse.parse_qs(query) == {"api-key": [QUERY_KEY]}
+    assert "HTTP Request: POST" in caplog.text
+    assert_clean(caplog.text)
 
 
 async def test_a_server_echoing_the_credentials_in_a_401_leaks_nothing(wire: Wire) -> None:

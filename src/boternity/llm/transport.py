@@ -9,6 +9,7 @@ message, repr and log line.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -57,6 +58,17 @@ _CONTEXT_PHRASES = (
 )
 # What a malformed (but JSON) event or body raises while being picked apart.
 _MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs each request's URL at INFO, with the credentials a base URL may carry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage()), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactUrls())
 
 
 def classify_error(
