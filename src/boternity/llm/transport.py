@@ -409,7 +409,7 @@ class HttpProvider:
             # Nothing listens there (or no such host): a wrong base URL, not a passing glitch.
             error = ProviderUnavailableError(
                 f"{self.name}: cannot connect to {where}: {refused}"
-                f" (check the base URL{' in ' + self.url_env if self.url_env else ''})",
+                f" (check the base URL in {self.url_env})",
                 provider=self.name,
             )
             error.retryable = False
@@ -441,7 +441,8 @@ def _is_json(response: httpx.Response) -> bool:
 
 
 def _refused(exc: BaseException) -> str | None:
-    """ "connection refused" / "unknown host" when that is why ``exc`` could not connect."""
+    """Why ``exc`` could not connect, when that will not pass by retrying: nothing listens
+    there ("connection refused") or there is no such host ("unknown host")."""
     if not isinstance(exc, httpx.ConnectError):
         return None
     seen: set[int] = set()
