@@ -81,14 +81,16 @@ class ChatCore:
     async def open(self) -> None:
         from boternity.chat import ChatEngine
         from boternity.cli.resolve import resolve_bot
-        from boternity.llm import select_provider
+        from boternity.llm import RetryPolicy, select_provider
         from boternity.memory import ExtractionWorker, MemoryRecall
         from boternity.store import open_store
 
         stack = self._stack
         self.store: Store = await stack.enter_async_context(open_store(self.db, readers=2))
         self.bot: Bot = await resolve_bot(self.store, self.bot_ref)
-        llm, self.notice = select_provider(self.provider_name, self.model)
+        llm, self.notice = select_provider(
+            self.provider_name, self.model, retry=RetryPolicy.interactive()
+        )
         self.provider: LlmProvider = await stack.enter_async_context(llm)
         self.offline = self.provider.name == "offline"
         self.worker: ExtractionWorker = ExtractionWorker(self.store, self.provider)

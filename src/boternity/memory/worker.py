@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from boternity.errors import BoternityError, NotFoundError, ValidationError
 from boternity.ids import utc_now
 from boternity.llm.base import LlmProvider
+from boternity.llm.select import extraction_model
 from boternity.memory.extraction import build_request, parse_reply, plan_memories, short_ids
 from boternity.models import MAX_EXTRACTION_ATTEMPTS, PendingExtraction
 from boternity.store import Store
@@ -63,7 +64,8 @@ class ExtractionWorker:
             raise ValidationError("backoff_base must be positive and backoff_cap >= backoff_base")
         self.store = store
         self.provider = provider
-        self.model = model or provider.default_model
+        # The model: ``model``, else $BOTERNITY_EXTRACTION_MODEL, else the provider's default.
+        self.model = (model or "").strip() or extraction_model() or provider.default_model
         self.lease = lease
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap

@@ -12,9 +12,9 @@ from boternity.backends.postgres.chat import PostgresChatRepository
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
 from boternity.backends.postgres.memory import PostgresMemoryRepository
 from boternity.backends.postgres.pool import Conn, Connections, Database
-from boternity.config import redact_url
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
+from boternity.redact import redact_text, redact_url, url_secrets
 
 Durability = Literal["normal", "full"]
 
@@ -79,7 +79,8 @@ async def _connections(url: str, *, size: int, durability: Durability, role: str
         pool.put(await pool.get())
     except DRIVER_ERRORS as exc:
         error = translate(exc)
-        raise type(error)(f"cannot open PostgreSQL database {redact_url(url)}: {exc}") from exc
+        detail = redact_text(str(exc), url_secrets(url))
+        raise type(error)(f"cannot open PostgreSQL database {redact_url(url)}: {detail}") from exc
     return pool
 
 
