@@ -22,7 +22,6 @@ REPORT_FIELDS = {
 OVERFLOW = '[{"fact": "Lives in Porto", "importance": 1e999}, {"fact": "Loves cats"}]'
 
 
-
 def test_queue_run_processes_due_jobs(cli: Invoke, world: World, llm: FakeLlm) -> None:
     result = cli("queue", "run", env=llm.env())
     assert result.exit_code == 0, result.stderr
@@ -125,3 +124,16 @@ def test_chat_starts_despite_an_overflowing_number_in_a_queued_extraction(
     assert [j["id"] for j in parse(cli("queue", "--json"))] == [str(world.jobs[1].id)]
     facts = [m["fact"] for m in parse(cli("memories", "helper", "--json"))]
     assert "Loves cats" in facts
+
+
+def test_queue_run_says_how_many_facts_of_a_huge_reply_were_dropped(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    import json
+
+    facts = [{"fact": f"Fact number {i}"} for i in range(5000)]
+    llm.script("extraction", openai_completion(json.dumps(facts)))
+    result = cli("queue", "run", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert "50 memories saved" in result.stdout
+    assert "4950 more facts dropped (at most 50 new facts per job)" in result.stdout
