@@ -114,6 +114,16 @@ def test_remember_defaults_to_manual_fact_importance_4(
     assert f"Likes {UNICODE}" in listed and "manual" in listed
 
 
+def test_remember_refuses_a_fact_the_bot_already_remembers(cli: Invoke, world: World) -> None:
+    """The same rule as /remember and memory.remember (checked and saved in one step)."""
+    assert cli("remember", "other", "Likes green tea").exit_code == 0
+    again = cli("remember", "other", "likes  GREEN tea.")
+    assert again.exit_code == 5
+    assert "already remembered" in one_line_error(again)
+    facts = [m["fact"] for m in parse(cli("memories", "other", "--json"))]
+    assert facts.count("Likes green tea") == 1 and len(facts) == 2
+
+
 def test_remember_rejects_bad_values(cli: Invoke, world: World) -> None:
     assert cli("remember", "other", "x", "--importance", "6").exit_code == 2
     bad_category = cli("remember", "other", "x", "--category", "gossip")

@@ -408,6 +408,9 @@ class FakeLlmServer:
         self._queue: deque[Reply] = deque()
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        #: When set to an unset event, model replies wait for it: a test can hold concurrent
+        #: clients at the model call until all of them are there.
+        self.gate: asyncio.Event | None = None
 
     @property
     def base_url(self) -> str:
@@ -472,6 +475,8 @@ class FakeLlmServer:
             else:
                 self.requests.append(request)
                 reply = self._queue.popleft() if self._queue else self._default(request)
+                if self.gate is not None:
+                    await self.gate.wait()
             await _write_reply(writer, reply)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away: that is its business

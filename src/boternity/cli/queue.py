@@ -286,6 +286,13 @@ def run_jobs(
             f" {plural(report.memories_saved, 'memory', 'memories')} saved,"
             f" {report.superseded} superseded."
         )
+        if report.dropped:
+            from boternity.memory.extraction import MAX_FACTS_PER_JOB
+
+            summary += (
+                f" {plural(report.dropped, 'more fact')} dropped"
+                f" (at most {MAX_FACTS_PER_JOB} new facts per job)."
+            )
         if bad:
             summary += (
                 f" Last error: {' '.join(report.errors[-1].split())}" if report.errors else ""

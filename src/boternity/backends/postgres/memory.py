@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -10,8 +11,10 @@ from boternity.backends.common import (
     check_id,
     check_limit,
     check_model,
+    check_not_remembered,
     check_page,
     claim_window,
+    drop_remembered,
     search_terms,
 )
 from boternity.backends.postgres import rows
@@ -75,6 +78,11 @@ _SEARCH = (
     " LIMIT $4"
 )
 _SUPERSEDE = "UPDATE session_memories SET superseded_by = $1 WHERE id = $2"
+_LIVE_FACTS = "SELECT id, fact FROM session_memories WHERE bot_id = $1 AND superseded_by IS NULL"
+# Transaction-scoped, in the two-int key space (apart from the bigint keys of session and
+# migration locks): first int "mem" in ASCII, second a hash of the bot id.
+_LOCK_BOT = "SELECT pg_advisory_xact_lock($1::int4, $2::int4)"
+_BOT_LOCK_CLASS = 0x6D656D
 # The session's bot is checked in the same statement: no session, no row; wrong bot, no insert.
 _SAVE_PENDING = (
     "WITH s AS (SELECT bot_id FROM chat_sessions WHERE id = $2),"
@@ -205,6 +213,15 @@ async def _supersede(
     )  # fmt: skip
 
 
+async def _locked_live_facts(conn: Conn, bot_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """(id, fact) of the bot's live memories, for a duplicate check in the saving transaction,
+    after taking the bot's lock: check and insert are one step per bot (READ COMMITTED: this
+    statement sees what the previous lock holder committed)."""
+    digest = hashlib.blake2b(bot_id.bytes, digest_size=4).digest()
+    await conn.execute(_LOCK_BOT, _BOT_LOCK_CLASS, int.from_bytes(digest, "big", signed=True))
+    return [(r[0], r[1]) for r in await conn.fetch(_LIVE_FACTS, bot_id)]
+
+
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
     return check_model(entry, MemoryEntry, what)
 
@@ -215,10 +232,12 @@ class PostgresMemoryRepository:
 
     # --- memories ---------------------------------------------------------------------
 
-    async def save_memory(self, entry: MemoryEntry) -> MemoryEntry:
+    async def save_memory(self, entry: MemoryEntry, *, unique: bool = False) -> MemoryEntry:
         m = _check_memory(entry)
 
         async def unit(conn: Conn) -> MemoryEntry:
+            if unique:
+                check_not_remembered(m, await _locked_live_facts(conn, m.bot_id))
             await _insert_memory(conn, m)
             return m
 
@@ -414,11 +433,17 @@ class PostgresMemoryRepository:
             if affected(await conn.execute(_DELETE_PENDING, job)) == 0:
                 # Another worker finished it (its lease ran out): saving again would duplicate.
                 raise NotFoundError(f"pending extraction {job} not found (already completed?)")
-            for m in batch:
+            live = [
+                (bot, fact)
+                for bot in sorted({m.bot_id for m in batch})  # one lock order: no deadlock
+                for _, fact in await _locked_live_facts(conn, bot)
+            ]
+            kept, links = drop_remembered(batch, replaced, live)
+            for m in kept:
                 await _insert_memory(conn, m, job_id=job)
-            for added, old_id in replaced.items():
+            for added, old_id in links.items():
                 await _supersede(conn, old_id, by_id[added], job_id=job)
-            return batch
+            return kept
 
         return await self._db.write(unit, transaction=True, messages=_MEMORY_MESSAGES)
 

@@ -11,8 +11,10 @@ from boternity.backends.common import (
     check_id,
     check_limit,
     check_model,
+    check_not_remembered,
     check_page,
     claim_window,
+    drop_remembered,
     search_terms,
 )
 from boternity.backends.sqlite import rows
@@ -44,6 +46,7 @@ _MEMORIES_BY_SESSION = (
     " ORDER BY created_at ASC, id ASC"
 )
 _SUPERSEDE = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"
+_LIVE_FACTS = "SELECT id, fact FROM session_memories WHERE bot_id = ? AND superseded_by IS NULL"
 _SEARCH = (
     f"SELECT {', '.join('m.' + c for c in rows.MEMORY_COLUMNS.split(', '))}"
     " FROM memories_fts JOIN session_memories m ON m.rowid = memories_fts.rowid"
@@ -190,6 +193,12 @@ def _supersede(
     )  # fmt: skip
 
 
+def _locked_live_facts(conn: sqlite3.Connection, bot_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(id, fact) of the bot's live memories, for a duplicate check in the saving unit: the
+    single writer runs one unit at a time, so check and insert are one step per bot."""
+    return conn.execute(_LIVE_FACTS, (str(bot_id),)).fetchall()
+
+
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
     return check_model(entry, MemoryEntry, what)
 
@@ -201,10 +210,12 @@ class SqliteMemoryRepository:
 
     # --- memories ---------------------------------------------------------------------
 
-    async def save_memory(self, entry: MemoryEntry) -> MemoryEntry:
+    async def save_memory(self, entry: MemoryEntry, *, unique: bool = False) -> MemoryEntry:
         m = _check_memory(entry)
 
         def unit(conn: sqlite3.Connection) -> MemoryEntry:
+            if unique:
+                check_not_remembered(m, _locked_live_facts(conn, m.bot_id))
             _insert_memory(conn, m)
             return m
 
@@ -411,11 +422,17 @@ class SqliteMemoryRepository:
             if deleted == 0:
                 # Another worker finished it (its lease ran out): saving again would duplicate.
                 raise NotFoundError(f"pending extraction {job} not found (already completed?)")
-            for m in batch:
+            live = [
+                (bot, fact)
+                for bot in sorted({m.bot_id for m in batch})
+                for _, fact in _locked_live_facts(conn, bot)
+            ]
+            kept, links = drop_remembered(batch, replaced, live)
+            for m in kept:
                 _insert_memory(conn, m, job_id=job)
-            for added, old_id in replaced.items():
+            for added, old_id in links.items():
                 _supersede(conn, old_id, by_id[added], job_id=job)
-            return batch
+            return kept
 
         return await self._writer.run(unit)
 
