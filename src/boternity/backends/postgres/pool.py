@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
-
 from boternity.backends.postgres.errors import (
     DRIVER_ERRORS,
     RETRYABLE,
