@@ -11,7 +11,8 @@ messages, printing (flushed) one line per fact the parent needs:
     ended <status>
 
 ``--anthropic URL`` talks to a (fake) Anthropic server; otherwise the offline provider.
-``--say TEXT`` (repeatable) gives the user turns to cycle through.
+``--say TEXT`` (repeatable) gives the user turns to cycle through. ``--resume ID`` resumes
+that session instead of starting one (BOT_ID is then ignored).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ async def chat(args: argparse.Namespace) -> None:
         provider,
         ChatEngine(store, provider, extract_every=args.extract_every) as engine,
     ):
-        live = await engine.start_session(uuid.UUID(args.bot))
+        live = (
+            await engine.resume_session(uuid.UUID(args.resume))
+            if args.resume
+            else await engine.start_session(uuid.UUID(args.bot))
+        )
         say("session", live.id)
         for i in range(args.turns):
             if i == args.pause_before:
@@ -70,6 +75,7 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("bot")
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--resume", default=None, help="resume this session instead")
     parser.add_argument("--tag", default="p")
     parser.add_argument("--anthropic", default=None)
     parser.add_argument("--pause-before", type=int, default=-1)
