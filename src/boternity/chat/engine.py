@@ -627,6 +627,8 @@ class ChatEngine:
     # --- turns -------------------------------------------------------------------------------
 
     def _send(self, live: LiveSession, text: str) -> Turn:
+        if live._lost is not None:
+            raise live._lost
         if live.ended or live._ending:
             raise ConflictError(f"session {live.id} has ended")
         self._check_open()
