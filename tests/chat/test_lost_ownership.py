@@ -6,6 +6,7 @@ session never interleaves with it. Also: every path to one SQLite file shares on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -180,3 +181,75 @@ async def test_a_hard_linked_sqlite_file_is_refused_for_sessions(tmp_path: Path)
         await owner.kill()
         raise
     assert "ended completed" in rest
+
+
+async def test_locks_killed_again_and_again_never_let_two_writers_interleave(
+    store: Store, bot: Bot
+) -> None:
+    """The owner writes without pause while its lock is taken away every few milliseconds and
+    another process keeps trying to resume the session: whoever wins, the transcript is the
+    owner's messages, then (if it got in) the other process's, never a mix."""
+    async with OfflineProvider() as provider, ChatEngine(store, provider) as owner:
+        live = await owner.start_session(bot)
+        await live.ask("owner 0")
+        await settled(store, live.id)
+        thief = await Worker.spawn(
+            *(store_url(store), str(bot.id), "--resume", str(live.id), "--turns", "3"),
+            *("--tag", "thief", "--retry-busy", "60"),
+        )
+        stolen = asyncio.Event()
+        failures: list[RepositoryError] = []
+
+        async def write() -> None:
+            for i in range(1, 400):
+                try:
+                    await live.ask(f"owner {i}")
+                except SessionLostError:
+                    stolen.set()
+                    return
+                except RepositoryError as exc:
+                    # The lock connection died while taking the lock back: nothing was
+                    # written after the check; the next write checks again.
+                    failures.append(exc)
+
+        resumed = asyncio.create_task(thief.expect("session"))
+
+        async def attack() -> None:
+            # Until the other process has the session (then the owner must find out).
+            while not resumed.done() and thief.proc.returncode is None:
+                await lose_lock_quietly(store, live.id)
+                await asyncio.sleep(0.005)
+
+        try:
+            async with asyncio.timeout(120):
+                await asyncio.gather(write(), attack(), resumed)
+            thief.lines += await thief.finish()
+        except BaseException:
+            await thief.kill()
+            raise
+        await live.end()
+    messages = await store.chat.get_messages(live.id)
+    authors = ["thief" if "thief" in m.content else "owner" for m in messages]
+    assert authors == sorted(authors, key=lambda a: a == "thief"), authors
+    assert authors.count("thief") == 6  # the other process got in and finished its turns
+    assert stolen.is_set()
+    assert all("session lock" in str(exc) for exc in failures)
+
+
+async def lose_lock_quietly(store: Store, session_id: uuid.UUID) -> None:
+    """lose_lock, tolerating a lock that is momentarily not there."""
+    if store.backend == "sqlite":
+        locks = locks_for_store(store)
+        assert isinstance(locks, FileSessionLocks)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(locks.path_for(session_id))
+        return
+    admin = await asyncpg.connect(store_url(store))
+    try:
+        await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'boternity-session-locks'"
+            " AND datname = current_database()"
+        )
+    finally:
+        await admin.close()

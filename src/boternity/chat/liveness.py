@@ -265,6 +265,7 @@ class FileSessionLocks:
 
 _PG_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 _PG_UNLOCK = "SELECT pg_advisory_unlock($1)"
+_PG_CHECK_TIMEOUT = 30.0
 
 
 def advisory_key(session_id: uuid.UUID) -> int:
@@ -344,7 +345,8 @@ class PgSessionLocks:
             if key not in self._held or conn is None or conn.is_closed():
                 return False
             try:
-                await conn.fetchval("SELECT 1")
+                # Bounded: a server that stopped answering cannot vouch for the lock either.
+                await conn.fetchval("SELECT 1", timeout=_PG_CHECK_TIMEOUT)
             except Exception as exc:  # whatever the driver says, the connection is gone
                 log.warning("the session-lock connection was lost: %s", exc)
                 self._drop_connection()
@@ -493,7 +495,11 @@ async def recover_crashed_sessions(
     recovered: list[ChatSession] = []
     for bid in bot_ids:
         for session in await store.chat.get_active_sessions(bid):
-            lock = await locks.try_acquire(session.id)
+            try:
+                lock = await locks.try_acquire(session.id)
+            except RepositoryError as exc:  # e.g. the lock connection dropped: next time
+                log.warning("could not check session %s: %s", session.id, exc)
+                continue
             if lock is None:
                 continue
             try:
