@@ -383,6 +383,12 @@ class PgSessionLocks:
             try:
                 await conn.fetchval(_PG_UNLOCK, key)
             except Exception as exc:
+                import asyncpg
+
+                if conn.is_closed() or not isinstance(exc, asyncpg.PostgresError):
+                    # The connection is gone (or unusable): the server dropped its locks.
+                    self._drop_connection()
+                    return
                 raise RepositoryError(f"releasing a session lock: {exc}") from exc
 
     async def aclose(self) -> None:
@@ -390,7 +396,10 @@ class PgSessionLocks:
             conn, self._conn = self._conn, None
             self._held.clear()
             if conn is not None and not conn.is_closed():
-                await conn.close()  # the server drops every lock it held
+                try:
+                    await conn.close()  # the server drops every lock it held
+                except Exception:  # already dropped by the server: nothing left to release
+                    conn.terminate()
 
     def __repr__(self) -> str:
         return f"PgSessionLocks(held={len(self._held)})"
