@@ -149,7 +149,10 @@ class FileSessionLock:
         if self._owner is None:
             return False
         self._drop(unlink=False)  # the path is no longer ours: leave whatever is there
-        fresh = self._owner._try_acquire(self._session_id)
+        try:
+            fresh = self._owner._try_acquire(self._session_id)
+        except OSError as exc:  # e.g. the lock folder cannot be created any more
+            raise RepositoryError(f"taking the session lock back: {exc}") from exc
         if fresh is None:
             return False
         # Adopt the new file and descriptor.
