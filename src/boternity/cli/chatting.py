@@ -602,11 +602,13 @@ class Conversation:
         self.ui.info(f"{summary} {_report_line('Memory extraction', report)}")
 
     def _turn(self, text: str) -> None:
-        from boternity.errors import BoternityError
+        from boternity.errors import BoternityError, SessionLostError
 
         bg, ui = self.bg, self.ui
         try:
             turn = bg.call(self.core.send(text))
+        except SessionLostError:
+            raise
         except BoternityError as exc:  # e.g. NUL in the text: nothing was sent or stored
             self.failed_turns += 1
             ui.error(str(exc))
@@ -623,6 +625,9 @@ class Conversation:
             partial = bg.call(self.core.settle(turn))
             ui.reply_end(partial, cancelled=True)
             return
+        except SessionLostError:
+            ui.reply_end(None, cancelled=False)
+            raise  # another process has the session now: the chat ends with one error line
         except BoternityError as exc:
             self.failed_turns += 1
             ui.reply_end(None, cancelled=False)
