@@ -45,8 +45,9 @@ async def claim(url: str, batch: int) -> None:
                 print(job.id, flush=True)
 
 
-async def extract(url: str, base_url: str) -> None:
-    """Run the extraction worker once against an OpenAI-compatible server at ``base_url``."""
+async def extract(url: str, base_url: str, limit: int | None = None) -> None:
+    """Run the extraction worker once against an OpenAI-compatible server at ``base_url``
+    (claiming at most ``limit`` jobs)."""
     from boternity.llm import OpenAIProvider, RetryPolicy
     from boternity.memory import ExtractionWorker
 
@@ -54,7 +55,7 @@ async def extract(url: str, base_url: str) -> None:
         open_store(url) as store,
         OpenAIProvider(base_url=base_url, retry=RetryPolicy(max_retries=0), timeout=600) as llm,
     ):
-        report = await ExtractionWorker(store, llm, model="gpt-test").run_once()
+        report = await ExtractionWorker(store, llm, model="gpt-test").run_once(limit=limit)
         print(report.completed, report.memories_saved, flush=True)
 
 
@@ -77,6 +78,7 @@ def main() -> None:
     p = sub.add_parser("extract")
     p.add_argument("url")
     p.add_argument("base_url")
+    p.add_argument("--limit", type=int, default=None)
     p = sub.add_parser("open")
     p.add_argument("url")
     args = parser.parse_args()
@@ -85,7 +87,7 @@ def main() -> None:
     elif args.command == "claim":
         asyncio.run(claim(args.url, args.batch))
     elif args.command == "extract":
-        asyncio.run(extract(args.url, args.base_url))
+        asyncio.run(extract(args.url, args.base_url, args.limit))
     else:
         asyncio.run(open_only(args.url))
     sys.stdout.flush()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from boternity.errors import BoternityError, ValidationError
@@ -337,6 +337,55 @@ def test_aware_non_utc_datetimes_are_normalised_to_utc() -> None:
     assert s.started_at == local
     assert s.started_at.utcoffset() == timedelta(0)
     assert s.started_at.hour == 10
+
+
+_OFFSETS = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+
+
+@pytest.mark.parametrize(
+    ("make", "field"), TIME_FIELDS, ids=[f"{m.__name__.strip('_')}.{f}" for m, f in TIME_FIELDS]
+)
+@pytest.mark.parametrize(
+    "moment",
+    [datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+     datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))],
+    ids=["year-1+05:00", "year-9999-05:00"],
+)  # fmt: skip
+def test_aware_datetime_outside_utc_is_a_validation_error_naming_the_field(
+    make: Any, field: str, moment: datetime
+) -> None:
+    # Was a bare OverflowError from astimezone(UTC).
+    with pytest.raises(ValidationError, match=rf"\.{field}: .* outside the datetimes"):
+        make(**{field: moment})
+
+
+@settings(max_examples=300)
+@given(
+    moment=st.datetimes(min_value=datetime.min, max_value=datetime.max, timezones=_OFFSETS),
+    index=st.integers(min_value=0, max_value=len(TIME_FIELDS) - 1),
+)
+@example(moment=datetime(1, 1, 1, tzinfo=timezone(timedelta(minutes=1))), index=0)
+@example(moment=datetime.max.replace(tzinfo=timezone(timedelta(minutes=-1))), index=5)
+@example(moment=datetime.min.replace(tzinfo=UTC), index=3)
+@example(moment=datetime.max.replace(tzinfo=UTC), index=7)
+def test_any_aware_datetime_is_kept_as_the_same_instant_or_refused(
+    moment: datetime, index: int
+) -> None:
+    make, field = TIME_FIELDS[index]
+    try:  # does the instant exist as a UTC datetime, other than the two reserved ones?
+        utc = moment.replace(tzinfo=None) - cast(timedelta, moment.utcoffset())
+        storable = utc not in (datetime.min, datetime.max)
+    except OverflowError:
+        storable = False
+    if not storable:
+        with pytest.raises(ValidationError, match=rf"\.{field}: "):
+            make(**{field: moment})
+        return
+    value = getattr(make(**{field: moment}), field)
+    assert value == moment
+    assert value.utcoffset() == timedelta(0)
 
 
 @pytest.mark.parametrize(

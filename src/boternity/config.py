@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from boternity.errors import ValidationError
+from boternity.redact import redact_url as redact_url  # shared; imported from here too
 
 ENV_DATABASE_URL = "BOTERNITY_DATABASE_URL"
 ENV_DATA_DIR = "BOTERNITY_DATA_DIR"
@@ -30,25 +31,6 @@ class DatabaseTarget:
         return redact_url(self.url)
 
 
-def redact_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def _without_userinfo(url: str) -> str:
-    """``url`` with everything before the host masked; plain string work, so it is safe on
-    URLs too broken for urllib to parse."""
-    scheme, sep, rest = url.partition("://")
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority = rest[:end]
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{rest[end:]}"
-
-
 def _check_postgres_url(text: str, rest: str) -> None:
     """Refuse a host or port the driver would crash on (or, for a port over 65535, silently
     wrap around); the message names the bad value and never the password."""
@@ -65,15 +47,13 @@ def _check_postgres_url(text: str, rest: str) -> None:
                 problem = f"unclosed '[' in host {host!r}"
             else:
                 problem = f"bad port in {host!r} (use a number in 1..65535)"
-            raise ValidationError(
-                f"bad PostgreSQL URL {_without_userinfo(text)!r}: {problem}"
-            ) from None
+            raise ValidationError(f"bad PostgreSQL URL {redact_url(text)!r}: {problem}") from None
         if port == 0:
             ports.append("0")
     for port_text in ports:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise ValidationError(
-                f"bad PostgreSQL URL {_without_userinfo(text)!r}: port {port_text!r} is not"
+                f"bad PostgreSQL URL {redact_url(text)!r}: port {port_text!r} is not"
                 " a number in 1..65535"
             )
 

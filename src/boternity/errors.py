@@ -27,6 +27,11 @@ class ConflictError(RepositoryError):
     """The write clashes with a row that already exists (duplicate id, slug, state)."""
 
 
+class SessionLostError(ConflictError):
+    """This process no longer owns the live session (its lock was lost and another process
+    may have taken it over), so it stopped writing to it. Resume the session to go on."""
+
+
 class SchemaError(RepositoryError):
     """The database schema cannot be used by this version of boternity."""
 
@@ -102,6 +107,7 @@ for _cls in (
     RepositoryError,
     NotFoundError,
     ConflictError,
+    SessionLostError,
     SchemaError,
     StoreBusyError,
     LlmError,

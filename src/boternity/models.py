@@ -3,6 +3,10 @@
 Every model is a frozen, slotted dataclass built with keywords. Derive changed copies with
 ``dataclasses.replace`` (validation runs again). Invalid values raise
 :class:`boternity.errors.ValidationError` before anything can reach a database.
+
+Text fields have length limits (the ``MAX_*`` constants below, listed in docs/limits.md), so
+every backend accepts and refuses the same values: PostgreSQL cannot index a btree key over
+about 2700 bytes nor build a tsvector over 1 MB, where SQLite would store anything.
 """
 
 from __future__ import annotations
@@ -23,7 +27,23 @@ from boternity.errors import ValidationError
 from boternity.ids import new_id, utc_now
 
 __all__ = [
+    "LIMITS",
+    "MAX_BIGINT",
+    "MAX_DESCRIPTION_LENGTH",
     "MAX_EXTRACTION_ATTEMPTS",
+    "MAX_FACT_LENGTH",
+    "MAX_MESSAGE_LENGTH",
+    "MAX_METADATA_BYTES",
+    "MAX_MODEL_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_NOTE_LENGTH",
+    "MAX_SLUG_LENGTH",
+    "MAX_SOUL_LENGTH",
+    "MAX_SUMMARY_LENGTH",
+    "MAX_TAG_LENGTH",
+    "MAX_TAGS",
+    "MAX_TITLE_LENGTH",
+    "MAX_USER_ID_LENGTH",
     "Bot",
     "BotCategory",
     "BotStatus",
@@ -46,8 +66,64 @@ __all__ = [
 #: After this many failed attempts a queued extraction is "exhausted": kept, but not claimed.
 MAX_EXTRACTION_ATTEMPTS = 3
 
-# PostgreSQL's largest bigint; counters and token totals must fit on every backend.
-_MAX_INT = 2**63 - 1
+#: PostgreSQL's largest bigint (and SQLite's largest INTEGER): every counter, token total,
+#: paging number and sequence number must fit on every backend.
+MAX_BIGINT = 2**63 - 1
+
+# --- length limits ---------------------------------------------------------------------------
+# In characters (code points, Python's len) unless the name says bytes. One place, shown to
+# users in docs/limits.md (a test keeps that table in step with LIMITS). A character is at most
+# 4 bytes of UTF-8, so an indexed field of n characters is at most 4n bytes.
+
+#: Bot.slug: the unique index key; 4 * 200 = 800 bytes, far under PostgreSQL's ~2700-byte
+#: btree row limit.
+MAX_SLUG_LENGTH = 200
+#: Bot.name: shown in lists and the chat prompt; the slug is made from it.
+MAX_NAME_LENGTH = 200
+#: Bot.description.
+MAX_DESCRIPTION_LENGTH = 2_000
+#: Bot.tags: how many, and each tag's length.
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+#: Bot.user_id: the caller's own id for the bot's owner.
+MAX_USER_ID_LENGTH = 200
+#: SoulVersion.content: the system prompt sent with every request.
+MAX_SOUL_LENGTH = 100_000
+#: SoulVersion.message (a note on the change), ChatMessage.stop_reason.
+MAX_NOTE_LENGTH = 2_000
+#: ChatSession.model, ChatMessage.model: a model name such as "gpt-4o-mini".
+MAX_MODEL_LENGTH = 200
+#: ChatSession.title.
+MAX_TITLE_LENGTH = 500
+#: ChatMessage.content: one message, in or out (about 250k tokens).
+MAX_MESSAGE_LENGTH = 1_000_000
+#: ChatMessage.metadata: the size of its compact JSON text, in UTF-8 bytes.
+MAX_METADATA_BYTES = 1_000_000
+#: MemoryEntry.fact: a memory is a sentence or two; this bound keeps its full-text vector far
+#: under PostgreSQL's 1 MB tsvector limit whatever the words.
+MAX_FACT_LENGTH = 10_000
+#: ContextSummary.summary.
+MAX_SUMMARY_LENGTH = 100_000
+
+#: Every limit by the fields it applies to (for docs and tests).
+LIMITS: dict[str, int] = {
+    "Bot.slug": MAX_SLUG_LENGTH,
+    "Bot.name": MAX_NAME_LENGTH,
+    "Bot.description": MAX_DESCRIPTION_LENGTH,
+    "Bot.tags (count)": MAX_TAGS,
+    "Bot.tags (each)": MAX_TAG_LENGTH,
+    "Bot.user_id": MAX_USER_ID_LENGTH,
+    "SoulVersion.content": MAX_SOUL_LENGTH,
+    "SoulVersion.message": MAX_NOTE_LENGTH,
+    "ChatSession.model": MAX_MODEL_LENGTH,
+    "ChatSession.title": MAX_TITLE_LENGTH,
+    "ChatMessage.content": MAX_MESSAGE_LENGTH,
+    "ChatMessage.model": MAX_MODEL_LENGTH,
+    "ChatMessage.stop_reason": MAX_NOTE_LENGTH,
+    "ChatMessage.metadata (bytes)": MAX_METADATA_BYTES,
+    "MemoryEntry.fact": MAX_FACT_LENGTH,
+    "ContextSummary.summary": MAX_SUMMARY_LENGTH,
+}
 
 
 class BotStatus(StrEnum):
@@ -124,18 +200,51 @@ def check_text(value: str, what: str) -> None:
         ) from exc
 
 
-def _text(obj: object, name: str, *, empty: bool = True) -> None:
+def _text(obj: object, name: str, *, empty: bool = True, limit: int | None = None) -> None:
     value = getattr(obj, name)
     if not isinstance(value, str):
         raise _fail(obj, name, f"expected str, got {type(value).__name__}")
+    if limit is not None:
+        check_length(value, limit, f"{type(obj).__name__}.{name}")
     check_text(value, f"{type(obj).__name__}.{name}")
     if not empty and not value.strip():
         raise _fail(obj, name, "must not be empty")
 
 
-def _opt_text(obj: object, name: str, *, empty: bool = True) -> None:
+def _opt_text(obj: object, name: str, *, empty: bool = True, limit: int | None = None) -> None:
     if getattr(obj, name) is not None:
-        _text(obj, name, empty=empty)
+        _text(obj, name, empty=empty, limit=limit)
+
+
+def check_length(value: str, limit: int, what: str) -> None:
+    """Refuse text over its documented limit (checked first: a 2 GB string fails fast)."""
+    if len(value) > limit:
+        raise ValidationError(f"{what}: {len(value)} characters, longer than the limit of {limit}")
+
+
+#: The first and last datetimes are not storable: asyncpg writes them to PostgreSQL as
+#: -infinity / infinity and reads them back naive, so a time must lie strictly between them.
+FIRST_TIME = datetime.min.replace(tzinfo=UTC)
+LAST_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+def to_utc(value: datetime, what: str) -> datetime:
+    """An aware datetime in UTC, strictly between FIRST_TIME and LAST_TIME. Near year 1 or
+    9999 the UTC time may not exist (0001-01-01 00:00+05:00 is in year 0): that is bad input,
+    not an OverflowError."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValidationError(
+            f"{what}: {value.isoformat()} is outside the datetimes that exist in UTC"
+            " (years 1..9999)"
+        ) from exc
+    if utc in (FIRST_TIME, LAST_TIME):
+        raise ValidationError(
+            f"{what}: {utc.isoformat()} is outside the storable datetimes (the first and last"
+            " microsecond of years 1..9999 are reserved)"
+        )
+    return utc
 
 
 def _uuid(obj: object, name: str) -> None:
@@ -163,8 +272,8 @@ def _time(obj: object, name: str) -> None:
     offset = value.utcoffset()
     if offset is None:
         raise _fail(obj, name, "datetime must be timezone-aware")
-    if offset != timedelta(0):
-        _set(obj, name, value.astimezone(UTC))
+    if offset != timedelta(0) or value.year in (1, 9999):
+        _set(obj, name, to_utc(value, f"{type(obj).__name__}.{name}"))
 
 
 def _opt_time(obj: object, name: str) -> None:
@@ -172,7 +281,7 @@ def _opt_time(obj: object, name: str) -> None:
         _time(obj, name)
 
 
-def _int(obj: object, name: str, *, low: int = 0, high: int = _MAX_INT) -> None:
+def _int(obj: object, name: str, *, low: int = 0, high: int = MAX_BIGINT) -> None:
     value = getattr(obj, name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(obj, name, f"expected int, got {type(value).__name__}")
@@ -180,7 +289,7 @@ def _int(obj: object, name: str, *, low: int = 0, high: int = _MAX_INT) -> None:
         raise _fail(obj, name, f"{value} is outside {low}..{high}")
 
 
-def _opt_int(obj: object, name: str, *, low: int = 0, high: int = _MAX_INT) -> None:
+def _opt_int(obj: object, name: str, *, low: int = 0, high: int = MAX_BIGINT) -> None:
     if getattr(obj, name) is not None:
         _int(obj, name, low=low, high=high)
 
@@ -264,6 +373,10 @@ def trusted_loader(cls: type[T]) -> Callable[..., T]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bot:
+    """A bot. Length limits: ``name`` MAX_NAME_LENGTH, ``slug`` MAX_SLUG_LENGTH,
+    ``description`` MAX_DESCRIPTION_LENGTH, ``tags`` at most MAX_TAGS of MAX_TAG_LENGTH each,
+    ``user_id`` MAX_USER_ID_LENGTH (docs/limits.md)."""
+
     name: str
     slug: str = None  # type: ignore[assignment]  # None -> slugify(name)
     description: str = ""
@@ -280,29 +393,30 @@ class Bot:
     last_active_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        _text(self, "name", empty=False)
-        if len(self.name) > 200:
-            raise _fail(self, "name", "longer than 200 characters")
+        _text(self, "name", empty=False, limit=MAX_NAME_LENGTH)
         if self.slug is None:
             _set(self, "slug", slugify(self.name))
             if not self.slug:
                 raise _fail(
                     self, "name", f"{self.name!r} gives an empty slug; pass slug= explicitly"
                 )
-        _text(self, "slug", empty=False)
+        _text(self, "slug", empty=False, limit=MAX_SLUG_LENGTH)
         if slugify(self.slug) != self.slug:
             raise _fail(
                 self, "slug", f"{self.slug!r} is not a slug (lowercase letters, digits and '-')"
             )
-        _text(self, "description")
+        _text(self, "description", limit=MAX_DESCRIPTION_LENGTH)
         _enum(self, "status", BotStatus)
         _enum(self, "category", BotCategory)
         if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
             raise _fail(self, "tags", "expected a list of str")
         _set(self, "tags", list(self.tags))
+        if len(self.tags) > MAX_TAGS:
+            raise _fail(self, "tags", f"{len(self.tags)} tags, more than the limit of {MAX_TAGS}")
         for tag in self.tags:
+            check_length(tag, MAX_TAG_LENGTH, "Bot.tags")
             check_text(tag, "Bot.tags")
-        _opt_text(self, "user_id")
+        _opt_text(self, "user_id", limit=MAX_USER_ID_LENGTH)
         _uuid(self, "id")
         for name in ("conversation_count", "total_tokens_used", "version_count"):
             _int(self, name)
@@ -313,6 +427,9 @@ class Bot:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SoulVersion:
+    """One version of a bot's soul. Length limits: ``content`` MAX_SOUL_LENGTH, ``message``
+    MAX_NOTE_LENGTH."""
+
     bot_id: uuid.UUID
     content: str
     version: int
@@ -323,16 +440,19 @@ class SoulVersion:
 
     def __post_init__(self) -> None:
         _uuid(self, "bot_id")
-        _text(self, "content")
+        _text(self, "content", limit=MAX_SOUL_LENGTH)
         _int(self, "version", low=1)
         _text(self, "hash", empty=False)
-        _opt_text(self, "message")
+        _opt_text(self, "message", limit=MAX_NOTE_LENGTH)
         _uuid(self, "id")
         _time(self, "created_at")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatSession:
+    """A conversation. Length limits: ``model`` MAX_MODEL_LENGTH, ``title``
+    MAX_TITLE_LENGTH."""
+
     bot_id: uuid.UUID
     model: str
     title: str | None = None
@@ -347,8 +467,8 @@ class ChatSession:
 
     def __post_init__(self) -> None:
         _uuid(self, "bot_id")
-        _text(self, "model", empty=False)
-        _opt_text(self, "title")
+        _text(self, "model", empty=False, limit=MAX_MODEL_LENGTH)
+        _opt_text(self, "title", limit=MAX_TITLE_LENGTH)
         _uuid(self, "id")
         _time(self, "started_at")
         _opt_time(self, "ended_at")
@@ -361,6 +481,10 @@ class ChatSession:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatMessage:
+    """One message. Limits: ``content`` MAX_MESSAGE_LENGTH characters, ``model``
+    MAX_MODEL_LENGTH, ``stop_reason`` MAX_NOTE_LENGTH, ``metadata`` MAX_METADATA_BYTES of
+    compact JSON."""
+
     session_id: uuid.UUID
     role: MessageRole
     content: str
@@ -377,18 +501,25 @@ class ChatMessage:
     def __post_init__(self) -> None:
         _uuid(self, "session_id")
         _enum(self, "role", MessageRole)
-        _text(self, "content")
+        _text(self, "content", limit=MAX_MESSAGE_LENGTH)
         _uuid(self, "id")
         _time(self, "created_at")
         _opt_int(self, "input_tokens")
         _opt_int(self, "output_tokens")
-        _opt_text(self, "model")
-        _opt_text(self, "stop_reason")
+        _opt_text(self, "model", limit=MAX_MODEL_LENGTH)
+        _opt_text(self, "stop_reason", limit=MAX_NOTE_LENGTH)
         _opt_int(self, "response_ms")
         if self.metadata is not None:
             if not isinstance(self.metadata, dict):
                 raise _fail(self, "metadata", "expected a JSON object (dict) or None")
             _check_json(self.metadata, "ChatMessage.metadata")
+            size = len(self.metadata_json().encode("utf-8"))  # type: ignore[union-attr]
+            if size > MAX_METADATA_BYTES:
+                raise _fail(
+                    self,
+                    "metadata",
+                    f"{size} bytes of JSON, larger than the limit of {MAX_METADATA_BYTES}",
+                )
         _opt_int(self, "seq", low=1)
 
     def metadata_json(self) -> str | None:
@@ -400,6 +531,9 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContextSummary:
+    """A summary of messages ``messages_start..messages_end``. Length limit: ``summary``
+    MAX_SUMMARY_LENGTH."""
+
     session_id: uuid.UUID
     summary: str
     messages_start: int
@@ -410,7 +544,7 @@ class ContextSummary:
 
     def __post_init__(self) -> None:
         _uuid(self, "session_id")
-        _text(self, "summary", empty=False)
+        _text(self, "summary", empty=False, limit=MAX_SUMMARY_LENGTH)
         _int(self, "messages_start", low=1)
         _int(self, "messages_end", low=1)
         if self.messages_end < self.messages_start:
@@ -426,6 +560,8 @@ class ContextSummary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryEntry:
+    """A long-term memory of a bot. Length limit: ``fact`` MAX_FACT_LENGTH."""
+
     bot_id: uuid.UUID
     fact: str
     category: MemoryCategory
@@ -439,7 +575,7 @@ class MemoryEntry:
 
     def __post_init__(self) -> None:
         _uuid(self, "bot_id")
-        _text(self, "fact", empty=False)
+        _text(self, "fact", empty=False, limit=MAX_FACT_LENGTH)
         _enum(self, "category", MemoryCategory)
         _int(self, "importance", low=1, high=5)
         _opt_uuid(self, "session_id")

@@ -7,6 +7,7 @@ backend module. Every list has a total order: its documented keys, then ``id``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -26,6 +27,14 @@ from boternity.models import (
 )
 
 DEFAULT_LEASE = timedelta(minutes=5)
+
+_TRAILING = re.compile(r"[\s.!?;:,…]+$")
+
+
+def fact_key(fact: str) -> str:
+    """The form two facts are compared in, by the memory pipeline and the stores alike: case,
+    inner whitespace and trailing punctuation do not make a fact new."""
+    return _TRAILING.sub("", " ".join(fact.casefold().split()))
 
 
 @runtime_checkable
@@ -133,9 +142,11 @@ class ChatRepository(Protocol):
 
 @runtime_checkable
 class MemoryRepository(Protocol):
-    async def save_memory(self, entry: MemoryEntry) -> MemoryEntry:
+    async def save_memory(self, entry: MemoryEntry, *, unique: bool = False) -> MemoryEntry:
         """NotFoundError when the bot, session, source message or superseding memory is
-        missing; ValidationError when the session or message belongs elsewhere."""
+        missing; ValidationError when the session or message belongs elsewhere. ``unique``:
+        ConflictError when the bot has a live memory of the same fact (``fact_key``), checked
+        and inserted as one step per bot, so concurrent savers cannot both succeed."""
         ...
 
     async def get_memory(self, memory_id: uuid.UUID) -> MemoryEntry | None: ...
@@ -221,7 +232,11 @@ class MemoryRepository(Protocol):
         supersedes: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> list[MemoryEntry]:
         """Save the memories (``supersedes`` maps a new memory's id to the live memory it
-        replaces) and delete the job, in one transaction. NotFoundError if the job is gone."""
+        replaces) and delete the job, in one transaction. NotFoundError if the job is gone.
+
+        A memory whose fact its bot already holds live (or earlier in the batch; compared by
+        ``fact_key``) is skipped with its supersession, checked and inserted as one step per
+        bot, so concurrent workers never save a fact twice. Returns the memories saved."""
         ...
 
     async def save_context_summary(self, summary: ContextSummary) -> ContextSummary: ...

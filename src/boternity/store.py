@@ -50,6 +50,8 @@ async def open_store(
     ``path_or_url`` is a file path, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
     ``postgresql://…``, or None for ``BOTERNITY_DATABASE_URL``, else
     ``$BOTERNITY_DATA_DIR/boternity.db``, else ``~/.boternity/boternity.db``.
+    ``busy_wait`` (seconds) bounds waiting for the database: SQLite's write lock, or a free
+    PostgreSQL pool connection; past it the call fails with StoreBusyError.
     """
     target = resolve_database(path_or_url)
     store = await _open(
@@ -90,5 +92,9 @@ async def _open(
 
     assert target.url is not None
     return await open_postgres_store(
-        target.url, pool_size=pool_size, read_url=read_url, durability=durability
+        target.url,
+        pool_size=pool_size,
+        read_url=read_url,
+        durability=durability,
+        busy_wait=busy_wait,
     )

@@ -11,7 +11,9 @@ messages, printing (flushed) one line per fact the parent needs:
     ended <status>
 
 ``--anthropic URL`` talks to a (fake) Anthropic server; otherwise the offline provider.
-``--say TEXT`` (repeatable) gives the user turns to cycle through.
+``--say TEXT`` (repeatable) gives the user turns to cycle through. ``--resume ID`` resumes
+that session instead of starting one (BOT_ID is then ignored), ``--retry-busy S`` trying again
+for S seconds while it is live elsewhere.
 """
 
 from __future__ import annotations
@@ -22,12 +24,25 @@ import sys
 import uuid
 
 from boternity import open_store
-from boternity.chat import ChatEngine
+from boternity.chat import ChatEngine, LiveSession, SessionBusyError
+from boternity.errors import RepositoryError
 from boternity.llm import AnthropicProvider, OfflineProvider
 
 
 def say(*parts: object) -> None:
     print(*parts, flush=True)
+
+
+async def resume(engine: ChatEngine, session_id: uuid.UUID, retry_for: float) -> LiveSession:
+    """Resume, trying again for up to ``retry_for`` seconds while the session is live."""
+    deadline = asyncio.get_running_loop().time() + retry_for
+    while True:
+        try:
+            return await engine.resume_session(session_id)
+        except (SessionBusyError, RepositoryError):  # live elsewhere, or the lock connection died
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.005)
 
 
 async def chat(args: argparse.Namespace) -> None:
@@ -41,7 +56,11 @@ async def chat(args: argparse.Namespace) -> None:
         provider,
         ChatEngine(store, provider, extract_every=args.extract_every) as engine,
     ):
-        live = await engine.start_session(uuid.UUID(args.bot))
+        live = (
+            await resume(engine, uuid.UUID(args.resume), args.retry_busy)
+            if args.resume
+            else await engine.start_session(uuid.UUID(args.bot))
+        )
         say("session", live.id)
         for i in range(args.turns):
             if i == args.pause_before:
@@ -70,6 +89,8 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("bot")
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--resume", default=None, help="resume this session instead")
+    parser.add_argument("--retry-busy", type=float, default=0, help="seconds to retry --resume")
     parser.add_argument("--tag", default="p")
     parser.add_argument("--anthropic", default=None)
     parser.add_argument("--pause-before", type=int, default=-1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from boternity import Store
 from boternity.cli.output import short_ids
-from boternity.models import MemoryEntry
+from boternity.models import MAX_FACT_LENGTH, MemoryEntry
 from tests.cli.conftest import Invoke, one_line_error, parse, with_store
 from tests.cli.fixtures import UNICODE, World, all_memory_ids
 
@@ -114,6 +114,16 @@ def test_remember_defaults_to_manual_fact_importance_4(
     assert f"Likes {UNICODE}" in listed and "manual" in listed
 
 
+def test_remember_refuses_a_fact_the_bot_already_remembers(cli: Invoke, world: World) -> None:
+    """The same rule as /remember and memory.remember (checked and saved in one step)."""
+    assert cli("remember", "other", "Likes green tea").exit_code == 0
+    again = cli("remember", "other", "likes  GREEN tea.")
+    assert again.exit_code == 5
+    assert "already remembered" in one_line_error(again)
+    facts = [m["fact"] for m in parse(cli("memories", "other", "--json"))]
+    assert facts.count("Likes green tea") == 1 and len(facts) == 2
+
+
 def test_remember_rejects_bad_values(cli: Invoke, world: World) -> None:
     assert cli("remember", "other", "x", "--importance", "6").exit_code == 2
     bad_category = cli("remember", "other", "x", "--category", "gossip")
@@ -122,6 +132,17 @@ def test_remember_rejects_bad_values(cli: Invoke, world: World) -> None:
     empty = cli("remember", "other", "   ")
     assert empty.exit_code == 2
     one_line_error(empty)
+
+
+def test_remember_refuses_a_fact_over_the_limit_naming_it(
+    cli: Invoke, world: World, db_path: Path
+) -> None:
+    before = with_store(db_path, lambda s: s.memory.get_memories(world.other_bot.id))
+    result = cli("remember", "other", "word " * (MAX_FACT_LENGTH // 5) + "over")
+    assert result.exit_code == 2
+    assert f"MemoryEntry.fact: {MAX_FACT_LENGTH + 4} characters" in one_line_error(result)
+    assert str(MAX_FACT_LENGTH) in one_line_error(result)
+    assert with_store(db_path, lambda s: s.memory.get_memories(world.other_bot.id)) == before
 
 
 def test_forget_refuses_without_yes(cli: Invoke, world: World, db_path: Path) -> None:

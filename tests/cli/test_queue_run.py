@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse
 from tests.cli.fixtures import UNICODE, World
-from tests.fakes.llm_server import openai_error
+from tests.fakes.llm_server import openai_completion, openai_error
 
 REPORT_FIELDS = {
     "claimed",
@@ -15,8 +15,11 @@ REPORT_FIELDS = {
     "exhausted",
     "memories_saved",
     "superseded",
+    "dropped",
     "errors",
 }
+
+OVERFLOW = '[{"fact": "Lives in Porto", "importance": 1e999}, {"fact": "Loves cats"}]'
 
 
 def test_queue_run_processes_due_jobs(cli: Invoke, world: World, llm: FakeLlm) -> None:
@@ -94,3 +97,43 @@ def test_queue_run_needs_a_database(cli: Invoke, db_path: Path) -> None:
     result = cli("queue", "run")
     assert result.exit_code == 4
     assert not db_path.exists()
+
+
+def test_queue_run_skips_an_overflowing_number_and_keeps_the_rest(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    """Issue 9: importance 1e999 made 'bnity queue run' fail with 'unexpected OverflowError'
+    and left the job claimed without an error."""
+    llm.script("extraction", openai_completion(OVERFLOW))
+    result = cli("queue", "run", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert "unexpected" not in result.stderr and "1 completed" in result.stdout
+    assert [j["id"] for j in parse(cli("queue", "--json"))] == [str(world.jobs[1].id)]
+    facts = [m["fact"] for m in parse(cli("memories", "helper", "--json"))]
+    assert "Loves cats" in facts and "Lives in Porto" not in facts
+
+
+def test_chat_starts_despite_an_overflowing_number_in_a_queued_extraction(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    """The start of 'bnity chat' runs the bot's due jobs: the same reply must not stop it."""
+    llm.script("extraction", openai_completion(OVERFLOW))
+    result = cli("chat", "helper", input="", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert "unexpected" not in result.stderr
+    assert [j["id"] for j in parse(cli("queue", "--json"))] == [str(world.jobs[1].id)]
+    facts = [m["fact"] for m in parse(cli("memories", "helper", "--json"))]
+    assert "Loves cats" in facts
+
+
+def test_queue_run_says_how_many_facts_of_a_huge_reply_were_dropped(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    import json
+
+    facts = [{"fact": f"Fact number {i}"} for i in range(5000)]
+    llm.script("extraction", openai_completion(json.dumps(facts)))
+    result = cli("queue", "run", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    assert "50 memories saved" in result.stdout
+    assert "4950 more facts dropped (at most 50 new facts per job)" in result.stdout

@@ -69,6 +69,37 @@ async def test_search_stems_and_folds_case(store: Store) -> None:
     assert [m.id for m in await store.memory.search_memories(bot.id, "plays")] == [saved["zoe"].id]
 
 
+@pytest.mark.parametrize(
+    ("fact", "queries"),
+    [
+        ("Her sister Zoë plays the cello", ["zoe", "Zoë", "ZOË", "Zoe\u0308"]),
+        ("Her friend zoe plays the cello", ["zoe", "Zoë", "ZOË", "Zoe\u0308"]),
+        ("Her aunt Zoe\u0308 plays the cello", ["zoe", "Zoë"]),  # decomposed in the fact
+        ("Ordered a crème brûlée at the Café", ["creme", "brulee", "cafe", "CAFÉ"]),
+        ("Lives in São Paulo, near Peñarol", ["sao", "penarol", "SÃO"]),
+        ("Reads Dvořák and Ångström", ["dvorak", "angstrom", "ÅNGSTRÖM"]),
+    ],
+)
+async def test_search_folds_diacritics_both_ways_on_every_backend(
+    store: Store, fact: str, queries: list[str]
+) -> None:
+    bot = await store.bots.create_bot(Bot(name="Accents"))
+    saved = await store.memory.save_memory(memory(bot.id, fact))
+    await store.memory.save_memory(memory(bot.id, "Unrelated fact about tea"))
+    for query in queries:
+        found = await store.memory.search_memories(bot.id, query)
+        assert [m.id for m in found] == [saved.id], query
+
+
+async def test_search_keeps_letters_that_are_not_accented_forms_distinct(store: Store) -> None:
+    # ø, ß, æ and ł have no decomposition: neither backend folds them (so both agree).
+    bot = await store.bots.create_bot(Bot(name="Letters"))
+    await store.memory.save_memory(memory(bot.id, "Søren lives on Hauptstraße"))
+    for query in ("soren", "hauptstrasse"):
+        assert await store.memory.search_memories(bot.id, query) == []
+    assert len(await store.memory.search_memories(bot.id, "Søren")) == 1
+
+
 async def test_search_is_scoped_to_the_bot_and_respects_limit(store: Store) -> None:
     bot, _ = await seeded(store)
     found = await store.memory.search_memories(bot.id, "berlin tea cats nurse cello")

@@ -368,3 +368,42 @@ async def test_complete_extraction_can_supersede_within_its_own_batch(store: Sto
     fixed = f.memory(s.bot_id, "then corrected to Rome", session_id=s.id)
     await store.memory.complete_extraction(job.id, [first, fixed], supersedes={fixed.id: first.id})
     assert [m.id for m in await store.memory.get_memories(s.bot_id)] == [fixed.id]
+
+
+async def test_complete_extraction_skips_facts_the_bot_already_holds(store: Store) -> None:
+    s = await _session(store)
+    live = await store.memory.save_memory(f.memory(s.bot_id, "Lives in Porto"))
+    old = await store.memory.save_memory(f.memory(s.bot_id, "Likes tea"))
+    gone = await store.memory.save_memory(f.memory(s.bot_id, "Lives in Lisbon"))
+    await store.memory.supersede_memory(gone.id, f.memory(s.bot_id, "Lived in Lisbon"))
+    other_bot = await f.new_session(store)
+    await store.memory.save_memory(f.memory(other_bot.bot_id, "Likes cats"))
+    job = await store.memory.save_pending_extraction(f.pending(s.bot_id, s.id))
+    again = f.memory(s.bot_id, "lives in  PORTO.", session_id=s.id)  # live already
+    correction = f.memory(s.bot_id, "Likes tea", session_id=s.id)  # its supersession goes too
+    revived = f.memory(s.bot_id, "Lives in Lisbon", session_id=s.id)  # only superseded
+    cats = f.memory(s.bot_id, "Likes cats", session_id=s.id)  # another bot's fact
+    twice = f.memory(s.bot_id, "likes cats!", session_id=s.id)  # earlier in the batch
+    saved = await store.memory.complete_extraction(
+        job.id, [again, correction, revived, cats, twice], supersedes={correction.id: old.id}
+    )
+    assert saved == [revived, cats]
+    assert await store.memory.get_memory(old.id) == old  # not superseded
+    facts = sorted(m.fact for m in await store.memory.get_memories(s.bot_id))
+    assert facts == ["Likes cats", "Likes tea", "Lived in Lisbon", "Lives in Lisbon", live.fact]
+    assert await store.memory.get_pending_extraction(job.id) is None
+
+
+async def test_save_memory_unique_refuses_a_live_duplicate_only(store: Store) -> None:
+    s = await _session(store)
+    first = await store.memory.save_memory(f.memory(s.bot_id, "Likes tea"), unique=True)
+    with pytest.raises(ConflictError, match="already remembered"):
+        await store.memory.save_memory(f.memory(s.bot_id, "LIKES TEA."), unique=True)
+    # without unique, the store saves what it is given
+    await store.memory.save_memory(f.memory(s.bot_id, "Likes tea"))
+    other = await f.new_session(store)
+    await store.memory.save_memory(f.memory(other.bot_id, "Likes tea"), unique=True)
+    await store.memory.supersede_memory(first.id, f.memory(s.bot_id, "Likes green tea"))
+    old = await store.memory.save_memory(f.memory(s.bot_id, "Likes coffee"), unique=True)
+    await store.memory.supersede_memory(old.id, f.memory(s.bot_id, "Likes espresso"))
+    await store.memory.save_memory(f.memory(s.bot_id, "Likes coffee"), unique=True)

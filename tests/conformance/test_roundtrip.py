@@ -11,6 +11,12 @@ from hypothesis import strategies as st
 
 from boternity import Store
 from boternity.errors import ValidationError
+from boternity.models import (
+    MAX_FACT_LENGTH,
+    MAX_MESSAGE_LENGTH,
+    MAX_METADATA_BYTES,
+    MAX_SOUL_LENGTH,
+)
 from tests.conformance import factories as f
 
 # Everything Python can hold except what no backend can store: NUL and lone surrogates.
@@ -134,23 +140,32 @@ async def test_tricky_text_round_trips_in_every_text_column(store: Store, text: 
     assert await store.memory.get_pending_extraction(job.id) == job
 
 
-async def test_one_megabyte_text_round_trips(store: Store) -> None:
-    # 1 MiB characters, several bytes each in UTF-8, with quotes and SQL in the middle.
-    unit = "aé€🧠'\"; --\n"
-    big = (unit * (2**20 // len(unit) + 1))[: 2**20]
-    assert len(big) == 2**20
+async def test_largest_texts_round_trip(store: Store) -> None:
+    # Each field at its limit (1M characters for a message), several bytes a character in
+    # UTF-8, with quotes and SQL in the middle.
+    unit = "aé€🧠'\"; --\n"  # 11 characters, 19 bytes as JSON text
+
+    def text(n: int) -> str:
+        return (unit * (n // len(unit) + 1))[:n]
+
+    big = text(MAX_MESSAGE_LENGTH)
+    blob = text(MAX_METADATA_BYTES // 19 * 11)
     bot_id, session_id = await _session(store)
-    msg = await store.chat.save_message(f.message(session_id, big, metadata={"blob": big}))
+    msg = await store.chat.save_message(f.message(session_id, big, metadata={"blob": blob}))
+    assert len((msg.metadata_json() or "").encode()) == MAX_METADATA_BYTES
     got = await store.chat.get_message(msg.id)
     assert got is not None
     assert got.content == big
-    assert got.metadata == {"blob": big}
-    mem = await store.memory.save_memory(f.memory(bot_id, big))
+    assert got.metadata == {"blob": blob}
+    fact = text(MAX_FACT_LENGTH)
+    mem = await store.memory.save_memory(f.memory(bot_id, fact))
     got_mem = await store.memory.get_memory(mem.id)
-    assert got_mem is not None and got_mem.fact == big
-    soul = await store.bots.save_soul(bot_id, big)
+    assert got_mem is not None and got_mem.fact == fact
+    soul_text = text(MAX_SOUL_LENGTH)
+    soul = await store.bots.save_soul(bot_id, soul_text)
     got_soul = await store.bots.get_soul(bot_id)
-    assert got_soul is not None and got_soul.content == big and got_soul.hash == soul.hash
+    assert got_soul is not None and got_soul.content == soul_text
+    assert got_soul.hash == soul.hash
 
 
 @given(

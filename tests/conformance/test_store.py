@@ -61,6 +61,44 @@ async def test_timestamps_round_trip_to_the_microsecond(store: Store, when: date
     assert got_msg.created_at.utcoffset() == timedelta(0)
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        # The first and last storable microseconds (datetime.min and .max are reserved).
+        datetime(1, 1, 1, 5, 0, 0, 1, tzinfo=timezone(timedelta(hours=5))),
+        datetime(9999, 12, 31, 18, 59, 59, 999998, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+    ids=["first_instant", "last_instant"],
+)
+async def test_the_first_and_last_instants_round_trip_from_any_offset(
+    store: Store, when: datetime
+) -> None:
+    bot = await store.bots.create_bot(f.bot(created_at=when, updated_at=when))
+    s = await store.chat.create_session(f.session(bot.id, started_at=when))
+    job = await store.memory.save_pending_extraction(f.pending(bot.id, s.id, next_attempt_at=when))
+    got_bot = await store.bots.get_bot(bot.id)
+    got_job = await store.memory.get_pending_extraction(job.id)
+    assert got_bot is not None and got_bot.created_at == when
+    assert got_job is not None and got_job.next_attempt_at == when
+
+
+async def test_times_that_leave_utc_are_refused_naming_the_field(store: Store) -> None:
+    bot = await f.new_bot(store)
+    early = datetime(1, 1, 1, 4, 59, tzinfo=timezone(timedelta(hours=5)))
+    with pytest.raises(ValidationError, match=r"ChatSession\.started_at: .*outside"):
+        await store.chat.create_session(f.session(bot.id, started_at=early))
+    with pytest.raises(ValidationError, match=r"now: .*outside"):
+        await store.memory.claim_pending_extractions(now=early)
+    # asyncpg stores datetime.min/max as -infinity/infinity and reads them back naive.
+    for edge in (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)):
+        with pytest.raises(ValidationError, match=r"ChatSession\.started_at: .*reserved"):
+            await store.chat.create_session(f.session(bot.id, started_at=edge))
+    last = datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1)
+    with pytest.raises(ValidationError, match="reserved"):
+        await store.memory.claim_pending_extractions(now=last, lease=timedelta(microseconds=1))
+    assert await store.chat.list_sessions(bot.id) == []
+
+
 async def test_non_utc_times_are_stored_as_the_same_instant(store: Store) -> None:
     tokyo = timezone(timedelta(hours=9))
     local = datetime(2025, 3, 1, 9, 0, tzinfo=tokyo)

@@ -19,7 +19,8 @@ and serves until terminated; ``FakeLlmServerProcess`` does this and wraps the co
 
 Scripted replies are served first-in first-out. With the queue empty the server answers like
 the offline provider would (deterministic text, titles, JSON facts), in whichever protocol and
-mode (streamed or not) the request asked for. Anthropic paths are ``/v1/messages``; OpenAI
+mode (streamed or not) the request asked for (``json_streams=True``: a streaming request gets
+the whole reply as ``200 application/json``, as some proxies and mocks answer). Anthropic paths are ``/v1/messages``; OpenAI
 paths end in ``/chat/completions`` (so ``base_url + "/v1"`` is an OpenAI base URL).
 
 Replies are written exactly as scripted: ``chunks`` are written one by one (as separate HTTP
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import http
 import json
 import re
@@ -342,9 +344,14 @@ def _turns(messages: list[dict[str, Any]]) -> tuple[str | None, list[ChatTurn]]:
     return ("\n".join(system) or None), turns
 
 
-def default_reply(request: RecordedRequest) -> Reply:
-    """Answer like the offline provider, in the protocol and mode the request used."""
+def default_reply(request: RecordedRequest, *, json_streams: bool = False) -> Reply:
+    """Answer like the offline provider, in the protocol and mode the request used.
+
+    With ``json_streams`` a streaming request gets the whole reply as ``200 application/json``
+    instead of an event stream, as some proxies and mocks answer."""
     body = request.json or {}
+    path = request.path.split("?", 1)[0]
+    stream = bool(body.get("stream")) and not json_streams
     messages = list(body.get("messages") or [])
     system, turns = _turns(messages)
     if isinstance(body.get("system"), str):
@@ -359,8 +366,8 @@ def default_reply(request: RecordedRequest) -> Reply:
     out_tokens = estimate_tokens(text)
     pieces = re.findall(r"\s*\S+\s*|\s+", text) or [""]
     model = str(body.get("model") or "fake")
-    if request.path.endswith("/chat/completions"):
-        if body.get("stream"):
+    if path.endswith("/chat/completions"):
+        if stream:
             frames = openai_frames(
                 pieces, prompt_tokens=in_tokens, completion_tokens=out_tokens, model=model
             )
@@ -368,8 +375,8 @@ def default_reply(request: RecordedRequest) -> Reply:
         return openai_completion(
             text, prompt_tokens=in_tokens, completion_tokens=out_tokens, model=model
         )
-    if request.path.endswith("/v1/messages"):
-        if body.get("stream"):
+    if path.endswith("/v1/messages"):
+        if stream:
             frames = anthropic_frames(
                 pieces, input_tokens=in_tokens, output_tokens=out_tokens, model=model
             )
@@ -390,14 +397,20 @@ class FakeLlmServer:
         host: str = "127.0.0.1",
         port: int = 0,
         default: Callable[[RecordedRequest], Reply] = default_reply,
+        json_streams: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
-        self._default = default
+        self._default = (
+            functools.partial(default_reply, json_streams=True) if json_streams else default
+        )
         self._queue: deque[Reply] = deque()
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        #: When set to an unset event, model replies wait for it: a test can hold concurrent
+        #: clients at the model call until all of them are there.
+        self.gate: asyncio.Event | None = None
 
     @property
     def base_url(self) -> str:
@@ -462,6 +475,8 @@ class FakeLlmServer:
             else:
                 self.requests.append(request)
                 reply = self._queue.popleft() if self._queue else self._default(request)
+                if self.gate is not None:
+                    await self.gate.wait()
             await _write_reply(writer, reply)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away: that is its business
@@ -550,8 +565,9 @@ class FakeLlmServerProcess:
             env = {"OPENAI_BASE_URL": server.openai_base_url}
     """
 
-    def __init__(self, *, cwd: str | None = None) -> None:
+    def __init__(self, *, cwd: str | None = None, json_streams: bool = False) -> None:
         self._cwd = cwd or str(Path(__file__).resolve().parents[2])
+        self._json_streams = json_streams
         self._process: asyncio.subprocess.Process | None = None
         self._control: httpx.AsyncClient | None = None
         self.port = 0
@@ -571,6 +587,7 @@ class FakeLlmServerProcess:
             "tests.fakes.llm_server",
             "--port",
             "0",
+            *(["--json-streams"] if self._json_streams else []),
             cwd=self._cwd,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -621,8 +638,8 @@ class FakeLlmServerProcess:
         return None if self._process is None else self._process.returncode
 
 
-async def serve(host: str, port: int) -> None:
-    async with FakeLlmServer(host=host, port=port) as server:
+async def serve(host: str, port: int, *, json_streams: bool = False) -> None:
+    async with FakeLlmServer(host=host, port=port, json_streams=json_streams) as server:
         print(server.port, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -635,8 +652,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fake Anthropic/OpenAI server for tests.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    parser.add_argument(
+        "--json-streams",
+        action="store_true",
+        help="answer streaming requests with a whole 200 application/json reply",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, json_streams=args.json_streams))
     return 0
 
 

@@ -32,6 +32,10 @@ from boternity.llm.transport import HttpProvider
 from tests.fakes.llm_server import FakeLlmServer, Reply, sse, sse_reply
 from tests.llm.wires import KEY, Sleeps, Wire
 
+# Credentials a user may put in a base URL (as userinfo, as a query parameter).
+URL_KEY = "sk-userinfo-SECRET-4242424242"
+QUERY_KEY = "qk-query-SECRET-5151515151"
+
 REQUEST = CompletionRequest(
     model="test-model",
     system="Be brief.",
@@ -140,7 +144,7 @@ async def test_rate_limit_gives_up_after_max_retries_with_retry_after(
     assert seen == []
     assert sleeps.delays == [7.0, 7.0, 7.0]
     assert len(server.requests) == 4
-    retries = [r for r in caplog.records if "retrying in 7.00s" in r.getMessage()]
+    retries = [r for r in caplog.records if "in 7.0s (retry" in r.getMessage()]
     assert [r.levelno for r in retries] == [logging.WARNING] * 3
     assert KEY not in caplog.text
 
@@ -325,16 +329,28 @@ def _closed_port() -> int:
     return port
 
 
-async def test_connect_errors_are_retried_then_raised(
+async def test_connection_refused_is_not_retried_and_names_the_redacted_url(
     wire: Wire, retry: RetryPolicy, sleeps: Sleeps
 ) -> None:
-    provider = wire.make(base_url=f"http://127.0.0.1:{_closed_port()}", api_key=KEY, retry=retry)
+    # A wrong base URL (nothing listens there) is not a passing glitch: no retries, one line.
+    port = _closed_port()
+    base_url = f"http://{URL_KEY}@127.0.0.1:{port}/v1?api-key={QUERY_KEY}"
+    provider = wire.make(base_url=base_url, api_key=KEY, retry=retry)
     async with provider:
         with pytest.raises(ProviderUnavailableError) as caught:
             await provider.complete(REQUEST)
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
-    assert KEY not in str(caught.value)
-    assert sleeps.delays == [0.01, 0.02, 0.04]
+        _, streamed = await stream_until_error(provider)
+        for error in (caught.value, streamed):
+            assert isinstance(error, ProviderUnavailableError)
+            assert isinstance(error.__cause__, httpx.ConnectError)
+            assert not error.retryable
+            message = str(error)
+            assert "\n" not in message
+            assert f"cannot connect to http://***@127.0.0.1:{port}/v1?api-key=***" in message
+            assert "connection refused" in message
+            for secret in (KEY, URL_KEY, QUERY_KEY):
+                assert secret not in message and secret not in str(error.__cause__)
+    assert sleeps.delays == []
 
 
 async def test_read_timeout_is_unavailable(wire: Wire, server: FakeLlmServer) -> None:

@@ -16,10 +16,12 @@ from boternity.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from boternity.llm import RetryPolicy
+from boternity.llm import ChatTurn, CompletionRequest, RetryPolicy
 from boternity.llm.retry import parse_retry_after
 from boternity.llm.transport import classify_error
 from tests.llm.wires import Sleeps
+
+REQUEST = CompletionRequest(model="m", messages=[ChatTurn("user", "hi")])
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -136,3 +138,40 @@ def test_classify_error(
     assert type(error) is expected or (expected is LlmError and not error.retryable)
     assert error.status == status
     assert str(error).startswith("p: ")
+
+
+async def test_max_total_bounds_the_time_a_request_spends_retrying(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import time
+
+    from boternity.llm import OpenAIProvider
+    from tests.fakes.llm_server import FakeLlmServer, Reply
+
+    caplog.set_level(logging.WARNING)
+    plain_500 = Reply(status=500, headers={"content-type": "text/plain"}, chunks=[b"boom"])
+    policy = RetryPolicy(max_retries=10, base_delay=0.2, jitter=0.0, max_total=1.0)
+    async with FakeLlmServer() as server:
+        server.enqueue(*[plain_500] * 11)
+        async with OpenAIProvider(base_url=server.openai_base_url, retry=policy) as llm:
+            started = time.monotonic()
+            with pytest.raises(ProviderUnavailableError, match="boom"):
+                await llm.complete(REQUEST)
+            elapsed = time.monotonic() - started
+        # waits of 0.2 and 0.4 s fit in 1 s; the next (0.8 s) would end past it: given up
+        assert len(server.requests) == 3
+    assert 0.6 <= elapsed < 1.0
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    where = f"the request to openai ({server.openai_base_url})"
+    assert warnings[0].endswith(
+        f"; retrying {where} in 0.2s (retry 1 of 10, giving up 1s after the first attempt)"
+    )
+    assert warnings[0].startswith("openai: boom (HTTP 500")
+
+
+def test_the_interactive_policy_gives_up_within_seconds() -> None:
+    policy = RetryPolicy.interactive()
+    assert policy.max_total is not None and policy.max_total <= 3.0
+    assert policy.max_retry_after <= policy.max_total

@@ -104,3 +104,13 @@ def test_explicit_anthropic_without_a_key_is_a_clear_error() -> None:
 def test_explicit_openai_without_key_or_url_is_a_clear_error() -> None:
     with pytest.raises(AuthenticationError, match="OPENAI_API_KEY.*OPENAI_BASE_URL"):
         select_provider("openai", env={})
+
+
+def test_the_extraction_model_setting() -> None:
+    from boternity.llm.select import extraction_model
+
+    assert extraction_model({"BOTERNITY_EXTRACTION_MODEL": " claude-haiku-4-5 "}) == (
+        "claude-haiku-4-5"
+    )
+    assert extraction_model({"BOTERNITY_EXTRACTION_MODEL": "  "}) is None
+    assert extraction_model({"BOTERNITY_MODEL": "big"}) is None

@@ -14,6 +14,14 @@ from boternity import open_store
 from boternity.backends.migrations import Migration, load_migrations
 from boternity.backends.postgres.store import MIGRATIONS_PACKAGE
 from boternity.errors import RepositoryError, SchemaError
+from boternity.models import (
+    Bot,
+    ChatMessage,
+    ChatSession,
+    MemoryCategory,
+    MemoryEntry,
+    MessageRole,
+)
 from tests.postgres import workers
 
 pytestmark = pytest.mark.postgres
@@ -153,3 +161,66 @@ def test_sqlite_users_never_import_asyncpg() -> None:
 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every boternity table (fact_tsv left out: migration 0003 recomputes it)."""
+    conn = await asyncpg.connect(url)
+    try:
+        out: dict[str, list[tuple[object, ...]]] = {}
+        for table in sorted(TABLES - {"schema_migrations"}):
+            cols = await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
+                " AND column_name <> 'fact_tsv' ORDER BY column_name",
+                table,
+            )
+            names = ", ".join(c[0] for c in cols)
+            rows = await conn.fetch(f"SELECT {names} FROM {table} ORDER BY id")
+            out[table] = [tuple(r) for r in rows]
+        return out
+    finally:
+        await conn.close()
+
+
+async def test_upgrade_from_schema_2_keeps_every_row_and_folds_accents(
+    blank_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = load_migrations(MIGRATIONS_PACKAGE)
+    monkeypatch.setattr(
+        "boternity.backends.postgres.store.load_migrations", lambda _pkg: shipped[:2]
+    )
+    async with open_store(blank_pg_url) as store:
+        assert store.schema_version == 2
+        bot = await store.bots.create_bot(Bot(name="Old"))
+        await store.bots.save_soul(bot.id, "You are kind.")
+        session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
+        await store.chat.save_message(
+            ChatMessage(session_id=session.id, role=MessageRole.USER, content="Zoë is my sister")
+        )
+        facts = ["Her sister Zoë plays the cello", "Ate crème brûlée", "Likes green tea"]
+        memories = [
+            await store.memory.save_memory(
+                MemoryEntry(bot_id=bot.id, fact=fact, category=MemoryCategory.FACT, importance=3)
+            )
+            for fact in facts
+        ]
+        await store.memory.supersede_memory(
+            memories[2].id,
+            MemoryEntry(
+                bot_id=bot.id, fact="Likes black tea", category=MemoryCategory.FACT, importance=3
+            ),
+        )
+    before = await _dump(blank_pg_url)
+    monkeypatch.undo()
+
+    async with open_store(blank_pg_url) as store:
+        assert store.schema_version == LATEST >= 3
+        assert [m.id for m in await store.memory.search_memories(bot.id, "zoe")] == [memories[0].id]
+        assert [m.id for m in await store.memory.search_memories(bot.id, "creme brulee")] == [
+            memories[1].id
+        ]
+        assert await store.memory.search_memories(bot.id, "green") == []  # still superseded
+    assert await _dump(blank_pg_url) == before
+    assert (
+        sum(len(rows) for rows in before.values()) == 13
+    )  # 1 bot, soul, session, message; 4 memories; 5 history

@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from boternity.errors import ValidationError
-from boternity.models import ChatMessage, check_text
+from boternity.errors import ConflictError, ValidationError
+from boternity.models import MAX_BIGINT, ChatMessage, MemoryEntry, check_text, to_utc
+from boternity.repositories import fact_key
 
 E = TypeVar("E", bound=StrEnum)
-
-#: Every backend binds paging numbers as 64-bit integers; larger ones are bad input.
-MAX_BIGINT = 2**63 - 1
-
 
 M = TypeVar("M")
 
@@ -96,11 +94,41 @@ def claim_window(now: datetime | None, lease: timedelta) -> tuple[datetime, date
     at = datetime.now(UTC) if now is None else now
     if not isinstance(at, datetime) or at.utcoffset() is None:
         raise ValidationError("now must be a timezone-aware datetime")
-    at = at.astimezone(UTC)
+    at = to_utc(at, "now")
     try:
-        return at, at + lease
+        return at, to_utc(at + lease, "now + lease")
     except OverflowError as exc:
         raise ValidationError(f"lease {lease} from {at} ends after year 9999") from exc
+
+
+def drop_remembered(
+    batch: Sequence[MemoryEntry],
+    supersedes: Mapping[uuid.UUID, uuid.UUID],
+    live: Iterable[tuple[object, str]],
+) -> tuple[list[MemoryEntry], dict[uuid.UUID, uuid.UUID]]:
+    """The memories of ``batch`` whose fact their bot does not hold yet (``live``: the
+    (bot id, fact) of its live memories), and the supersessions left: one of a skipped memory
+    goes with it. Called in the saving transaction, with the bots locked."""
+    seen = {(str(bot), fact_key(fact)) for bot, fact in live}
+    kept: list[MemoryEntry] = []
+    for m in batch:
+        key = (str(m.bot_id), fact_key(m.fact))
+        if key not in seen:
+            seen.add(key)
+            kept.append(m)
+    ids = {m.id for m in kept}
+    skipped = {m.id for m in batch} - ids
+    left = {new: old for new, old in supersedes.items() if new in ids and old not in skipped}
+    return kept, left
+
+
+def check_not_remembered(entry: MemoryEntry, live: Iterable[tuple[object, str]]) -> None:
+    """ConflictError when ``live`` (the (id, fact) of the bot's live memories) already holds
+    the entry's fact. Called in the saving transaction, with the bot locked."""
+    key = fact_key(entry.fact)
+    for memory_id, fact in live:
+        if fact_key(fact) == key:
+            raise ConflictError(f"already remembered: {fact!r} (memory {memory_id})")
 
 
 def with_seq(message: ChatMessage, seq: int) -> ChatMessage:

@@ -45,7 +45,7 @@ from boternity.chat.window import (
     request_tokens,
     summary_request,
 )
-from boternity.errors import ConflictError, NotFoundError, ValidationError
+from boternity.errors import ConflictError, NotFoundError, SessionLostError, ValidationError
 from boternity.ids import utc_now
 from boternity.llm.base import (
     ChatTurn,
@@ -211,6 +211,11 @@ class LiveSession:
         self._row_lock = asyncio.Lock()
         self._ending = False
         self.ended = False
+        #: The id of the newest message in the transcript as this process last saw it, to
+        #: tell whether anyone else wrote while the lock was lost.
+        self._last_id: uuid.UUID | None = None
+        #: Set once ownership was lost to another process: nothing is written any more.
+        self._lost: SessionLostError | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -442,6 +447,7 @@ class ChatEngine:
             first_exchange, first_user = _first_exchange(
                 await chat.get_messages(session_id, limit=50)
             )
+        newest = await chat.get_recent_messages(session_id, 1)
         live = LiveSession(
             self,
             session,
@@ -454,6 +460,7 @@ class ChatEngine:
             first_exchange=first_exchange,
             first_user_text=first_user,
         )
+        live._last_id = newest[-1].id if newest else None
         self._live[session_id] = live
         return live
 
@@ -466,6 +473,14 @@ class ChatEngine:
             return live.session
         live._ending = True
         try:
+            if live._lost is not None:
+                # Not ours any more: whoever took it over ends it. Nothing is written.
+                if live._turns:
+                    await asyncio.gather(*live._turns, return_exceptions=True)
+                if live._title_task is not None:
+                    live._title_task.cancel()
+                    await asyncio.gather(live._title_task, return_exceptions=True)
+                return live.session
             if live._turns:
                 await asyncio.gather(*live._turns, return_exceptions=True)
             await self._settle_title(live)
@@ -493,7 +508,9 @@ class ChatEngine:
         if live.ended or live._ending:
             raise ConflictError(f"session {live.id} has ended")
         async with live._turn_lock:
+            await self._ensure_owned(live)
             deleted = await self.store.chat.clear_messages(live.id)
+            live._last_id = None
             live.summary = None
             live.window = []
             live.extraction_mark = 0
@@ -501,12 +518,48 @@ class ChatEngine:
             live.greeting = None
             return deleted
 
+    # --- ownership ---------------------------------------------------------------------------
+
+    async def _ensure_owned(self, live: LiveSession) -> None:
+        """Called before every write to a session: SessionLostError unless this process still
+        owns it. A lock lost behind our back (lock file removed, lock connection terminated)
+        is taken back only if it is free and nobody touched the session meanwhile; otherwise
+        another process may be writing to it, and two writers must never interleave."""
+        if live._lost is not None:
+            raise live._lost
+        lock = live._lock
+        if await lock.still_held():
+            return
+        if await lock.reacquire():
+            if await self._untouched(live):
+                log.warning("session %s: its lock was lost and has been taken back", live.id)
+                return
+            await lock.release()
+        live._lost = SessionLostError(
+            f"session {live.id} was taken over by another process after this one lost its"
+            " lock; nothing more is written to it here (resume it to go on)"
+        )
+        raise live._lost
+
+    async def _untouched(self, live: LiveSession) -> bool:
+        """True when the session is as this process left it: same status and end, and the
+        same newest message (another owner marks it crashed, or writes, or ends it)."""
+        current = await self.store.chat.get_session(live.id)
+        newest = await self.store.chat.get_recent_messages(live.id, 1)
+        return (
+            current is not None
+            and current.status is live.session.status
+            and current.ended_at == live.session.ended_at
+            and (newest[-1].id if newest else None) == live._last_id
+        )
+
     # --- session row -------------------------------------------------------------------------
 
     async def _update_row(self, live: LiveSession, **changes: Any) -> None:
         # update_session writes title, status and ended_at together: apply each change to the
         # newest snapshot, one writer at a time, so a title can't roll a status back.
         async with live._row_lock:
+            await self._ensure_owned(live)
             live.session = await self.store.chat.update_session(replace(live.session, **changes))
 
     async def _save(
@@ -516,11 +569,13 @@ class ChatEngine:
         meta[EXTRACTED_THROUGH] = live.extraction_mark
         if boundary:
             meta[EXTRACTION_BOUNDARY] = True
+        await self._ensure_owned(live)
         # Stamped when written, not when sent: a turn queued behind another must not move
         # last_activity_at backwards.
         saved = await self.store.chat.save_message(
             replace(message, metadata=meta, created_at=utc_now())
         )
+        live._last_id = saved.id
         live.window.append(saved)
         if live._activate_on_write:
             # Written first, then activated: a crash in between leaves the session ended
@@ -572,6 +627,8 @@ class ChatEngine:
     # --- turns -------------------------------------------------------------------------------
 
     def _send(self, live: LiveSession, text: str) -> Turn:
+        if live._lost is not None:
+            raise live._lost
         if live.ended or live._ending:
             raise ConflictError(f"session {live.id} has ended")
         self._check_open()
@@ -750,6 +807,7 @@ class ChatEngine:
         text = completion.text.strip()
         if not text:
             raise ValidationError("the model returned an empty summary")
+        await self._ensure_owned(live)
         summary = await self.store.memory.save_context_summary(
             ContextSummary(
                 session_id=live.id,

@@ -9,6 +9,14 @@ descriptor is close-on-exec, so child processes never inherit ownership. For Pos
 a session-level advisory lock taken on one dedicated connection, which the server drops
 when that connection ends (with its process).
 
+A lock can also be lost while its holder lives: the lock file deleted or replaced, the lock
+connection terminated (``pg_terminate_backend``, a server restart). The engine asks
+``SessionLock.still_held()`` before each write to a session and stops writing (or takes the
+lock back, when nobody else used the session meanwhile) instead of interleaving with a
+process that took over. SQLite locks are named after the database's real path, so a symlink,
+``..`` or relative path to one file shares its locks; a database file with several hard links
+has no single name and is refused (SQLite itself keeps a separate WAL per name).
+
 **Extraction high-water mark.** Queue jobs are deleted once done, so the mark ("messages
 ``1..mark`` are covered by some job") is persisted on the messages the engine writes:
 every message carries ``metadata["extracted_through"]`` (the mark when it was saved), and the
@@ -78,6 +86,16 @@ class SessionLock(Protocol):
         """Give up ownership (idempotent)."""
         ...
 
+    async def still_held(self) -> bool:
+        """False when ownership was lost behind the holder's back (the lock file removed or
+        replaced, the lock connection gone). Asks the OS or the server, not a cached flag."""
+        ...
+
+    async def reacquire(self) -> bool:
+        """After a loss: take the lock again if it is free (True), else False. The caller
+        checks that nobody used the session meanwhile."""
+        ...
+
 
 @runtime_checkable
 class SessionLocks(Protocol):
@@ -111,17 +129,54 @@ class FileSessionLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    def _is_current(self) -> bool:
+        """True while the file at the lock's path is the one this lock holds."""
+        if self._fd is None:
+            return False
+        try:
+            current = os.stat(self._path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self._fd)
+        return (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
+
+    async def still_held(self) -> bool:
+        return self._is_current()
+
+    async def reacquire(self) -> bool:
+        if self._is_current():
+            return True
+        if self._owner is None:
+            return False
+        self._drop(unlink=False)  # the path is no longer ours: leave whatever is there
+        try:
+            fresh = self._owner._try_acquire(self._session_id)
+        except OSError as exc:  # e.g. the lock folder cannot be created any more
+            raise RepositoryError(f"taking the session lock back: {exc}") from exc
+        if fresh is None:
+            return False
+        # Adopt the new file and descriptor.
+        self._owner._held.discard(fresh)
+        self._fd, fresh._fd = fresh._fd, None
+        self._owner._held.add(self)
+        return True
+
     async def release(self) -> None:
+        # Unlink while still holding the lock: a process that opened the old file locks an
+        # orphan inode, notices (try_acquire compares inodes) and retries on a fresh file.
+        # A file that is not ours any more (replaced behind our back) is left alone.
+        self._drop(unlink=self._is_current())
+
+    def _drop(self, *, unlink: bool) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return
         if self._owner is not None:
             self._owner._held.discard(self)
         try:
-            # Unlink while still holding the lock: a process that opened the old file locks an
-            # orphan inode, notices (try_acquire compares inodes) and retries on a fresh file.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path)
+            if unlink:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._path)
         finally:
             os.close(fd)
 
@@ -130,11 +185,42 @@ class FileSessionLock:
 
 
 class FileSessionLocks:
-    """``flock`` on one file per session in ``directory`` (created 0700, files 0600)."""
+    """``flock`` on one file per session in ``directory`` (created 0700, files 0600).
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    ``database``, when given, is the file the locks guard: it is refused while it has more
+    than one hard link, since each name would get its own lock folder.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, database: str | os.PathLike[str] | None = None
+    ) -> None:
         self.directory = Path(directory)
+        self.database = None if database is None else Path(database)
         self._held: set[FileSessionLock] = set()
+
+    @classmethod
+    def for_database(cls, path: str | os.PathLike[str]) -> FileSessionLocks:
+        """The locks of the SQLite database at ``path``, named after its real path, so every
+        way of reaching the file (symlink, ``..``, relative) shares them."""
+        real = os.path.realpath(os.fspath(path))
+        locks = cls(Path(f"{real}.sessions"), database=real)
+        locks._check_database()
+        return locks
+
+    def _check_database(self) -> None:
+        if self.database is None:
+            return
+        try:
+            links = os.stat(self.database).st_nlink
+        except FileNotFoundError:
+            return
+        if links > 1:
+            # SQLite keeps a WAL per name too: through another name the live writes are not
+            # even visible.
+            raise RepositoryError(
+                f"{self.database} has {links} hard links: chat sessions need the database file"
+                " to have one name (remove the other links, or copy the file)"
+            )
 
     def path_for(self, session_id: uuid.UUID) -> Path:
         return self.directory / f"{session_id}.lock"
@@ -144,6 +230,7 @@ class FileSessionLocks:
         return self._try_acquire(session_id)
 
     def _try_acquire(self, session_id: uuid.UUID) -> FileSessionLock | None:
+        self._check_database()
         path = self.path_for(session_id)
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -194,6 +281,7 @@ class FileSessionLocks:
 
 _PG_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 _PG_UNLOCK = "SELECT pg_advisory_unlock($1)"
+_PG_CHECK_TIMEOUT = 30.0
 
 
 def advisory_key(session_id: uuid.UUID) -> int:
@@ -216,6 +304,12 @@ class PgSessionLock:
     async def release(self) -> None:
         await self._owner._release(self._key)
 
+    async def still_held(self) -> bool:
+        return await self._owner._still_held(self._key)
+
+    async def reacquire(self) -> bool:
+        return await self._owner._reacquire(self._key)
+
     def __repr__(self) -> str:
         return f"PgSessionLock({self._session_id})"
 
@@ -226,7 +320,9 @@ class PgSessionLocks:
     Not a pooled connection: a pool shares and resets its connections, and a session lock must
     live exactly as long as its holder. Advisory locks are re-entrant on one connection, so
     this object also remembers what it holds and refuses a second holder in this process.
-    If the connection is lost, so is ownership: the next ``try_acquire`` reconnects.
+    If the connection is lost, so is ownership: ``still_held`` finds out with a round trip
+    (the client may not have noticed the server closing the socket yet), and the next
+    ``try_acquire`` or ``reacquire`` reconnects.
     """
 
     def __init__(self, url: str) -> None:
@@ -259,6 +355,39 @@ class PgSessionLocks:
             self._held.add(key)
             return PgSessionLock(self, session_id, key)
 
+    async def _still_held(self, key: int) -> bool:
+        async with self._mutex:
+            conn = self._conn
+            if key not in self._held or conn is None or conn.is_closed():
+                return False
+            try:
+                # Bounded: a server that stopped answering cannot vouch for the lock either.
+                await conn.fetchval("SELECT 1", timeout=_PG_CHECK_TIMEOUT)
+            except Exception as exc:  # whatever the driver says, the connection is gone
+                log.warning("the session-lock connection was lost: %s", exc)
+                self._drop_connection()
+                return False
+            return True
+
+    async def _reacquire(self, key: int) -> bool:
+        async with self._mutex:
+            try:
+                conn = await self._connection()
+                if key in self._held:  # the connection (and the lock) never went away
+                    return True
+                if not await conn.fetchval(_PG_TRY_LOCK, key):
+                    return False
+            except Exception as exc:
+                raise RepositoryError(f"taking a session lock back: {exc}") from exc
+            self._held.add(key)
+            return True
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self._held.clear()
+        if conn is not None:
+            conn.terminate()
+
     async def _release(self, key: int) -> None:
         async with self._mutex:
             if key not in self._held:
@@ -270,6 +399,12 @@ class PgSessionLocks:
             try:
                 await conn.fetchval(_PG_UNLOCK, key)
             except Exception as exc:
+                import asyncpg
+
+                if conn.is_closed() or not isinstance(exc, asyncpg.PostgresError):
+                    # The connection is gone (or unusable): the server dropped its locks.
+                    self._drop_connection()
+                    return
                 raise RepositoryError(f"releasing a session lock: {exc}") from exc
 
     async def aclose(self) -> None:
@@ -277,7 +412,10 @@ class PgSessionLocks:
             conn, self._conn = self._conn, None
             self._held.clear()
             if conn is not None and not conn.is_closed():
-                await conn.close()  # the server drops every lock it held
+                try:
+                    await conn.close()  # the server drops every lock it held
+                except Exception:  # already dropped by the server: nothing left to release
+                    conn.terminate()
 
     def __repr__(self) -> str:
         return f"PgSessionLocks(held={len(self._held)})"
@@ -290,7 +428,7 @@ def locks_for_store(store: Store) -> SessionLocks:
         path: Any = getattr(store, "path", None)
         if not isinstance(path, str | os.PathLike):
             raise RepositoryError("this SQLite store does not say where its file is")
-        return FileSessionLocks(Path(f"{os.fspath(path)}.sessions"))
+        return FileSessionLocks.for_database(path)
     if store.backend in ("postgresql", "postgres"):  # the name is settling on main
         url: Any = getattr(store, "url", None)
         if not isinstance(url, str):
@@ -382,7 +520,11 @@ async def recover_crashed_sessions(
     recovered: list[ChatSession] = []
     for bid in bot_ids:
         for session in await store.chat.get_active_sessions(bid):
-            lock = await locks.try_acquire(session.id)
+            try:
+                lock = await locks.try_acquire(session.id)
+            except RepositoryError as exc:  # e.g. the lock connection dropped: next time
+                log.warning("could not check session %s: %s", session.id, exc)
+                continue
             if lock is None:
                 continue
             try:

@@ -81,14 +81,16 @@ class ChatCore:
     async def open(self) -> None:
         from boternity.chat import ChatEngine
         from boternity.cli.resolve import resolve_bot
-        from boternity.llm import select_provider
+        from boternity.llm import RetryPolicy, select_provider
         from boternity.memory import ExtractionWorker, MemoryRecall
         from boternity.store import open_store
 
         stack = self._stack
         self.store: Store = await stack.enter_async_context(open_store(self.db, readers=2))
         self.bot: Bot = await resolve_bot(self.store, self.bot_ref)
-        llm, self.notice = select_provider(self.provider_name, self.model)
+        llm, self.notice = select_provider(
+            self.provider_name, self.model, retry=RetryPolicy.interactive()
+        )
         self.provider: LlmProvider = await stack.enter_async_context(llm)
         self.offline = self.provider.name == "offline"
         self.worker: ExtractionWorker = ExtractionWorker(self.store, self.provider)
@@ -600,11 +602,13 @@ class Conversation:
         self.ui.info(f"{summary} {_report_line('Memory extraction', report)}")
 
     def _turn(self, text: str) -> None:
-        from boternity.errors import BoternityError
+        from boternity.errors import BoternityError, SessionLostError
 
         bg, ui = self.bg, self.ui
         try:
             turn = bg.call(self.core.send(text))
+        except SessionLostError:
+            raise
         except BoternityError as exc:  # e.g. NUL in the text: nothing was sent or stored
             self.failed_turns += 1
             ui.error(str(exc))
@@ -621,6 +625,9 @@ class Conversation:
             partial = bg.call(self.core.settle(turn))
             ui.reply_end(partial, cancelled=True)
             return
+        except SessionLostError:
+            ui.reply_end(None, cancelled=False)
+            raise  # another process has the session now: the chat ends with one error line
         except BoternityError as exc:
             self.failed_turns += 1
             ui.reply_end(None, cancelled=False)

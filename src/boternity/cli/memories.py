@@ -217,20 +217,15 @@ def remember(
     importance: Annotated[int, typer.Option(min=1, max=5, help="1 (trivia) to 5 (essential).")] = 4,
     json_: JsonOpt = False,
 ) -> None:
-    """Save a fact by hand (a manual memory, not tied to any session)."""
+    """Save a fact by hand (a manual memory, not tied to any session); refused when the bot
+    already remembers it."""
     from boternity.cli.resolve import resolve_bot
-    from boternity.models import MemoryEntry
+    from boternity.memory import remember as remember_fact
 
     async def work(store: Store) -> tuple[Bot, MemoryEntry]:
         found = await resolve_bot(store, bot)
-        entry = MemoryEntry(
-            bot_id=found.id,
-            fact=fact,
-            category=category,  # type: ignore[arg-type]  # validated by the model
-            importance=importance,
-            is_manual=True,
-        )
-        return found, await store.memory.save_memory(entry)
+        saved = await remember_fact(store, found.id, fact, category=category, importance=importance)
+        return found, saved
 
     found, saved = run(ctx, work)
     if json_:

@@ -190,7 +190,10 @@ def run_jobs(
         typer.Option(
             "--model",
             metavar="MODEL",
-            help="Model name [default: $BOTERNITY_MODEL, else the provider's default]",
+            help=(
+                "Model name [default: $BOTERNITY_EXTRACTION_MODEL, else $BOTERNITY_MODEL, else"
+                " the provider's default]"
+            ),
             show_default=False,
         ),
     ] = None,
@@ -224,7 +227,8 @@ def run_jobs(
 
         bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
         # The queue is the retry mechanism: one quick provider retry, then the job backs off.
-        llm, notice = select_provider(provider, model, retry=RetryPolicy(max_retries=1))
+        retry = RetryPolicy.interactive(max_retries=1)
+        llm, notice = select_provider(provider, model, retry=retry)
         if llm.name == "offline":
             err.print(
                 text(
@@ -262,7 +266,7 @@ def run_jobs(
             progress.start()
         try:
             async with llm:
-                report = await ExtractionWorker(store, llm).run_once(
+                report = await ExtractionWorker(store, llm, model=model).run_once(
                     limit=limit, bot_id=bot_id, on_job=on_job
                 )
         finally:
@@ -282,6 +286,13 @@ def run_jobs(
             f" {plural(report.memories_saved, 'memory', 'memories')} saved,"
             f" {report.superseded} superseded."
         )
+        if report.dropped:
+            from boternity.memory.extraction import MAX_FACTS_PER_JOB
+
+            summary += (
+                f" {plural(report.dropped, 'more fact')} dropped"
+                f" (at most {MAX_FACTS_PER_JOB} new facts per job)."
+            )
         if bad:
             summary += (
                 f" Last error: {' '.join(report.errors[-1].split())}" if report.errors else ""

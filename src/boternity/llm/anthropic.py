@@ -37,6 +37,7 @@ class AnthropicProvider(HttpProvider):
     fallback_context_window = 200_000
     model_default = DEFAULT_MODEL
     key_env = "ANTHROPIC_API_KEY"
+    url_env = "ANTHROPIC_BASE_URL"
     requires_api_key = True
 
     def headers(self, api_key: str | None) -> dict[str, str]:
@@ -60,6 +61,8 @@ class AnthropicProvider(HttpProvider):
         return body
 
     def parse_completion(self, data: dict[str, Any], request: CompletionRequest) -> Completion:
+        if data.get("type") == "error":
+            raise self.stream_error(*error_parts(data))
         blocks = data.get("content") or []
         text = "".join(
             str(b.get("text", ""))

@@ -60,6 +60,7 @@ class OpenAIProvider(HttpProvider):
     fallback_context_window = 8_192
     model_default = DEFAULT_MODEL
     key_env = "OPENAI_API_KEY"
+    url_env = "OPENAI_BASE_URL"
     requires_api_key = False
 
     def headers(self, api_key: str | None) -> dict[str, str]:

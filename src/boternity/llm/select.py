@@ -16,6 +16,7 @@ PROVIDERS = ("anthropic", "openai", "offline")
 
 ENV_PROVIDER = "BOTERNITY_PROVIDER"
 ENV_MODEL = "BOTERNITY_MODEL"
+ENV_EXTRACTION_MODEL = "BOTERNITY_EXTRACTION_MODEL"
 ENV_ANTHROPIC_KEY = "ANTHROPIC_API_KEY"
 ENV_ANTHROPIC_BASE_URL = "ANTHROPIC_BASE_URL"
 ENV_OPENAI_KEY = "OPENAI_API_KEY"
@@ -90,3 +91,10 @@ def select_provider(
     else:
         provider = OfflineProvider(default_model=model)
     return provider, notice
+
+
+def extraction_model(env: Mapping[str, str] | None = None) -> str | None:
+    """``BOTERNITY_EXTRACTION_MODEL``: memory extraction usually runs on a smaller, cheaper
+    model than chat. None when unset (the worker then uses the provider's default model)."""
+    env = os.environ if env is None else env
+    return env.get(ENV_EXTRACTION_MODEL, "").strip() or None

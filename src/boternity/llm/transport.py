@@ -9,7 +9,9 @@ message, repr and log line.
 from __future__ import annotations
 
 import json
-import re
+import logging
+import socket
+import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from types import TracebackType
@@ -17,7 +19,6 @@ from typing import Any, ClassVar, Protocol, Self
 
 import httpx
 
-from boternity.config import redact_url
 from boternity.errors import (
     AuthenticationError,
     ContextLengthError,
@@ -34,11 +35,13 @@ from boternity.llm.base import (
     StreamCollector,
     StreamEvent,
     TextDelta,
+    Usage,
     estimate_prompt_tokens,
     estimate_tokens,
 )
 from boternity.llm.retry import RetryPolicy, parse_retry_after
 from boternity.llm.sse import SseDecoder, SseEvent
+from boternity.redact import redact_text, redact_url, url_secrets
 
 # Generous read timeout: it bounds the gap between two chunks of a stream (or the whole wait for
 # a non-streamed reply), and long completions from a busy model can take minutes.
@@ -53,11 +56,19 @@ _CONTEXT_PHRASES = (
     "maximum context",
     "too many tokens",
 )
-# Things that look like OpenAI/Anthropic keys (sk-..., sk-ant-..., sk-proj-...), in case a
-# server echoes some key other than ours (ours is replaced exactly).
-_KEYLIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}")
 # What a malformed (but JSON) event or body raises while being picked apart.
 _MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs each request's URL at INFO, with the credentials a base URL may carry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage()), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactUrls())
 
 
 def classify_error(
@@ -164,6 +175,7 @@ class HttpProvider:
     fallback_context_window: ClassVar[int]
     model_default: ClassVar[str]
     key_env: ClassVar[str]  # where the key comes from, named in errors
+    url_env: ClassVar[str]  # where the base URL comes from, named in errors
     requires_api_key: ClassVar[bool]
 
     def __init__(
@@ -184,12 +196,18 @@ class HttpProvider:
             )
         self.default_model = default_model or self.model_default
         self.base_url = (base_url or self.default_base_url).rstrip("/")
+        # Everything that must never be shown: the key, and credentials in the base URL.
+        self._secrets = [*([self._api_key] if self._api_key else []), *url_secrets(self.base_url)]
         self.retry = retry or RetryPolicy()
         windows = {**self.context_windows, **(context_windows or {})}
         # Longest prefix first, so "gpt-4o" wins over "gpt-4".
         self._windows = sorted(windows.items(), key=lambda item: len(item[0]), reverse=True)
+        # A query in the base URL (?api-version=, ?api-key=) goes on every request, after the
+        # path: httpx would otherwise append the path to the query.
+        parts = urllib.parse.urlsplit(self.base_url)
         self._client = httpx.AsyncClient(
-            base_url=self.base_url,
+            base_url=urllib.parse.urlunsplit(parts._replace(query="", fragment="")).rstrip("/"),
+            params=httpx.QueryParams(parts.query),
             timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
             transport=transport,
         )
@@ -242,10 +260,14 @@ class HttpProvider:
     # -- shared machinery -------------------------------------------------------------------
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        return await self.retry.run(lambda: self._complete_once(request))
+        return await self.retry.run(lambda: self._complete_once(request), what=self._what)
+
+    @property
+    def _what(self) -> str:
+        return f"the request to {self.label}"
 
     async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
-        attempt = 0
+        retries = self.retry.begin(self._what)
         while True:
             collector = StreamCollector(request.model)
             # Events of an attempt are held back until its first text (or Done), so a retried
@@ -256,7 +278,7 @@ class HttpProvider:
             try:
                 async with (
                     self._post(request, stream=True) as response,
-                    aclosing(self._events(response, self.stream_parser(request))) as events,
+                    aclosing(self._events(response, request)) as events,
                 ):
                     async for event in events:
                         collector.add(event)
@@ -278,10 +300,8 @@ class HttpProvider:
                 if started:
                     collector.attach_partial(exc)
                     raise
-                if not self.retry.should_retry(exc, attempt):
+                if not await retries.wait(exc):
                     raise
-                await self.retry.wait(exc, attempt)
-                attempt += 1
                 continue
             for pending in held:
                 yield pending
@@ -292,10 +312,14 @@ class HttpProvider:
     async def _complete_once(self, request: CompletionRequest) -> Completion:
         async with self._post(request, stream=False) as response:
             raw = await self._aread(response)
+        return self._parse(raw, request, "response")
+
+    def _parse(self, raw: bytes, request: CompletionRequest, what: str) -> Completion:
+        """A whole (non-streamed) reply; LlmError, not retried, when it cannot be read."""
         try:
             return self.parse_completion(load_json(self.name, raw), request)
         except _MALFORMED as exc:
-            raise self._malformed("response") from exc
+            raise self._malformed(what) from exc
 
     @asynccontextmanager
     async def _post(
@@ -317,7 +341,7 @@ class HttpProvider:
                 try:
                     response.raise_for_status()
                 except httpx.HTTPStatusError as exc:
-                    raise self._http_error(response, body) from exc
+                    raise self._http_error(response, body) from self._scrub(exc)
             yield response
         finally:
             await response.aclose()
@@ -329,8 +353,17 @@ class HttpProvider:
             raise self._unavailable(exc) from exc
 
     async def _events(
-        self, response: httpx.Response, parser: StreamParser
+        self, response: httpx.Response, request: CompletionRequest
     ) -> AsyncGenerator[StreamEvent, None]:
+        if _is_json(response):
+            # Some proxies and mocks answer a streaming request with the whole reply as JSON.
+            completion = self._parse(await self._aread(response), request, "JSON reply")
+            yield Usage(completion.input_tokens, completion.output_tokens)
+            if completion.text:
+                yield TextDelta(completion.text)
+            yield Done(completion.stop_reason)
+            return
+        parser = self.stream_parser(request)
         decoder = SseDecoder()
         try:
             async for chunk in response.aiter_bytes():
@@ -369,20 +402,56 @@ class HttpProvider:
 
     def _unavailable(self, exc: httpx.RequestError) -> ProviderUnavailableError:
         what = type(exc).__name__
-        detail = self.redact(str(exc)) or "no details"
+        detail = str(self._scrub(exc)) or "no details"
+        where = redact_url(self.base_url)
+        refused = _refused(exc)
+        if refused is not None:
+            # Nothing listens there (or no such host): a wrong base URL, not a passing glitch.
+            error = ProviderUnavailableError(
+                f"{self.name}: cannot connect to {where}: {refused}"
+                f" (check the base URL in {self.url_env})",
+                provider=self.name,
+            )
+            error.retryable = False
+            return error
         return ProviderUnavailableError(
-            f"{self.name}: {what} talking to {redact_url(self.base_url)}: {detail}",
-            provider=self.name,
+            f"{self.name}: {what} talking to {where}: {detail}", provider=self.name
         )
+
+    def _scrub(self, exc: httpx.HTTPError) -> httpx.HTTPError:
+        """``exc`` with its message redacted: it is chained, so tracebacks and logs show it,
+        and httpx quotes the request URL (with any credentials in it)."""
+        exc.args = (self.redact(str(exc)), *exc.args[1:])
+        return exc
 
     def _malformed(self, what: str) -> LlmError:
         return LlmError(f"{self.name}: malformed {what} from the server", provider=self.name)
 
     def redact(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return _KEYLIKE.sub("sk-***", text)
+        return redact_text(text, self._secrets)
 
     def estimated_usage(self, request: CompletionRequest, text: str) -> tuple[int, int]:
         """For servers that report no usage."""
         return estimate_prompt_tokens(request), estimate_tokens(text)
+
+
+def _is_json(response: httpx.Response) -> bool:
+    media = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _refused(exc: BaseException) -> str | None:
+    """Why ``exc`` could not connect, when that will not pass by retrying: nothing listens
+    there ("connection refused") or there is no such host ("unknown host")."""
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_NONAME:
+            return "unknown host"
+        cause = cause.__cause__ or cause.__context__
+    return None

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from boternity.errors import BoternityError
+from boternity.errors import BoternityError, ValidationError
 from boternity.llm.base import ChatTurn, CompletionRequest
 from boternity.models import (
     ChatMessage,
@@ -24,7 +26,9 @@ from boternity.models import (
     MemoryEntry,
     MessageRole,
     PendingExtraction,
+    check_text,
 )
+from boternity.repositories import fact_key
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,19 @@ give the new fact and put the old memory's id in "supersedes"; ignore small talk
 the assistant said about itself. Reply [] when nothing is worth remembering."""
 
 MAX_FACT_CHARS = 500
+#: What one job may save: a reply with more new facts keeps the first ones, and the job's
+#: report and log say how many were dropped.
+MAX_FACTS_PER_JOB = 50
+#: A reply is a short JSON array (the request asks for at most 2048 tokens): one far longer is
+#: refused unread rather than parsed.
+MAX_REPLY_CHARS = 1_000_000
+#: How many "[" are tried as the start of the array: prose rarely has more, and each failed
+#: try may scan far, so a reply made of brackets costs little.
+MAX_ARRAY_STARTS = 100
+#: A short id is "m" and a number; anything longer cannot name a known memory.
+MAX_SHORT_ID_CHARS = 16
+#: Skipped entries logged one by one; the rest are counted in one line.
+LOGGED_SKIPS = 20
 
 
 class ExtractionError(BoternityError):
@@ -94,66 +111,127 @@ _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
 def _find_array(text: str) -> list[object] | None:
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
+    tries = 0
     for candidate in candidates:
         stripped = candidate.strip()
-        for start in (i for i, ch in enumerate(stripped) if ch == "["):
+        start = stripped.find("[")
+        while start != -1 and tries < MAX_ARRAY_STARTS:
+            tries += 1
             try:
                 value, _ = decoder.raw_decode(stripped, start)
-            except json.JSONDecodeError:
-                continue
+            except (ValueError, RecursionError):
+                # Not JSON here (JSONDecodeError), an integer over Python's 4300-digit limit
+                # (ValueError), or nesting too deep to decode (RecursionError).
+                value = None
             if isinstance(value, list):
                 return value
+            start = stripped.find("[", start + 1)
     return None
 
 
 def parse_reply(text: str) -> list[ExtractedFact]:
-    """The facts in a model reply. Raises ExtractionError when there is no JSON array."""
+    """The facts in a model reply. Raises ExtractionError when there is no JSON array (or the
+    reply is too long to read); an invalid entry is skipped with its reason logged."""
+    if len(text) > MAX_REPLY_CHARS:
+        raise ExtractionError(
+            f"the reply is too long ({len(text)} characters; at most {MAX_REPLY_CHARS} are read)"
+        )
     items = _find_array(text)
     if items is None:
         preview = text.strip()[:120]
         raise ExtractionError(f"the reply contained no JSON array: {preview!r}")
     facts: list[ExtractedFact] = []
+    skipped = 0
     for index, item in enumerate(items):
         try:
             facts.append(_entry(item))
-        except (TypeError, ValueError, KeyError) as exc:
-            log.warning("skipping extracted entry %d: %s", index, exc)
+        except (ValueError, TypeError, OverflowError, BoternityError) as exc:
+            skipped += 1
+            if skipped <= LOGGED_SKIPS:
+                log.warning("skipping extracted entry %d: %s", index, exc)
+    if skipped > LOGGED_SKIPS:
+        log.warning("skipped %d more invalid extracted entries", skipped - LOGGED_SKIPS)
     return facts
 
 
+def _brief(value: object) -> str:
+    """A value for a log line: short, whatever the model sent."""
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+        return text if len(text) <= 40 else f"{text[:40]}..."
+    return "an array" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
 def _entry(item: object) -> ExtractedFact:
+    """One reply item, checked field by field (ValueError names the first bad field)."""
     if not isinstance(item, dict):
-        raise TypeError(f"expected an object, got {type(item).__name__}")
-    fact = item["fact"]
-    if not isinstance(fact, str) or not fact.strip():
-        raise ValueError("empty or non-text fact")
-    fact = " ".join(fact.split())[:MAX_FACT_CHARS]
-    category = MemoryCategory(str(item.get("category", "fact")).strip().lower())
-    raw_importance = item.get("importance", 3)
-    if isinstance(raw_importance, bool) or not isinstance(raw_importance, int | float):
-        raise ValueError(f"importance {raw_importance!r} is not a number")
-    importance = min(5, max(1, round(raw_importance)))
-    seq = item.get("source_seq")
-    source_seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-    supersedes = item.get("supersedes")
+        raise ValueError(f"expected an object, got {_brief(item)}")
     return ExtractedFact(
-        fact=fact,
-        category=category,
-        importance=importance,
-        source_seq=source_seq,
-        supersedes=supersedes.strip()
-        if isinstance(supersedes, str) and supersedes.strip()
-        else None,
+        fact=_fact(item.get("fact")),
+        category=_category(item.get("category")),
+        importance=_importance(item.get("importance")),
+        source_seq=_source_seq(item.get("source_seq")),
+        supersedes=_short_id(item.get("supersedes")),
     )
 
 
-_TRAILING = re.compile(r"[\s.!?;:,…]+$")
+def _fact(value: object) -> str:
+    if value is None:
+        raise ValueError("no fact")
+    if not isinstance(value, str):
+        raise ValueError(f"fact must be text, got {_brief(value)}")
+    check_text(value, "fact")  # NUL, lone surrogates: no backend can store them
+    fact = " ".join(value.split())
+    if not fact:
+        raise ValueError("empty fact")
+    if len(fact) > MAX_FACT_CHARS:
+        raise ValueError(f"fact is longer than {MAX_FACT_CHARS} characters ({len(fact)})")
+    if any(unicodedata.category(ch) == "Cc" for ch in fact):
+        raise ValueError(f"fact contains control characters: {_brief(fact)}")
+    return fact
 
 
-def normalise(fact: str) -> str:
-    """The form two facts are compared in: case, inner whitespace and trailing punctuation
-    do not make a fact new."""
-    return _TRAILING.sub("", " ".join(fact.casefold().split()))
+def _category(value: object) -> MemoryCategory:
+    if value is None:
+        return MemoryCategory.FACT
+    if not isinstance(value, str):
+        raise ValueError(f"category must be text, got {_brief(value)}")
+    try:
+        return MemoryCategory(value.strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown category {_brief(value)}") from None
+
+
+def _importance(value: object) -> int:
+    """1..5; numbers outside are clamped, anything not a finite number is refused."""
+    if value is None:
+        return 3
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"importance {_brief(value)} is not a number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"importance {_brief(value)} is not a finite number")
+        value = round(value)
+    return min(5, max(1, value))
+
+
+def _source_seq(value: object) -> int | None:
+    """An integer, or None (the planner falls back to the last user message)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _short_id(value: object) -> str | None:
+    """A known memory's short id, or None: anything else cannot name one."""
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    return stripped if 0 < len(stripped) <= MAX_SHORT_ID_CHARS else None
+
+
+#: The form two facts are compared in (one rule for the planner and the stores).
+normalise = fact_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +239,7 @@ class Plan:
     memories: list[MemoryEntry]
     supersedes: dict[uuid.UUID, uuid.UUID]  # new memory id -> live memory it replaces
     skipped_duplicates: int
+    dropped: int = 0  # new facts beyond MAX_FACTS_PER_JOB, not saved
 
 
 def plan_memories(
@@ -170,38 +249,48 @@ def plan_memories(
     facts: Sequence[ExtractedFact],
 ) -> Plan:
     """What to save: provenance resolved, duplicates of live memories dropped, supersedes
-    checked against the bot's live memories."""
+    checked against the bot's live memories, at most MAX_FACTS_PER_JOB new memories."""
     by_seq = {m.seq: m for m in messages}
     user_messages = [m for m in messages if m.role is MessageRole.USER]
     fallback = user_messages[-1] if user_messages else (messages[-1] if messages else None)
-    seen = {normalise(m.fact) for m in known.values()}
+    seen = {fact_key(m.fact) for m in known.values()}
     replaced: set[uuid.UUID] = set()
     memories: list[MemoryEntry] = []
     supersedes: dict[uuid.UUID, uuid.UUID] = {}
-    duplicates = 0
+    duplicates = dropped = 0
     for f in facts:
-        key = normalise(f.fact)
+        key = fact_key(f.fact)
         if not key or key in seen:
             duplicates += 1
             continue
-        seen.add(key)
+        if len(memories) >= MAX_FACTS_PER_JOB:
+            dropped += 1
+            continue
         source = by_seq.get(f.source_seq) if f.source_seq is not None else None
         source = source or fallback
-        entry = MemoryEntry(
-            bot_id=job.bot_id,
-            fact=f.fact,
-            category=f.category,
-            importance=f.importance,
-            session_id=job.session_id,
-            source_message_id=None if source is None else source.id,
-        )
+        try:
+            entry = MemoryEntry(
+                bot_id=job.bot_id,
+                fact=f.fact,
+                category=f.category,
+                importance=f.importance,
+                session_id=job.session_id,
+                source_message_id=None if source is None else source.id,
+            )
+        except ValidationError as exc:  # a rule of the model the parser does not know
+            log.warning("skipping extracted fact %s: %s", _brief(f.fact), exc)
+            continue
+        seen.add(key)
         old = known.get(f.supersedes) if f.supersedes else None
         if f.supersedes and old is None:
             log.warning(
-                "extracted fact names unknown memory %r to supersede; saved as new", f.supersedes
+                "extracted fact names unknown memory %s to supersede; saved as new",
+                _brief(f.supersedes),
             )
         if old is not None and old.id not in replaced:
             replaced.add(old.id)
             supersedes[entry.id] = old.id
         memories.append(entry)
-    return Plan(memories=memories, supersedes=supersedes, skipped_duplicates=duplicates)
+    return Plan(
+        memories=memories, supersedes=supersedes, skipped_duplicates=duplicates, dropped=dropped
+    )

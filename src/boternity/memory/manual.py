@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from boternity.errors import ConflictError, ValidationError
-from boternity.memory.extraction import normalise
+from boternity.errors import ValidationError
 from boternity.models import MemoryCategory, MemoryEntry
 from boternity.store import Store
 
@@ -37,11 +36,9 @@ async def remember(
         session_id=session_id,
         is_manual=True,
     )
-    key = normalise(entry.fact)
-    for live in await store.memory.get_memories(bot_id):
-        if normalise(live.fact) == key:
-            raise ConflictError(f"already remembered: {live.fact!r} (memory {live.id})")
-    return await store.memory.save_memory(entry)
+    # The store checks for the same live fact and inserts in one step: two concurrent
+    # remember() calls cannot both save it.
+    return await store.memory.save_memory(entry, unique=True)
 
 
 async def forget(store: Store, bot_id: uuid.UUID) -> int:

@@ -19,7 +19,14 @@ from datetime import datetime, timedelta
 from boternity.errors import BoternityError, NotFoundError, ValidationError
 from boternity.ids import utc_now
 from boternity.llm.base import LlmProvider
-from boternity.memory.extraction import build_request, parse_reply, plan_memories, short_ids
+from boternity.llm.select import extraction_model
+from boternity.memory.extraction import (
+    MAX_FACTS_PER_JOB,
+    build_request,
+    parse_reply,
+    plan_memories,
+    short_ids,
+)
 from boternity.models import MAX_EXTRACTION_ATTEMPTS, PendingExtraction
 from boternity.store import Store
 
@@ -44,7 +51,15 @@ class WorkerReport:
     exhausted: int = 0
     memories_saved: int = 0
     superseded: int = 0
+    dropped: int = 0  # new facts beyond what one job may save (MAX_FACTS_PER_JOB)
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    saved: int = 0
+    superseded: int = 0
+    dropped: int = 0
 
 
 class ExtractionWorker:
@@ -63,7 +78,8 @@ class ExtractionWorker:
             raise ValidationError("backoff_base must be positive and backoff_cap >= backoff_base")
         self.store = store
         self.provider = provider
-        self.model = model or provider.default_model
+        # The model: ``model``, else $BOTERNITY_EXTRACTION_MODEL, else the provider's default.
+        self.model = (model or "").strip() or extraction_model() or provider.default_model
         self.lease = lease
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -110,7 +126,7 @@ class ExtractionWorker:
 
     async def _process(self, job: PendingExtraction, report: WorkerReport) -> str:
         try:
-            saved, superseded = await self.extract(job)
+            result = await self.extract(job)
         except NotFoundError as exc:
             # The session was deleted, or another worker finished the job after our lease
             # ran out: nothing to save, and saving again would duplicate.
@@ -118,13 +134,19 @@ class ExtractionWorker:
             return "gone"
         except BoternityError as exc:
             return await self._fail(job, exc, report)
+        except Exception as exc:
+            # Whatever the model sent, the job must not stay claimed without its error (and
+            # the other claimed jobs must still be processed).
+            log.exception("extraction job %s failed unexpectedly", job.id)
+            return await self._fail(job, exc, report)
         report.completed += 1
-        report.memories_saved += saved
-        report.superseded += superseded
+        report.memories_saved += result.saved
+        report.superseded += result.superseded
+        report.dropped += result.dropped
         return "completed"
 
-    async def extract(self, job: PendingExtraction) -> tuple[int, int]:
-        """Run one claimed job to completion. Returns (memories saved, memories superseded)."""
+    async def extract(self, job: PendingExtraction) -> JobResult:
+        """Run one claimed job to completion: what it saved, superseded and dropped."""
         memory = self.store.memory
         if job.messages_start is not None and job.messages_end is not None:
             messages = await self.store.chat.get_messages(
@@ -136,19 +158,29 @@ class ExtractionWorker:
             messages = await self.store.chat.get_messages(job.session_id)
         if not any(m.content.strip() for m in messages):
             await memory.complete_extraction(job.id, [])
-            return 0, 0
+            return JobResult()
         known = short_ids(await memory.get_memories(job.bot_id, limit=MAX_KNOWN_MEMORIES))
         request = build_request(self.model, messages, known)
         completion = await self.provider.complete(request)
         facts = parse_reply(completion.text)
         plan = plan_memories(job, messages, known, facts)
-        await memory.complete_extraction(job.id, plan.memories, supersedes=plan.supersedes)
-        return len(plan.memories), len(plan.supersedes)
+        if plan.dropped:
+            log.warning(
+                "extraction job %s: saving the first %d new facts, dropped %d more",
+                job.id,
+                MAX_FACTS_PER_JOB,
+                plan.dropped,
+            )
+        # The store skips facts saved meanwhile (by another worker): count what it kept.
+        saved = await memory.complete_extraction(job.id, plan.memories, supersedes=plan.supersedes)
+        kept = {m.id for m in saved}
+        superseded = sum(1 for new in plan.supersedes if new in kept)
+        return JobResult(saved=len(saved), superseded=superseded, dropped=plan.dropped)
 
     async def _fail(self, job: PendingExtraction, exc: BaseException, report: WorkerReport) -> str:
         now = self.clock()
         delay = backoff_delay(job.attempt_count, base=self.backoff_base, cap=self.backoff_cap)
-        message = f"{type(exc).__name__}: {exc}"[:2000]
+        message = storable(f"{type(exc).__name__}: {exc}"[:2000])
         updated = dataclasses.replace(
             job, error_message=message, last_attempt_at=now, next_attempt_at=now + delay
         )
@@ -175,6 +207,12 @@ class ExtractionWorker:
             message,
         )
         return "failed"
+
+
+def storable(text: str) -> str:
+    """Text any backend can store: a NUL or a lone surrogate (from an error quoting the
+    model) is written as its escape, so recording the error cannot fail."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def retry_extraction(store: Store, job_id: uuid.UUID) -> PendingExtraction:

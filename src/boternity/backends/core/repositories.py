@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from boternity.backends.common import (
-    MAX_BIGINT,
     check_enum,
     check_id,
     check_limit,
     check_model,
+    check_not_remembered,
     check_slug,
     check_version,
     claim_window,
+    drop_remembered,
     search_terms,
     with_seq,
 )
@@ -50,6 +51,7 @@ from boternity.backends.core.tables import (
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
 from boternity.models import (
+    MAX_BIGINT,
     MAX_EXTRACTION_ATTEMPTS,
     Bot,
     BotCategory,
@@ -373,12 +375,23 @@ class MemoryCore(Repository):
         yield self._record(old, bot, fact, MemoryEventKind.SUPERSEDED, actor, job=job,
                            related=new_key)  # fmt: skip
 
+    def _live_facts(self, bot: uuid.UUID) -> Unit[list[tuple[Any, str]]]:
+        """(id, fact) of the bot's live memories, for a duplicate check in the saving unit,
+        after taking the bot's lock: check and insert are one step per bot (a READ COMMITTED
+        transaction sees what the previous lock holder committed)."""
+        key = self._key(bot)
+        yield self._q.lock_bot, (key,), NONE
+        facts: list[tuple[Any, str]] = yield self._q.live_facts, (key,), ALL
+        return facts
+
     # --- memories ----------------------------------------------------------------------
 
-    async def save_memory(self, entry: MemoryEntry) -> MemoryEntry:
+    async def save_memory(self, entry: MemoryEntry, *, unique: bool = False) -> MemoryEntry:
         m = _check_memory(entry)
 
         def unit() -> Unit[MemoryEntry]:
+            if unique:
+                check_not_remembered(m, (yield from self._live_facts(m.bot_id)))
             yield from self._insert_memory(m)
             return m
 
@@ -555,11 +568,15 @@ class MemoryCore(Repository):
             if (yield self._q.delete_pending, (key,), COUNT) == 0:
                 # Another worker finished it (its lease ran out): saving again would duplicate.
                 raise missing("pending extraction", job, " (already completed?)")
-            for m in batch:
+            live = []
+            for bot in sorted({m.bot_id for m in batch}):  # one lock order: no deadlock
+                live += [(bot, fact) for _, fact in (yield from self._live_facts(bot))]
+            kept, links = drop_remembered(batch, replaced, live)
+            for m in kept:
                 yield from self._insert_memory(m, job=key)
-            for added, old_id in replaced.items():
+            for added, old_id in links.items():
                 yield from self._supersede(old_id, by_id[added], job=key)
-            return batch
+            return kept
 
         return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
 

@@ -121,6 +121,11 @@ class Statements:
     delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact"
     delete_all_memories = "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact"
     search = ""  # bot id, Dialect.search_text(terms), include superseded, limit
+    # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
+    # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
+    # needs no lock: an empty statement is not run.
+    lock_bot = ""  # bot id
+    live_facts = "SELECT id, fact FROM session_memories WHERE bot_id = ? AND superseded_by IS NULL"
     history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
     supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
 

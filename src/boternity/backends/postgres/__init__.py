@@ -16,6 +16,7 @@ async def open_postgres_store(
     pool_size: int,
     read_url: str | None,
     durability: Literal["normal", "full"],
+    busy_wait: float = 60.0,
 ) -> Store:
     """Open and migrate the database at ``url``. asyncpg is imported only here, so SQLite
     users never need it installed."""
@@ -27,6 +28,12 @@ async def open_postgres_store(
         raise RepositoryError(
             "PostgreSQL support needs asyncpg: pip install 'boternity[postgres]'"
         ) from exc
-    store = PostgresStore(url, pool_size=pool_size, read_url=read_url, durability=durability)
+    store = PostgresStore(
+        url,
+        pool_size=pool_size,
+        read_url=read_url,
+        durability=durability,
+        acquire_timeout=busy_wait,
+    )
     await store.open()
     return store

@@ -19,11 +19,10 @@ from boternity.backends.core.dialect import VALUE, Dialect, Unit, missing
 from boternity.backends.core.repositories import ChatCore
 from boternity.backends.core.sql import PENDING_ORDER, Statements
 from boternity.backends.core.tables import BOTS, MEMORIES, PENDING, SESSIONS, SUMMARIES
-from boternity.models import ChatMessage
+from boternity.models import MAX_BIGINT, ChatMessage
 
 #: Tokens a session reserves on its bot at a time (see bots.tokens_reserved).
 RESERVE_STEP = 2**24
-_MAX = 2**63 - 1
 
 
 def _reserve_steps(tokens_in: str, tokens_out: str) -> str:
@@ -41,7 +40,7 @@ def _reserved(total: str) -> str:
     is (then the bigint cast fails and the write is refused). Below that cap it depends only on
     floor(total / RESERVE_STEP), which save_message tests cheaply. ``total`` is fixed SQL."""
     step = RESERVE_STEP
-    return f"least((floor({total} / {step}) + 1) * {step}, greatest({total}, {_MAX}))"
+    return f"least((floor({total} / {step}) + 1) * {step}, greatest({total}, {MAX_BIGINT}))"
 
 
 def _n(count: int, start: int = 1) -> str:
@@ -65,7 +64,7 @@ _BOT_TOTALS = (
 _CROSSED = (
     f"{_reserve_steps('total_input_tokens', 'total_output_tokens')}"
     f" <> {_reserve_steps('(total_input_tokens - $12)', '(total_output_tokens - $13)')}"
-    f" OR total_input_tokens > {_MAX} - total_output_tokens"
+    f" OR total_input_tokens > {MAX_BIGINT} - total_output_tokens"
 )
 _TOTAL_AFTER = "(s.tokens_in::numeric + s.tokens_out)"
 _TOTAL_BEFORE = "(s.tokens_in::numeric + s.tokens_out - $12 - $13)"
@@ -135,10 +134,11 @@ class PostgresStatements(Statements):
     superseded_by = Statements.superseded_by + " FOR UPDATE"
     lock_memory = Statements.lock_memory + " FOR UPDATE"
     # The query is built from plain words joined by "or" (see search_terms), so
-    # websearch_to_tsquery can never see an operator from the user.
+    # websearch_to_tsquery can never see an operator from the user. boternity_fold (migration
+    # 0003) folds diacritics as SQLite's tokenizer does, on both sides.
     search = (
         f"SELECT {MEMORIES.cols('m.')}"
-        " FROM session_memories m, websearch_to_tsquery('english', $2) q"
+        " FROM session_memories m, websearch_to_tsquery('english', boternity_fold($2)) q"
         " WHERE m.bot_id = $1 AND m.fact_tsv @@ q AND ($3 OR m.superseded_by IS NULL)"
         " ORDER BY ts_rank(m.fact_tsv, q) DESC, m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT $4"
@@ -153,6 +153,11 @@ class PostgresStatements(Statements):
         " UPDATE pending_memory_extractions p"
         " SET attempt_count = p.attempt_count + 1, last_attempt_at = $1, next_attempt_at = $2"
         f" FROM due WHERE p.id = due.id RETURNING {PENDING.cols('p.')}"
+    )
+    # Transaction-scoped, in the two-int key space (apart from the bigint keys of session and
+    # migration locks): first int "mem" in ASCII, second 32 bits of the bot id's md5.
+    lock_bot = (
+        "SELECT pg_advisory_xact_lock(7169389, ('x' || left(md5($1::uuid::text), 8))::bit(32)::int4)"
     )
     # context_summaries also has bot_id (for distribution by bot), taken from the session.
     insert_summary = (

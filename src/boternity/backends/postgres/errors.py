@@ -41,6 +41,25 @@ def _column(exc: BaseException) -> str:
     return f"{table}.{constraint.removeprefix(table + '_').removesuffix('_key')}"
 
 
+#: What a caller reads when the server or the network dropped a connection in use.
+CONNECTION_LOST = "connection to the database was lost"
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` means the connection itself is gone or unusable, not that a statement
+    failed: class 08 (connection exception), 57P (the server terminated it: admin shutdown,
+    ``pg_terminate_backend``, crash), a socket error, or one of the driver's own errors. asyncpg
+    reports a connection terminated while idle in a pool, on its next use, as
+    ``InternalClientError: cannot switch to state 12; another operation (2) is in progress``
+    (MagicStack/asyncpg#1069), so that counts as lost too."""
+    code = sqlstate(exc)
+    return (
+        code.startswith(("08", "57P"))
+        or isinstance(exc, OSError | TimeoutError)
+        or not isinstance(exc, asyncpg.PostgresError)
+    )
+
+
 def translate(
     exc: BaseException, conflicts: Mapping[str, str] | None = None
 ) -> RepositoryError | ValidationError:
@@ -63,8 +82,11 @@ def translate(
         error = ValidationError(f"refused by the database: {exc}")
     elif code in RETRYABLE or code in ("55P03", "57014"):
         error = StoreBusyError(f"the database stayed busy: {exc}")
-    elif code.startswith("08") or isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
-        error = RepositoryError(f"lost or could not open the PostgreSQL connection: {exc}")
+    elif connection_lost(exc):
+        # The server's reason is worth showing; the driver's internal state errors are not
+        # (they stay chained as the cause).
+        reason = f" ({exc})" if isinstance(exc, asyncpg.PostgresError | OSError) else ""
+        error = RepositoryError(f"{CONNECTION_LOST}{reason}; try again")
     else:
         error = RepositoryError(f"postgresql error ({code or type(exc).__name__}): {exc}")
     error.__cause__ = exc

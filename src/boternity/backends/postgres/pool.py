@@ -12,11 +12,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-import asyncpg
-
 from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, Conflicts, UnitFactory, shielded
-from boternity.backends.postgres.errors import DRIVER_ERRORS, RETRYABLE, sqlstate, translate
-from boternity.errors import BoternityError, RepositoryError
+from boternity.backends.postgres.errors import (
+    DRIVER_ERRORS,
+    RETRYABLE,
+    connection_lost,
+    sqlstate,
+    translate,
+)
+from boternity.errors import BoternityError, RepositoryError, StoreBusyError
 
 T = TypeVar("T")
 
@@ -35,10 +39,8 @@ class Conn(Protocol):
 _ATTEMPTS = 4
 
 
-def _is_broken(exc: BaseException) -> bool:
-    """True when the connection cannot be trusted after ``exc`` (not a plain SQL error)."""
-    code = sqlstate(exc)
-    return not isinstance(exc, asyncpg.PostgresError) or code.startswith(("08", "57P"))
+#: How long a caller waits for a free connection by default (``busy_wait`` of open_store).
+ACQUIRE_TIMEOUT = 60.0
 
 
 class Connections:
@@ -48,17 +50,28 @@ class Connections:
     client CPU than the statement itself on a fast loopback append. This pool can be this
     simple because every use runs inside a shielded task (see Database): a checkout is never
     cancelled halfway, so a connection is given back idle, or dropped when it broke.
+    A caller that finds every connection busy for ``acquire_timeout`` seconds gets
+    StoreBusyError instead of waiting forever behind stuck work.
     """
 
-    def __init__(self, connect: Callable[[], Awaitable[Any]], size: int) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Any]],
+        size: int,
+        *,
+        acquire_timeout: float = ACQUIRE_TIMEOUT,
+    ) -> None:
         self._connect = connect
         self._size = size
+        self.acquire_timeout = acquire_timeout
         self._idle: list[Any] = []
         self._open = 0  # idle + checked out + being opened
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
     async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.acquire_timeout
         while True:
             if self._closed:
                 raise RepositoryError("the store is closed")
@@ -75,9 +88,19 @@ class Connections:
                     self._open -= 1
                     self._wake()
                     raise
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = loop.create_future()
             self._waiters.append(waiter)
-            await waiter
+            try:
+                await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # woken as the wait ran out: pass the turn on
+                raise StoreBusyError(
+                    f"no PostgreSQL connection became free within {self.acquire_timeout:g} s"
+                    f" (all {self._size} in use); raise pool_size or busy_wait"
+                ) from None
 
     def put(self, conn: Any, *, broken: bool = False) -> None:
         if broken or self._closed or conn.is_closed():
@@ -154,7 +177,7 @@ class Database:
             try:
                 conn = await pool.get()
             except DRIVER_ERRORS as exc:
-                raise translate(exc) from exc
+                raise RepositoryError(f"could not connect to the database: {exc}") from exc
             try:
                 if transaction:
                     async with conn.transaction():
@@ -162,7 +185,7 @@ class Database:
                 else:
                     result = await unit(conn)
             except DRIVER_ERRORS as exc:
-                pool.put(conn, broken=_is_broken(exc))
+                pool.put(conn, broken=connection_lost(exc))
                 if sqlstate(exc) in RETRYABLE and attempt < _ATTEMPTS:
                     await asyncio.sleep(0.005 * attempt)
                     continue
@@ -184,6 +207,8 @@ class Database:
 
 
 async def _step(conn: Conn, sql: str, params: Sequence[Any], shape: int) -> Any:
+    if not sql:  # a statement this dialect does not need
+        return None
     if shape == ALL:
         return await conn.fetch(sql, *params)
     if shape == ONE:

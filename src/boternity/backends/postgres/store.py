@@ -10,10 +10,10 @@ from boternity.backends.core import BotCore, MemoryCore
 from boternity.backends.migrations import load_migrations, pending_migrations
 from boternity.backends.postgres.dialect import POSTGRES, PostgresChat
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
-from boternity.backends.postgres.pool import Conn, Connections, Database
-from boternity.config import redact_url
+from boternity.backends.postgres.pool import ACQUIRE_TIMEOUT, Conn, Connections, Database
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
+from boternity.redact import redact_text, redact_url, url_secrets
 
 Durability = Literal["normal", "full"]
 
@@ -62,7 +62,9 @@ async def migrate(conn: Conn, *, where: str) -> int:
             await conn.execute(_RECORD, step.version, step.name, step.checksum, utc_now())
 
 
-async def _connections(url: str, *, size: int, durability: Durability, role: str) -> Connections:
+async def _connections(
+    url: str, *, size: int, durability: Durability, role: str, acquire_timeout: float
+) -> Connections:
     """A pool for ``url`` with its first connection open, so a bad URL fails here."""
     settings = {"application_name": f"boternity-{role}"}
     if durability == "full":
@@ -73,12 +75,13 @@ async def _connections(url: str, *, size: int, durability: Durability, role: str
     async def connect() -> Any:
         return await asyncpg.connect(url, server_settings=settings)
 
-    pool = Connections(connect, size)
+    pool = Connections(connect, size, acquire_timeout=acquire_timeout)
     try:
         pool.put(await pool.get())
     except DRIVER_ERRORS as exc:
         error = translate(exc)
-        raise type(error)(f"cannot open PostgreSQL database {redact_url(url)}: {exc}") from exc
+        detail = redact_text(str(exc), url_secrets(url))
+        raise type(error)(f"cannot open PostgreSQL database {redact_url(url)}: {detail}") from exc
     return pool
 
 
@@ -88,7 +91,13 @@ class PostgresStore:
     backend = "postgresql"
 
     def __init__(
-        self, url: str, *, pool_size: int, read_url: str | None, durability: Durability
+        self,
+        url: str,
+        *,
+        pool_size: int,
+        read_url: str | None,
+        durability: Durability,
+        acquire_timeout: float = ACQUIRE_TIMEOUT,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
@@ -96,7 +105,14 @@ class PostgresStore:
             raise ValidationError(f"pool_size must be an int >= 1, got {pool_size!r}")
         if read_url is not None and not isinstance(read_url, str):
             raise ValidationError(f"read_url must be a str or None, got {type(read_url).__name__}")
+        if (
+            isinstance(acquire_timeout, bool)
+            or not isinstance(acquire_timeout, int | float)
+            or not acquire_timeout >= 0
+        ):
+            raise ValidationError(f"busy_wait must be a number >= 0, got {acquire_timeout!r}")
         self.url = url
+        self.acquire_timeout = float(acquire_timeout)
         self.read_url = read_url
         self.durability = durability
         self.pool_size = pool_size
@@ -112,7 +128,11 @@ class PostgresStore:
     async def open(self) -> None:
         where = redact_url(self.url)
         primary = await _connections(
-            self.url, size=self.pool_size, durability=self.durability, role="primary"
+            self.url,
+            size=self.pool_size,
+            durability=self.durability,
+            role="primary",
+            acquire_timeout=self.acquire_timeout,
         )
         replica = None
         try:
@@ -120,7 +140,11 @@ class PostgresStore:
                 self.schema_version = await migrate(conn, where=where)
             if self.read_url is not None:
                 replica = await _connections(
-                    self.read_url, size=self.pool_size, durability=self.durability, role="read"
+                    self.read_url,
+                    size=self.pool_size,
+                    durability=self.durability,
+                    role="read",
+                    acquire_timeout=self.acquire_timeout,
                 )
         except DRIVER_ERRORS as exc:
             await Database(primary).close()

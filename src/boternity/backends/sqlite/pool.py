@@ -343,8 +343,9 @@ def _drive(conn: sqlite3.Connection, unit: UnitFactory[T], conflicts: Conflicts)
     steps = unit()
     try:
         sql, params, shape = next(steps)
-        while True:
-            sql, params, shape = steps.send(_fetch(conn.execute(sql, params), shape))
+        while True:  # an empty statement is one this dialect does not need: not run
+            result = _fetch(conn.execute(sql, params), shape) if sql else None
+            sql, params, shape = steps.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     except sqlite3.Error as exc:
