@@ -156,9 +156,7 @@ class PostgresStatements(Statements):
     )
     # Transaction-scoped, in the two-int key space (apart from the bigint keys of session and
     # migration locks): first int "mem" in ASCII, second 32 bits of the bot id's md5.
-    lock_bot = (
-        "SELECT pg_advisory_xact_lock(7169389, ('x' || left(md5($1::uuid::text), 8))::bit(32)::int4)"
-    )
+    lock_bot = "SELECT pg_advisory_xact_lock(7169389, ('x' || left(md5($1::uuid::text), 8))::bit(32)::int4)"
     # context_summaries also has bot_id (for distribution by bot), taken from the session.
     insert_summary = (
         f"INSERT INTO context_summaries ({SUMMARIES.cols()}, bot_id)"
