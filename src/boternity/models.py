@@ -378,7 +378,7 @@ class Bot:
     ``user_id`` MAX_USER_ID_LENGTH (docs/limits.md)."""
 
     name: str
-    slug: str = None  # type: ignore[assignment]  # None -> slugify(name)
+    slug: str = ""  # "" (not given) -> slugify(name)
     description: str = ""
     status: BotStatus = BotStatus.ACTIVE
     category: BotCategory = BotCategory.ASSISTANT
@@ -394,7 +394,7 @@ class Bot:
 
     def __post_init__(self) -> None:
         _text(self, "name", empty=False, limit=MAX_NAME_LENGTH)
-        if self.slug is None:
+        if not self.slug:
             _set(self, "slug", slugify(self.name))
             if not self.slug:
                 raise _fail(

@@ -69,7 +69,7 @@ def create(
     """Create a bot (optionally with its first soul version)."""
     from boternity.models import Bot
 
-    bot = Bot(name=name, slug=slug, description=description, category=category)  # type: ignore[arg-type]
+    bot = Bot(name=name, slug=slug or "", description=description, category=category)  # type: ignore[arg-type]
     soul_text = read_text_file(soul) if soul is not None else None
 
     async def work(store: Store) -> Bot:
