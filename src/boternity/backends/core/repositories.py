@@ -6,6 +6,7 @@ work is a generator of steps (see dialect.py) that every backend's executor runs
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -143,11 +144,7 @@ class BotCore(Repository):
             version: int = yield self._q.insert_soul, insert, VALUE
             return version
 
-        version = await self._x.write(unit, atomic=True)
-        return SoulVersion(
-            id=draft.id, bot_id=bid, content=content, version=version, hash=draft.hash,
-            message=message, created_at=draft.created_at,
-        )  # fmt: skip
+        return dataclasses.replace(draft, version=await self._x.write(unit, atomic=True))
 
     async def get_soul(self, bot_id: uuid.UUID, version: int | None = None) -> SoulVersion | None:
         key = self._id(bot_id, "bot_id")
@@ -195,9 +192,8 @@ class ChatCore(Repository):
         yield self._q.insert_session, params, NONE
 
     async def get_session(self, session_id: uuid.UUID) -> ChatSession | None:
-        return await self._get(
-            self._q.get_session, self._session, self._id(session_id, "session_id")
-        )
+        key = self._id(session_id, "session_id")
+        return await self._get(self._q.get_session, self._session, key)
 
     async def update_session(self, session: ChatSession) -> ChatSession:
         check_model(session, ChatSession, "update_session")
@@ -249,9 +245,8 @@ class ChatCore(Repository):
         return seq
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None:
-        return await self._get(
-            self._q.get_message, self._message, self._id(message_id, "message_id")
-        )
+        key = self._id(message_id, "message_id")
+        return await self._get(self._q.get_message, self._message, key)
 
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import asyncpg
@@ -127,25 +128,17 @@ class PostgresStore:
 
     async def open(self) -> None:
         where = redact_url(self.url)
-        primary = await _connections(
-            self.url,
-            size=self.pool_size,
-            durability=self.durability,
-            role="primary",
+        pool = functools.partial(
+            _connections, size=self.pool_size, durability=self.durability,
             acquire_timeout=self.acquire_timeout,
-        )
+        )  # fmt: skip
+        primary = await pool(self.url, role="primary")
         replica = None
         try:
             async with primary.acquire() as conn:
                 self.schema_version = await migrate(conn, where=where)
             if self.read_url is not None:
-                replica = await _connections(
-                    self.read_url,
-                    size=self.pool_size,
-                    durability=self.durability,
-                    role="read",
-                    acquire_timeout=self.acquire_timeout,
-                )
+                replica = await pool(self.read_url, role="read")
         except DRIVER_ERRORS as exc:
             await Database(primary).close()
             raise translate(exc) from exc

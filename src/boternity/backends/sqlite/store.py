@@ -96,7 +96,7 @@ def _applied(conn: sqlite3.Connection) -> dict[int, str]:
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
         " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
+    return _recorded(conn)
 
 
 def _recorded(conn: sqlite3.Connection) -> dict[int, str]:
