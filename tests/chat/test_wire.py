@@ -92,3 +92,32 @@ async def test_requests_stay_valid_on_the_wire_after_greeting_failure_and_orphan
         ("user", "Hello?\n\nAre you there?"),
     ]
     assert all(content.strip() for _, content in said)
+
+
+HOSTILE_STOP_REASONS = ["x" * 5000, "stop\x00\x1b[2J", "\ud800"]
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+@pytest.mark.parametrize("reason", HOSTILE_STOP_REASONS, ids=["huge", "controls", "surrogate"])
+async def test_a_hostile_stop_reason_never_makes_a_reply_unsavable(
+    store: Store, bot: Bot, protocol: str, reason: str
+) -> None:
+    """A server's stop reason is stored with the reply: whatever it sends (5,000 characters,
+    NUL and escapes), the reply is saved with a short, printable stop reason."""
+    async with (
+        FakeLlmServer() as server,
+        provider_for(protocol, server) as provider,
+        ChatEngine(store, provider) as engine,
+    ):
+        live = await engine.start_session(bot, greet=False)
+        if protocol == "anthropic":
+            frames = anthropic_frames(["Hello"], stop_reason=reason)
+        else:
+            frames = openai_frames(["Hello"], finish_reason=reason)
+        server.enqueue(sse_reply(frames))
+        reply = await live.ask("Hi")
+        await live.end()
+    stored = await store.chat.get_message(reply.id)
+    assert stored is not None and stored.content == "Hello"
+    assert stored.stop_reason is not None
+    assert 0 < len(stored.stop_reason) <= 64 and stored.stop_reason.isprintable()

@@ -623,7 +623,7 @@ def test_terminal_warnings_go_above_the_prompt_and_slash_errors_keep_the_chat(
         at = read_until(b"No messages yet.", start=at)
         at = read_until(prompt, start=at)
         os.write(fd, b"hi\r")
-        at = read_until(b"retrying in", start=at)
+        at = read_until(b"; retrying ", start=at)
         at = read_until(b"there", start=at)
         at = read_until(prompt, start=read_until("tokens ·".encode(), start=at))
         time.sleep(0.3)  # readline is reading

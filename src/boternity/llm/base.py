@@ -20,6 +20,17 @@ Role = Literal["user", "assistant"]
 # length -> max_tokens). Unknown reasons pass through unchanged, so this is a str, not an enum.
 END_TURN = "end_turn"
 MAX_TOKENS = "max_tokens"
+#: Stop reasons are short identifiers; a server may send anything (a huge string, an object).
+MAX_STOP_REASON_LENGTH = 64
+
+
+def clean_stop_reason(value: object) -> str:
+    """A server's stop reason made storable: text of at most MAX_STOP_REASON_LENGTH printable
+    characters, else ``end_turn``. A hostile reply must never make the finished turn unsavable."""
+    if not isinstance(value, str):
+        return END_TURN
+    kept = "".join(c for c in value if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
+    return kept[:MAX_STOP_REASON_LENGTH] or END_TURN
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,9 @@ class Done:
 
     stop_reason: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop_reason", clean_stop_reason(self.stop_reason))
+
 
 StreamEvent = TextDelta | Usage | Done
 
@@ -96,6 +110,9 @@ class Completion:
     output_tokens: int
     stop_reason: str
     model: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop_reason", clean_stop_reason(self.stop_reason))
 
 
 @runtime_checkable
