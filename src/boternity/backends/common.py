@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from boternity.errors import ConflictError, ValidationError
-from boternity.models import MAX_BIGINT, ChatMessage, MemoryEntry, check_text, to_utc
+from boternity.models import MAX_BIGINT, MemoryEntry, check_text, to_utc
 from boternity.repositories import fact_key
 
 E = TypeVar("E", bound=StrEnum)
@@ -129,16 +129,6 @@ def check_not_remembered(entry: MemoryEntry, live: Iterable[tuple[object, str]])
     for memory_id, fact in live:
         if fact_key(fact) == key:
             raise ConflictError(f"already remembered: {fact!r} (memory {memory_id})")
-
-
-def with_seq(message: ChatMessage, seq: int) -> ChatMessage:
-    """The saved message with its seq, without re-validating (possibly 1 MB) content that
-    was checked when the message was built."""
-    copy = object.__new__(ChatMessage)
-    for name in ChatMessage.__dataclass_fields__:
-        object.__setattr__(copy, name, getattr(message, name))
-    object.__setattr__(copy, "seq", seq)
-    return copy
 
 
 # Words too common to say anything about relevance (PostgreSQL's english config drops these

@@ -31,8 +31,9 @@ Step = tuple[str, Sequence[Any], int]
 Unit = Generator[Step, Any, T]
 #: Makes a fresh unit: an executor may run a unit again from the start (a retried deadlock).
 UnitFactory = Callable[[], Unit[T]]
-#: A unique column (``"bots.slug"``) -> the ConflictError message for a clash on it.
-Conflicts = Mapping[str, str] | None
+#: Called only when a write clashes on a unique column: that column (``"bots.slug"``) ->
+#: the ConflictError message (built lazily: formatting ids on every write costs time).
+Conflicts = Callable[[], Mapping[str, str]] | None
 
 
 async def shielded(work: Awaitable[T]) -> T:
@@ -60,8 +61,8 @@ class Executor(Protocol):
         """Run the unit in a write transaction and return its result once committed.
 
         ``atomic``: the unit has several steps that must commit together (a backend whose
-        single statements commit on their own needs to know). ``conflicts`` maps a unique
-        column (``"bots.slug"``) to the ConflictError message to use when it clashes.
+        single statements commit on their own needs to know). ``conflicts`` gives the
+        ConflictError message for a clash on a unique column (see Conflicts).
         """
         ...
 

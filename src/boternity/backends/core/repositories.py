@@ -7,6 +7,7 @@ work is a generator of steps (see dialect.py) that every backend's executor runs
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -23,7 +24,6 @@ from boternity.backends.common import (
     claim_window,
     drop_remembered,
     search_terms,
-    with_seq,
 )
 from boternity.backends.core.dialect import (
     ALL,
@@ -48,6 +48,7 @@ from boternity.backends.core.tables import (
     SOULS,
     SUMMARIES,
     TAGS,
+    copy_with,
 )
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
@@ -88,7 +89,7 @@ class BotCore(Repository):
 
         return await self._x.write(
             unit,
-            conflicts={
+            conflicts=lambda: {
                 "bots.id": f"a bot with id {bot.id} already exists",
                 "bots.slug": f"a bot with slug {bot.slug!r} already exists",
             },
@@ -119,7 +120,7 @@ class BotCore(Repository):
             bot.name, bot.slug, bot.description, bot.status.value, bot.category.value,
             self._d.adapter(TAGS)(bot.tags), bot.user_id, self._time(utc_now()), self._key(bot.id),
         )  # fmt: skip
-        conflict = {"bots.slug": f"another bot already has slug {bot.slug!r}"}
+        conflict = lambda: {"bots.slug": f"another bot already has slug {bot.slug!r}"}  # noqa: E731
         return await self._update(self._q.update_bot, params, self._bot, "bot", bot.id, conflict)
 
     async def delete_bot(self, bot_id: uuid.UUID) -> None:
@@ -157,6 +158,9 @@ class BotCore(Repository):
         return await self._all(self._q.list_souls, self._soul, key, browse=True)
 
 
+_with_seq = copy_with(ChatMessage, "seq")
+
+
 class ChatCore(Repository):
     #: True where a dialect replaces _create_session and _save_message by one statement each,
     #: which then needs no explicit transaction.
@@ -180,9 +184,11 @@ class ChatCore(Repository):
             yield from self._create_session(params, session.bot_id)
             return session
 
-        conflict = f"a chat session with id {session.id} already exists"
+        conflict = "a chat session with id {} already exists"
         return await self._x.write(
-            unit, atomic=not self._fused, conflicts={"chat_sessions.id": conflict}
+            unit,
+            atomic=not self._fused,
+            conflicts=lambda: {"chat_sessions.id": conflict.format(session.id)},
         )
 
     def _create_session(self, params: list[Any], bot_id: uuid.UUID) -> Unit[None]:
@@ -218,20 +224,25 @@ class ChatCore(Repository):
 
     async def save_message(self, message: ChatMessage) -> ChatMessage:
         check_model(message, ChatMessage, "save_message")
-        if (message.input_tokens or 0) + (message.output_tokens or 0) > MAX_BIGINT:
+        tokens = (message.input_tokens or 0, message.output_tokens or 0)
+        if tokens[0] + tokens[1] > MAX_BIGINT:
             raise ValidationError("input_tokens + output_tokens does not fit in a 64-bit integer")
-        params = self._encode_message(message)
         seq: int = await self._x.write(
-            lambda: self._save_message(message, params),
+            functools.partial(self._save_message, message, self._encode_message(message), tokens),
             atomic=not self._fused,
-            conflicts={"chat_messages.id": f"a message with id {message.id} already exists"},
+            conflicts=lambda: {
+                "chat_messages.id": f"a message with id {message.id} already exists"
+            },
         )
-        return with_seq(message, seq)
+        return _with_seq(message, seq)
 
-    def _save_message(self, m: ChatMessage, params: list[Any]) -> Unit[int]:
+    def _save_message(
+        self, m: ChatMessage, params: list[Any], tokens: tuple[int, int]
+    ) -> Unit[int]:
         """Assign seq, insert, and bump the session's and the bot's counters; returns seq.
-        The session row is the counter, so seq, totals and activity move together."""
-        tokens_in, tokens_out, at = m.input_tokens or 0, m.output_tokens or 0, params[5]
+        The session row is the counter, so seq, totals and activity move together.
+        ``tokens``: input and output tokens, 0 for None."""
+        (tokens_in, tokens_out), at = tokens, params[5]
         row = yield self._q.bump_session, (tokens_in, tokens_out, at, params[1]), ONE
         if row is None:
             raise missing("chat session", m.session_id)
@@ -288,7 +299,8 @@ class ChatCore(Repository):
         return int(await self._x.read(self._q.count_messages, (), VALUE, browse=True))
 
 
-_MEMORY_CONFLICT = {"session_memories.id": "a memory with this id already exists"}
+def _memory_conflict() -> dict[str, str]:
+    return {"session_memories.id": "a memory with this id already exists"}
 
 
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
@@ -390,7 +402,7 @@ class MemoryCore(Repository):
             yield from self._insert_memory(m)
             return m
 
-        return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
+        return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
 
     async def get_memory(self, memory_id: uuid.UUID) -> MemoryEntry | None:
         return await self._get(self._q.get_memory, self._memory, self._id(memory_id, "memory_id"))
@@ -472,7 +484,7 @@ class MemoryCore(Repository):
             yield from self._supersede(old, m)
             return m
 
-        return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
+        return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
 
     # --- the extraction queue ----------------------------------------------------------
 
@@ -489,8 +501,10 @@ class MemoryCore(Repository):
                 raise ValidationError(f"chat session {p.session_id} belongs to another bot")
             return p
 
-        conflict = f"a pending extraction with id {p.id} already exists"
-        return await self._x.write(unit, conflicts={"pending_memory_extractions.id": conflict})
+        conflict = "a pending extraction with id {} already exists"
+        return await self._x.write(
+            unit, conflicts=lambda: {"pending_memory_extractions.id": conflict.format(p.id)}
+        )
 
     async def _pending_list(
         self, sql: str, *params: object, browse: bool = False
@@ -573,7 +587,7 @@ class MemoryCore(Repository):
                 yield from self._supersede(old_id, by_id[added], job=key)
             return kept
 
-        return await self._x.write(unit, atomic=True, conflicts=_MEMORY_CONFLICT)
+        return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
 
     # --- context summaries -------------------------------------------------------------
 
@@ -594,8 +608,10 @@ class MemoryCore(Repository):
                 )
             return s
 
-        conflict = f"a context summary with id {s.id} already exists"
-        return await self._x.write(unit, conflicts={"context_summaries.id": conflict})
+        conflict = "a context summary with id {} already exists"
+        return await self._x.write(
+            unit, conflicts=lambda: {"context_summaries.id": conflict.format(s.id)}
+        )
 
     async def get_latest_summary(self, session_id: uuid.UUID) -> ContextSummary | None:
         key = self._id(session_id, "session_id")

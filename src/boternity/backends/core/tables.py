@@ -134,5 +134,16 @@ def make_decoder(
     return _compile(f"def f({args}):\n    o = new(cls)\n{lines}    return o\n", scope)  # type: ignore[no-any-return]
 
 
+def copy_with(model: type[M], name: str) -> Callable[[M, Any], M]:
+    """A copy of a model with field ``name`` replaced, without validating again: a saved
+    message with its seq, say, whose (possibly 1 MB) content was checked when it was built."""
+    scope = {"new": object.__new__, "put": object.__setattr__, "cls": model}
+    body = "".join(
+        f"    put(c, {f!r}, {'value' if f == name else 'o.' + f})\n"
+        for f in model.__dataclass_fields__  # type: ignore[attr-defined]
+    )
+    return _compile(f"def f(o, value):\n    c = new(cls)\n{body}    return c\n", scope)  # type: ignore[no-any-return]
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -185,9 +185,10 @@ class PostgresChat(ChatCore):
         if (yield CREATE_SESSION, params, VALUE) is None:
             raise missing("bot", bot_id)
 
-    def _save_message(self, m: ChatMessage, params: list[Any]) -> Unit[int]:
-        # seq is assigned in the statement; the token counts are bound as 0 when None.
-        bound = [*params[:2], *params[3:], m.input_tokens or 0, m.output_tokens or 0]
+    def _save_message(
+        self, m: ChatMessage, params: list[Any], tokens: tuple[int, int]
+    ) -> Unit[int]:
+        bound = [*params[:2], *params[3:], *tokens]  # seq is assigned in the statement
         seq: int | None = yield SAVE_MESSAGE, bound, VALUE
         if seq is None:
             raise missing("chat session", m.session_id)

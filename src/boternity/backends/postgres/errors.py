@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import asyncpg
 
+from boternity.backends.core.dialect import Conflicts
 from boternity.errors import (
     ConflictError,
     NotFoundError,
@@ -60,9 +59,7 @@ def connection_lost(exc: BaseException) -> bool:
     )
 
 
-def translate(
-    exc: BaseException, conflicts: Mapping[str, str] | None = None
-) -> RepositoryError | ValidationError:
+def translate(exc: BaseException, conflicts: Conflicts = None) -> RepositoryError | ValidationError:
     """A library error for a driver error, with the driver error chained as its cause.
 
     ``conflicts`` maps a unique column (``"bots.slug"``) to the message to use when it
@@ -71,7 +68,9 @@ def translate(
     code = sqlstate(exc)
     error: RepositoryError | ValidationError
     if code == "23505":
-        error = ConflictError((conflicts or {}).get(_column(exc)) or f"already exists: {exc}")
+        error = ConflictError(
+            (conflicts() if conflicts else {}).get(_column(exc)) or f"already exists: {exc}"
+        )
     elif code == "23503":
         error = NotFoundError("a row this write refers to does not exist")
     elif (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, Conflicts, UnitFactory, shielded
@@ -148,23 +148,24 @@ class Database:
         self.primary = primary
         self.replica = replica or primary
 
-    async def read(
+    # Plain functions returning the awaitable: no coroutine frame of their own per call.
+    def read(
         self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
         """One statement; ``browse`` reads may be served by the replica and lag behind."""
         pool = self.replica if browse else self.primary
-        return await shielded(self._run(pool, lambda c: _step(c, sql, params, shape), False))
+        return shielded(self._run(pool, lambda c: _step(c, sql, params, shape), False))
 
-    async def write(
+    def write(
         self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """Run ``unit`` on the primary and return once it is committed.
 
         A single statement is its own transaction (one round trip); ``atomic`` units run in
         one. A cancelled caller does not cancel the write: it is let finish, so it is never
         left in doubt, and the cancellation is then re-raised.
         """
-        return await shielded(self._run(self.primary, lambda c: _drive(c, unit), atomic, conflicts))
+        return shielded(self._run(self.primary, lambda c: _drive(c, unit), atomic, conflicts))
 
     async def _run(
         self,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
 
+from boternity.backends.core.dialect import Conflicts
 from boternity.errors import (
     ConflictError,
     NotFoundError,
@@ -27,9 +27,7 @@ def is_busy(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorname", "") in _BUSY
 
 
-def translate(
-    exc: sqlite3.Error, conflicts: Mapping[str, str] | None = None
-) -> RepositoryError | ValidationError:
+def translate(exc: sqlite3.Error, conflicts: Conflicts = None) -> RepositoryError | ValidationError:
     """A library error for a driver error, with the driver error chained as its cause.
     ``conflicts``: the message for a clash on a unique column (``"table.column"``)."""
     name = getattr(exc, "sqlite_errorname", "")
@@ -37,7 +35,9 @@ def translate(
     if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
         # "UNIQUE constraint failed: bots.slug" (several columns: the first is enough)
         column = str(exc).rpartition(": ")[2].split(",")[0]
-        error = ConflictError((conflicts or {}).get(column) or f"already exists: {exc}")
+        error = ConflictError(
+            (conflicts() if conflicts else {}).get(column) or f"already exists: {exc}"
+        )
     elif name == "SQLITE_CONSTRAINT_FOREIGNKEY":
         error = NotFoundError("a row this write refers to does not exist")
     elif name in ("SQLITE_CONSTRAINT_CHECK", "SQLITE_CONSTRAINT_NOTNULL", "SQLITE_TOOBIG"):
