@@ -75,12 +75,12 @@ class ScriptedModel(Model):
         conversation_id: str | None,
         prompt: Any | None,
     ) -> ModelResponse:
-        sent = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
-        self.inputs.append(sent)
+        if isinstance(input, str):
+            self.inputs.append([{"role": "user", "content": input}])
+        else:
+            self.inputs.append(list(input))
         output, usage = self.script.pop(0)
         return ModelResponse(output=output, usage=usage, response_id=None)
 
-    def stream_response(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         raise NotImplementedError("the scripted model does not stream")
