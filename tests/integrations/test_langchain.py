@@ -313,3 +313,15 @@ async def test_messages_written_by_boternity_itself_read_as_their_role(
         SystemMessage(content="system"),
         HumanMessage(content="user"),
     ]
+
+
+async def test_limit_gives_the_latest_messages(store: Store, bot: Bot) -> None:
+    full = BoternityChatMessageHistory("window", store=store, bot=bot.slug)
+    await full.aadd_messages([HumanMessage(content=f"m{i}") for i in range(6)])
+    window = BoternityChatMessageHistory("window", store=store, bot=bot.slug, limit=2)
+    assert [m.content for m in await window.aget_messages()] == ["m4", "m5"]
+    none = BoternityChatMessageHistory("window", store=store, bot=bot.slug, limit=0)
+    assert await none.aget_messages() == []
+    assert len(await full.aget_messages()) == 6
+    with pytest.raises(ValidationError):
+        BoternityChatMessageHistory("window", store=store, bot=bot.slug, limit=-1)

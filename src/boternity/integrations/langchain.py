@@ -82,7 +82,9 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
     """A LangChain ``BaseChatMessageHistory`` kept in boternity.
 
     ``bot``: the slug or id of an existing bot. ``model`` and ``title`` describe the chat
-    session when it is created. ``loop``: the event loop the store was opened on, for the
+    session when it is created. ``limit``: ``messages`` gives only the latest ``limit``
+    messages (read with an index, however long the session), for a chain that should see a
+    window of the conversation; None gives them all. ``loop``: the event loop the store was opened on, for the
     sync methods; by default the loop running when the history is made (or, failing that,
     the first one an async method runs on).
     """
@@ -95,10 +97,16 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
         bot: str | uuid.UUID,
         model: str = "langchain",
         title: str | None = None,
+        limit: int | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ValidationError(f"limit must be an int >= 0 or None, got {limit!r}")
         self.session_id = session_id
         self.store = store
+        self.limit = limit
         self._conversation = KeyedConversation(store, bot, session_id, model=model, title=title)
         if loop is None:
             with contextlib.suppress(RuntimeError):
@@ -115,6 +123,7 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
         bot: str | uuid.UUID,
         model: str = "langchain",
         title: str | None = None,
+        limit: int | None = None,
         **store_options: Any,
     ) -> Self:
         """Open the store at ``path_or_url`` (as :func:`boternity.open_store`) on a private
@@ -126,7 +135,15 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
         except BaseException:
             thread.stop()
             raise
-        history = cls(session_id, store=store, bot=bot, model=model, title=title, loop=thread.loop)
+        history = cls(
+            session_id,
+            store=store,
+            bot=bot,
+            model=model,
+            title=title,
+            limit=limit,
+            loop=thread.loop,
+        )
         history._owned = (thread, stack)
         try:
             thread.run(history._conversation.bot_id())  # a missing bot fails here
@@ -160,7 +177,7 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        """Every message, oldest first."""
+        """Every message (or the latest ``limit``), oldest first."""
         return self._wait(self._get())
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
@@ -213,7 +230,7 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
 
     async def _get(self) -> list[BaseMessage]:
-        return [_message(m) for m in await self._conversation.recent(None)]
+        return [_message(m) for m in await self._conversation.recent(self.limit)]
 
     async def _add(self, messages: list[BaseMessage]) -> None:
         if not messages:
