@@ -15,6 +15,8 @@ from boternity.store import Store
 
 T = TypeVar("T")
 
+_EVERYTHING = 2**63 - 1  # the largest limit every backend accepts
+
 
 def plain_json(value: Any, what: str) -> Any:
     """``value`` as JSON would give it back (tuples become lists, and so on), so what a
@@ -106,9 +108,11 @@ class KeyedConversation:
         session_id = await self.existing_session_id()
         if session_id is None or limit == 0:
             return []
-        if limit is None:
-            return await self.store.chat.get_messages(session_id)
-        return await self.store.chat.get_recent_messages(session_id, limit)
+        # get_recent_messages even for "all": it reads the primary (get_messages may be served
+        # by a lagging read replica), and the next model call depends on this history.
+        return await self.store.chat.get_recent_messages(
+            session_id, _EVERYTHING if limit is None else limit
+        )
 
     async def pop(self) -> ChatMessage | None:
         session_id = await self.existing_session_id()
