@@ -14,12 +14,16 @@ from agents.models.interface import Model, ModelTracing
 from agents.tool import Tool
 from agents.usage import Usage
 from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
     ResponseReasoningItem,
+    ResponseUsage,
 )
 from openai.types.responses.response_reasoning_item import Summary
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 
 def text(words: str, item_id: str = "msg_1") -> ResponseOutputMessage:
@@ -82,5 +86,33 @@ class ScriptedModel(Model):
         output, usage = self.script.pop(0)
         return ModelResponse(output=output, usage=usage, response_id=None)
 
-    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        raise NotImplementedError("the scripted model does not stream")
+    async def stream_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        *args: Any,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        """The same turn as one terminal event: the runner takes the output from it."""
+        turn = await self.get_response(system_instructions, input, *args, **kwargs)
+        usage = turn.usage
+        response = Response(
+            id="resp_scripted",
+            created_at=0,
+            model="scripted",
+            object="response",
+            output=turn.output,
+            tool_choice="auto",
+            tools=[],
+            parallel_tool_calls=False,
+            usage=ResponseUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
+                input_tokens_details=InputTokensDetails(cached_tokens=0, cache_write_tokens=0),
+                output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+            ),
+        )
+        yield ResponseCompletedEvent(
+            type="response.completed", response=response, sequence_number=0
+        )

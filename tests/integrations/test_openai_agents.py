@@ -30,8 +30,18 @@ def contents(found: list[TResponseInputItem]) -> list[Any]:
 # --- a real Runner turn -------------------------------------------------------------------
 
 
+async def run(agent: Agent[Any], question: str, session: BoternitySession, how: str) -> Any:
+    if how == "run":
+        return await Runner.run(agent, question, session=session, run_config=NO_TRACING)
+    streamed = Runner.run_streamed(agent, question, session=session, run_config=NO_TRACING)
+    async for _event in streamed.stream_events():
+        pass
+    return streamed
+
+
+@pytest.mark.parametrize("how", ["run", "run_streamed"])
 async def test_runner_turn_with_a_tool_call_is_stored_and_seen_next_turn(
-    store: Store, bot: Bot
+    store: Store, bot: Bot, how: str
 ) -> None:
     calls: list[str] = []
 
@@ -51,9 +61,7 @@ async def test_runner_turn_with_a_tool_call_is_stored_and_seen_next_turn(
         tokens=(100, 20),
     )
     model.then(text("It is sunny in Porto: 22°C."), tokens=(150, 10))
-    first = await Runner.run(
-        agent, "What's the weather in Porto?", session=session, run_config=NO_TRACING
-    )
+    first = await run(agent, "What's the weather in Porto?", session, how)
     assert first.final_output == "It is sunny in Porto: 22°C."
     assert calls == ["Porto"]
 
@@ -89,9 +97,7 @@ async def test_runner_turn_with_a_tool_call_is_stored_and_seen_next_turn(
     history = await session.get_items()
     assert history == raw
     model.then(text("You asked about Porto."), tokens=(200, 5))
-    second = await Runner.run(
-        agent, "Which city did I ask about?", session=session, run_config=NO_TRACING
-    )
+    second = await run(agent, "Which city did I ask about?", session, how)
     assert second.final_output == "You asked about Porto."
     sent = model.inputs[-1]
     assert [cast(dict[str, Any], i).get("type") for i in sent[:5]] == [r.get("type") for r in raw]
