@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 from boternity.llm.base import ChatTurn, CompletionRequest
+from boternity.text import ellipsis
 
 __all__ = [
     "FALLBACK_TITLE",
     "MAX_TITLE_CHARS",
     "TITLE_SYSTEM_PROMPT",
     "clean_title",
-    "cut",
     "fallback_title",
     "title_request",
 ]
@@ -49,18 +49,6 @@ def title_request(model: str, user_text: str, reply_text: str) -> CompletionRequ
     )
 
 
-def cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters (never bytes: no split code points), on a word boundary
-    where one is near, with an ellipsis when something was cut."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    head = text[: limit - 1]
-    if " " in head[limit // 2 :]:
-        head = head.rsplit(" ", 1)[0]
-    return head.rstrip(" ,;:-–—") + "…"
-
-
 def clean_title(raw: str, *, limit: int = MAX_TITLE_CHARS) -> str:
     """The title in a model's reply: its first non-blank line without a ``Title:`` label,
     surrounding quotes/markdown and trailing punctuation, whitespace collapsed, cut to
@@ -71,7 +59,7 @@ def clean_title(raw: str, *, limit: int = MAX_TITLE_CHARS) -> str:
     while previous != line:
         previous = line
         line = line.strip(_WRAPPERS).rstrip(".,;:").strip()
-    return cut(line, limit)
+    return ellipsis(line, limit, words=True)
 
 
 def fallback_title(user_text: str, *, words: int = 6, limit: int = MAX_TITLE_CHARS) -> str:

@@ -414,7 +414,7 @@ class TerminalUi(Ui):
     def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
         from rich.text import Text
 
-        from boternity.cli.output import ellipsis
+        from boternity.text import ellipsis
 
         core = self.core
         line = Text()
@@ -637,7 +637,8 @@ class Conversation:
 
     def _command(self, text: str) -> bool:
         """Run a slash command; True when the conversation should end."""
-        from boternity.cli.output import ellipsis, fmt_time
+        from boternity.cli.output import fmt_time
+        from boternity.text import ellipsis
 
         word, _, rest = text.partition(" ")
         word, rest = word.lower(), rest.strip()

@@ -35,6 +35,7 @@ from boternity.llm.base import (
     estimate_prompt_tokens,
     estimate_tokens,
 )
+from boternity.text import ellipsis
 
 PREFIX = "[offline] "
 DEFAULT_MODEL = "offline"
@@ -162,17 +163,6 @@ def _user_text(turns: Sequence[ChatTurn]) -> list[str]:
     return [turn.content for turn in turns if turn.role == "user"]
 
 
-def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters (never bytes), on a word boundary where possible."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    head = text[: limit - 1]
-    if " " in head[limit // 2 :]:
-        head = head.rsplit(" ", 1)[0]
-    return head + "…"
-
-
 def title_for(request: CompletionRequest) -> str:
     first = next(iter(_user_text(request.messages)), "")
     words = re.findall(r"[\w'’-]+", first)[:6]
@@ -235,7 +225,11 @@ def summary_for(request: CompletionRequest) -> str:
     if facts:
         parts.append("Facts: " + "; ".join(dict.fromkeys(facts)) + ".")
     if said:
-        parts.append("The user said: " + " / ".join(f'"{_cut(s, 60)}"' for s in said[:3]) + ".")
+        parts.append(
+            "The user said: "
+            + " / ".join(f'"{ellipsis(s, 60, words=True)}"' for s in said[:3])
+            + "."
+        )
     else:
         parts.append("Nothing much was said.")
     return " ".join(parts)
@@ -262,7 +256,7 @@ def reply_for(request: CompletionRequest) -> str:
     if not last.strip():
         return f"{PREFIX}Hello! I'm the offline provider: I give canned replies."
     return (
-        f'{PREFIX}You said: "{_cut(last, 80)}". This is a canned reply; set ANTHROPIC_API_KEY,'
+        f'{PREFIX}You said: "{ellipsis(last, 80, words=True)}". This is a canned reply; set ANTHROPIC_API_KEY,'
         " OPENAI_API_KEY or OPENAI_BASE_URL to talk to a real model."
     )
 
