@@ -600,6 +600,7 @@ class ChatEngine:
             messages=[ChatTurn("user", prompts.GREETING_REQUEST)],
             max_tokens=min(self.max_tokens, 256),
             temperature=self.temperature,
+            purpose="greeting",
         )
         started = time.monotonic()
         try:

@@ -46,6 +46,7 @@ def title_request(model: str, user_text: str, reply_text: str) -> CompletionRequ
         ],
         max_tokens=50,
         temperature=0.3,
+        purpose="title",
     )
 
 

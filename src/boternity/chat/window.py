@@ -113,4 +113,5 @@ def summary_request(
         messages=[ChatTurn("user", "\n\n".join(parts))],
         max_tokens=max_tokens,
         temperature=0.0,
+        purpose="summary",
     )
