@@ -242,14 +242,16 @@ class ChatEngine:
 
     def start_worker(self) -> None:
         """Start the worker's background loop (idempotent; nothing without a worker)."""
-        if self.worker is None or self._closed or self.worker_running:
+        if self.worker is None or self._closed:
             return
-        self._worker_loop = self._spawn(self.worker.run_forever(interval=self.worker_interval))
+        if self._worker_loop is None or self._worker_loop.done():
+            work = self.worker.run_forever(interval=self.worker_interval)  # survives failed passes
+            self._worker_loop = self._spawn(work)
 
     @property
-    def worker_running(self) -> bool:
-        """Whether the worker's background loop runs."""
-        return self._worker_loop is not None and not self._worker_loop.done()
+    def worker_task(self) -> asyncio.Task[None] | None:
+        """The worker's background loop, while started (None once stopped)."""
+        return self._worker_loop
 
     async def stop_worker(self) -> None:
         """Stop all background queue work (the loop and passes started for new sessions);
