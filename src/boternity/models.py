@@ -526,7 +526,7 @@ class ChatMessage:
             if not isinstance(self.metadata, dict):
                 raise _invalid(self, "metadata", "expected a JSON object (dict) or None")
             _check_json(self.metadata, "ChatMessage.metadata")
-            size = len(self.metadata_json().encode("utf-8"))  # type: ignore[union-attr]
+            size = len((self.metadata_json() or "").encode("utf-8"))
             if size > MAX_METADATA_BYTES:
                 raise _invalid(
                     self,
