@@ -9,7 +9,6 @@ in ``boternity.chat.prompt``, the window and summaries in ``boternity.chat.windo
 from boternity.chat.engine import (
     BotUnavailableError,
     ChatEngine,
-    QueueReport,
     QueueWorker,
     Recall,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "FileSessionLocks",
     "LiveSession",
     "PgSessionLocks",
-    "QueueReport",
     "QueueWorker",
     "Recall",
     "SessionBusyError",

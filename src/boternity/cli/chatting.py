@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
 
-    from boternity.chat import ChatEngine, LiveSession, QueueReport, Turn
+    from boternity.chat import ChatEngine, LiveSession, Turn
+    from boternity.chat.engine import QueueReport
     from boternity.cli.loop import LoopThread
     from boternity.llm import LlmProvider
     from boternity.models import Bot, ChatMessage, ChatSession
