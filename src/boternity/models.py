@@ -59,6 +59,7 @@ __all__ = [
     "PendingExtraction",
     "SessionStatus",
     "SoulVersion",
+    "check_enum",
     "slugify",
     "soul_hash",
 ]
@@ -177,7 +178,8 @@ class MemoryCategory(StrEnum):
 E = TypeVar("E", bound=StrEnum)
 
 
-def _fail(obj: object, name: str, problem: str) -> ValidationError:
+def _invalid(obj: object, name: str, problem: str) -> ValidationError:
+    """The error for a bad field (raised by the caller)."""
     return ValidationError(f"{type(obj).__name__}.{name}: {problem}")
 
 
@@ -203,12 +205,12 @@ def check_text(value: str, what: str) -> None:
 def _text(obj: object, name: str, *, empty: bool = True, limit: int | None = None) -> None:
     value = getattr(obj, name)
     if not isinstance(value, str):
-        raise _fail(obj, name, f"expected str, got {type(value).__name__}")
+        raise _invalid(obj, name, f"expected str, got {type(value).__name__}")
     if limit is not None:
         check_length(value, limit, f"{type(obj).__name__}.{name}")
     check_text(value, f"{type(obj).__name__}.{name}")
     if not empty and not value.strip():
-        raise _fail(obj, name, "must not be empty")
+        raise _invalid(obj, name, "must not be empty")
 
 
 def _opt_text(obj: object, name: str, *, empty: bool = True, limit: int | None = None) -> None:
@@ -255,9 +257,9 @@ def _uuid(obj: object, name: str) -> None:
         try:
             _set(obj, name, uuid.UUID(value))
         except ValueError as exc:
-            raise _fail(obj, name, f"not a UUID: {value!r}") from exc
+            raise _invalid(obj, name, f"not a UUID: {value!r}") from exc
         return
-    raise _fail(obj, name, f"expected UUID, got {type(value).__name__}")
+    raise _invalid(obj, name, f"expected UUID, got {type(value).__name__}")
 
 
 def _opt_uuid(obj: object, name: str) -> None:
@@ -268,10 +270,10 @@ def _opt_uuid(obj: object, name: str) -> None:
 def _time(obj: object, name: str) -> None:
     value = getattr(obj, name)
     if not isinstance(value, datetime):
-        raise _fail(obj, name, f"expected datetime, got {type(value).__name__}")
+        raise _invalid(obj, name, f"expected datetime, got {type(value).__name__}")
     offset = value.utcoffset()
     if offset is None:
-        raise _fail(obj, name, "datetime must be timezone-aware")
+        raise _invalid(obj, name, "datetime must be timezone-aware")
     if offset != timedelta(0) or value.year in (1, 9999):
         _set(obj, name, to_utc(value, f"{type(obj).__name__}.{name}"))
 
@@ -284,9 +286,9 @@ def _opt_time(obj: object, name: str) -> None:
 def _int(obj: object, name: str, *, low: int = 0, high: int = MAX_BIGINT) -> None:
     value = getattr(obj, name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(obj, name, f"expected int, got {type(value).__name__}")
+        raise _invalid(obj, name, f"expected int, got {type(value).__name__}")
     if not low <= value <= high:
-        raise _fail(obj, name, f"{value} is outside {low}..{high}")
+        raise _invalid(obj, name, f"{value} is outside {low}..{high}")
 
 
 def _opt_int(obj: object, name: str, *, low: int = 0, high: int = MAX_BIGINT) -> None:
@@ -294,15 +296,24 @@ def _opt_int(obj: object, name: str, *, low: int = 0, high: int = MAX_BIGINT) ->
         _int(obj, name, low=low, high=high)
 
 
-def _enum(obj: object, name: str, kind: type[E]) -> None:
-    value = getattr(obj, name)
+def check_enum(kind: type[E], value: E | str, what: str) -> E:
+    """``value`` as a member of ``kind`` (a member, or its value); anything else is a
+    ValidationError naming ``what`` and the allowed values. The one enum check of every layer."""
     if isinstance(value, kind):
-        return
+        return value
     try:
-        _set(obj, name, kind(value))
+        return kind(value)
     except ValueError as exc:
         allowed = ", ".join(m.value for m in kind)
-        raise _fail(obj, name, f"unknown value {value!r} (expected one of: {allowed})") from exc
+        raise ValidationError(
+            f"{what}: unknown value {value!r} (expected one of: {allowed})"
+        ) from exc
+
+
+def _enum(obj: object, name: str, kind: type[E]) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, kind):
+        _set(obj, name, check_enum(kind, value, f"{type(obj).__name__}.{name}"))
 
 
 def _check_json(value: Any, where: str, depth: int = 0) -> None:
@@ -397,22 +408,24 @@ class Bot:
         if not self.slug:
             _set(self, "slug", slugify(self.name))
             if not self.slug:
-                raise _fail(
+                raise _invalid(
                     self, "name", f"{self.name!r} gives an empty slug; pass slug= explicitly"
                 )
         _text(self, "slug", empty=False, limit=MAX_SLUG_LENGTH)
         if slugify(self.slug) != self.slug:
-            raise _fail(
+            raise _invalid(
                 self, "slug", f"{self.slug!r} is not a slug (lowercase letters, digits and '-')"
             )
         _text(self, "description", limit=MAX_DESCRIPTION_LENGTH)
         _enum(self, "status", BotStatus)
         _enum(self, "category", BotCategory)
         if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
-            raise _fail(self, "tags", "expected a list of str")
+            raise _invalid(self, "tags", "expected a list of str")
         _set(self, "tags", list(self.tags))
         if len(self.tags) > MAX_TAGS:
-            raise _fail(self, "tags", f"{len(self.tags)} tags, more than the limit of {MAX_TAGS}")
+            raise _invalid(
+                self, "tags", f"{len(self.tags)} tags, more than the limit of {MAX_TAGS}"
+            )
         for tag in self.tags:
             check_length(tag, MAX_TAG_LENGTH, "Bot.tags")
             check_text(tag, "Bot.tags")
@@ -511,11 +524,11 @@ class ChatMessage:
         _opt_int(self, "response_ms")
         if self.metadata is not None:
             if not isinstance(self.metadata, dict):
-                raise _fail(self, "metadata", "expected a JSON object (dict) or None")
+                raise _invalid(self, "metadata", "expected a JSON object (dict) or None")
             _check_json(self.metadata, "ChatMessage.metadata")
-            size = len(self.metadata_json().encode("utf-8"))  # type: ignore[union-attr]
+            size = len((self.metadata_json() or "").encode("utf-8"))
             if size > MAX_METADATA_BYTES:
-                raise _fail(
+                raise _invalid(
                     self,
                     "metadata",
                     f"{size} bytes of JSON, larger than the limit of {MAX_METADATA_BYTES}",
@@ -548,7 +561,7 @@ class ContextSummary:
         _int(self, "messages_start", low=1)
         _int(self, "messages_end", low=1)
         if self.messages_end < self.messages_start:
-            raise _fail(
+            raise _invalid(
                 self,
                 "messages_end",
                 f"range {self.messages_start}..{self.messages_end} ends before it starts",
@@ -582,11 +595,11 @@ class MemoryEntry:
         _opt_uuid(self, "source_message_id")
         _opt_uuid(self, "superseded_by")
         if not isinstance(self.is_manual, bool):
-            raise _fail(self, "is_manual", f"expected bool, got {type(self.is_manual).__name__}")
+            raise _invalid(self, "is_manual", f"expected bool, got {type(self.is_manual).__name__}")
         _uuid(self, "id")
         _time(self, "created_at")
         if self.superseded_by == self.id:
-            raise _fail(self, "superseded_by", "a memory cannot supersede itself")
+            raise _invalid(self, "superseded_by", "a memory cannot supersede itself")
 
     @property
     def is_live(self) -> bool:
@@ -616,13 +629,13 @@ class PendingExtraction:
         _opt_int(self, "messages_start", low=1)
         _opt_int(self, "messages_end", low=1)
         if (self.messages_start is None) != (self.messages_end is None):
-            raise _fail(self, "messages_start", "give both ends of the range, or neither")
+            raise _invalid(self, "messages_start", "give both ends of the range, or neither")
         if (
             self.messages_start is not None
             and self.messages_end is not None
             and self.messages_end < self.messages_start
         ):
-            raise _fail(
+            raise _invalid(
                 self,
                 "messages_end",
                 f"range {self.messages_start}..{self.messages_end} ends before it starts",

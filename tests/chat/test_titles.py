@@ -8,10 +8,10 @@ from boternity.chat.titles import (
     FALLBACK_TITLE,
     MAX_TITLE_CHARS,
     clean_title,
-    cut,
     fallback_title,
     title_request,
 )
+from boternity.text import ellipsis
 
 
 @pytest.mark.parametrize(
@@ -38,8 +38,8 @@ def test_long_titles_are_cut_on_characters_not_bytes() -> None:
     assert len(title) <= MAX_TITLE_CHARS
     assert title.endswith("…")
     title.encode("utf-8")  # no split code points
-    assert cut("abc", 10) == "abc"
-    assert len(cut("x" * 100, 10)) == 10
+    assert ellipsis("abc", 10, words=True) == "abc"
+    assert len(ellipsis("x" * 100, 10, words=True)) == 10
 
 
 def test_fallback_title_is_first_words_and_never_empty() -> None:

@@ -18,7 +18,8 @@ import typer
 
 import boternity
 from boternity.cli.app import VERSION, app
-from boternity.cli.output import ellipsis, fmt_duration, short_ids, to_jsonable
+from boternity.cli.output import fmt_duration, short_ids, to_jsonable
+from boternity.text import ellipsis
 from tests.cli.conftest import Invoke, one_line_error, parse
 from tests.cli.fixtures import UNICODE, World
 

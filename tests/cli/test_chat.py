@@ -448,14 +448,14 @@ async def test_the_background_worker_runs_while_chatting_and_stops_cleanly(
             await asyncio.sleep(0.02)
         facts = [m.fact for m in await core.store.memory.get_memories(other.id)]
         assert facts == ["User lives in Kyiv"]
-        worker = core._worker_task
+        worker = core.engine.worker_task
         assert worker is not None and not worker.done()
         ended = await core.end()
         assert ended is not None and ended.status is SessionStatus.COMPLETED
     finally:
         await core.close()
     assert worker.cancelled()
-    assert core._worker_task is None
+    assert core.engine.worker_task is None
 
 
 def test_a_message_that_cannot_be_stored_is_refused_and_the_chat_goes_on(
@@ -642,3 +642,16 @@ def test_terminal_warnings_go_above_the_prompt_and_slash_errors_keep_the_chat(
     assert len(warnings) == 2, text
     for i in warnings:
         assert _line_before(output, i) == b"", (output[max(0, i - 80) : i + 40], text)
+
+
+def test_the_end_of_session_report_mentions_facts_over_the_per_job_cap() -> None:
+    from boternity.cli.chatting import _report_line
+    from boternity.memory import WorkerReport
+    from boternity.memory.extraction import MAX_FACTS_PER_JOB
+
+    report = WorkerReport(claimed=1, completed=1, memories_saved=MAX_FACTS_PER_JOB, dropped=3)
+    line = _report_line("Memory extraction", report)
+    assert line == (
+        f"Memory extraction: {MAX_FACTS_PER_JOB} memories saved, 3 more facts dropped"
+        f" (at most {MAX_FACTS_PER_JOB} new facts per job)."
+    )

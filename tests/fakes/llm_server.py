@@ -51,6 +51,7 @@ import httpx
 from boternity.llm.base import (
     ChatTurn,
     CompletionRequest,
+    Purpose,
     Role,
     estimate_prompt_tokens,
     estimate_tokens,
@@ -344,6 +345,26 @@ def _turns(messages: list[dict[str, Any]]) -> tuple[str | None, list[ChatTurn]]:
     return ("\n".join(system) or None), turns
 
 
+def wire_purpose(system: str | None, turns: Sequence[ChatTurn]) -> Purpose:
+    """What a request that came over the wire is for. The purpose is never sent, so the fake
+    server recognises boternity's own prompts (the offline provider is told, not guessing)."""
+    lowered = (system or "").lower()
+    last = next((t.content for t in reversed(turns) if t.role == "user"), "").lower()
+    # A chat prompt carries the bot's <identity>: words like "title" or "summary" in a bot's
+    # soul must not turn its replies into titles or summaries.
+    if "<identity>" in lowered:
+        if last.startswith("[the user has opened a new conversation") and "greet" in last:
+            return "greeting"
+        return "reply"
+    if "json" in lowered and ("fact" in lowered or "memor" in lowered):
+        return "extraction"
+    if "title" in lowered:
+        return "title"
+    if "summar" in lowered or last.startswith(("please summarize", "please summarise")):
+        return "summary"
+    return "reply"
+
+
 def default_reply(request: RecordedRequest, *, json_streams: bool = False) -> Reply:
     """Answer like the offline provider, in the protocol and mode the request used.
 
@@ -359,7 +380,10 @@ def default_reply(request: RecordedRequest, *, json_streams: bool = False) -> Re
     if not turns:
         turns = [ChatTurn("user", "")]
     completion_request = CompletionRequest(
-        model=str(body.get("model") or "fake"), system=system, messages=turns
+        model=str(body.get("model") or "fake"),
+        system=system,
+        messages=turns,
+        purpose=wire_purpose(system, turns),
     )
     text = answer(completion_request)
     in_tokens = estimate_prompt_tokens(completion_request)

@@ -12,6 +12,7 @@ from boternity.llm import (
     Done,
     LlmProvider,
     OfflineProvider,
+    Purpose,
     StreamEvent,
     TextDelta,
     Usage,
@@ -26,13 +27,17 @@ TITLE = "Generate a short title (3-7 words) for this conversation. Reply with ON
 SUMMARY = "You summarize conversations: decisions, facts, goals and open questions."
 
 
-def request(*user: str, system: str | None = None, max_tokens: int = 1024) -> CompletionRequest:
+def request(
+    *user: str, system: str | None = None, max_tokens: int = 1024, purpose: Purpose = "reply"
+) -> CompletionRequest:
     turns = []
     for index, text in enumerate(user):
         if index:
             turns.append(ChatTurn("assistant", "[offline] ok"))
         turns.append(ChatTurn("user", text))
-    return CompletionRequest(model="offline", system=system, messages=turns, max_tokens=max_tokens)
+    return CompletionRequest(
+        model="offline", system=system, messages=turns, max_tokens=max_tokens, purpose=purpose
+    )
 
 
 async def events(req: CompletionRequest) -> list[StreamEvent]:
@@ -90,6 +95,7 @@ async def test_memory_extraction_returns_a_json_array_of_facts() -> None:
         "Hi, my name is Ada Lovelace. I live in London, and I love mathematics.",
         "I don't like rainy days. I work as an engineer.",
         system=EXTRACT,
+        purpose="extraction",
     )
     facts = json.loads(await reply(req))
     assert facts == [
@@ -99,23 +105,32 @@ async def test_memory_extraction_returns_a_json_array_of_facts() -> None:
         {"fact": "User dislikes rainy days", "category": "preference", "importance": 3},
         {"fact": "User works as an engineer", "category": "fact", "importance": 3},
     ]
-    assert json.loads(await reply(request("What's the weather?", system=EXTRACT))) == []
+    assert (
+        json.loads(
+            await reply(request("What's the weather?", system=EXTRACT, purpose="extraction"))
+        )
+        == []
+    )
 
 
 async def test_extraction_from_a_transcript_ignores_the_assistant() -> None:
     transcript = "user: I live in Rome\nassistant: I live in the cloud\nuser: I like pizza"
-    facts = json.loads(await reply(request(transcript, system=EXTRACT)))
+    facts = json.loads(await reply(request(transcript, system=EXTRACT, purpose="extraction")))
     assert [f["fact"] for f in facts] == ["User lives in Rome", "User likes pizza"]
 
 
 async def test_title_is_short_and_unlabelled() -> None:
-    title = await reply(request("how do I bake sourdough bread at home?", system=TITLE))
+    title = await reply(
+        request("how do I bake sourdough bread at home?", system=TITLE, purpose="title")
+    )
     assert title == "How do I bake sourdough bread"
-    assert await reply(request("???", system=TITLE)) == "New conversation"
+    assert await reply(request("???", system=TITLE, purpose="title")) == "New conversation"
 
 
 async def test_summary_mentions_facts_and_what_was_said() -> None:
-    summary = await reply(request("I live in Oslo.", "Let's plan a ski trip.", system=SUMMARY))
+    summary = await reply(
+        request("I live in Oslo.", "Let's plan a ski trip.", system=SUMMARY, purpose="summary")
+    )
     assert summary.startswith("[offline] Summary:")
     assert "User lives in Oslo" in summary
     assert "plan a ski trip" in summary
@@ -149,6 +164,7 @@ def test_offline_greets_by_name_and_chat_prompts_are_never_mistaken_for_tasks() 
                 " introduce yourself in at most two sentences.]",
             )
         ],
+        purpose="greeting",
     )
     assert (
         answer(greeting)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import socket
 from contextlib import aclosing
@@ -84,6 +86,17 @@ async def test_stream_yields_text_then_usage_then_done(
     assert body["stream"] is True
     assert body["model"] == "test-model"
     assert body["max_tokens"] == 64
+
+
+async def test_the_purpose_tag_stays_off_the_wire(
+    wire: Wire, server: FakeLlmServer, retry: RetryPolicy
+) -> None:
+    server.enqueue(sse_reply(wire.frames(PIECES)))
+    async with wire.provider(server, retry) as provider:
+        request = dataclasses.replace(REQUEST, purpose="title")
+        assert text_of([e async for e in provider.stream(request)]) == "".join(PIECES)
+    body = server.requests[0].json
+    assert "purpose" not in body and "title" not in json.dumps(body)
 
 
 async def test_stream_survives_a_split_at_every_byte_boundary(

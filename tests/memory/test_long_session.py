@@ -96,6 +96,33 @@ async def test_session_start_processes_that_bots_pending_jobs(store: Store, bot:
             await second.end()
 
 
+async def test_the_engine_stops_its_worker_and_runs_a_sessions_final_job_on_request(
+    store: Store, bot: Bot
+) -> None:
+    async with OfflineProvider() as offline:
+        worker = ExtractionWorker(store, offline)
+        async with ChatEngine(
+            store, offline, worker=worker, worker_interval=3600, start_worker=False
+        ) as engine:
+            assert engine.worker_task is None  # waits for start_worker()
+            engine.start_worker()
+            loop = engine.worker_task
+            assert loop is not None and not loop.done()
+            live = await engine.start_session(bot)
+            await live.ask("I live in Lima.")
+            ended = await live.end()
+            job = live.final_job
+            assert job is not None and job.session_id == ended.id
+            assert (job.messages_start, job.messages_end) == (1, 2)
+            report = await engine.final_extraction(live)
+            assert loop.cancelled() and engine.worker_task is None
+            assert (report.claimed, report.completed, report.memories_saved) == (1, 1, 1)
+            assert await store.memory.list_pending_extractions(bot_id=bot.id) == []
+            again = await engine.resume_session(ended.id)
+            await again.end()
+            assert again.final_job is None  # nothing new was said
+
+
 async def test_a_turn_about_a_topic_pulls_its_memory_into_a_small_prompt_budget(
     store: Store, bot: Bot
 ) -> None:

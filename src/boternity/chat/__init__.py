@@ -1,19 +1,16 @@
 """The chat engine: session lifecycle, streaming turns, titles, the context window, liveness.
 
-See :class:`ChatEngine`. Prompts and request building live in ``boternity.chat.prompt``,
-the window and summaries in ``boternity.chat.window``, titles in ``boternity.chat.titles``,
-session ownership and crash recovery in ``boternity.chat.liveness``.
+See :class:`ChatEngine` (sessions and the queue worker) and :class:`LiveSession` (one
+session: turns and writes, in ``boternity.chat.session``). Prompts and request building live
+in ``boternity.chat.prompt``, the window and summaries in ``boternity.chat.window``, titles in
+``boternity.chat.titles``, session ownership and crash recovery in ``boternity.chat.liveness``.
 """
 
 from boternity.chat.engine import (
-    STOP_CANCELLED,
-    STOP_ERROR,
     BotUnavailableError,
     ChatEngine,
-    LiveSession,
     QueueWorker,
     Recall,
-    Turn,
 )
 from boternity.chat.liveness import (
     FileSessionLocks,
@@ -24,6 +21,7 @@ from boternity.chat.liveness import (
     locks_for_store,
     recover_crashed_sessions,
 )
+from boternity.chat.session import STOP_CANCELLED, STOP_ERROR, LiveSession, Turn
 from boternity.chat.window import WindowPolicy
 
 __all__ = [

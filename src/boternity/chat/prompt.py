@@ -168,4 +168,5 @@ def build_request(
         system=system,
         max_tokens=max_tokens,
         temperature=temperature,
+        purpose="reply",
     )

@@ -113,7 +113,6 @@ def list_bots(
     bots = run(ctx, work)
     from boternity.cli.output import (
         console,
-        ellipsis,
         fmt_time,
         print_json,
         short_ids,
@@ -121,6 +120,7 @@ def list_bots(
         table,
         text,
     )
+    from boternity.text import ellipsis
 
     if json_:
         print_json(bots)
@@ -372,7 +372,8 @@ def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> Non
         return found, await store.bots.list_soul_versions(found.id)
 
     found, versions = run(ctx, work)
-    from boternity.cli.output import console, ellipsis, esc, fmt_time, print_json, table, text
+    from boternity.cli.output import console, esc, fmt_time, print_json, table, text
+    from boternity.text import ellipsis
 
     if json_:
         print_json(versions)

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from rich.live import Live
 
     from boternity.chat import ChatEngine, LiveSession, Turn
+    from boternity.chat.engine import QueueReport
     from boternity.cli.loop import LoopThread
     from boternity.llm import LlmProvider
-    from boternity.memory import ExtractionWorker, WorkerReport
     from boternity.models import Bot, ChatMessage, ChatSession
     from boternity.store import Store
 
@@ -73,10 +73,10 @@ class ChatCore:
         self.provider_name = provider
         self.model = model
         self.notice: str | None = None
-        self.startup_report: WorkerReport | None = None
+        self.startup_report: QueueReport | None = None
         self._stack = AsyncExitStack()
-        self._worker_task: asyncio.Task[None] | None = None
         self.live: LiveSession | None = None
+        self.ended: LiveSession | None = None  # the session ended last
 
     async def open(self) -> None:
         from boternity.chat import ChatEngine
@@ -93,25 +93,30 @@ class ChatCore:
         )
         self.provider: LlmProvider = await stack.enter_async_context(llm)
         self.offline = self.provider.name == "offline"
-        self.worker: ExtractionWorker = ExtractionWorker(self.store, self.provider)
+        # The engine owns the worker; its background loop starts after the catch-up pass.
         self.engine: ChatEngine = ChatEngine(
-            self.store, self.provider, recall=MemoryRecall(self.store)
+            self.store,
+            self.provider,
+            recall=MemoryRecall(self.store),
+            worker=ExtractionWorker(self.store, self.provider),
+            worker_interval=WORKER_INTERVAL,
+            start_worker=False,
         )
         await stack.enter_async_context(self.engine)  # recovers crashed sessions
+        # On the way out the worker stops first: a session still live is ended after it, so
+        # its final job stays queued untouched (for the next chat or bnity queue run).
+        stack.push_async_callback(self.engine.stop_worker)
 
     async def catch_up(self) -> None:
         """Process the bot's due extraction jobs, then keep the worker running."""
         # Jobs left for this bot (failed before, or queued by a crashed session) go first, so
         # this conversation already recalls what they hold.
-        self.startup_report = await self.worker.run_once(bot_id=self.bot.id)
+        self.startup_report = await self.engine.run_queue(bot_id=self.bot.id)
         await self.start_worker()
 
     async def start_worker(self) -> None:
-        """The background worker: due jobs of any bot, while the chat lasts. Owned here, not
-        by the engine, so the final job can be run (and reported) after stopping it."""
-        if self._worker_task is None:
-            work = self.worker.run_forever(interval=WORKER_INTERVAL)  # survives failed passes
-            self._worker_task = asyncio.get_running_loop().create_task(work)
+        """The engine's background worker: due jobs of any bot, while the chat lasts."""
+        self.engine.start_worker()
 
     async def start(self, *, greet: bool) -> LiveSession:
         """A new session, or the one ``--resume`` named (only the first time)."""
@@ -157,7 +162,10 @@ class ChatCore:
 
     async def end(self) -> ChatSession | None:
         live, self.live = self.live, None
-        return await live.end() if live is not None else None
+        if live is None:
+            return None
+        self.ended = live
+        return await live.end()
 
     async def recent(self, n: int) -> list[ChatMessage]:
         assert self.live is not None
@@ -182,21 +190,18 @@ class ChatCore:
         return f"Remembered: {saved.fact}"
 
     async def stop_worker(self) -> None:
-        task, self._worker_task = self._worker_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.engine.stop_worker()
 
-    async def final_extraction(self) -> WorkerReport:
-        """The ended session's job (and any other due job of the bot), now."""
-        await self.stop_worker()
+    async def final_extraction(self) -> QueueReport:
+        """The ended session's final job (and any other due job of the bot), now."""
+        assert self.ended is not None
         return await asyncio.wait_for(
-            self.worker.run_once(bot_id=self.bot.id), timeout=EXIT_EXTRACTION_SECONDS
+            self.engine.final_extraction(self.ended), timeout=EXIT_EXTRACTION_SECONDS
         )
 
     async def close(self) -> None:
-        await self.stop_worker()
-        await self._stack.aclose()  # the engine ends what is still live, then provider, store
+        # The worker stops, the engine ends what is still live, then provider and store close.
+        await self._stack.aclose()
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -414,7 +419,7 @@ class TerminalUi(Ui):
     def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
         from rich.text import Text
 
-        from boternity.cli.output import ellipsis
+        from boternity.text import ellipsis
 
         core = self.core
         line = Text()
@@ -637,7 +642,8 @@ class Conversation:
 
     def _command(self, text: str) -> bool:
         """Run a slash command; True when the conversation should end."""
-        from boternity.cli.output import ellipsis, fmt_time
+        from boternity.cli.output import fmt_time
+        from boternity.text import ellipsis
 
         word, _, rest = text.partition(" ")
         word, rest = word.lower(), rest.strip()
@@ -703,14 +709,20 @@ def _describe(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
-def _report_line(what: str, report: WorkerReport) -> str:
+def _report_line(what: str, report: QueueReport) -> str:
     from boternity.cli.output import plural
+    from boternity.memory.extraction import MAX_FACTS_PER_JOB
 
     if not report.claimed:
         return f"{what}: nothing due."
     parts = [f"{plural(report.memories_saved, 'memory', 'memories')} saved"]
     if report.superseded:
         parts.append(f"{report.superseded} superseded")
+    if report.dropped:
+        parts.append(
+            f"{plural(report.dropped, 'more fact')} dropped"
+            f" (at most {MAX_FACTS_PER_JOB} new facts per job)"
+        )
     if report.failed or report.exhausted:
         parts.append(
             f"{report.failed + report.exhausted} of {plural(report.claimed, 'job')} failed"

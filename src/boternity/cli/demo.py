@@ -112,7 +112,6 @@ def demo(
 
     from boternity.cli.output import (
         console,
-        ellipsis,
         plural,
         print_json,
         stars,
@@ -121,6 +120,7 @@ def demo(
         to_jsonable,
     )
     from boternity.cli.runtime import get_state, run
+    from boternity.text import ellipsis
 
     out = console()
     err = console(stderr=True)

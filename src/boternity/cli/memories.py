@@ -34,7 +34,8 @@ class Provenance:
     excerpt: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        from boternity.cli.output import ellipsis, to_jsonable
+        from boternity.cli.output import to_jsonable
+        from boternity.text import ellipsis
 
         return {
             "manual": self.manual,
@@ -45,7 +46,8 @@ class Provenance:
         }
 
     def describe(self) -> str:
-        from boternity.cli.output import ellipsis, fmt_date
+        from boternity.cli.output import fmt_date
+        from boternity.text import ellipsis
 
         if self.manual:
             return "manual"
@@ -163,7 +165,6 @@ def list_memories(
     found, memories, sources, universe = run(ctx, work)
     from boternity.cli.output import (
         console,
-        ellipsis,
         esc,
         fmt_date,
         plural,
@@ -174,6 +175,7 @@ def list_memories(
         text,
         to_jsonable,
     )
+    from boternity.text import ellipsis
 
     if json_:
         items = []
@@ -325,8 +327,8 @@ def delete_memory(
     json_: JsonOpt = False,
 ) -> None:
     """Delete one memory (asks first)."""
-    from boternity.cli.output import ellipsis
     from boternity.cli.resolve import resolve_memory
+    from boternity.text import ellipsis
 
     async def work(store: Store) -> MemoryEntry:
         found = await resolve_memory(store, memory)

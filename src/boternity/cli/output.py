@@ -1,4 +1,4 @@
-"""Rendering: JSON encoding of models, Rich tables, text cut on characters, and
+"""Rendering: JSON encoding of models, Rich tables, and
 :func:`visible`, the one rule for any stored or model-produced text shown on a terminal.
 
 Rich is imported inside the functions that need it, so the error path of every command
@@ -13,7 +13,6 @@ import functools
 import json
 import re
 import sys
-import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
-
-ELLIPSIS = "…"
 
 STATUS_STYLES = {
     "active": "green",
@@ -61,58 +58,6 @@ def visible(value: object) -> str:
     if "\r\n" in text:
         text = text.replace("\r\n", "\n")
     return _UNSAFE.sub(_shown, text)
-
-
-def ellipsis(text: str | None, width: int, *, single_line: bool = True) -> str:
-    """``text`` cut to at most ``width`` characters (code points, never bytes), ending in "…"
-    when cut. Combining marks are kept with their base character; with ``single_line`` all
-    runs of whitespace (newlines included) become one space first."""
-    if text is None:
-        return ""
-    if single_line:
-        text = " ".join(text.split())
-    if width < 1:
-        return ""
-    if len(text) <= width:
-        return text
-    cut = width - 1
-    while cut > 0 and not _boundary(text, cut):
-        cut -= 1
-    return text[:cut].rstrip() + ELLIPSIS
-
-
-_ZWJ = "\u200d"
-
-
-def _extends(ch: str) -> bool:
-    """Belongs to the character before it: accents, variation selectors, skin tones."""
-    code = ord(ch)
-    return (
-        unicodedata.category(ch) in ("Mn", "Mc", "Me")
-        or 0xFE00 <= code <= 0xFE0F
-        or 0x1F3FB <= code <= 0x1F3FF
-        or 0xE0020 <= code <= 0xE007F  # emoji tag sequences (subdivision flags)
-        or ch == _ZWJ
-    )
-
-
-def _is_regional(ch: str) -> bool:
-    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
-
-
-def _boundary(text: str, i: int) -> bool:
-    """Whether cutting before ``text[i]`` keeps every visible character whole (a close,
-    dependency-free approximation of a grapheme-cluster boundary)."""
-    if _extends(text[i]) or text[i - 1] == _ZWJ:
-        return False
-    if _is_regional(text[i]) and _is_regional(text[i - 1]):
-        run = 0  # flags are pairs of regional indicators: cut only between pairs
-        j = i - 1
-        while j >= 0 and _is_regional(text[j]):
-            run += 1
-            j -= 1
-        return run % 2 == 0
-    return True
 
 
 def short_ids(

@@ -60,7 +60,6 @@ def list_jobs(
     now = utc_now()
     from boternity.cli.output import (
         console,
-        ellipsis,
         fmt_time,
         plural,
         print_json,
@@ -70,6 +69,7 @@ def list_jobs(
         text,
         to_jsonable,
     )
+    from boternity.text import ellipsis
 
     if json_:
         items: list[dict[str, Any]] = []

@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from boternity.cli.output import ellipsis
 from boternity.cli.runtime import EXIT_USAGE, AmbiguousError, CliError
 from boternity.errors import NotFoundError
 from boternity.models import Bot, ChatSession, MemoryEntry, PendingExtraction
 from boternity.store import Store
+from boternity.text import ellipsis
 
 T = TypeVar("T")
 

@@ -79,7 +79,6 @@ def list_sessions(
     found, rows, more, universe = run(ctx, work)
     from boternity.cli.output import (
         console,
-        ellipsis,
         esc,
         fmt_time,
         print_json,
@@ -89,6 +88,7 @@ def list_sessions(
         text,
         to_jsonable,
     )
+    from boternity.text import ellipsis
 
     if json_:
         out_rows = []

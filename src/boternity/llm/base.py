@@ -16,6 +16,12 @@ from boternity.errors import LlmError, ValidationError
 
 Role = Literal["user", "assistant"]
 
+#: What a request is for, set by whoever builds it: a chat ``reply`` (the default), the bot's
+#: opening ``greeting``, a session ``title``, a context ``summary``, a memory ``extraction``.
+#: For logs and the offline provider; real providers never send it.
+Purpose = Literal["reply", "greeting", "title", "summary", "extraction"]
+PURPOSES: tuple[Purpose, ...] = ("reply", "greeting", "title", "summary", "extraction")
+
 # Anthropic's vocabulary; the OpenAI provider maps finish_reason onto it (stop -> end_turn,
 # length -> max_tokens). Unknown reasons pass through unchanged, so this is a str, not an enum.
 END_TURN = "end_turn"
@@ -49,17 +55,24 @@ class ChatTurn:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompletionRequest:
-    """One model call. ``messages`` alternate user/assistant and should end with a user turn."""
+    """One model call. ``messages`` alternate user/assistant and should end with a user turn.
+    ``purpose`` says what the call is for (see :data:`Purpose`); it is not sent."""
 
     model: str
     messages: Sequence[ChatTurn]
     system: str | None = None
     max_tokens: int = 1024
     temperature: float | None = None
+    purpose: Purpose = "reply"
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValidationError("CompletionRequest.model must not be empty")
+        if self.purpose not in PURPOSES:
+            raise ValidationError(
+                f"CompletionRequest.purpose: unknown value {self.purpose!r}"
+                f" (expected one of: {', '.join(PURPOSES)})"
+            )
         if not self.messages:
             raise ValidationError("CompletionRequest.messages must not be empty")
         if self.max_tokens < 1:

@@ -2,13 +2,15 @@
 
 Nothing here is a language model. Replies start with ``[offline]`` so nobody mistakes them for
 one. The same request always gives the same events, which makes it the provider of choice for
-tests of the layers above. It recognises the auxiliary requests boternity itself makes:
+tests of the layers above. What it does follows the request's ``purpose`` (set by whoever
+built the request; never guessed from the prompt text):
 
-- a title request (the system prompt mentions a title): a few words from the first user turn;
-- a memory-extraction request (the system prompt asks for JSON facts/memories): a JSON array of
-  ``{"fact", "category", "importance"}`` found in user turns by simple patterns ("my name is
-  X", "I live in X", "I like X", ...);
-- a summarisation request (the system prompt or a user turn asks to summarise): a short summary.
+- ``reply``: a canned answer that acknowledges and recalls simple facts;
+- ``greeting``: hello, with the bot's name from the system prompt's ``Name:`` line;
+- ``title``: a few words from the first user turn;
+- ``extraction``: a JSON array of ``{"fact", "category", "importance"}`` found in user turns
+  by simple patterns ("my name is X", "I live in X", "I like X", ...);
+- ``summary``: a short summary.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -28,6 +30,7 @@ from boternity.llm.base import (
     Completion,
     CompletionRequest,
     Done,
+    Purpose,
     StreamEvent,
     TextDelta,
     Usage,
@@ -35,6 +38,7 @@ from boternity.llm.base import (
     estimate_prompt_tokens,
     estimate_tokens,
 )
+from boternity.text import ellipsis
 
 PREFIX = "[offline] "
 DEFAULT_MODEL = "offline"
@@ -162,17 +166,6 @@ def _user_text(turns: Sequence[ChatTurn]) -> list[str]:
     return [turn.content for turn in turns if turn.role == "user"]
 
 
-def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters (never bytes), on a word boundary where possible."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    head = text[: limit - 1]
-    if " " in head[limit // 2 :]:
-        head = head.rsplit(" ", 1)[0]
-    return head + "…"
-
-
 def title_for(request: CompletionRequest) -> str:
     first = next(iter(_user_text(request.messages)), "")
     words = re.findall(r"[\w'’-]+", first)[:6]
@@ -235,7 +228,11 @@ def summary_for(request: CompletionRequest) -> str:
     if facts:
         parts.append("Facts: " + "; ".join(dict.fromkeys(facts)) + ".")
     if said:
-        parts.append("The user said: " + " / ".join(f'"{_cut(s, 60)}"' for s in said[:3]) + ".")
+        parts.append(
+            "The user said: "
+            + " / ".join(f'"{ellipsis(s, 60, words=True)}"' for s in said[:3])
+            + "."
+        )
     else:
         parts.append("Nothing much was said.")
     return " ".join(parts)
@@ -262,7 +259,7 @@ def reply_for(request: CompletionRequest) -> str:
     if not last.strip():
         return f"{PREFIX}Hello! I'm the offline provider: I give canned replies."
     return (
-        f'{PREFIX}You said: "{_cut(last, 80)}". This is a canned reply; set ANTHROPIC_API_KEY,'
+        f'{PREFIX}You said: "{ellipsis(last, 80, words=True)}". This is a canned reply; set ANTHROPIC_API_KEY,'
         " OPENAI_API_KEY or OPENAI_BASE_URL to talk to a real model."
     )
 
@@ -276,23 +273,20 @@ def greeting_for(request: CompletionRequest) -> str:
     return f"{PREFIX}Hello, I'm {name}! Tell me about yourself and I'll remember it."
 
 
+_ANSWERS: dict[Purpose, Callable[[CompletionRequest], str]] = {
+    "reply": reply_for,
+    "greeting": greeting_for,
+    "title": title_for,
+    "summary": summary_for,
+    "extraction": extraction_for,
+}
+
+
 def answer(request: CompletionRequest) -> str:
-    """The full reply text for a request (the stream is this, cut into pieces)."""
-    system = (request.system or "").lower()
-    last = next(iter(reversed(_user_text(request.messages))), "").lower()
-    # A chat prompt carries the bot's <identity>: words like "title" or "summary" in a bot's
-    # soul must not turn its replies into titles or summaries.
-    if "<identity>" in system:
-        if last.startswith("[the user has opened a new conversation") and "greet" in last:
-            return greeting_for(request)
-        return reply_for(request)
-    if "json" in system and ("fact" in system or "memor" in system):
-        return extraction_for(request)
-    if "title" in system:
-        return title_for(request)
-    if "summar" in system or last.startswith(("please summarize", "please summarise")):
-        return summary_for(request)
-    return reply_for(request)
+    """The full reply text for a request (the stream is this, cut into pieces): chosen by the
+    request's purpose, never guessed from its text (a bot whose soul talks of titles and
+    summaries still gets replies)."""
+    return _ANSWERS[request.purpose](request)
 
 
 class OfflineProvider:

@@ -102,6 +102,7 @@ def build_request(
         messages=[ChatTurn("user", "\n".join(lines))],
         max_tokens=max_tokens,
         temperature=0.0,
+        purpose="extraction",
     )
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from boternity.errors import ValidationError
-from boternity.models import MemoryCategory, MemoryEntry
+from boternity.models import MemoryCategory, MemoryEntry, check_enum
 from boternity.store import Store
 
 MANUAL_IMPORTANCE = 4
@@ -21,13 +20,7 @@ async def remember(
     session_id: uuid.UUID | None = None,
 ) -> MemoryEntry:
     """Save a manual memory. ConflictError when the bot already remembers the same fact."""
-    try:
-        kind = MemoryCategory(category)
-    except ValueError as exc:
-        allowed = ", ".join(c.value for c in MemoryCategory)
-        raise ValidationError(
-            f"category: unknown value {category!r} (expected one of: {allowed})"
-        ) from exc
+    kind = check_enum(MemoryCategory, category, "category")
     entry = MemoryEntry(
         bot_id=bot_id,
         fact=" ".join(fact.split()),

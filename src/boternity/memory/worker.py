@@ -133,12 +133,12 @@ class ExtractionWorker:
             log.info("extraction job %s is gone: %s", job.id, exc)
             return "gone"
         except BoternityError as exc:
-            return await self._fail(job, exc, report)
+            return await self._record_failure(job, exc, report)
         except Exception as exc:
             # Whatever the model sent, the job must not stay claimed without its error (and
             # the other claimed jobs must still be processed).
             log.exception("extraction job %s failed unexpectedly", job.id)
-            return await self._fail(job, exc, report)
+            return await self._record_failure(job, exc, report)
         report.completed += 1
         report.memories_saved += result.saved
         report.superseded += result.superseded
@@ -177,7 +177,9 @@ class ExtractionWorker:
         superseded = sum(1 for new in plan.supersedes if new in kept)
         return JobResult(saved=len(saved), superseded=superseded, dropped=plan.dropped)
 
-    async def _fail(self, job: PendingExtraction, exc: BaseException, report: WorkerReport) -> str:
+    async def _record_failure(
+        self, job: PendingExtraction, exc: BaseException, report: WorkerReport
+    ) -> str:
         now = self.clock()
         delay = backoff_delay(job.attempt_count, base=self.backoff_base, cap=self.backoff_cap)
         message = storable(f"{type(exc).__name__}: {exc}"[:2000])

@@ -19,6 +19,7 @@ from boternity.backends.common import (
     check_limit,
     check_model,
     check_not_remembered,
+    check_session_key,
     check_slug,
     check_version,
     claim_window,
@@ -175,14 +176,26 @@ class ChatCore(Repository):
         self._message_of = dialect.decoder(MESSAGES, fixed="session_id")
 
     async def create_session(self, session: ChatSession) -> ChatSession:
-        check_model(session, ChatSession, "create_session")
+        return await self._new_session(session, None, "create_session")
+
+    async def get_or_create_session_by_key(self, session: ChatSession, key: str) -> ChatSession:
+        key = check_session_key(key)
+        return await self._new_session(session, key, "get_or_create_session_by_key")
+
+    async def _new_session(self, session: ChatSession, key: str | None, where: str) -> ChatSession:
+        check_model(session, ChatSession, where)
         if session.message_count != 0:
             raise ValidationError("a new session must have message_count 0 (save_message counts)")
         params = self._encode_session(session)
 
         def unit() -> Unit[ChatSession]:
-            yield from self._create_session(params, session.bot_id)
-            return session
+            while True:  # a keyed session another writer created meanwhile is the one
+                if key is not None:
+                    row = yield self._q.keyed_session, (params[1], key), ONE
+                    if row is not None:
+                        return self._session(row)
+                if (yield from self._create_session(params, key, session.bot_id)):
+                    return session
 
         conflict = "a chat session with id {} already exists"
         return await self._x.write(
@@ -191,11 +204,21 @@ class ChatCore(Repository):
             conflicts=lambda: {"chat_sessions.id": conflict.format(session.id)},
         )
 
-    def _create_session(self, params: list[Any], bot_id: uuid.UUID) -> Unit[None]:
-        """Count the session on its bot and insert it."""
+    def _create_session(self, params: list[Any], key: str | None, bot: uuid.UUID) -> Unit[bool]:
+        """Count the session on its bot and insert it, under ``key`` if not None. False when
+        the key was taken first: never here, as this runs in the transaction that found the
+        key free, but possible where a dialect inserts without that look-up held."""
         if (yield self._q.count_conversation, (params[1],), COUNT) == 0:
-            raise missing("bot", bot_id)
-        yield self._q.insert_session, params, NONE
+            raise missing("bot", bot)
+        if key is None:
+            yield self._q.insert_session, params, NONE
+        else:
+            yield self._q.insert_keyed_session, [*params, key], NONE
+        return True
+
+    async def get_session_by_key(self, bot_id: uuid.UUID, key: str) -> ChatSession | None:
+        params = (self._id(bot_id, "bot_id"), check_session_key(key))
+        return await self._get(self._q.keyed_session, self._session, *params)
 
     async def get_session(self, session_id: uuid.UUID) -> ChatSession | None:
         key = self._id(session_id, "session_id")
@@ -222,19 +245,43 @@ class ChatCore(Repository):
     async def get_active_sessions(self, bot_id: uuid.UUID) -> list[ChatSession]:
         return await self._all(self._q.active_sessions, self._session, self._id(bot_id, "bot_id"))
 
-    async def save_message(self, message: ChatMessage) -> ChatMessage:
-        check_model(message, ChatMessage, "save_message")
-        tokens = (message.input_tokens or 0, message.output_tokens or 0)
+    def _message_params(self, m: ChatMessage) -> tuple[list[Any], tuple[int, int]]:
+        """A message checked and bound, and its input and output tokens (0 for None)."""
+        check_model(m, ChatMessage, "save_message")
+        tokens = (m.input_tokens or 0, m.output_tokens or 0)
         if tokens[0] + tokens[1] > MAX_BIGINT:
             raise ValidationError("input_tokens + output_tokens does not fit in a 64-bit integer")
+        return self._encode_message(m), tokens
+
+    async def save_message(self, message: ChatMessage) -> ChatMessage:
         seq: int = await self._x.write(
-            functools.partial(self._save_message, message, self._encode_message(message), tokens),
+            functools.partial(self._save_message, message, *self._message_params(message)),
             atomic=not self._fused,
             conflicts=lambda: {
                 "chat_messages.id": f"a message with id {message.id} already exists"
             },
         )
         return _with_seq(message, seq)
+
+    async def save_messages(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        batch = [(m, *self._message_params(m)) for m in messages]
+        if not batch:
+            return []
+
+        def unit() -> Unit[list[int]]:
+            seqs = []
+            for each in batch:
+                seqs.append((yield from self._save_message(*each)))
+            return seqs
+
+        seqs = await self._x.write(
+            unit,
+            atomic=True,
+            conflicts=lambda: {
+                "chat_messages.id": "a message with one of these ids already exists"
+            },
+        )
+        return [_with_seq(m, seq) for m, seq in zip(messages, seqs, strict=True)]
 
     def _save_message(
         self, m: ChatMessage, params: list[Any], tokens: tuple[int, int]
@@ -254,6 +301,23 @@ class ChatCore(Repository):
         if not (yield self._q.bump_bot_tokens, (tokens_in + tokens_out, at, row[1]), VALUE):
             raise ValidationError(f"bot {row[1]}: total_tokens_used would overflow")
         return seq
+
+    async def pop_message(self, session_id: uuid.UUID) -> ChatMessage | None:
+        sid = check_id(session_id, "session_id")
+        key = (self._key(sid),)
+
+        def unit() -> Unit[ChatMessage | None]:
+            # As in clear_messages: the first statement locks the session row.
+            seq = yield self._q.pop_count, key, VALUE
+            if seq is None:
+                if (yield self._q.message_count, key, VALUE) is None:
+                    raise missing("chat session", session_id)
+                return None
+            row = yield self._q.pop_message, (*key, seq), ONE
+            yield self._q.pop_summaries, (*key, seq), NONE
+            return self._message_of(row, sid)
+
+        return await self._x.write(unit, atomic=True)
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None:
         key = self._id(message_id, "message_id")

@@ -69,6 +69,10 @@ class Statements:
         "UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = ?"
     )
     insert_session = insert(SESSIONS)
+    insert_keyed_session = (  # SESSIONS, then session_key
+        f"INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key) VALUES ({', '.join('?' * 12)})"
+    )
+    keyed_session = select(SESSIONS, "bot_id = ? AND session_key = ?")
     get_session = select(SESSIONS, "id = ?")
     update_session = (  # title, status, ended_at, id
         "UPDATE chat_sessions SET title = ?, status = ?, ended_at = ? WHERE id = ?"
@@ -88,6 +92,15 @@ class Statements:
     recent_messages = select(MESSAGES, "session_id = ?", "seq DESC LIMIT ?")
     message_count = "SELECT message_count FROM chat_sessions WHERE id = ?"
     reset_message_count = "UPDATE chat_sessions SET message_count = 0 WHERE id = ? RETURNING id"
+    # pop_message: messages are always seq 1..message_count, so the latest is message_count.
+    pop_count = (  # session id -> the popped seq, when the session has messages
+        "UPDATE chat_sessions SET message_count = message_count - 1"
+        " WHERE id = ? AND message_count > 0 RETURNING message_count + 1"
+    )
+    pop_message = (  # session id, seq -> MESSAGES row
+        f"DELETE FROM chat_messages WHERE session_id = ? AND seq = ? RETURNING {MESSAGES.cols()}"
+    )
+    pop_summaries = "DELETE FROM context_summaries WHERE session_id = ? AND messages_end >= ?"
     clear_messages = "DELETE FROM chat_messages WHERE session_id = ?"  # -> COUNT
     clear_summaries = "DELETE FROM context_summaries WHERE session_id = ?"
     clear_pending = "DELETE FROM pending_memory_extractions WHERE session_id = ?"

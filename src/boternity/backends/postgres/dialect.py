@@ -15,10 +15,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from boternity.backends.core.dialect import VALUE, Dialect, Unit, missing
+from boternity.backends.core.dialect import ONE, VALUE, Dialect, Unit, missing
 from boternity.backends.core.repositories import ChatCore
 from boternity.backends.core.sql import PENDING_ORDER, Statements
-from boternity.backends.core.tables import BOTS, MEMORIES, PENDING, SESSIONS, SUMMARIES
+from boternity.backends.core.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
 from boternity.models import MAX_BIGINT, ChatMessage
 
 #: Tokens a session reserves on its bot at a time (see bots.tokens_reserved).
@@ -101,6 +101,18 @@ CREATE_SESSION = (
     f" INSERT INTO chat_sessions ({SESSIONS.cols()}) SELECT $1, b.id, {_n(9, start=3)} FROM b"
     " RETURNING id"
 )
+# The same under a key ($12), counted only if inserted: another writer's insert of the key is
+# waited for and, once committed, makes this one insert and count nothing (the caller then
+# looks the key up again). Returns (the bot exists, the session was inserted).
+CREATE_KEYED_SESSION = (
+    f"WITH i AS (INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key)"
+    f"  SELECT $1, b.id, {_n(10, start=3)} FROM bots b WHERE b.id = $2"
+    "  ON CONFLICT (bot_id, session_key) WHERE session_key IS NOT NULL DO NOTHING"
+    "  RETURNING bot_id),"
+    " u AS (UPDATE bots SET conversation_count = conversation_count + 1,"
+    f"  tokens_reserved = tokens_reserved + {RESERVE_STEP} FROM i WHERE bots.id = i.bot_id)"
+    " SELECT EXISTS (SELECT 1 FROM bots WHERE id = $2), EXISTS (SELECT 1 FROM i)"
+)
 
 
 class PostgresStatements(Statements):
@@ -157,6 +169,14 @@ class PostgresStatements(Statements):
     # Transaction-scoped, in the two-int key space (apart from the bigint keys of session and
     # migration locks): first int "mem" in ASCII, second 32 bits of the bot id's md5.
     lock_bot = "SELECT pg_advisory_xact_lock(7169389, ('x' || left(md5($1::uuid::text), 8))::bit(32)::int4)"
+    # The popped message and the summaries that cover it, in one statement.
+    pop_message = (
+        "WITH m AS (DELETE FROM chat_messages WHERE session_id = $1 AND seq = $2"
+        f"  RETURNING {MESSAGES.cols()}),"
+        " c AS (DELETE FROM context_summaries WHERE session_id = $1 AND messages_end >= $2)"
+        f" SELECT {MESSAGES.cols()} FROM m"
+    )
+    pop_summaries = ""
     # context_summaries also has bot_id (for distribution by bot), taken from the session.
     insert_summary = (
         f"INSERT INTO context_summaries ({SUMMARIES.cols()}, bot_id)"
@@ -181,9 +201,15 @@ class PostgresChat(ChatCore):
 
     _fused = True
 
-    def _create_session(self, params: list[Any], bot_id: uuid.UUID) -> Unit[None]:
-        if (yield CREATE_SESSION, params, VALUE) is None:
-            raise missing("bot", bot_id)
+    def _create_session(self, params: list[Any], key: str | None, bot: uuid.UUID) -> Unit[bool]:
+        if key is None:
+            if (yield CREATE_SESSION, params, VALUE) is None:
+                raise missing("bot", bot)
+            return True
+        bot_found, inserted = yield CREATE_KEYED_SESSION, [*params, key], ONE
+        if not bot_found:
+            raise missing("bot", bot)
+        return bool(inserted)
 
     def _save_message(
         self, m: ChatMessage, params: list[Any], tokens: tuple[int, int]
