@@ -4,7 +4,7 @@ Columns are native (uuid, timestamptz, bigint, text[], boolean), so values pass 
 asyncpg unchanged; message metadata is JSON text, as on every backend.
 
 A bot's total_tokens_used and last_active_at columns hold what its deleted sessions
-contributed; the live sessions' share is added when read (BOT_SELECT), so save_message does
+contributed; the live sessions' share is added when read (_BOT_SELECT), so save_message does
 not lock the bot row: sessions of one bot do not queue on one row lock held through every
 commit's WAL flush. See tokens_reserved in the schema for how the total still stays within
 bigint.
