@@ -16,8 +16,6 @@ from boternity.chat.engine import (
     Turn,
 )
 from boternity.chat.liveness import (
-    FileSessionLocks,
-    PgSessionLocks,
     SessionBusyError,
     SessionLock,
     SessionLocks,
@@ -31,9 +29,7 @@ __all__ = [
     "STOP_ERROR",
     "BotUnavailableError",
     "ChatEngine",
-    "FileSessionLocks",
     "LiveSession",
-    "PgSessionLocks",
     "QueueWorker",
     "Recall",
     "SessionBusyError",
