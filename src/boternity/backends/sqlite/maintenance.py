@@ -70,11 +70,18 @@ def _pragmas(conn: sqlite3.Connection) -> tuple[int, int, int, str]:
 
 
 def _integrity(conn: sqlite3.Connection) -> IntegrityReport:
-    integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
-    foreign_keys = [
-        ForeignKeyProblem(table=str(t), rowid=rowid, parent=str(p), fk_index=int(i))
-        for t, rowid, p, i in conn.execute("PRAGMA foreign_key_check")
-    ]
+    try:
+        integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
+        foreign_keys = [
+            ForeignKeyProblem(table=str(t), rowid=rowid, parent=str(p), fk_index=int(i))
+            for t, rowid, p, i in conn.execute("PRAGMA foreign_key_check")
+        ]
+    except sqlite3.DatabaseError as exc:
+        # Damage the check cannot walk past (a page that is not a b-tree page at all) is
+        # what was asked about: a finding, not a failure to check.
+        if not getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            raise
+        return IntegrityReport(problems=[f"{exc} (the check stopped there)"])
     return IntegrityReport(
         problems=[] if integrity == ["ok"] else integrity, foreign_keys=foreign_keys
     )
