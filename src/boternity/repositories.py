@@ -426,3 +426,9 @@ class Backend(Protocol):
         """Migrations applied to ``target`` before opening it (0 for a new or empty
         database), or None when the backend cannot tell without connecting."""
         ...
+
+    def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
+        """``(files, folders)`` on this machine that belong to the database ``target``
+        (its file and the files and folders kept beside it, each both as named and
+        resolved), which nothing else may write into; empty sets for a server."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from boternity.errors import RepositoryError
@@ -82,6 +83,9 @@ class PostgresBackend:
 
     def schema_version_on_disk(self, target: DatabaseTarget) -> int | None:
         return None  # only the server knows, and opening a store migrates
+
+    def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
+        return set(), set()  # the server keeps its files to itself
 
     def __repr__(self) -> str:
         return "PostgresBackend()"

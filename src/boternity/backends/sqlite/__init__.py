@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from boternity.backends.sqlite.locks import LOCK_FOLDER_SUFFIX
 from boternity.backends.sqlite.store import SqliteStore
 from boternity.errors import ValidationError
 
@@ -11,7 +14,10 @@ if TYPE_CHECKING:
     from boternity.config import DatabaseTarget
     from boternity.repositories import MaintenanceOperation, Store
 
-__all__ = ["BACKEND", "SqliteBackend", "SqliteStore"]
+__all__ = ["BACKEND", "COMPANION_SUFFIXES", "SqliteBackend", "SqliteStore"]
+
+#: Files SQLite (and boternity) keep for a database file ``X``: ``X`` itself, ``X-wal`` etc.
+COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 class SqliteBackend:
@@ -46,6 +52,16 @@ class SqliteBackend:
 
         assert target.path is not None
         return schema_version_on_disk(target.path)
+
+    def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
+        assert target.path is not None
+        files: set[Path] = set()
+        folders: set[Path] = set()
+        named = Path(os.path.abspath(target.path))
+        for base in {named, Path(os.path.realpath(named))}:
+            files.update(base.with_name(base.name + s) for s in COMPANION_SUFFIXES)
+            folders.add(base.with_name(base.name + LOCK_FOLDER_SUFFIX))  # session locks
+        return files, folders
 
     def __repr__(self) -> str:
         return "SqliteBackend()"
