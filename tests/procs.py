@@ -13,7 +13,7 @@ import sys
 import uuid
 
 from boternity import open_store
-from boternity.models import ChatMessage, MessageRole
+from boternity.models import ChatMessage, ChatSession, MessageRole
 
 
 async def append(url: str, session_id: uuid.UUID, count: int, tag: str) -> None:
@@ -59,6 +59,16 @@ async def extract(url: str, base_url: str, limit: int | None = None) -> None:
         print(report.completed, report.memories_saved, flush=True)
 
 
+async def keyed(url: str, bot_id: uuid.UUID, keys: list[str]) -> None:
+    """get_or_create_session_by_key for each key, printing the session id of each."""
+    async with open_store(url) as store:
+        for key in keys:
+            session = await store.chat.get_or_create_session_by_key(
+                ChatSession(bot_id=bot_id, model="m"), key
+            )
+            print(session.id, flush=True)
+
+
 async def open_only(url: str) -> None:
     async with open_store(url) as store:
         print(store.schema_version, flush=True)
@@ -79,6 +89,10 @@ def main() -> None:
     p.add_argument("url")
     p.add_argument("base_url")
     p.add_argument("--limit", type=int, default=None)
+    p = sub.add_parser("keyed")
+    p.add_argument("url")
+    p.add_argument("bot", type=uuid.UUID)
+    p.add_argument("keys", nargs="+")
     p = sub.add_parser("open")
     p.add_argument("url")
     args = parser.parse_args()
@@ -86,6 +100,8 @@ def main() -> None:
         asyncio.run(append(args.url, args.session, args.count, args.tag))
     elif args.command == "claim":
         asyncio.run(claim(args.url, args.batch))
+    elif args.command == "keyed":
+        asyncio.run(keyed(args.url, args.bot, args.keys))
     elif args.command == "extract":
         asyncio.run(extract(args.url, args.base_url, args.limit))
     else:

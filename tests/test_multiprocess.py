@@ -124,3 +124,16 @@ async def test_concurrent_first_opens_migrate_once(db_url: str) -> None:
     async with open_store(db_url) as store:
         assert str(store.schema_version) in versions
         assert await store.chat.count_sessions() == 0
+
+
+async def test_processes_creating_the_same_keys_share_one_session_per_key(db_url: str) -> None:
+    bot_id, _ = await make_session(db_url)
+    keys = [f"k{i}" for i in range(10)]
+    procs = [spawn("keyed", db_url, str(bot_id), *keys) for _ in range(4)]
+    outputs = [finish(p) for p in procs]
+    assert all(out == outputs[0] for out in outputs)
+    assert len(set(outputs[0])) == len(keys)
+    async with open_store(db_url) as store:
+        assert await store.chat.count_sessions() == 1 + len(keys)
+        bot = await store.bots.get_bot(bot_id)
+        assert bot is not None and bot.conversation_count == 1 + len(keys)

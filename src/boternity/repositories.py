@@ -114,9 +114,32 @@ class ChatRepository(Protocol):
         """Sessions with status active, started_at DESC, id DESC."""
         ...
 
+    async def get_session_by_key(self, bot_id: uuid.UUID, key: str) -> ChatSession | None:
+        """The bot's session stored under ``key`` (an integration's own session id), if any."""
+        ...
+
+    async def get_or_create_session_by_key(self, session: ChatSession, key: str) -> ChatSession:
+        """The session of ``session.bot_id`` stored under ``key``; when there is none, insert
+        ``session`` under that key (as create_session would) and return it. A key names at most
+        one session per bot, and concurrent callers (any task or process) all get the same
+        one. Deleting the session frees its key. NotFoundError for a missing bot."""
+        ...
+
     async def save_message(self, message: ChatMessage) -> ChatMessage:
         """One transaction: assign seq, insert, bump the session's counters and totals and
         last_activity_at, and the bot's token total. Returns the message with its seq."""
+        ...
+
+    async def save_messages(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """Save several messages in one transaction, in order, each exactly as save_message
+        would: all are stored or none is. Returns them with their seq."""
+        ...
+
+    async def pop_message(self, session_id: uuid.UUID) -> ChatMessage | None:
+        """One transaction: delete the session's latest message (highest seq), decrement
+        message_count, and delete the context summaries that cover it; None when the session
+        has no messages. seq stays gap-free: the next message saved gets the popped seq.
+        Token totals are kept (as by clear_messages). NotFoundError for a missing session."""
         ...
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None: ...

@@ -49,6 +49,22 @@ def check_limit(limit: int, name: str = "limit") -> int:
     return limit
 
 
+#: An integration's session key (e.g. an Agents SDK session id) is at most this long, so it
+#: always fits in a B-tree index entry on every backend.
+MAX_SESSION_KEY = 500
+
+
+def check_session_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise ValidationError(f"session key must be str, got {type(key).__name__}")
+    check_text(key, "session key")
+    if not key or len(key) > MAX_SESSION_KEY:
+        raise ValidationError(
+            f"session key must be 1..{MAX_SESSION_KEY} characters, got {len(key)}"
+        )
+    return key
+
+
 def check_version(version: int) -> int:
     """A soul version to look up: any 64-bit int (versions that don't exist just aren't found)."""
     if isinstance(version, bool) or not isinstance(version, int):

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
 
 from boternity.backends.common import (
     check_id,
     check_limit,
     check_model,
     check_page,
+    check_session_key,
     with_seq,
 )
 from boternity.backends.postgres import rows
@@ -23,6 +28,15 @@ _CREATE_SESSION = (
     f" tokens_reserved = tokens_reserved + {rows.RESERVE_STEP} WHERE id = $2 RETURNING id)"
     f" INSERT INTO chat_sessions ({rows.SESSION_COLUMNS})"
     f" SELECT $1, b.id, {rows.placeholders(9, start=3)} FROM b RETURNING id"
+)
+_KEYED_SESSION = (
+    f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE bot_id = $1 AND session_key = $2"
+)
+_CREATE_KEYED_SESSION = (
+    "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1,"
+    f" tokens_reserved = tokens_reserved + {rows.RESERVE_STEP} WHERE id = $2 RETURNING id)"
+    f" INSERT INTO chat_sessions ({rows.SESSION_COLUMNS}, session_key)"
+    f" SELECT $1, b.id, {rows.placeholders(10, start=3)} FROM b RETURNING id"
 )
 _GET_SESSION = f"SELECT {rows.SESSION_COLUMNS} FROM chat_sessions WHERE id = $1"
 _UPDATE_SESSION = (
@@ -103,8 +117,35 @@ _CLEAR = (
     " p AS (DELETE FROM pending_memory_extractions WHERE session_id = $1)"
     " SELECT count(*) FROM m"
 )
+# pop_message: messages are always seq 1..message_count, so the latest is message_count.
+_POP_COUNT = (
+    "UPDATE chat_sessions SET message_count = message_count - 1"
+    " WHERE id = $1 AND message_count > 0 RETURNING message_count + 1"
+)
+_POP_MESSAGE = (
+    "WITH m AS (DELETE FROM chat_messages WHERE session_id = $1 AND seq = $2"
+    f"  RETURNING {rows.MESSAGE_COLUMNS}),"
+    " c AS (DELETE FROM context_summaries WHERE session_id = $1 AND messages_end >= $2)"
+    f" SELECT {rows.MESSAGE_COLUMNS} FROM m"
+)
 _COUNT_SESSIONS = "SELECT count(*) FROM chat_sessions"
 _COUNT_MESSAGES = "SELECT count(*) FROM chat_messages"
+
+
+def _save_params(m: ChatMessage) -> tuple[Any, ...]:
+    check_model(m, ChatMessage, "save_message")
+    return (
+        m.id, m.session_id, m.role.value, m.content, m.created_at, m.input_tokens,
+        m.output_tokens, m.model, m.stop_reason, m.response_ms, m.metadata_json(),
+        m.input_tokens or 0, m.output_tokens or 0,
+    )  # fmt: skip
+
+
+async def _save(conn: Conn, m: ChatMessage, params: tuple[Any, ...]) -> int:
+    seq: int | None = await conn.fetchval(_SAVE_MESSAGE, *params)
+    if seq is None:
+        raise NotFoundError(f"chat session {m.session_id} not found")
+    return seq
 
 
 class PostgresChatRepository:
@@ -166,25 +207,81 @@ class PostgresChatRepository:
         found = await self._db.read(lambda c: c.fetch(_ACTIVE_SESSIONS, key))
         return [rows.session(r) for r in found]
 
+    async def get_session_by_key(self, bot_id: uuid.UUID, key: str) -> ChatSession | None:
+        bot = check_id(bot_id, "bot_id")
+        name = check_session_key(key)
+        row = await self._db.read(lambda c: c.fetchrow(_KEYED_SESSION, bot, name))
+        return None if row is None else rows.session(row)
+
+    async def get_or_create_session_by_key(self, session: ChatSession, key: str) -> ChatSession:
+        check_model(session, ChatSession, "get_or_create_session_by_key")
+        if session.message_count != 0:
+            raise ValidationError("a new session must have message_count 0 (save_message counts)")
+        params = (*rows.session_params(session), check_session_key(key))
+
+        # Look up, else insert; an insert that loses a race waits on the unique index for the
+        # winner's commit, fails (rolling back its bot counter too: one statement), and the
+        # next look-up, on a fresh snapshot, finds the winner's session.
+        async def unit(conn: Conn) -> ChatSession:
+            while True:
+                row = await conn.fetchrow(_KEYED_SESSION, session.bot_id, key)
+                if row is not None:
+                    return rows.session(row)
+                try:
+                    if await conn.fetchval(_CREATE_KEYED_SESSION, *params) is None:
+                        raise NotFoundError(f"bot {session.bot_id} not found")
+                except asyncpg.UniqueViolationError as exc:
+                    if exc.constraint_name != "chat_sessions_session_key":
+                        raise
+                    continue
+                return session
+
+        return await self._db.write(
+            unit,
+            messages={"chat_sessions_pkey": f"a chat session with id {session.id} already exists"},
+        )
+
     async def save_message(self, message: ChatMessage) -> ChatMessage:
-        check_model(message, ChatMessage, "save_message")
-        m = message
-        params = (
-            m.id, m.session_id, m.role.value, m.content, m.created_at, m.input_tokens,
-            m.output_tokens, m.model, m.stop_reason, m.response_ms, m.metadata_json(),
-            m.input_tokens or 0, m.output_tokens or 0,
-        )  # fmt: skip
+        params = _save_params(message)
 
         async def unit(conn: Conn) -> int:
-            seq: int | None = await conn.fetchval(_SAVE_MESSAGE, *params)
-            if seq is None:
-                raise NotFoundError(f"chat session {m.session_id} not found")
-            return seq
+            return await _save(conn, message, params)
 
         seq = await self._db.write(
-            unit, messages={"chat_messages_pkey": f"a message with id {m.id} already exists"}
+            unit, messages={"chat_messages_pkey": f"a message with id {message.id} already exists"}
         )
-        return with_seq(m, seq)
+        return with_seq(message, seq)
+
+    async def save_messages(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        batch = [(m, _save_params(m)) for m in messages]
+        if not batch:
+            return []
+
+        async def unit(conn: Conn) -> list[int]:
+            return [await _save(conn, m, params) for m, params in batch]
+
+        seqs = await self._db.write(
+            unit,
+            transaction=True,
+            messages={"chat_messages_pkey": "a message with one of these ids already exists"},
+        )
+        return [with_seq(m, seq) for m, seq in zip(messages, seqs, strict=True)]
+
+    async def pop_message(self, session_id: uuid.UUID) -> ChatMessage | None:
+        key = check_id(session_id, "session_id")
+
+        # As in clear_messages: the first statement locks the session row; the delete runs
+        # on a fresh snapshot taken after the lock, so it sees the latest committed message.
+        async def unit(conn: Conn) -> ChatMessage | None:
+            seq = await conn.fetchval(_POP_COUNT, key)
+            if seq is None:
+                if await conn.fetchval(_MESSAGE_COUNT, key) is None:
+                    raise NotFoundError(f"chat session {session_id} not found")
+                return None
+            row = await conn.fetchrow(_POP_MESSAGE, key, seq)
+            return rows.message(row)
+
+        return await self._db.write(unit, transaction=True)
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None:
         key = check_id(message_id, "message_id")

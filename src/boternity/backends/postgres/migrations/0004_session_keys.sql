@@ -1,0 +1,6 @@
+-- boternity schema 3: session keys, so an integration (the OpenAI Agents SDK, LangChain) can
+-- name a chat session with its own session id. At most one session per (bot, key); sessions
+-- without a key (NULL) are not indexed. Adding a nullable column rewrites no rows.
+ALTER TABLE chat_sessions ADD COLUMN session_key text;
+CREATE UNIQUE INDEX chat_sessions_session_key ON chat_sessions (bot_id, session_key)
+    WHERE session_key IS NOT NULL;
