@@ -28,10 +28,10 @@ from boternity.models import (
     SoulVersion,
 )
 
-DEFAULT_LEASE = timedelta(minutes=5)
-
 if TYPE_CHECKING:
     from boternity.config import DatabaseTarget
+
+DEFAULT_LEASE = timedelta(minutes=5)
 
 _TRAILING = re.compile(r"[\s.!?;:,…]+$")
 
