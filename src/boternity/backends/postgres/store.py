@@ -10,6 +10,8 @@ from boternity.backends.migrations import load_migrations, pending_migrations
 from boternity.backends.postgres.bots import PostgresBotRepository
 from boternity.backends.postgres.chat import PostgresChatRepository
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
+from boternity.backends.postgres.locks import PgSessionLocks
+from boternity.backends.postgres.maintenance import PostgresMaintenance
 from boternity.backends.postgres.memory import PostgresMemoryRepository
 from boternity.backends.postgres.pool import ACQUIRE_TIMEOUT, Conn, Connections, Database
 from boternity.errors import RepositoryError, SchemaError, ValidationError
@@ -157,6 +159,11 @@ class PostgresStore:
         self.bots = PostgresBotRepository(self._db)
         self.chat = PostgresChatRepository(self._db)
         self.memory = PostgresMemoryRepository(self._db)
+        self.maintenance = PostgresMaintenance(self._db)
+
+    def session_locks(self) -> PgSessionLocks:
+        """Advisory locks on a dedicated connection (opened on first use)."""
+        return PgSessionLocks(self.url)
 
     async def close(self) -> None:
         db, self._db = self._db, None
