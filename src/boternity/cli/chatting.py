@@ -18,8 +18,9 @@ from boternity.cli.chat import LATEST
 from boternity.cli.output import text as safe  # every shown string goes through it
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
+    from rich.text import Text
 
     from boternity.chat import ChatEngine, LiveSession, Turn
     from boternity.chat.engine import QueueReport
@@ -461,11 +462,14 @@ class TerminalUi(Ui):
         self.flush_warnings()
         self._header()
         self._text = ""
+        # While streaming, the live area never grows past the screen (Rich cannot redraw
+        # lines that scrolled away: a taller reply was printed again on every refresh); the
+        # whole reply is printed once when the live area stops.
         self._live = Live(
             Spinner("dots", text=f"{self.label} is thinking…", style=self.colour),
             console=self.out,
             refresh_per_second=12,
-            vertical_overflow="visible",
+            vertical_overflow="crop",
         )
         self._live.start()
         with self._lock:
@@ -478,7 +482,7 @@ class TerminalUi(Ui):
 
         self._text += visible(text)  # also what Markdown renders at the end
         if self._live is not None:
-            self._live.update(Text(self._text))
+            self._live.update(_Tail(Text(self._text)))
 
     def reply_end(self, reply: ChatMessage | None, *, cancelled: bool = False) -> None:
         from rich.markdown import Markdown
@@ -512,6 +516,23 @@ class TerminalUi(Ui):
                 with self._lock:
                     self._overlay = None
         self.flush_warnings()
+
+
+class _Tail:
+    """The last lines of a renderable that fit on the screen (below the bot's name and
+    above the prompt), for a live area that must never scroll."""
+
+    def __init__(self, renderable: Text) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        lines = console.render_lines(self.renderable, options, pad=False)
+        keep = max(console.height, 3) - 2
+        for line in lines[-keep:]:
+            yield from line
+            yield Segment.line()
 
 
 # --- the conversation (main thread) -----------------------------------------------------------
