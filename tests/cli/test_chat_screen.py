@@ -97,3 +97,96 @@ def test_a_reply_taller_than_the_screen_is_shown_once(
         assert last >= 600
     for i in range(last + 1):
         assert text.count(f"w{i:04d}") == 1, (i, text[-3000:])
+
+
+def _user_messages(db: str) -> list[str]:
+    import asyncio
+
+    from boternity import open_store
+    from boternity.models import MessageRole
+
+    async def read() -> list[str]:
+        async with open_store(db) as store:
+            bot = await store.bots.get_bot_by_slug("luna")
+            assert bot is not None
+            [session] = await store.chat.list_sessions(bot.id)
+            messages = await store.chat.get_messages(session.id)
+            return [m.content for m in messages if m.role is MessageRole.USER]
+
+    return asyncio.run(read())
+
+
+def _drive(db: str, llm: FakeLlm, keys: list[bytes], **env: str) -> bytes:
+    """Type ``keys`` (one send per turn, each followed by waiting for the reply's footer)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execve(
+            sys.executable,
+            [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+            _env(llm, COLUMNS=str(COLUMNS), LINES=str(ROWS), **env),
+        )
+    output = b""
+
+    def read_until(needle: bytes, start: int = 0) -> int:
+        nonlocal output
+        end = time.monotonic() + 30
+        while (at := output.find(needle, start)) < 0:
+            assert time.monotonic() < end, (needle, output[-2000:].decode(errors="replace"))
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:
+                    break
+        return at
+
+    try:
+        at = read_until(PROMPT)
+        for key in keys:
+            time.sleep(0.3)  # readline is reading
+            os.write(fd, key)
+            at = read_until("tokens ·".encode(), start=at)
+            at = read_until(PROMPT, start=at)
+        time.sleep(0.3)
+        os.write(fd, b"\x04")
+        read_until(b"completed")
+    finally:
+        _reap(pid)
+        os.close(fd)
+    return output
+
+
+@pytest.mark.slow
+def test_a_pasted_block_of_lines_is_one_message_and_edit_uses_the_editor(
+    tmp_path: Path, llm: FakeLlm
+) -> None:
+    """Bracketed paste: three pasted lines and one Enter are one message. /edit opens
+    $EDITOR on the text after it and sends what was saved, newlines included."""
+    db = str(tmp_path / "paste.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nprintf ' and more\\nsecond line\\n' >> \"$1\"\n")
+    editor.chmod(0o700)
+    paste = b"\x1b[200~first line\nsecond line\nthird\x1b[201~\r"
+    output = _drive(db, llm, [paste, b"/edit Draft\r"], EDITOR=str(editor), VISUAL="")
+    assert b"Traceback" not in output
+    assert _user_messages(db) == [
+        "first line\nsecond line\nthird",
+        "Draft and more\nsecond line",
+    ]
+
+
+def test_edit_is_refused_without_a_terminal(tmp_path: Path, llm: FakeLlm) -> None:
+    db = str(tmp_path / "piped.db")
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
+    done = subprocess.run(
+        [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+        input=b"/edit\nhello\n",
+        capture_output=True,
+        env=_env(llm),
+        timeout=60,
+        check=False,
+    )
+    assert b"/edit needs a terminal" in done.stderr
+    assert _user_messages(db) == ["hello"]

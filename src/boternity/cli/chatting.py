@@ -48,8 +48,10 @@ Commands:
   /new               end this session and start a new one
   /history [N]       the last N messages of this session (default 10)
   /remember FACT     save a fact to the bot's memory now
+  /edit [TEXT]       write a long message in $VISUAL or $EDITOR, then send it
   /sessions          the bot's recent sessions
   //text             send "/text" as a message
+Pasting several lines sends them as one message.
 Ctrl+C cancels a reply in progress (what was said is kept)."""
 
 
@@ -695,6 +697,15 @@ class Conversation:
                 ui.error("usage: /remember FACT")
                 return False
             ui.say(bg.call(core.remember(rest)))  # a bad fact: an error line, see run()
+        elif word == "/edit":
+            if not isinstance(ui, TerminalUi):
+                ui.error("/edit needs a terminal (piped input sends each line as a message)")
+                return False
+            written = edit_message(rest)
+            if written is None:
+                ui.info("Nothing sent (the message was empty).")
+            else:
+                self._turn(written)
         elif word == "/sessions":
             sessions, prefixes = bg.call(core.sessions())
             current = core.live.id if core.live is not None else None
@@ -707,6 +718,37 @@ class Conversation:
         else:
             ui.error(f"unknown command {word} (try /help)")
         return False
+
+
+def edit_message(start: str) -> str | None:
+    """Open $VISUAL or $EDITOR (else vi) on a private temporary file holding ``start``; the
+    text saved there, or None when it is empty. A failing editor is an error, not a send."""
+    import os
+    import shlex
+    import subprocess
+    import tempfile
+
+    from boternity.errors import ValidationError
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    fd, path = tempfile.mkstemp(prefix="bnity-message-", suffix=".md")  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(start)
+        try:
+            done = subprocess.run([*shlex.split(editor), path], check=False)
+        except (OSError, ValueError) as exc:
+            raise ValidationError(f"cannot run the editor {editor!r}: {exc}") from exc
+        if done.returncode != 0:
+            raise ValidationError(
+                f"the editor {editor!r} exited with status {done.returncode}; nothing was sent"
+            )
+        with open(path, "rb") as fh:
+            text = utf8_line(fh.read().decode("utf-8", "surrogateescape"))
+    finally:
+        os.unlink(path)
+    text = text.strip("\n")
+    return text if text.strip() else None
 
 
 def utf8_line(line: str) -> str:
