@@ -15,6 +15,11 @@ class ValidationError(BoternityError, ValueError):
     """A value was refused before anything was written."""
 
 
+class UnsupportedError(ValidationError):
+    """The backend does not offer this (a backup of a PostgreSQL database, say); the message
+    says what to use instead."""
+
+
 class RepositoryError(BoternityError):
     """The store could not do what was asked."""
 
@@ -104,6 +109,7 @@ class ContextLengthError(InvalidRequestError):
 for _cls in (
     BoternityError,
     ValidationError,
+    UnsupportedError,
     RepositoryError,
     NotFoundError,
     ConflictError,

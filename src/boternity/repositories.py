@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from boternity.models import (
     Bot,
@@ -25,6 +27,9 @@ from boternity.models import (
     PendingExtraction,
     SoulVersion,
 )
+
+if TYPE_CHECKING:
+    from boternity.config import DatabaseTarget
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -270,4 +275,183 @@ class MemoryRepository(Protocol):
 
     async def list_summaries(self, session_id: uuid.UUID) -> list[ContextSummary]:
         """messages_end ASC, created_at ASC, id ASC."""
+        ...
+
+
+# --- backend capabilities ---------------------------------------------------------------------
+# What services need from a backend beyond the repositories. Each backend implements them in
+# its own package; nothing above ``boternity.backends`` knows which backend it talks to.
+
+
+@runtime_checkable
+class SessionLock(Protocol):
+    """Ownership of one live session, released by itself if the holder dies."""
+
+    @property
+    def session_id(self) -> uuid.UUID: ...
+
+    async def release(self) -> None:
+        """Give up ownership (idempotent)."""
+        ...
+
+    async def still_held(self) -> bool:
+        """False when ownership was lost behind the holder's back (the lock file removed or
+        replaced, the lock connection gone). Asks the OS or the server, not a cached flag."""
+        ...
+
+    async def reacquire(self) -> bool:
+        """After a loss: take the lock again if it is free (True), else False. The caller
+        checks that nobody used the session meanwhile."""
+        ...
+
+
+@runtime_checkable
+class SessionLocks(Protocol):
+    """Where session ownership lives (see :mod:`boternity.chat.liveness`): lock files next to
+    a SQLite database, advisory locks on a PostgreSQL server. Made by
+    :meth:`Store.session_locks`."""
+
+    async def try_acquire(self, session_id: uuid.UUID) -> SessionLock | None:
+        """The lock, or None when another holder has it (in any process, this one included).
+        Never waits."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release everything still held and free resources (idempotent)."""
+        ...
+
+
+#: Maintenance a backend may not offer; :meth:`Backend.unsupported` says why not.
+MaintenanceOperation = Literal["backup", "integrity_check"]
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKeyProblem:
+    """A row pointing at a parent row that does not exist."""
+
+    table: str
+    rowid: int | None
+    parent: str
+    fk_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityReport:
+    """What :meth:`Maintenance.integrity_check` found: nothing, when ``ok``."""
+
+    problems: list[str] = field(default_factory=list)
+    foreign_keys: list[ForeignKeyProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.foreign_keys
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport:
+    """A finished, checked copy: how many tables it holds."""
+
+    tables: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDetails:
+    """What a backend can say about its database beyond row counts: ``fields`` (stable names,
+    plain JSON values) and the same for people as ``(label, value)`` lines."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """Looking after an open store's database: what ``bnity db`` runs."""
+
+    async def table_counts(self) -> dict[str, int]:
+        """Rows in every table of the schema, as the database lists them (not a fixed list),
+        by table name. Tables the database keeps for its own bookkeeping are left out."""
+        ...
+
+    async def details(self) -> StoreDetails:
+        """Files and sizes, pages, server version: whatever the backend can tell."""
+        ...
+
+    async def integrity_check(self) -> IntegrityReport:
+        """Check the whole database (structure, foreign keys), reading only.
+        UnsupportedError on a backend that leaves this to its own tools."""
+        ...
+
+    async def backup(self, dest: Path) -> BackupReport:
+        """Write a consistent, checked copy of the database, as it is now, to ``dest`` (a new
+        or empty file; the caller makes the write atomic), while the store stays in use.
+        UnsupportedError on a backend that leaves this to its own tools."""
+        ...
+
+
+class Store(Protocol):
+    """An open database: three repositories, where they live, and the backend's
+    capabilities."""
+
+    @property
+    def backend(self) -> str:
+        """'sqlite' or 'postgresql': for people to read, never to branch on."""
+        ...
+
+    @property
+    def bots(self) -> BotRepository: ...
+
+    @property
+    def chat(self) -> ChatRepository: ...
+
+    @property
+    def memory(self) -> MemoryRepository: ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    @property
+    def maintenance(self) -> Maintenance: ...
+
+    def session_locks(self) -> SessionLocks:
+        """New locks for live sessions of this database (the caller closes them with
+        ``aclose``): they must end with their holder's process, whatever ends it."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A kind of store, before one is open: how to open it, what it cannot do."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def open(
+        self,
+        target: DatabaseTarget,
+        *,
+        durability: Literal["normal", "full"],
+        readers: int,
+        pool_size: int,
+        read_url: str | None,
+        busy_wait: float,
+    ) -> Store:
+        """Open (creating and migrating if needed) the database ``target`` names."""
+        ...
+
+    def unsupported(self, operation: MaintenanceOperation) -> str | None:
+        """Why this backend does not offer ``operation`` and what to use instead (no
+        connection needed), or None when it does."""
+        ...
+
+    def schema_version_on_disk(self, target: DatabaseTarget) -> int | None:
+        """Migrations applied to ``target`` before opening it (0 for a new or empty
+        database), or None when the backend cannot tell without connecting."""
+        ...
+
+    def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
+        """``(files, folders)`` on this machine that belong to the database ``target``
+        (its file and the files and folders kept beside it, each both as named and
+        resolved), which nothing else may write into; empty sets for a server."""
         ...

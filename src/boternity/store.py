@@ -5,34 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal, Protocol
+from typing import Literal
 
-from boternity.config import DatabaseTarget, resolve_database
-from boternity.errors import ValidationError
-from boternity.repositories import BotRepository, ChatRepository, MemoryRepository
+from boternity.config import resolve_database
+from boternity.repositories import Backend, Store
 
-
-class Store(Protocol):
-    """An open database: three repositories and where they live."""
-
-    @property
-    def backend(self) -> str:
-        """'sqlite' or 'postgresql'."""
-        ...
-
-    @property
-    def bots(self) -> BotRepository: ...
-
-    @property
-    def chat(self) -> ChatRepository: ...
-
-    @property
-    def memory(self) -> MemoryRepository: ...
-
-    @property
-    def schema_version(self) -> int: ...
-
-    async def close(self) -> None: ...
+__all__ = ["Store", "backend_of", "open_store"]
 
 
 @asynccontextmanager
@@ -53,8 +31,10 @@ async def open_store(
     ``busy_wait`` (seconds) bounds waiting for the database: SQLite's write lock, or a free
     PostgreSQL pool connection; past it the call fails with StoreBusyError.
     """
+    from boternity.backends import backend_for
+
     target = resolve_database(path_or_url)
-    store = await _open(
+    store = await backend_for(target).open(
         target,
         durability=durability,
         readers=readers,
@@ -68,33 +48,9 @@ async def open_store(
         await store.close()
 
 
-async def _open(
-    target: DatabaseTarget,
-    *,
-    durability: Literal["normal", "full"],
-    readers: int,
-    pool_size: int,
-    read_url: str | None,
-    busy_wait: float,
-) -> Store:
-    if target.backend == "sqlite":
-        from boternity.backends.sqlite import SqliteStore
+def backend_of(path_or_url: str | os.PathLike[str] | None = None) -> Backend:
+    """The backend that serves ``path_or_url`` (resolved as :func:`open_store` does), without
+    connecting: to ask what it can do before opening a store."""
+    from boternity.backends import backend_for
 
-        if read_url is not None:
-            raise ValidationError("read_url is only for PostgreSQL")
-        assert target.path is not None
-        sqlite_store = SqliteStore(
-            target.path, durability=durability, readers=readers, busy_wait=busy_wait
-        )
-        await sqlite_store.open()
-        return sqlite_store
-    from boternity.backends.postgres import open_postgres_store
-
-    assert target.url is not None
-    return await open_postgres_store(
-        target.url,
-        pool_size=pool_size,
-        read_url=read_url,
-        durability=durability,
-        busy_wait=busy_wait,
-    )
+    return backend_for(resolve_database(path_or_url))

@@ -9,10 +9,10 @@ from collections.abc import AsyncGenerator, Sequence
 import pytest
 
 from boternity import Store
+from boternity.backends.sqlite.locks import FileSessionLocks
 from boternity.chat import (
     BotUnavailableError,
     ChatEngine,
-    FileSessionLocks,
     SessionBusyError,
     WindowPolicy,
     locks_for_store,

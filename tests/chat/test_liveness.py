@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from boternity import Store
-from boternity.chat import ChatEngine, FileSessionLocks, locks_for_store
+from boternity.backends.sqlite.locks import FileSessionLocks
+from boternity.chat import ChatEngine, locks_for_store
 from boternity.chat.liveness import extraction_mark, recover_crashed_sessions
 from boternity.errors import RepositoryError
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole, SessionStatus

@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from boternity import Store, open_store
-from boternity.chat import ChatEngine, FileSessionLocks, SessionBusyError, locks_for_store
+from boternity.backends.sqlite.locks import FileSessionLocks
+from boternity.chat import ChatEngine, SessionBusyError, locks_for_store
 from boternity.errors import RepositoryError, SessionLostError
 from boternity.llm import OfflineProvider
 from boternity.models import Bot, SessionStatus

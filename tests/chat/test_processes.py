@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from boternity import Store
-from boternity.chat import ChatEngine, FileSessionLocks, locks_for_store
+from boternity.backends.sqlite.locks import FileSessionLocks
+from boternity.chat import ChatEngine, locks_for_store
 from boternity.llm import OfflineProvider
 from boternity.models import Bot, MessageRole, SessionStatus
 from tests.fakes.llm_server import FakeLlmServer, anthropic_frames, sse_reply

@@ -127,22 +127,6 @@ def test_db_check_missing_file_and_wrong_backend(tmp_path: Path) -> None:
     assert "SQLite" in line and "secret" not in line
 
 
-def test_generic_row_counts_use_only_the_repository_protocols(world: World, db_path: Path) -> None:
-    # What `db info` reports for backends other than SQLite (PostgreSQL): checked here on
-    # SQLite, since it only calls Protocol methods.
-    from boternity.cli.db import _generic_counts
-    from tests.cli.conftest import with_store
-
-    counts = with_store(db_path, _generic_counts)
-    assert counts == {
-        "bots": 2,
-        "chat_sessions": 3,
-        "chat_messages": 9,
-        "session_memories": 4,
-        "pending_memory_extractions": 2,
-    }
-
-
 def test_db_backup_while_another_connection_is_writing(
     cli: Invoke, world: World, db_path: Path, tmp_path: Path
 ) -> None:

@@ -137,3 +137,41 @@ def test_queue_run_says_how_many_facts_of_a_huge_reply_were_dropped(
     assert result.exit_code == 0, result.stderr
     assert "50 memories saved" in result.stdout
     assert "4950 more facts dropped (at most 50 new facts per job)" in result.stdout
+
+
+def test_ctrl_c_during_queue_run_gives_the_job_back_due_now(
+    cli: Invoke, world: World, llm: FakeLlm, db_path: Path
+) -> None:
+    """Ctrl+C while the model is thinking: the attempt is not used up and the job is due at
+    once, so the suggested `bnity queue run` processes it (it used to wait 5 minutes)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fakes.llm_server import Reply
+
+    llm.script("extraction", Reply(delay=60))  # hangs until interrupted
+    env = {**os.environ, **llm.env(), "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "boternity.cli", "--db", str(db_path), "queue", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not llm.of("extraction"):
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    [job] = [j for j in parse(cli("queue", "--json")) if j["id"] == str(world.jobs[0].id)]
+    assert job["attempt_count"] == 0 and job["state"] != "waiting", job
+    again = cli("queue", "run", "--json", env=llm.env())
+    assert parse(again)["completed"] == 1, again.stderr

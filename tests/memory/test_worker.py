@@ -292,3 +292,34 @@ async def test_run_forever_survives_a_failing_pass(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert calls >= 2
+
+
+async def test_an_interrupted_pass_gives_its_claims_back_without_using_an_attempt(
+    store: Store, server: FakeLlmServer, provider: AnthropicProvider
+) -> None:
+    """Ctrl+C while the model is thinking: the job is due again at once with its attempt
+    returned, so the next `queue run` processes it instead of saying "No due jobs"."""
+    import asyncio
+
+    worker = ExtractionWorker(store, provider)
+    bot, session, _ = await conversation(store, "I live in Porto", "Nice!")
+    first = await enqueue(store, session, 1, 1)
+    second = await enqueue(store, session, 2, 2)
+    server.gate = asyncio.Event()  # the model call hangs until released
+    task = asyncio.create_task(worker.run_once(batch=5))
+    async with asyncio.timeout(10):
+        while not server.requests:  # noqa: ASYNC110 (the server records from its own task)
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    server.gate.set()
+    jobs = {j.id: j for j in await store.memory.list_pending_extractions()}
+    assert set(jobs) == {first.id, second.id}
+    for job in jobs.values():
+        assert job.attempt_count == 0 and job.next_attempt_at <= utc_now()
+    server.enqueue(anthropic_message(facts_reply({"fact": "Lives in Porto", "source_seq": 1})))
+    server.enqueue(anthropic_message(facts_reply()))
+    report = await worker.run_once()
+    assert (report.claimed, report.completed) == (2, 2)
+    assert [m.fact for m in await store.memory.get_memories(bot.id)] == ["Lives in Porto"]

@@ -13,8 +13,6 @@ from boternity.chat.engine import (
     Recall,
 )
 from boternity.chat.liveness import (
-    FileSessionLocks,
-    PgSessionLocks,
     SessionBusyError,
     SessionLock,
     SessionLocks,
@@ -29,9 +27,7 @@ __all__ = [
     "STOP_ERROR",
     "BotUnavailableError",
     "ChatEngine",
-    "FileSessionLocks",
     "LiveSession",
-    "PgSessionLocks",
     "QueueWorker",
     "Recall",
     "SessionBusyError",

@@ -2,20 +2,18 @@
 high-water mark.
 
 **Ownership.** A live session is held by its process through a :class:`SessionLock` that the
-operating system (or the database server) releases by itself when the process dies. For
-SQLite that is an ``flock`` on ``<db>.sessions/<session_id>.lock``. ``flock`` locks belong to
-an open file description, so two engines in one process exclude each other too, and the
-descriptor is close-on-exec, so child processes never inherit ownership. For PostgreSQL it is
-a session-level advisory lock taken on one dedicated connection, which the server drops
-when that connection ends (with its process).
+operating system (or the database server) releases by itself when the process dies. The
+locks are a capability of the store (``store.session_locks()``), implemented by each backend:
+an ``flock`` on ``<db>.sessions/<session_id>.lock`` next to a SQLite database
+(``boternity.backends.sqlite.locks``), a session-level advisory lock on one dedicated
+connection to a PostgreSQL server (``boternity.backends.postgres.locks``).
 
 A lock can also be lost while its holder lives: the lock file deleted or replaced, the lock
 connection terminated (``pg_terminate_backend``, a server restart). The engine asks
 ``SessionLock.still_held()`` before each write to a session and stops writing (or takes the
 lock back, when nobody else used the session meanwhile) instead of interleaving with a
-process that took over. SQLite locks are named after the database's real path, so a symlink,
-``..`` or relative path to one file shares its locks; a database file with several hard links
-has no single name and is refused (SQLite itself keeps a separate WAL per name).
+process that took over. This module finds sessions whose owner died
+(:func:`recover_crashed_sessions`) and keeps the extraction high-water mark.
 
 **Extraction high-water mark.** Queue jobs are deleted once done, so the mark ("messages
 ``1..mark`` are covered by some job") is persisted on the messages the engine writes:
@@ -31,26 +29,17 @@ so a crash in between can leave a gap but never makes two jobs overlap.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
-import hashlib
 import logging
-import os
 import uuid
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
 
 from boternity.errors import ConflictError, RepositoryError
 from boternity.models import ChatMessage, ChatSession, PendingExtraction, SessionStatus
-from boternity.store import Store
+from boternity.repositories import SessionLock, SessionLocks, Store
 
 __all__ = [
     "EXTRACTED_THROUGH",
     "EXTRACTION_BOUNDARY",
-    "FileSessionLocks",
-    "PgSessionLocks",
     "SessionBusyError",
     "SessionLock",
     "SessionLocks",
@@ -75,369 +64,11 @@ class SessionBusyError(ConflictError):
 SessionBusyError.__module__ = "boternity.chat"
 
 
-@runtime_checkable
-class SessionLock(Protocol):
-    """Ownership of one live session, released by itself if the holder dies."""
-
-    @property
-    def session_id(self) -> uuid.UUID: ...
-
-    async def release(self) -> None:
-        """Give up ownership (idempotent)."""
-        ...
-
-    async def still_held(self) -> bool:
-        """False when ownership was lost behind the holder's back (the lock file removed or
-        replaced, the lock connection gone). Asks the OS or the server, not a cached flag."""
-        ...
-
-    async def reacquire(self) -> bool:
-        """After a loss: take the lock again if it is free (True), else False. The caller
-        checks that nobody used the session meanwhile."""
-        ...
-
-
-@runtime_checkable
-class SessionLocks(Protocol):
-    """Where session ownership lives: :class:`FileSessionLocks` (SQLite) or
-    :class:`PgSessionLocks` (PostgreSQL)."""
-
-    async def try_acquire(self, session_id: uuid.UUID) -> SessionLock | None:
-        """The lock, or None when another holder has it (in any process, this one included).
-        Never waits."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release everything still held and free resources (idempotent)."""
-        ...
-
-
-class FileSessionLock:
-    def __init__(
-        self, session_id: uuid.UUID, path: Path, fd: int, owner: FileSessionLocks | None = None
-    ) -> None:
-        self._session_id = session_id
-        self._path = path
-        self._fd: int | None = fd
-        self._owner = owner
-
-    @property
-    def session_id(self) -> uuid.UUID:
-        return self._session_id
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def _is_current(self) -> bool:
-        """True while the file at the lock's path is the one this lock holds."""
-        if self._fd is None:
-            return False
-        try:
-            current = os.stat(self._path)
-        except FileNotFoundError:
-            return False
-        mine = os.fstat(self._fd)
-        return (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
-
-    async def still_held(self) -> bool:
-        return self._is_current()
-
-    async def reacquire(self) -> bool:
-        if self._is_current():
-            return True
-        if self._owner is None:
-            return False
-        self._drop(unlink=False)  # the path is no longer ours: leave whatever is there
-        try:
-            fresh = self._owner._try_acquire(self._session_id)
-        except OSError as exc:  # e.g. the lock folder cannot be created any more
-            raise RepositoryError(f"taking the session lock back: {exc}") from exc
-        if fresh is None:
-            return False
-        # Adopt the new file and descriptor.
-        self._owner._held.discard(fresh)
-        self._fd, fresh._fd = fresh._fd, None
-        self._owner._held.add(self)
-        return True
-
-    async def release(self) -> None:
-        # Unlink while still holding the lock: a process that opened the old file locks an
-        # orphan inode, notices (try_acquire compares inodes) and retries on a fresh file.
-        # A file that is not ours any more (replaced behind our back) is left alone.
-        self._drop(unlink=self._is_current())
-
-    def _drop(self, *, unlink: bool) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        if self._owner is not None:
-            self._owner._held.discard(self)
-        try:
-            if unlink:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._path)
-        finally:
-            os.close(fd)
-
-    def __repr__(self) -> str:
-        return f"FileSessionLock({self._session_id}, held={self.held})"
-
-
-class FileSessionLocks:
-    """``flock`` on one file per session in ``directory`` (created 0700, files 0600).
-
-    ``database``, when given, is the file the locks guard: it is refused while it has more
-    than one hard link, since each name would get its own lock folder.
-    """
-
-    def __init__(
-        self, directory: str | os.PathLike[str], *, database: str | os.PathLike[str] | None = None
-    ) -> None:
-        self.directory = Path(directory)
-        self.database = None if database is None else Path(database)
-        self._held: set[FileSessionLock] = set()
-
-    @classmethod
-    def for_database(cls, path: str | os.PathLike[str]) -> FileSessionLocks:
-        """The locks of the SQLite database at ``path``, named after its real path, so every
-        way of reaching the file (symlink, ``..``, relative) shares them."""
-        real = os.path.realpath(os.fspath(path))
-        locks = cls(Path(f"{real}.sessions"), database=real)
-        locks._check_database()
-        return locks
-
-    def _check_database(self) -> None:
-        if self.database is None:
-            return
-        try:
-            links = os.stat(self.database).st_nlink
-        except FileNotFoundError:
-            return
-        if links > 1:
-            # SQLite keeps a WAL per name too: through another name the live writes are not
-            # even visible.
-            raise RepositoryError(
-                f"{self.database} has {links} hard links: chat sessions need the database file"
-                " to have one name (remove the other links, or copy the file)"
-            )
-
-    def path_for(self, session_id: uuid.UUID) -> Path:
-        return self.directory / f"{session_id}.lock"
-
-    async def try_acquire(self, session_id: uuid.UUID) -> FileSessionLock | None:
-        # Every call below is non-blocking (LOCK_NB), so running them on the loop is fine.
-        return self._try_acquire(session_id)
-
-    def _try_acquire(self, session_id: uuid.UUID) -> FileSessionLock | None:
-        self._check_database()
-        path = self.path_for(session_id)
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise self._unusable(exc) from exc
-        while True:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                raise self._unusable(exc) from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return None
-            except BaseException:
-                os.close(fd)
-                raise
-            try:
-                current = os.stat(path)
-            except FileNotFoundError:
-                current = None
-            mine = os.fstat(fd)
-            if current is None or (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
-                os.close(fd)  # the previous holder unlinked it after we opened it
-                continue
-            # For humans looking at the folder; the lock itself is what counts.
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            lock = FileSessionLock(session_id, path, fd, self)
-            self._held.add(lock)
-            return lock
-
-    def _unusable(self, exc: OSError) -> RepositoryError:
-        """A lock folder we cannot use (unwritable, a file in its place): say which, plainly."""
-        return RepositoryError(
-            f"cannot create session lock files in {self.directory}:"
-            f" {exc.strerror or exc} (it must be a folder this user can write)"
-        )
-
-    async def aclose(self) -> None:
-        for lock in list(self._held):
-            await lock.release()
-
-    def __repr__(self) -> str:
-        return f"FileSessionLocks({str(self.directory)!r})"
-
-
-_PG_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
-_PG_UNLOCK = "SELECT pg_advisory_unlock($1)"
-_PG_CHECK_TIMEOUT = 30.0
-
-
-def advisory_key(session_id: uuid.UUID) -> int:
-    """The bigint advisory-lock key of a session (a hash: UUIDv7's leading bytes are a
-    timestamp, too alike to use directly)."""
-    digest = hashlib.blake2b(b"boternity.session:" + session_id.bytes, digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-class PgSessionLock:
-    def __init__(self, owner: PgSessionLocks, session_id: uuid.UUID, key: int) -> None:
-        self._owner = owner
-        self._session_id = session_id
-        self._key = key
-
-    @property
-    def session_id(self) -> uuid.UUID:
-        return self._session_id
-
-    async def release(self) -> None:
-        await self._owner._release(self._key)
-
-    async def still_held(self) -> bool:
-        return await self._owner._still_held(self._key)
-
-    async def reacquire(self) -> bool:
-        return await self._owner._reacquire(self._key)
-
-    def __repr__(self) -> str:
-        return f"PgSessionLock({self._session_id})"
-
-
-class PgSessionLocks:
-    """Session-level advisory locks on one dedicated connection, opened on first use.
-
-    Not a pooled connection: a pool shares and resets its connections, and a session lock must
-    live exactly as long as its holder. Advisory locks are re-entrant on one connection, so
-    this object also remembers what it holds and refuses a second holder in this process.
-    If the connection is lost, so is ownership: ``still_held`` finds out with a round trip
-    (the client may not have noticed the server closing the socket yet), and the next
-    ``try_acquire`` or ``reacquire`` reconnects.
-    """
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._conn: Any = None
-        self._held: set[int] = set()
-        self._mutex = asyncio.Lock()  # one connection runs one query at a time
-
-    async def _connection(self) -> Any:
-        if self._conn is None or self._conn.is_closed():
-            import asyncpg  # the optional PostgreSQL dependency
-
-            self._held.clear()  # a lost connection took its locks with it
-            self._conn = await asyncpg.connect(
-                self._url, server_settings={"application_name": "boternity-session-locks"}
-            )
-        return self._conn
-
-    async def try_acquire(self, session_id: uuid.UUID) -> PgSessionLock | None:
-        key = advisory_key(session_id)
-        async with self._mutex:
-            try:
-                conn = await self._connection()
-                if key in self._held:
-                    return None
-                if not await conn.fetchval(_PG_TRY_LOCK, key):
-                    return None
-            except Exception as exc:  # driver errors never leak (no URL in the message)
-                raise RepositoryError(f"session lock for {session_id}: {exc}") from exc
-            self._held.add(key)
-            return PgSessionLock(self, session_id, key)
-
-    async def _still_held(self, key: int) -> bool:
-        async with self._mutex:
-            conn = self._conn
-            if key not in self._held or conn is None or conn.is_closed():
-                return False
-            try:
-                # Bounded: a server that stopped answering cannot vouch for the lock either.
-                await conn.fetchval("SELECT 1", timeout=_PG_CHECK_TIMEOUT)
-            except Exception as exc:  # whatever the driver says, the connection is gone
-                log.warning("the session-lock connection was lost: %s", exc)
-                self._drop_connection()
-                return False
-            return True
-
-    async def _reacquire(self, key: int) -> bool:
-        async with self._mutex:
-            try:
-                conn = await self._connection()
-                if key in self._held:  # the connection (and the lock) never went away
-                    return True
-                if not await conn.fetchval(_PG_TRY_LOCK, key):
-                    return False
-            except Exception as exc:
-                raise RepositoryError(f"taking a session lock back: {exc}") from exc
-            self._held.add(key)
-            return True
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        self._held.clear()
-        if conn is not None:
-            conn.terminate()
-
-    async def _release(self, key: int) -> None:
-        async with self._mutex:
-            if key not in self._held:
-                return
-            self._held.discard(key)
-            conn = self._conn
-            if conn is None or conn.is_closed():
-                return
-            try:
-                await conn.fetchval(_PG_UNLOCK, key)
-            except Exception as exc:
-                import asyncpg
-
-                if conn.is_closed() or not isinstance(exc, asyncpg.PostgresError):
-                    # The connection is gone (or unusable): the server dropped its locks.
-                    self._drop_connection()
-                    return
-                raise RepositoryError(f"releasing a session lock: {exc}") from exc
-
-    async def aclose(self) -> None:
-        async with self._mutex:
-            conn, self._conn = self._conn, None
-            self._held.clear()
-            if conn is not None and not conn.is_closed():
-                try:
-                    await conn.close()  # the server drops every lock it held
-                except Exception:  # already dropped by the server: nothing left to release
-                    conn.terminate()
-
-    def __repr__(self) -> str:
-        return f"PgSessionLocks(held={len(self._held)})"
-
-
 def locks_for_store(store: Store) -> SessionLocks:
-    """New default locks for a store: lock files next to a SQLite database; advisory locks
-    on a dedicated connection to a PostgreSQL one. The caller closes them (``aclose``)."""
-    if store.backend == "sqlite":
-        path: Any = getattr(store, "path", None)
-        if not isinstance(path, str | os.PathLike):
-            raise RepositoryError("this SQLite store does not say where its file is")
-        return FileSessionLocks.for_database(path)
-    if store.backend in ("postgresql", "postgres"):  # the name is settling on main
-        url: Any = getattr(store, "url", None)
-        if not isinstance(url, str):
-            raise RepositoryError("this PostgreSQL store does not say where its database is")
-        return PgSessionLocks(url)
-    raise RepositoryError(
-        f"session liveness locks are not implemented for the {store.backend} backend;"
-        " pass locks= to ChatEngine"
-    )
+    """New default locks for a store (``store.session_locks()``): lock files next to a SQLite
+    database, advisory locks on a dedicated connection to a PostgreSQL one. The caller closes
+    them (``aclose``)."""
+    return store.session_locks()
 
 
 # --- extraction high-water mark --------------------------------------------------------------

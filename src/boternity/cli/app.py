@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from boternity.cli import bots, chat, db, demo, memories, queue, sessions
+from boternity.cli import ask, bots, chat, db, demo, memories, queue, sessions
 from boternity.cli.runtime import EXIT_CODES_HELP, BnityCommand, BnityGroup, State
 
 VERSION = "0.1.0"  # kept equal to boternity.__version__ by a test; importing it costs startup
@@ -67,6 +67,7 @@ app.command("demo", cls=BnityCommand)(demo.demo)
 app.add_typer(bots.bot_app, name="bot")
 app.add_typer(bots.soul_app, name="soul")
 app.command("chat", cls=chat.ChatCommand)(chat.chat)
+app.command("ask", cls=BnityCommand)(ask.ask)
 app.command("sessions", cls=BnityCommand)(sessions.list_sessions)
 app.add_typer(sessions.session_app, name="session")
 app.command("memories", cls=BnityCommand)(memories.list_memories)

@@ -18,8 +18,9 @@ from boternity.cli.chat import LATEST
 from boternity.cli.output import text as safe  # every shown string goes through it
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
+    from rich.text import Text
 
     from boternity.chat import ChatEngine, LiveSession, Turn
     from boternity.chat.engine import QueueReport
@@ -47,8 +48,10 @@ Commands:
   /new               end this session and start a new one
   /history [N]       the last N messages of this session (default 10)
   /remember FACT     save a fact to the bot's memory now
+  /edit [TEXT]       write a long message in $VISUAL or $EDITOR, then send it
   /sessions          the bot's recent sessions
   //text             send "/text" as a message
+Pasting several lines sends them as one message.
 Ctrl+C cancels a reply in progress (what was said is kept)."""
 
 
@@ -461,11 +464,14 @@ class TerminalUi(Ui):
         self.flush_warnings()
         self._header()
         self._text = ""
+        # While streaming, the live area never grows past the screen (Rich cannot redraw
+        # lines that scrolled away: a taller reply was printed again on every refresh); the
+        # whole reply is printed once when the live area stops.
         self._live = Live(
             Spinner("dots", text=f"{self.label} is thinking…", style=self.colour),
             console=self.out,
             refresh_per_second=12,
-            vertical_overflow="visible",
+            vertical_overflow="crop",
         )
         self._live.start()
         with self._lock:
@@ -478,7 +484,7 @@ class TerminalUi(Ui):
 
         self._text += visible(text)  # also what Markdown renders at the end
         if self._live is not None:
-            self._live.update(Text(self._text))
+            self._live.update(_Tail(Text(self._text)))
 
     def reply_end(self, reply: ChatMessage | None, *, cancelled: bool = False) -> None:
         from rich.markdown import Markdown
@@ -512,6 +518,23 @@ class TerminalUi(Ui):
                 with self._lock:
                     self._overlay = None
         self.flush_warnings()
+
+
+class _Tail:
+    """The last lines of a renderable that fit on the screen (below the bot's name and
+    above the prompt), for a live area that must never scroll."""
+
+    def __init__(self, renderable: Text) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        lines = console.render_lines(self.renderable, options, pad=False)
+        keep = max(console.height, 3) - 2
+        for line in lines[-keep:]:
+            yield from line
+            yield Segment.line()
 
 
 # --- the conversation (main thread) -----------------------------------------------------------
@@ -674,6 +697,15 @@ class Conversation:
                 ui.error("usage: /remember FACT")
                 return False
             ui.say(bg.call(core.remember(rest)))  # a bad fact: an error line, see run()
+        elif word == "/edit":
+            if not isinstance(ui, TerminalUi):
+                ui.error("/edit needs a terminal (piped input sends each line as a message)")
+                return False
+            written = edit_message(rest)
+            if written is None:
+                ui.info("Nothing sent (the message was empty).")
+            else:
+                self._turn(written)
         elif word == "/sessions":
             sessions, prefixes = bg.call(core.sessions())
             current = core.live.id if core.live is not None else None
@@ -686,6 +718,37 @@ class Conversation:
         else:
             ui.error(f"unknown command {word} (try /help)")
         return False
+
+
+def edit_message(start: str) -> str | None:
+    """Open $VISUAL or $EDITOR (else vi) on a private temporary file holding ``start``; the
+    text saved there, or None when it is empty. A failing editor is an error, not a send."""
+    import os
+    import shlex
+    import subprocess
+    import tempfile
+
+    from boternity.errors import ValidationError
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    fd, path = tempfile.mkstemp(prefix="bnity-message-", suffix=".md")  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(start)
+        try:
+            done = subprocess.run([*shlex.split(editor), path], check=False)
+        except (OSError, ValueError) as exc:
+            raise ValidationError(f"cannot run the editor {editor!r}: {exc}") from exc
+        if done.returncode != 0:
+            raise ValidationError(
+                f"the editor {editor!r} exited with status {done.returncode}; nothing was sent"
+            )
+        with open(path, "rb") as fh:
+            text = utf8_line(fh.read().decode("utf-8", "surrogateescape"))
+    finally:
+        os.unlink(path)
+    text = text.strip("\n")
+    return text if text.strip() else None
 
 
 def utf8_line(line: str) -> str:

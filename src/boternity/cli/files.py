@@ -1,14 +1,15 @@
 """Files the CLI writes (session exports, backups): one rule for all of them.
 
-Never onto the database or a file SQLite keeps beside it (compared by resolved path and by
-device+inode, so symlinks, ``..`` and hard links are seen through); never over an existing
-file without ``--yes``/``--force`` (refused without a terminal); never half-written (a
+Never onto the database or a file its backend keeps beside it (compared by resolved path
+and by device+inode, so symlinks, ``..`` and hard links are seen through); never over an
+existing file without ``--yes``/``--force`` (refused without a terminal); never half-written (a
 temporary file in the same folder, renamed into place once complete).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -16,27 +17,14 @@ from pathlib import Path
 
 from boternity.cli.runtime import EXIT_USAGE, CliError, confirm
 
-#: Files SQLite (and boternity) keep next to a database file ``X``: ``X-wal`` etc.
-COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
-#: Folders of per-session lock files next to a database file (chat/liveness.py).
-LOCK_FOLDER_SUFFIX = ".sessions"
-
 
 def _database_files(database: str | None) -> tuple[set[Path], set[Path]]:
     """(files, folders) the CLI must never write into for the ``--db`` value ``database``:
-    each both as named and resolved (symlinks)."""
+    the database's own paths, as its backend names them (both as named and resolved)."""
     from boternity.config import resolve_database
+    from boternity.store import backend_of
 
-    target = resolve_database(database)
-    if target.path is None:
-        return set(), set()
-    files: set[Path] = set()
-    folders: set[Path] = set()
-    named = Path(os.path.abspath(target.path))
-    for base in {named, Path(os.path.realpath(named))}:
-        files.update(base.with_name(base.name + s) for s in COMPANION_SUFFIXES)
-        folders.add(base.with_name(base.name + LOCK_FOLDER_SUFFIX))
-    return files, folders
+    return backend_of(database).own_paths(resolve_database(database))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -101,9 +89,11 @@ def atomic_write(dest: Path) -> Iterator[Path]:
     except OSError as exc:
         raise CliError(f"cannot write {dest}: {exc.strerror or exc}") from exc
     finally:
-        for suffix in COMPANION_SUFFIXES:
+        # The temporary file, and whatever a database engine kept beside it (``-journal``):
+        # its random name makes ``<name>-*`` ours alone.
+        for leftover in (tmp, *tmp.parent.glob(glob.escape(tmp.name) + "-*")):
             with contextlib.suppress(FileNotFoundError):
-                tmp.with_name(tmp.name + suffix).unlink()
+                leftover.unlink()
 
 
 def write_text(dest: Path, text: str) -> None:

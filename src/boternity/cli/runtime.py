@@ -134,6 +134,7 @@ class BnityGroup(TyperGroup):
         "bot",
         "soul",
         "chat",
+        "ask",
         "sessions",
         "session",
         "memories",

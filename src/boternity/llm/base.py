@@ -177,6 +177,24 @@ class LlmProvider(Protocol):
     ) -> None: ...
 
 
+class ClosesOnExit:
+    """``async with provider:`` for every provider: leaving the block calls ``aclose``."""
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 def estimate_tokens(text: str) -> int:
     """A provider-independent estimate: one token per four characters (not bytes), rounded up."""
     return math.ceil(len(text) / 4)

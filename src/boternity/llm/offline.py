@@ -20,13 +20,12 @@ import json
 import re
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from boternity.llm.base import (
     END_TURN,
     MAX_TOKENS,
     ChatTurn,
+    ClosesOnExit,
     Completion,
     CompletionRequest,
     Done,
@@ -289,7 +288,7 @@ def answer(request: CompletionRequest) -> str:
     return _ANSWERS[request.purpose](request)
 
 
-class OfflineProvider:
+class OfflineProvider(ClosesOnExit):
     """Canned, deterministic replies streamed word by word; usage is the chars/4 estimate."""
 
     name = "offline"
@@ -308,20 +307,6 @@ class OfflineProvider:
 
     def __repr__(self) -> str:
         return f"OfflineProvider(default_model={self.default_model!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        return None
 
     def context_window(self, model: str) -> int:
         return self._context_window

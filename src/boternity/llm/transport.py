@@ -14,8 +14,7 @@ import socket
 import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
-from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
@@ -29,6 +28,7 @@ from boternity.errors import (
     RateLimitedError,
 )
 from boternity.llm.base import (
+    ClosesOnExit,
     Completion,
     CompletionRequest,
     Done,
@@ -165,7 +165,7 @@ class StreamParser(Protocol):
         ...
 
 
-class HttpProvider:
+class HttpProvider(ClosesOnExit):
     """Base for providers spoken over HTTP with JSON requests and SSE streams."""
 
     name: ClassVar[str]
@@ -219,17 +219,6 @@ class HttpProvider:
             f"{type(self).__name__}(base_url={redact_url(self.base_url)!r},"
             f" default_model={self.default_model!r})"
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -107,11 +107,32 @@ class ExtractionWorker:
             if not jobs:
                 break
             report.claimed += len(jobs)
-            for job in jobs:
-                outcome = await self._process(job, report)
+            for index, job in enumerate(jobs):
+                try:
+                    outcome = await self._process(job, report)
+                except asyncio.CancelledError:
+                    # Interrupted (Ctrl+C, shutdown): the claims we still hold are handed
+                    # back unused, so `bnity queue run` right after finds them due.
+                    await asyncio.shield(self._release(jobs[index:]))
+                    raise
                 if on_job is not None:
                     on_job(job, outcome)
         return report
+
+    async def _release(self, jobs: list[PendingExtraction]) -> None:
+        """Give back claims an interrupted pass did not finish: due now, and the attempt
+        they took is returned (an interruption is not a failure of the job)."""
+        now = self.clock()
+        for job in jobs:
+            released = dataclasses.replace(
+                job, attempt_count=max(job.attempt_count - 1, 0), next_attempt_at=now
+            )
+            try:
+                await self.store.memory.update_pending_extraction(released)
+            except NotFoundError:
+                pass  # it completed just before the interruption
+            except BoternityError as exc:  # the lease still runs out in time
+                log.warning("could not release extraction job %s: %s", job.id, exc)
 
     async def run_forever(self, *, interval: float = 5.0, bot_id: uuid.UUID | None = None) -> None:
         """Keep draining due jobs; for a background task owned by a long-running process."""

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from boternity.errors import RepositoryError
 
 if TYPE_CHECKING:
-    from boternity.store import Store
+    from boternity.config import DatabaseTarget
+    from boternity.repositories import MaintenanceOperation, Store
+
+#: Maintenance left to PostgreSQL's own tools: why, and what to use instead.
+UNSUPPORTED: dict[str, str] = {
+    "backup": (
+        "a PostgreSQL database is backed up with its own tools, for example"
+        " pg_dump --format=custom --file=FILE DATABASE_URL (boternity copies SQLite"
+        " databases only)"
+    ),
+    "integrity_check": (
+        "PostgreSQL checks its data as it writes it; for a deeper check of tables and indexes"
+        " use pg_amcheck (boternity checks SQLite databases only)"
+    ),
+}
 
 
 async def open_postgres_store(
@@ -37,3 +52,43 @@ async def open_postgres_store(
     )
     await store.open()
     return store
+
+
+class PostgresBackend:
+    """:class:`~boternity.repositories.Backend` for ``postgresql://`` targets."""
+
+    name = "postgresql"
+
+    async def open(
+        self,
+        target: DatabaseTarget,
+        *,
+        durability: Literal["normal", "full"],
+        readers: int,
+        pool_size: int,
+        read_url: str | None,
+        busy_wait: float,
+    ) -> Store:
+        assert target.url is not None
+        return await open_postgres_store(
+            target.url,
+            pool_size=pool_size,
+            read_url=read_url,
+            durability=durability,
+            busy_wait=busy_wait,
+        )
+
+    def unsupported(self, operation: MaintenanceOperation) -> str | None:
+        return UNSUPPORTED.get(operation)
+
+    def schema_version_on_disk(self, target: DatabaseTarget) -> int | None:
+        return None  # only the server knows, and opening a store migrates
+
+    def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
+        return set(), set()  # the server keeps its files to itself
+
+    def __repr__(self) -> str:
+        return "PostgresBackend()"
+
+
+BACKEND = PostgresBackend()

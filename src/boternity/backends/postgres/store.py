@@ -11,6 +11,8 @@ from boternity.backends.core import BotCore, MemoryCore
 from boternity.backends.migrations import load_migrations, pending_migrations
 from boternity.backends.postgres.dialect import POSTGRES, PostgresChat
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
+from boternity.backends.postgres.locks import PgSessionLocks
+from boternity.backends.postgres.maintenance import PostgresMaintenance
 from boternity.backends.postgres.pool import ACQUIRE_TIMEOUT, Conn, Connections, Database
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
@@ -149,6 +151,11 @@ class PostgresStore:
         self.bots = BotCore(self._db, POSTGRES)
         self.chat = PostgresChat(self._db, POSTGRES)
         self.memory = MemoryCore(self._db, POSTGRES)
+        self.maintenance = PostgresMaintenance(self._db)
+
+    def session_locks(self) -> PgSessionLocks:
+        """Advisory locks on a dedicated connection (opened on first use)."""
+        return PgSessionLocks(self.url)
 
     async def close(self) -> None:
         db, self._db = self._db, None

@@ -1,5 +1,70 @@
 """The SQLite backend: one writer thread, read-only reader threads, WAL."""
 
-from boternity.backends.sqlite.store import SqliteStore
+from __future__ import annotations
 
-__all__ = ["SqliteStore"]
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from boternity.backends.sqlite.locks import LOCK_FOLDER_SUFFIX
+from boternity.backends.sqlite.store import SqliteStore
+from boternity.errors import ValidationError
+
+if TYPE_CHECKING:
+    from boternity.config import DatabaseTarget
+    from boternity.repositories import MaintenanceOperation, Store
+
+__all__ = ["BACKEND", "COMPANION_SUFFIXES", "SqliteBackend", "SqliteStore"]
+
+#: Files SQLite (and boternity) keep for a database file ``X``: ``X`` itself, ``X-wal`` etc.
+COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+class SqliteBackend:
+    """:class:`~boternity.repositories.Backend` for database files."""
+
+    name = "sqlite"
+
+    async def open(
+        self,
+        target: DatabaseTarget,
+        *,
+        durability: Literal["normal", "full"],
+        readers: int,
+        pool_size: int,
+        read_url: str | None,
+        busy_wait: float,
+    ) -> Store:
+        if read_url is not None:
+            raise ValidationError("read_url is only for PostgreSQL")
+        assert target.path is not None
+        store = SqliteStore(
+            target.path, durability=durability, readers=readers, busy_wait=busy_wait
+        )
+        await store.open()
+        return store
+
+    def unsupported(self, operation: MaintenanceOperation) -> str | None:
+        return None  # every maintenance operation works on a SQLite file
+
+    def schema_version_on_disk(self, target: DatabaseTarget) -> int | None:
+        from boternity.backends.sqlite.maintenance import schema_version_on_disk
+
+        assert target.path is not None
+        return schema_version_on_disk(target.path)
+
+    def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
+        assert target.path is not None
+        files: set[Path] = set()
+        folders: set[Path] = set()
+        named = Path(os.path.abspath(target.path))
+        for base in {named, Path(os.path.realpath(named))}:
+            files.update(base.with_name(base.name + s) for s in COMPANION_SUFFIXES)
+            folders.add(base.with_name(base.name + LOCK_FOLDER_SUFFIX))  # session locks
+        return files, folders
+
+    def __repr__(self) -> str:
+        return "SqliteBackend()"
+
+
+BACKEND = SqliteBackend()

@@ -13,6 +13,8 @@ from boternity.backends.core import BotCore, ChatCore, MemoryCore
 from boternity.backends.migrations import load_migrations, pending_migrations
 from boternity.backends.sqlite.dialect import SQLITE, ts
 from boternity.backends.sqlite.errors import translate
+from boternity.backends.sqlite.locks import FileSessionLocks
+from boternity.backends.sqlite.maintenance import SqliteMaintenance
 from boternity.backends.sqlite.pool import (
     Durability,
     Readers,
@@ -24,7 +26,13 @@ from boternity.backends.sqlite.pool import (
 )
 from boternity.errors import RepositoryError, SchemaError, ValidationError
 from boternity.ids import utc_now
-from boternity.repositories import BotRepository, ChatRepository, MemoryRepository
+from boternity.repositories import (
+    BotRepository,
+    ChatRepository,
+    Maintenance,
+    MemoryRepository,
+    SessionLocks,
+)
 
 BUSY_TIMEOUT_MS = 5_000
 
@@ -182,6 +190,11 @@ class SqliteStore:
         self.bots: BotRepository = BotCore(executor, SQLITE)
         self.chat: ChatRepository = ChatCore(executor, SQLITE)
         self.memory: MemoryRepository = MemoryCore(executor, SQLITE)
+        self.maintenance: Maintenance = SqliteMaintenance(path, self.readers)
+
+    def session_locks(self) -> SessionLocks:
+        """``flock`` files in ``<real path of the database>.sessions/``."""
+        return FileSessionLocks.for_database(self.path)
 
     def _connect_writer(self) -> sqlite3.Connection:
         try:
