@@ -65,10 +65,10 @@ class PostgresMaintenance:
         self._db = db
 
     async def table_counts(self) -> dict[str, int]:
-        return await self._db.read(_table_counts)
+        return await self._db.run(_table_counts)
 
     async def details(self) -> StoreDetails:
-        return await self._db.read(_details)
+        return await self._db.run(_details)
 
     async def integrity_check(self) -> IntegrityReport:
         raise UnsupportedError(UNSUPPORTED["integrity_check"])

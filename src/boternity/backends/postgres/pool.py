@@ -156,6 +156,10 @@ class Database:
         pool = self.replica if browse else self.primary
         return shielded(self._run(pool, lambda c: _step(c, sql, params, shape), False))
 
+    def run(self, fn: Callable[[Conn], Awaitable[T]]) -> Coroutine[Any, Any, T]:
+        """A read that needs the connection itself (maintenance: several catalog queries)."""
+        return shielded(self._run(self.primary, fn, False))
+
     def write(
         self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None
     ) -> Coroutine[Any, Any, T]:
