@@ -20,7 +20,17 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
-from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, Conflicts, UnitFactory, shielded
+from boternity.backends.core.dialect import (
+    ALL,
+    COUNT,
+    NONE,
+    ONE,
+    VALUE,
+    Conflicts,
+    UnitFactory,
+    shielded,
+)
+from boternity.backends.core.dialect import Unit as Steps
 from boternity.backends.sqlite.errors import is_busy, translate
 from boternity.errors import RepositoryError, StoreBusyError
 
@@ -338,17 +348,32 @@ def _fetch(cursor: sqlite3.Cursor, shape: int) -> Any:
     return cursor.rowcount if shape == COUNT else None
 
 
+_DONE: Any = object()
+
+
+def _finished(steps: Steps[T]) -> Steps[T]:
+    """The unit's steps, then one last (_DONE, its result, None). ``yield from`` takes the
+    unit's return value without raising StopIteration, and this generator returns None, which
+    ``next(..., None)`` consumes without raising either: exceptions cost more than the rest of
+    the driving loop together."""
+    result = yield from steps
+    yield _DONE, result, NONE  # type: ignore[misc]
+    return None  # type: ignore[return-value]
+
+
 def _drive(unit: UnitFactory[T], conflicts: Conflicts, conn: sqlite3.Connection) -> T:
     """Run a unit's steps synchronously, here on the writer thread, inside the transaction
-    (or savepoint) the writer opened around it. The hot path of every write: kept inline."""
-    steps = unit()
-    execute = conn.execute
+    (or savepoint) the writer opened around it. The hot path of every write: one cursor for
+    the whole unit (not one per statement), the common fetches inline."""
+    steps = _finished(unit())
+    cursor = conn.cursor()
+    execute = cursor.execute
     result: Any = None
     try:
         sql, params, shape = next(steps)
-        while True:
+        while sql is not _DONE:
             if sql:  # an empty statement is one this dialect does not need: not run
-                cursor = execute(sql, params)
+                execute(sql, params)
                 if shape == ONE:
                     result = cursor.fetchone()
                 elif shape == VALUE:
@@ -356,14 +381,15 @@ def _drive(unit: UnitFactory[T], conflicts: Conflicts, conn: sqlite3.Connection)
                     result = None if result is None else result[0]
                 else:
                     result = _fetch(cursor, shape)
-                del cursor  # resets the statement now, for the statement cache
             else:
                 result = None
             sql, params, shape = steps.send(result)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        next(steps, None)
+        return params  # type: ignore[return-value]  # the unit's result
     except sqlite3.Error as exc:
         raise translate(exc, conflicts) from exc
+    finally:
+        cursor.close()  # resets its last statement before the writer commits or rolls back
 
 
 class SqliteExecutor:
