@@ -38,7 +38,7 @@ EXPECTED = {
     "soul show", "soul set", "soul history",
     "sessions", "session show", "session export", "session delete",
     "memories", "remember", "forget", "memory show", "memory delete",
-    "queue", "queue retry", "queue run", "chat", "demo",
+    "queue", "queue list", "queue retry", "queue run", "chat", "demo",
     "db info", "db migrate", "db backup", "db check",
 }  # fmt: skip
 

@@ -68,7 +68,7 @@ def test_sessions_json_is_a_list_of_sessions_with_previews(cli: Invoke, world: W
     data = parse(cli("sessions", "helper", "--json"))
     assert isinstance(data, list) and len(data) == 3
     first = data[-1]
-    assert set(first) == SESSION_FIELDS | {"first_message", "last_message"}
+    assert set(first) == SESSION_FIELDS | {"bot_slug", "first_message", "last_message"}
     assert first["title"] == f"Trip to Kyōto {UNICODE}"
     assert first["id"] == str(world.sessions[0].id)
     assert first["message_count"] == 3

@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from boternity.cli.runtime import (
+    BOT_CATEGORIES,
+    BOT_STATUSES,
     MAX_COUNT,
     BnityCommand,
     JsonOpt,
     YesOpt,
+    choice,
     confirm,
     read_text_file,
     run,
@@ -25,8 +28,8 @@ bot_app = sub_app("Create, list, show, edit and delete bots.")
 soul_app = sub_app("A bot's soul (its system prompt); every version is kept.")
 
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
-CATEGORIES = "assistant, creative, research, utility"
-STATUSES = "active, disabled, archived"
+CATEGORY = choice(BOT_CATEGORIES)
+STATUS = choice(BOT_STATUSES)
 
 
 def _bot_rows(bot: Bot) -> list[tuple[str, object]]:
@@ -57,7 +60,9 @@ def create(
         str | None, typer.Option(help="URL-safe handle [default: derived from NAME].")
     ] = None,
     description: Annotated[str, typer.Option(help="One-line description.")] = "",
-    category: Annotated[str, typer.Option(help=f"One of: {CATEGORIES}.")] = "assistant",
+    category: Annotated[str, typer.Option(click_type=CATEGORY, help="What the bot is for.")] = (
+        "assistant"
+    ),
     soul: Annotated[
         str | None,
         typer.Option(
@@ -98,10 +103,10 @@ def create(
 def list_bots(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(help=f"Only bots with this status ({STATUSES}).")
+        str | None, typer.Option(click_type=STATUS, help="Only bots with this status.")
     ] = None,
     category: Annotated[
-        str | None, typer.Option(help=f"Only this category ({CATEGORIES}).")
+        str | None, typer.Option(click_type=CATEGORY, help="Only this category.")
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -193,8 +198,8 @@ def edit(
     name: Annotated[str | None, typer.Option(help="New display name.")] = None,
     slug: Annotated[str | None, typer.Option(help="New slug.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
-    category: Annotated[str | None, typer.Option(help=f"New category ({CATEGORIES}).")] = None,
-    status: Annotated[str | None, typer.Option(help=f"New status ({STATUSES}).")] = None,
+    category: Annotated[str | None, typer.Option(click_type=CATEGORY, help="New category.")] = None,
+    status: Annotated[str | None, typer.Option(click_type=STATUS, help="New status.")] = None,
     tag: Annotated[
         list[str] | None,
         typer.Option("--tag", help="Set the tags (repeat for several); replaces the old tags."),

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import (
+    MEMORY_CATEGORIES,
+    BnityCommand,
+    JsonOpt,
+    YesOpt,
+    choice,
+    confirm,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -19,7 +28,6 @@ if TYPE_CHECKING:
 memory_app = sub_app("Show or delete a single memory.")
 
 BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
-CATEGORIES = "preference, fact, decision, context, correction"
 EXCERPT_CHARS = 200
 SEARCH_LIMIT = 500
 
@@ -213,7 +221,9 @@ def remember(
     ctx: typer.Context,
     bot: BotArg,
     fact: Annotated[str, typer.Argument(help="The fact to remember.")],
-    category: Annotated[str, typer.Option(help=f"One of: {CATEGORIES}.")] = "fact",
+    category: Annotated[
+        str, typer.Option(click_type=choice(MEMORY_CATEGORIES), help="What kind of memory.")
+    ] = "fact",
     importance: Annotated[int, typer.Option(min=1, max=5, help="1 (trivia) to 5 (essential).")] = 4,
     json_: JsonOpt = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import MAX_COUNT, BnityCommand, JsonOpt, run, sub_app
+from boternity.cli.runtime import MAX_COUNT, PROVIDERS, BnityCommand, JsonOpt, choice, run, sub_app
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -16,10 +16,14 @@ if TYPE_CHECKING:
     from boternity.store import Store
 
 queue_app = sub_app(
-    "List memory-extraction jobs (no subcommand), retry them, or run them now.",
+    "List memory-extraction jobs (no subcommand, or 'list'), retry them, or run them now.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
+
+BotOpt = Annotated[
+    str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
+]
 
 
 def job_state(job: PendingExtraction, now: datetime) -> str:
@@ -29,17 +33,35 @@ def job_state(job: PendingExtraction, now: datetime) -> str:
 
 
 @queue_app.callback()
-def list_jobs(
-    ctx: typer.Context,
-    bot: Annotated[
-        str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
-    ] = None,
-    json_: JsonOpt = False,
-) -> None:
+def queue_group(ctx: typer.Context, bot: BotOpt = None, json_: JsonOpt = False) -> None:
+    """List queued memory-extraction jobs, due first (as 'bnity queue list'). Exhausted jobs
+    (out of attempts) stay listed until retried. --bot and --json given here apply to the
+    subcommand too ('bnity queue --json run')."""
+    if ctx.invoked_subcommand is None:
+        list_jobs(ctx, bot, json_)
+
+
+def group_options(ctx: typer.Context, bot: str | None, json_: bool) -> tuple[str | None, bool]:
+    """A subcommand's --bot and --json, merged with the ones given to 'bnity queue'."""
+    from boternity.cli.runtime import EXIT_USAGE, CliError
+
+    given = ctx.parent.params if ctx.parent is not None else {}
+    outer_bot = given.get("bot")
+    if bot is not None and outer_bot is not None and bot != outer_bot:
+        raise CliError(
+            f"two different --bot values: {outer_bot!r} and {bot!r}", exit_code=EXIT_USAGE
+        )
+    return bot or outer_bot, json_ or bool(given.get("json_"))
+
+
+@queue_app.command("list", cls=BnityCommand)
+def list_command(ctx: typer.Context, bot: BotOpt = None, json_: JsonOpt = False) -> None:
     """List queued memory-extraction jobs, due first. Exhausted jobs (out of attempts) stay
     listed until retried."""
-    if ctx.invoked_subcommand is not None:
-        return
+    list_jobs(ctx, *group_options(ctx, bot, json_))
+
+
+def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
     from boternity.cli.resolve import resolve_bot
     from boternity.ids import utc_now
     from boternity.models import MAX_EXTRACTION_ATTEMPTS
@@ -131,18 +153,23 @@ def retry(
     """Make jobs due now with a fresh set of attempts (attempt count back to 0)."""
     import dataclasses
 
-    from boternity.cli.resolve import resolve_job
+    from boternity.cli.resolve import resolve_bot, resolve_job
     from boternity.cli.runtime import EXIT_USAGE, CliError
+    from boternity.errors import NotFoundError
     from boternity.ids import utc_now
 
     if (job is None) == (not all_):
         raise CliError("give a JOB id or --all (not both)", exit_code=EXIT_USAGE)
+    bot, json_ = group_options(ctx, None, json_)
 
     async def work(store: Store) -> list[PendingExtraction]:
+        bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
         if job is not None:
             jobs = [await resolve_job(store, job)]
+            if bot_id is not None and jobs[0].bot_id != bot_id:
+                raise NotFoundError(f"job {job!r} is not one of {bot!r}'s jobs")
         else:
-            jobs = await store.memory.list_pending_extractions()
+            jobs = await store.memory.list_pending_extractions(bot_id=bot_id)
         now = utc_now()
         return [
             await store.memory.update_pending_extraction(
@@ -167,9 +194,7 @@ def retry(
 @queue_app.command("run", cls=BnityCommand)
 def run_jobs(
     ctx: typer.Context,
-    bot: Annotated[
-        str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
-    ] = None,
+    bot: BotOpt = None,
     limit: Annotated[
         int | None, typer.Option(min=1, max=MAX_COUNT, metavar="N", help="Process at most N jobs.")
     ] = None,
@@ -177,11 +202,8 @@ def run_jobs(
         str | None,
         typer.Option(
             "--provider",
-            metavar="NAME",
-            help=(
-                "LLM provider: anthropic, openai or offline [default: $BOTERNITY_PROVIDER,"
-                " else chosen by the API keys set]"
-            ),
+            click_type=choice(PROVIDERS),
+            help=("LLM provider [default: $BOTERNITY_PROVIDER, else chosen by the API keys set]"),
             show_default=False,
         ),
     ] = None,
@@ -205,6 +227,8 @@ def run_jobs(
 
     A failed job keeps its error and is retried later with backoff; see 'bnity queue'."""
     import sys
+
+    bot, json_ = group_options(ctx, bot, json_)
 
     from boternity.cli.loop import warnings_to_stderr
     from boternity.cli.output import console, echo, plural, text

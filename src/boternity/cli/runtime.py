@@ -296,6 +296,20 @@ def confirm(question: str, *, yes: bool) -> None:
 #: "Invalid value for '--limit': … is not in the range 1<=x<=1000000" instead of an overflow.
 MAX_COUNT = 1_000_000
 
+#: The fixed values of options, kept equal to the model enums by a test (importing the models
+#: here would slow down ``bnity --help``).
+BOT_CATEGORIES = ("assistant", "creative", "research", "utility")
+BOT_STATUSES = ("active", "disabled", "archived")
+MEMORY_CATEGORIES = ("preference", "fact", "decision", "context", "correction")
+PROVIDERS = ("anthropic", "openai", "offline")
+
+
+def choice(values: Sequence[str]) -> click.Choice[str]:
+    """An option with fixed values: help shows them (``--format [md|json]``) and a wrong one
+    is one line naming them all. Case-insensitive; the value given back is the listed one."""
+    return click.Choice(list(values), case_sensitive=False)
+
+
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
 ]

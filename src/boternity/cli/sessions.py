@@ -14,6 +14,7 @@ from boternity.cli.runtime import (
     JsonOpt,
     OverwriteOpt,
     YesOpt,
+    choice,
     confirm,
     run,
     sub_app,
@@ -52,21 +53,34 @@ def duration(session: ChatSession) -> str:
 
 def list_sessions(
     ctx: typer.Context,
-    bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
+    bot: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[BOT]", help="Bot slug, id or unique id prefix [default: all bots]."
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N sessions, newest first.")
     ] = 20,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's chat sessions, newest first, with message previews.
+    """List chat sessions (of one bot, or of all bots), newest first, with message previews.
 
-    Columns: id prefix, title, start, duration, messages, tokens, status, and the first
-    and last message."""
+    Columns: id prefix, (bot,) title, start, duration, messages, tokens, status, and the
+    first and last message."""
     from boternity.cli.resolve import all_sessions, resolve_bot
 
-    async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[uuid.UUID]]:
-        found = await resolve_bot(store, bot)
-        sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
+    async def work(
+        store: Store,
+    ) -> tuple[Bot | None, list[SessionRow], bool, list[uuid.UUID], dict[uuid.UUID, str]]:
+        slugs = {b.id: b.slug for b in await store.bots.list_bots()}
+        found = await resolve_bot(store, bot) if bot is not None else None
+        if found is not None:
+            sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
+        else:
+            sessions = sorted(
+                await all_sessions(store), key=lambda s: (s.started_at, s.id), reverse=True
+            )[: limit + 1]
         more = len(sessions) > limit
         rows = []
         for s in sessions[:limit]:
@@ -74,9 +88,9 @@ def list_sessions(
             last = await store.chat.get_recent_messages(s.id, 1)
             rows.append(SessionRow(s, first[0] if first else None, last[0] if last else None))
         universe = [s.id for s in await all_sessions(store)]
-        return found, rows, more, universe
+        return found, rows, more, universe, slugs
 
-    found, rows, more, universe = run(ctx, work)
+    found, rows, more, universe, slugs = run(ctx, work)
     from boternity.cli.output import (
         console,
         ellipsis,
@@ -94,6 +108,7 @@ def list_sessions(
         out_rows = []
         for r in rows:
             item = to_jsonable(r.session)
+            item["bot_slug"] = slugs.get(r.session.bot_id)
             item["first_message"] = to_jsonable(r.first)
             item["last_message"] = to_jsonable(r.last)
             out_rows.append(item)
@@ -101,11 +116,12 @@ def list_sessions(
         return
     out = console()
     if not rows:
-        out.print(f"No sessions for '{esc(found.slug)}' yet.")
+        out.print(f"No sessions for '{esc(found.slug)}' yet." if found else "No sessions yet.")
         return
     ids = short_ids([r.session.id for r in rows], universe)
     t = table(
         "ID!",
+        *(() if found else ("Bot",)),
         "Title",
         "Started (UTC)!",
         "Duration!",
@@ -121,6 +137,7 @@ def list_sessions(
             preview.append_text(text("\n→ " + ellipsis(r.last.content, 38), style="dim"))
         t.add_row(
             ids[s.id],
+            *(() if found else (text(slugs.get(s.bot_id, str(s.bot_id)[:8])),)),
             text(ellipsis(s.title or "(untitled)", 40)),
             fmt_time(s.started_at),
             duration(s),
@@ -210,7 +227,10 @@ def export(
     ctx: typer.Context,
     session: SessionArg,
     format_: Annotated[
-        str, typer.Option("--format", "-f", help="md (Markdown transcript) or json.")
+        str,
+        typer.Option(
+            "--format", "-f", click_type=choice(("md", "json")), help="Markdown transcript or JSON."
+        ),
     ] = "md",
     output: Annotated[
         str | None,
@@ -224,11 +244,9 @@ def export(
     FILE is never the database or one of its files, and an existing FILE is replaced only
     after confirmation (--yes/--force), whole or not at all."""
     from boternity.cli.files import output_file, write_text
-    from boternity.cli.runtime import EXIT_USAGE, CliError, get_state
+    from boternity.cli.runtime import get_state
 
-    fmt = format_.lower()
-    if fmt not in ("md", "markdown", "json"):
-        raise CliError(f"unknown format {format_!r} (use md or json)", exit_code=EXIT_USAGE)
+    fmt = format_
     dest = None
     if output is not None and output != "-":
         dest = output_file(get_state(ctx).db, output, yes=yes, what="the export")
