@@ -39,7 +39,7 @@ EXPECTED = {
     "sessions", "session show", "session export", "session delete",
     "memories", "remember", "forget", "memory show", "memory delete",
     "queue", "queue list", "queue retry", "queue run", "chat", "demo",
-    "db info", "db migrate", "db backup", "db check",
+    "db info", "db migrate", "db backup", "db check", "completion",
 }  # fmt: skip
 
 

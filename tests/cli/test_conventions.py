@@ -124,3 +124,64 @@ def test_sessions_without_a_bot_lists_every_bot(world: World, db_path: Path) -> 
     one = bnity(db_path, "sessions", "helper")
     assert " Bot " not in next(line for line in one.stdout.splitlines() if "Title" in line)
     assert len(ok_json(bnity(db_path, "sessions", "--limit", "2", "--json"))) == 2
+
+
+# --- shell completion ---------------------------------------------------------------------------
+
+
+def bash_complete(db: Path, *words: str) -> list[str]:
+    """What real bash offers after ``words`` (the last one being completed), with the script
+    ``bnity completion bash`` printed."""
+    venv_bin = Path(sys.executable).parent
+    line = " ".join(f"'{w}'" for w in ("bnity", "--db", str(db), *words))
+    script = (
+        'eval "$(bnity completion bash)"; '
+        f"COMP_WORDS=({line}); COMP_CWORD={len(words) + 2}; "
+        '_bnity_completion bnity; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return [w for w in done.stdout.splitlines() if w]
+
+
+@pytest.mark.skipif(not Path("/bin/bash").exists(), reason="needs bash")
+def test_bash_completion_of_commands_choices_and_bot_slugs(world: World, tmp_path: Path) -> None:
+    assert bash_complete(world.db, "so") == ["soul"]
+    assert bash_complete(world.db, "bot", "show", "") == ["helper", "other"]
+    assert bash_complete(world.db, "memories", "h") == ["helper"]
+    assert bash_complete(world.db, "sessions", "o") == ["other"]
+    assert bash_complete(world.db, "queue", "--bot", "") == ["helper", "other"]
+    assert bash_complete(world.db, "session", "export", "x", "--format", "") == ["md", "json"]
+    # a missing database completes to nothing, quietly, and is not created
+    assert bash_complete(tmp_path / "missing.db", "bot", "show", "") == []
+    assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_completion(world: World, shell: str) -> None:
+    """The script names the variables it sets; bnity answers them with the slugs."""
+    script = bnity(world.db, "completion", shell)
+    assert script.returncode == 0, script.stderr
+    assert f"_BNITY_COMPLETE=complete_{shell}" in script.stdout
+    assert "_TYPER_COMPLETE_ARGS" in script.stdout
+    asked = {
+        "_BNITY_COMPLETE": f"complete_{shell}",
+        "_TYPER_COMPLETE_ARGS": f"bnity --db {world.db} bot show h",
+        "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+    }
+    done = subprocess.run(BNITY, capture_output=True, text=True, timeout=60, env=env(**asked))
+    assert done.returncode == 0, done.stderr
+    assert "helper" in done.stdout and "other" not in done.stdout
+
+
+def test_completion_of_an_unknown_shell_is_one_line(tmp_path: Path) -> None:
+    done = bnity(tmp_path / "x.db", "completion", "tcsh")
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and "bash" in done.stderr

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from boternity.cli import bots, chat, db, demo, memories, queue, sessions
+from boternity.cli import bots, chat, completion, db, demo, memories, queue, sessions
 from boternity.cli.runtime import EXIT_CODES_HELP, BnityCommand, BnityGroup, State
 
 VERSION = "0.1.0"  # kept equal to boternity.__version__ by a test; importing it costs startup
@@ -75,3 +75,4 @@ app.command("forget", cls=BnityCommand)(memories.forget)
 app.add_typer(memories.memory_app, name="memory")
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(db.db_app, name="db")
+app.command("completion", cls=BnityCommand)(completion.completion)

@@ -11,6 +11,7 @@ from boternity.cli.runtime import (
     BOT_STATUSES,
     MAX_COUNT,
     BnityCommand,
+    BotArg,
     JsonOpt,
     YesOpt,
     choice,
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 bot_app = sub_app("Create, list, show, edit and delete bots.")
 soul_app = sub_app("A bot's soul (its system prompt); every version is kept.")
 
-BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 CATEGORY = choice(BOT_CATEGORIES)
 STATUS = choice(BOT_STATUSES)
 

@@ -11,6 +11,7 @@ import typer
 from boternity.cli.runtime import (
     MEMORY_CATEGORIES,
     BnityCommand,
+    BotArg,
     JsonOpt,
     YesOpt,
     choice,
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 memory_app = sub_app("Show or delete a single memory.")
 
-BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
 EXCERPT_CHARS = 200
 SEARCH_LIMIT = 500
 

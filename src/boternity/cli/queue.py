@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import MAX_COUNT, PROVIDERS, BnityCommand, JsonOpt, choice, run, sub_app
+from boternity.cli.runtime import (
+    MAX_COUNT,
+    PROVIDERS,
+    BnityCommand,
+    JsonOpt,
+    choice,
+    complete_bot,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -22,7 +31,12 @@ queue_app = sub_app(
 )
 
 BotOpt = Annotated[
-    str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
+    str | None,
+    typer.Option(
+        metavar="BOT",
+        help="Only this bot's jobs (slug, id or prefix).",
+        autocompletion=complete_bot,
+    ),
 ]
 
 

@@ -310,6 +310,20 @@ def choice(values: Sequence[str]) -> click.Choice[str]:
     return click.Choice(list(values), case_sensitive=False)
 
 
+def complete_bot(ctx: click.Context, incomplete: str) -> list[str]:
+    from boternity.cli.completion import bot_slugs
+
+    return bot_slugs(ctx, incomplete)
+
+
+#: A BOT argument: a slug, an id or an id prefix; completes to the bots' slugs.
+BotArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="BOT", help="Bot slug, id or unique id prefix.", autocompletion=complete_bot
+    ),
+]
+
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
 ]

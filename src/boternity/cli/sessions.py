@@ -15,6 +15,7 @@ from boternity.cli.runtime import (
     OverwriteOpt,
     YesOpt,
     choice,
+    complete_bot,
     confirm,
     run,
     sub_app,
@@ -56,7 +57,9 @@ def list_sessions(
     bot: Annotated[
         str | None,
         typer.Argument(
-            metavar="[BOT]", help="Bot slug, id or unique id prefix [default: all bots]."
+            metavar="[BOT]",
+            help="Bot slug, id or unique id prefix [default: all bots].",
+            autocompletion=complete_bot,
         ),
     ] = None,
     limit: Annotated[
