@@ -185,3 +185,92 @@ def test_completion_of_an_unknown_shell_is_one_line(tmp_path: Path) -> None:
     done = bnity(tmp_path / "x.db", "completion", "tcsh")
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and "bash" in done.stderr
+
+
+# --- pager --------------------------------------------------------------------------------------
+
+
+def on_a_terminal(args: list[str], extra_env: dict[str, str]) -> tuple[int, str]:
+    """Run ``bnity ARGS`` with stdin, stdout and stderr on a pseudo-terminal; its exit code
+    and everything it wrote there."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execve(sys.executable, [*BNITY, *args], env(COLUMNS="120", **extra_env))
+    output = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 30)
+        assert ready, output
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def recording_pager(tmp_path: Path) -> tuple[Path, Path]:
+    """A pager that records each use and keeps what it was given."""
+    used, paged = tmp_path / "pager-used", tmp_path / "paged.txt"
+    script = tmp_path / "pager.sh"
+    script.write_text(f"#!/bin/sh\necho used >> '{used}'\ncat > '{paged}'\n")
+    script.chmod(0o755)
+    return used, paged
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["session", "show", "SESSION"], "Ramen is great."),
+        (["memories", "helper"], "Loves ramen"),
+        (["sessions"], "Crashed one"),
+    ],
+)
+def test_long_output_goes_through_the_pager_on_a_terminal(
+    world: World,
+    tmp_path: Path,
+    recording_pager: tuple[Path, Path],
+    command: list[str],
+    expected: str,
+) -> None:
+    used, paged = recording_pager
+    args = [
+        "--db",
+        str(world.db),
+        *[str(world.sessions[0].id) if a == "SESSION" else a for a in command],
+    ]
+    pager = {"PAGER": str(tmp_path / "pager.sh")}
+    code, shown = on_a_terminal(args, pager)
+    assert code == 0, shown
+    assert used.read_text() == "used\n"
+    assert expected in paged.read_text()
+    assert expected not in shown
+    assert "\x1b[" in paged.read_text()  # colours kept, as for the terminal
+
+    for off in ([*args, "--no-pager"], ["--no-pager", *args]):
+        code, shown = on_a_terminal(off, pager)
+        assert code == 0 and expected in shown
+    code, shown = on_a_terminal(args, {"PAGER": ""})
+    assert code == 0 and expected in shown
+    assert used.read_text() == "used\n"  # not used again
+
+    # not a terminal: never paged
+    piped = bnity(world.db, *args[2:], extra_env=pager)
+    assert piped.returncode == 0 and expected in piped.stdout
+    assert used.read_text() == "used\n"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_pager_that_cannot_run_leaves_the_text_on_the_terminal(world: World) -> None:
+    code, shown = on_a_terminal(
+        ["--db", str(world.db), "memories", "helper"], {"PAGER": "no-such-pager-xyz"}
+    )
+    assert code == 0 and "Loves ramen" in shown

@@ -53,6 +53,13 @@ def root(
             show_default=False,
         ),
     ] = None,
+    no_pager: Annotated[
+        bool,
+        typer.Option(
+            "--no-pager",
+            help="Never send long output ('session show', 'memories', 'sessions') to a pager.",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -60,7 +67,7 @@ def root(
         ),
     ] = False,
 ) -> None:
-    ctx.obj = State(db=db_)
+    ctx.obj = State(db=db_, no_pager=no_pager)
 
 
 app.command("demo", cls=BnityCommand)(demo.demo)

@@ -13,11 +13,13 @@ from boternity.cli.runtime import (
     BnityCommand,
     BotArg,
     JsonOpt,
+    NoPagerOpt,
     YesOpt,
     choice,
     confirm,
     run,
     sub_app,
+    use_pager,
 )
 
 if TYPE_CHECKING:
@@ -137,6 +139,7 @@ def list_memories(
             ),
         ),
     ] = None,
+    no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """List a bot's memories, most important first, with provenance.
@@ -174,6 +177,7 @@ def list_memories(
         ellipsis,
         esc,
         fmt_date,
+        paged,
         plural,
         print_json,
         short_ids,
@@ -191,30 +195,31 @@ def list_memories(
             items.append(item)
         print_json(items)
         return
-    out = console()
-    if not memories:
-        what = "matching memories" if search or session else "memories"
-        out.print(f"No {what} for '{esc(found.slug)}'.")
-        return
-    ids = short_ids([m.id for m in memories], universe)
-    columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
-    if all_:
-        columns.append("Live")
-    t = table(*columns)
-    for m in memories:
-        row: list[Any] = [
-            ids[m.id],
-            text(ellipsis(m.fact, 60)),
-            m.category.value,
-            stars(m.importance),
-            text(sources[m.id].describe()),
-            fmt_date(m.created_at),
-        ]
+    with paged(use_pager(ctx, no_pager)):
+        out = console()
+        if not memories:
+            what = "matching memories" if search or session else "memories"
+            out.print(f"No {what} for '{esc(found.slug)}'.")
+            return
+        ids = short_ids([m.id for m in memories], universe)
+        columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
         if all_:
-            row.append("yes" if m.is_live else "superseded")
-        t.add_row(*row)
-    out.print(t)
-    out.print(plural(len(memories), "memory", "memories"))
+            columns.append("Live")
+        t = table(*columns)
+        for m in memories:
+            row: list[Any] = [
+                ids[m.id],
+                text(ellipsis(m.fact, 60)),
+                m.category.value,
+                stars(m.importance),
+                text(sources[m.id].describe()),
+                fmt_date(m.created_at),
+            ]
+            if all_:
+                row.append("yes" if m.is_live else "superseded")
+            t.add_row(*row)
+        out.print(t)
+        out.print(plural(len(memories), "memory", "memories"))
 
 
 def remember(

@@ -221,6 +221,13 @@ class BnityGroup(TyperGroup):
 @dataclass(slots=True)
 class State:
     db: str | None = None
+    no_pager: bool = False
+
+
+def use_pager(ctx: typer.Context, no_pager: bool) -> bool:
+    """Whether long output may go through the pager: not with ``--no-pager`` (given to the
+    command or to ``bnity``)."""
+    return not (no_pager or get_state(ctx).no_pager)
 
 
 def get_state(ctx: typer.Context) -> State:
@@ -326,6 +333,12 @@ BotArg = Annotated[
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
+]
+NoPagerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-pager", help="Print everything at once ($PAGER, else less, is used on a terminal)."
+    ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 OverwriteOpt = Annotated[

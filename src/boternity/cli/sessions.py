@@ -12,6 +12,7 @@ from boternity.cli.runtime import (
     MAX_COUNT,
     BnityCommand,
     JsonOpt,
+    NoPagerOpt,
     OverwriteOpt,
     YesOpt,
     choice,
@@ -19,6 +20,7 @@ from boternity.cli.runtime import (
     confirm,
     run,
     sub_app,
+    use_pager,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ def list_sessions(
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N sessions, newest first.")
     ] = 20,
+    no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """List chat sessions (of one bot, or of all bots), newest first, with message previews.
@@ -99,6 +102,7 @@ def list_sessions(
         ellipsis,
         esc,
         fmt_time,
+        paged,
         print_json,
         short_ids,
         styled,
@@ -117,42 +121,43 @@ def list_sessions(
             out_rows.append(item)
         print_json(out_rows)
         return
-    out = console()
-    if not rows:
-        out.print(f"No sessions for '{esc(found.slug)}' yet." if found else "No sessions yet.")
-        return
-    ids = short_ids([r.session.id for r in rows], universe)
-    t = table(
-        "ID!",
-        *(() if found else ("Bot",)),
-        "Title",
-        "Started (UTC)!",
-        "Duration!",
-        "Msgs>",
-        "Tokens in/out>",
-        "Status!",
-        "First / last message",
-    )
-    for r in rows:
-        s = r.session
-        preview = text(ellipsis(r.first.content if r.first else "", 40))
-        if r.last is not None and r.first is not None and r.last.id != r.first.id:
-            preview.append_text(text("\n→ " + ellipsis(r.last.content, 38), style="dim"))
-        t.add_row(
-            ids[s.id],
-            *(() if found else (text(slugs.get(s.bot_id, str(s.bot_id)[:8])),)),
-            text(ellipsis(s.title or "(untitled)", 40)),
-            fmt_time(s.started_at),
-            duration(s),
-            str(s.message_count),
-            f"{s.total_input_tokens:,}/{s.total_output_tokens:,}",
-            styled(s.status.value),
-            preview,
+    with paged(use_pager(ctx, no_pager)):
+        out = console()
+        if not rows:
+            out.print(f"No sessions for '{esc(found.slug)}' yet." if found else "No sessions yet.")
+            return
+        ids = short_ids([r.session.id for r in rows], universe)
+        t = table(
+            "ID!",
+            *(() if found else ("Bot",)),
+            "Title",
+            "Started (UTC)!",
+            "Duration!",
+            "Msgs>",
+            "Tokens in/out>",
+            "Status!",
+            "First / last message",
         )
-    out.print(t)
-    shown = len(rows)
-    tail = f" (newest {shown}; use --limit for more)" if more else ""
-    out.print(f"{shown} session{'s' if shown != 1 else ''}{tail}")
+        for r in rows:
+            s = r.session
+            preview = text(ellipsis(r.first.content if r.first else "", 40))
+            if r.last is not None and r.first is not None and r.last.id != r.first.id:
+                preview.append_text(text("\n→ " + ellipsis(r.last.content, 38), style="dim"))
+            t.add_row(
+                ids[s.id],
+                *(() if found else (text(slugs.get(s.bot_id, str(s.bot_id)[:8])),)),
+                text(ellipsis(s.title or "(untitled)", 40)),
+                fmt_time(s.started_at),
+                duration(s),
+                str(s.message_count),
+                f"{s.total_input_tokens:,}/{s.total_output_tokens:,}",
+                styled(s.status.value),
+                preview,
+            )
+        out.print(t)
+        shown = len(rows)
+        tail = f" (newest {shown}; use --limit for more)" if more else ""
+        out.print(f"{shown} session{'s' if shown != 1 else ''}{tail}")
 
 
 async def _load(store: Store, ref: str) -> tuple[Bot | None, ChatSession, list[ChatMessage]]:
@@ -189,28 +194,31 @@ def _metadata(bot: Bot | None, session: ChatSession) -> list[tuple[str, str]]:
 
 
 @session_app.command("show", cls=BnityCommand)
-def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> None:
+def show(
+    ctx: typer.Context, session: SessionArg, json_: JsonOpt = False, no_pager: NoPagerOpt = False
+) -> None:
     """Show a session's metadata and its whole transcript."""
     bot, found, messages = run(ctx, lambda store: _load(store, session))
     from rich.text import Text
 
-    from boternity.cli.output import console, fmt_time, key_values, print_json, text
+    from boternity.cli.output import console, fmt_time, key_values, paged, print_json, text
 
     if json_:
         print_json(_export_json(found, messages))
         return
-    out = console()
-    rule = Text("─" * min(out.width, 72), style="dim")
-    out.print(text(found.title or "(untitled)", style="bold"))
-    out.print(key_values(_metadata(bot, found)))
-    for m in messages:
-        out.print(rule)
-        header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
-        header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
-        out.print(header)
-        out.print(text(m.content))
-    if not messages:
-        out.print(Text("(no messages)", style="dim"))
+    with paged(use_pager(ctx, no_pager)):
+        out = console()
+        rule = Text("─" * min(out.width, 72), style="dim")
+        out.print(text(found.title or "(untitled)", style="bold"))
+        out.print(key_values(_metadata(bot, found)))
+        for m in messages:
+            out.print(rule)
+            header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
+            header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
+            out.print(header)
+            out.print(text(m.content))
+        if not messages:
+            out.print(Text("(no messages)", style="dim"))
 
 
 def to_markdown(bot: Bot | None, session: ChatSession, messages: list[ChatMessage]) -> str:
