@@ -35,7 +35,7 @@ def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, 
 
 EXPECTED = {
     "bot create", "bot list", "bot show", "bot edit", "bot delete",
-    "soul show", "soul set", "soul history",
+    "soul show", "soul set", "soul history", "soul edit", "soul diff",
     "sessions", "session show", "session export", "session delete",
     "memories", "remember", "forget", "memory show", "memory delete",
     "queue", "queue list", "queue retry", "queue run", "chat", "demo",

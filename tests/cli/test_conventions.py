@@ -274,3 +274,70 @@ def test_a_pager_that_cannot_run_leaves_the_text_on_the_terminal(world: World) -
         ["--db", str(world.db), "memories", "helper"], {"PAGER": "no-such-pager-xyz"}
     )
     assert code == 0 and "Loves ramen" in shown
+
+
+# --- soul edit and diff -------------------------------------------------------------------------
+
+
+def editor(tmp_path: Path, name: str, body: str) -> dict[str, str]:
+    """EDITOR set to a script that edits the file it is given (``$1``)."""
+    script = tmp_path / f"{name}.sh"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return {"EDITOR": str(script), "VISUAL": ""}
+
+
+def souls(db: Path, slug: str) -> list[dict[str, Any]]:
+    done = bnity(db, "soul", "history", slug, "--json")
+    return list(ok_json(done))
+
+
+def test_soul_edit_saves_a_new_version_when_changed(world: World, tmp_path: Path) -> None:
+    seen = tmp_path / "seen.txt"
+    append = editor(tmp_path, "append", f'cp "$1" "{seen}"; printf "Be brief.\\n" >> "$1"')
+    done = bnity(world.db, "soul", "edit", "helper", "-m", "brevity", extra_env=append)
+    assert done.returncode == 0, done.stderr
+    assert "Saved soul v2 for 'helper'" in done.stdout
+    assert seen.read_text().rstrip("\n") == "You are helpful. ✨"  # the editor got the soul
+    versions = souls(world.db, "helper")
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[1]["content"].endswith("Be brief.\n") and versions[1]["message"] == "brevity"
+
+    diff = bnity(world.db, "soul", "diff", "helper")
+    assert diff.returncode == 0, diff.stderr
+    lines = diff.stdout.splitlines()
+    assert lines[:2] == ["--- helper soul v1", "+++ helper soul v2"]
+    assert "+Be brief." in lines and " You are helpful. ✨" in lines
+    assert bnity(world.db, "soul", "diff", "helper", "1", "2").stdout == diff.stdout
+    assert bnity(world.db, "soul", "diff", "helper", "1").stdout == diff.stdout
+    same = bnity(world.db, "soul", "diff", "helper", "2", "2")
+    assert same.returncode == 0 and "are the same" in same.stdout
+
+
+def test_soul_edit_without_a_change_or_emptied_saves_nothing(world: World, tmp_path: Path) -> None:
+    unchanged = bnity(world.db, "soul", "edit", "helper", extra_env=editor(tmp_path, "noop", ":"))
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "unchanged" in unchanged.stdout
+    emptied = bnity(
+        world.db, "soul", "edit", "helper", extra_env=editor(tmp_path, "empty", ': > "$1"')
+    )
+    assert emptied.returncode == 2
+    assert emptied.stderr.splitlines() == ["error: the edited soul is empty; nothing saved"]
+    assert len(souls(world.db, "helper")) == 1
+
+
+def test_soul_edit_of_a_bot_without_a_soul_writes_v1(world: World, tmp_path: Path) -> None:
+    write = editor(tmp_path, "write", 'printf "You are Other.\\n" > "$1"')
+    done = bnity(world.db, "soul", "edit", "other", extra_env=write)
+    assert done.returncode == 0, done.stderr
+    assert [v["content"] for v in souls(world.db, "other")] == ["You are Other.\n"]
+
+
+def test_soul_diff_errors_are_one_line(world: World) -> None:
+    only_one = bnity(world.db, "soul", "diff", "helper")
+    assert only_one.returncode == 4
+    assert "only soul v1" in only_one.stderr and len(only_one.stderr.splitlines()) == 1
+    missing = bnity(world.db, "soul", "diff", "helper", "1", "7")
+    assert missing.returncode == 4 and "no soul version 7" in missing.stderr
+    none = bnity(world.db, "soul", "diff", "other")
+    assert none.returncode == 4 and "no soul yet" in none.stderr

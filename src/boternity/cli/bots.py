@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from boternity.cli.runtime import (
@@ -396,3 +397,108 @@ def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> Non
             text(ellipsis(v.message or "", 50)),
         )
     out.print(t)
+
+
+@soul_app.command("edit", cls=BnityCommand)
+def soul_edit(
+    ctx: typer.Context,
+    bot: BotArg,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Why it changed (kept in history).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Open the current soul in $VISUAL or $EDITOR (else vi) and save what you write as a
+    new version. Quitting without a change, or leaving it empty, saves nothing."""
+    from boternity.cli.resolve import resolve_bot
+    from boternity.cli.runtime import EXIT_USAGE, CliError
+
+    async def load(store: Store) -> tuple[Bot, SoulVersion | None]:
+        found = await resolve_bot(store, bot)
+        return found, await store.bots.get_soul(found.id)
+
+    found, current = run(ctx, load)
+    before = current.content if current is not None else ""
+    # The editor runs between two short store sessions: no database lock is held meanwhile.
+    edited = click.edit(before, extension=".md", require_save=False)
+    if edited is None or edited.rstrip("\n") == before.rstrip("\n"):
+        typer.echo("Soul unchanged; nothing saved.")
+        return
+    if not edited.strip():
+        raise CliError("the edited soul is empty; nothing saved", exit_code=EXIT_USAGE)
+
+    async def save(store: Store) -> SoulVersion:
+        return await store.bots.save_soul(found.id, edited, message=message)
+
+    soul = run(ctx, save)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json(soul)
+        return
+    from boternity.cli.output import echo
+
+    echo(f"Saved soul v{soul.version} for '{found.slug}' ({len(edited)} characters).")
+
+
+@soul_app.command("diff", cls=BnityCommand)
+def soul_diff(
+    ctx: typer.Context,
+    bot: BotArg,
+    old: Annotated[
+        int | None,
+        typer.Argument(
+            metavar="[V1]", min=1, max=MAX_COUNT, help="Older version [default: the one before V2]."
+        ),
+    ] = None,
+    new: Annotated[
+        int | None,
+        typer.Argument(
+            metavar="[V2]", min=1, max=MAX_COUNT, help="Newer version [default: latest]."
+        ),
+    ] = None,
+) -> None:
+    """Show what changed between two soul versions as a unified diff (with no versions: the
+    latest change; with V1 alone: from V1 to the latest)."""
+    from boternity.cli.resolve import resolve_bot
+    from boternity.errors import NotFoundError
+
+    async def work(store: Store) -> tuple[Bot, SoulVersion, SoulVersion]:
+        found = await resolve_bot(store, bot)
+        latest = found.version_count
+        if latest == 0:
+            raise NotFoundError(f"bot {found.slug!r} has no soul yet")
+        v2 = new if new is not None else latest
+        v1 = old if old is not None else v2 - 1
+        if v1 < 1:
+            raise NotFoundError(f"bot {found.slug!r} has only soul v1: nothing to compare it with")
+        souls = []
+        for v in (v1, v2):
+            soul = await store.bots.get_soul(found.id, v)
+            if soul is None:
+                raise NotFoundError(f"bot {found.slug!r} has no soul version {v} (it has {latest})")
+            souls.append(soul)
+        return found, souls[0], souls[1]
+
+    found, a, b = run(ctx, work)
+    import difflib
+
+    from boternity.cli.output import console, text
+
+    lines = list(
+        difflib.unified_diff(
+            a.content.splitlines(),
+            b.content.splitlines(),
+            fromfile=f"{found.slug} soul v{a.version}",
+            tofile=f"{found.slug} soul v{b.version}",
+            lineterm="",
+        )
+    )
+    out = console()
+    if not lines:
+        out.print(f"Soul v{a.version} and v{b.version} are the same.")
+        return
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    for line in lines:
+        style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+        out.print(text(line, style=style))
