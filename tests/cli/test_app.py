@@ -330,7 +330,7 @@ def test_confirmation_prompt_on_a_real_terminal(tmp_path: Path) -> None:
 
     declined = forget(b"n\n")
     assert declined.returncode == 1
-    assert b"Delete all 1 memory of 'Tty' (tty)?" in declined.stderr
+    assert b"Delete the 1 memory of 'Tty' (tty)?" in declined.stderr
     assert b"Cancelled." in declined.stderr
     accepted = forget(b"y\n")
     assert accepted.returncode == 0, accepted.stderr

@@ -23,6 +23,8 @@ from boternity.cli.runtime import (
 )
 
 if TYPE_CHECKING:
+    import uuid
+
     from boternity.models import Bot, SoulVersion
     from boternity.store import Store
 
@@ -113,16 +115,18 @@ def list_bots(
 ) -> None:
     """List bots, newest first."""
 
-    async def work(store: Store) -> list[Bot]:
-        return await store.bots.list_bots(status=status, category=category)
+    async def work(store: Store) -> tuple[list[Bot], dict[uuid.UUID, str]]:
+        from boternity.cli.resolve import unique_prefixes
 
-    bots = run(ctx, work)
+        bots = await store.bots.list_bots(status=status, category=category)
+        return bots, await unique_prefixes(store, "bot", [b.id for b in bots])
+
+    bots, ids = run(ctx, work)
     from boternity.cli.output import (
         console,
         ellipsis,
         fmt_time,
         print_json,
-        short_ids,
         styled,
         table,
         text,
@@ -135,7 +139,6 @@ def list_bots(
     if not bots:
         out.print("No bots yet. Create one with: bnity bot create NAME")
         return
-    ids = short_ids([b.id for b in bots], [b.id for b in bots])
     t = table(
         "ID!",
         "Slug",

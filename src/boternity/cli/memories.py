@@ -146,12 +146,12 @@ def list_memories(
 
     Provenance is the session title, date and an excerpt of the source message, or
     "manual" for remembered facts."""
-    from boternity.cli.resolve import all_memories, resolve_bot, resolve_session
+    from boternity.cli.resolve import resolve_bot, resolve_session, unique_prefixes
     from boternity.errors import ValidationError
 
     async def work(
         store: Store,
-    ) -> tuple[Bot, list[MemoryEntry], dict[uuid.UUID, Provenance], list[uuid.UUID]]:
+    ) -> tuple[Bot, list[MemoryEntry], dict[uuid.UUID, Provenance], dict[uuid.UUID, str]]:
         found = await resolve_bot(store, bot)
         if session is not None:
             chosen = await resolve_session(store, session, bot_id=found.id)
@@ -168,10 +168,10 @@ def list_memories(
             memories = await store.memory.get_memories(found.id, include_superseded=all_)
         if search is not None:
             memories = await _search(store, found.id, search, memories, all_)
-        universe = [m.id for m in await all_memories(store)]
-        return found, memories, await provenance(store, memories), universe
+        ids = await unique_prefixes(store, "memory", [m.id for m in memories])
+        return found, memories, await provenance(store, memories), ids
 
-    found, memories, sources, universe = run(ctx, work)
+    found, memories, sources, ids = run(ctx, work)
     from boternity.cli.output import (
         console,
         ellipsis,
@@ -180,7 +180,6 @@ def list_memories(
         paged,
         plural,
         print_json,
-        short_ids,
         stars,
         table,
         text,
@@ -201,7 +200,6 @@ def list_memories(
             what = "matching memories" if search or session else "memories"
             out.print(f"No {what} for '{esc(found.slug)}'.")
             return
-        ids = short_ids([m.id for m in memories], universe)
         columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
         if all_:
             columns.append("Live")
@@ -266,11 +264,8 @@ def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
         count = len(await store.memory.get_memories(found.id, include_superseded=True))
         if count == 0:
             return found, 0
-        confirm(
-            f"Delete all {plural(count, 'memory', 'memories')} of '{found.name}' ({found.slug})?"
-            " This cannot be undone.",
-            yes=yes,
-        )
+        what = "the 1 memory" if count == 1 else f"all {count} memories"
+        confirm(f"Delete {what} of '{found.name}' ({found.slug})? This cannot be undone.", yes=yes)
         return found, await store.memory.delete_all_memories(found.id)
 
     found, deleted = run(ctx, work)

@@ -76,13 +76,19 @@ def list_command(ctx: typer.Context, bot: BotOpt = None, json_: JsonOpt = False)
 
 
 def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
-    from boternity.cli.resolve import resolve_bot
+    from boternity.cli.resolve import resolve_bot, unique_prefixes
     from boternity.ids import utc_now
     from boternity.models import MAX_EXTRACTION_ATTEMPTS
 
     async def work(
         store: Store,
-    ) -> tuple[list[PendingExtraction], dict[uuid.UUID, Bot], dict[uuid.UUID, ChatSession | None]]:
+    ) -> tuple[
+        list[PendingExtraction],
+        dict[uuid.UUID, Bot],
+        dict[uuid.UUID, ChatSession | None],
+        dict[uuid.UUID, str],
+        dict[uuid.UUID, str],
+    ]:
         bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
         jobs = await store.memory.list_pending_extractions(bot_id=bot_id)
         bots = {b.id: b for b in await store.bots.list_bots()}
@@ -90,9 +96,11 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
         for j in jobs:
             if j.session_id not in sessions:
                 sessions[j.session_id] = await store.chat.get_session(j.session_id)
-        return jobs, bots, sessions
+        ids = await unique_prefixes(store, "job", [j.id for j in jobs])
+        session_ids = await unique_prefixes(store, "session", sessions)
+        return jobs, bots, sessions, ids, session_ids
 
-    jobs, bots, sessions = run(ctx, work)
+    jobs, bots, sessions, ids, session_ids = run(ctx, work)
     now = utc_now()
     from boternity.cli.output import (
         console,
@@ -100,7 +108,6 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
         fmt_time,
         plural,
         print_json,
-        short_ids,
         styled,
         table,
         text,
@@ -120,8 +127,6 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
     if not jobs:
         out.print("The extraction queue is empty.")
         return
-    ids = short_ids([j.id for j in jobs], [j.id for j in jobs])
-    session_ids = short_ids([j.session_id for j in jobs], [j.session_id for j in jobs])
     t = table(
         "ID!",
         "Bot",
@@ -246,7 +251,7 @@ def run_jobs(
 
     from boternity.cli.loop import warnings_to_stderr
     from boternity.cli.output import console, echo, plural, text
-    from boternity.cli.resolve import resolve_bot
+    from boternity.cli.resolve import resolve_bot, unique_prefixes
     from boternity.ids import utc_now
 
     if TYPE_CHECKING:
@@ -282,13 +287,16 @@ def run_jobs(
         ]
         total = len(due) if limit is None else min(limit, len(due))
         bots = {b.id: b.slug for b in await store.bots.list_bots()}
+        job_ids = await unique_prefixes(store, "job", [j.id for j in due])
+        session_ids = await unique_prefixes(store, "session", {j.session_id for j in due})
 
         def on_job(job: PendingExtraction, outcome: str) -> None:
             if progress is not None:
                 progress.advance(task)
             elif plain:
-                where = f"{bots.get(job.bot_id, str(job.bot_id)[:8])}/{str(job.session_id)[:8]}"
-                echo(f"job {str(job.id)[:8]} ({where}): {outcome}")
+                session = session_ids.get(job.session_id, str(job.session_id))
+                where = f"{bots.get(job.bot_id, str(job.bot_id))}/{session}"
+                echo(f"job {job_ids.get(job.id, str(job.id))} ({where}): {outcome}")
 
         if not json_ and not plain and total:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -74,11 +74,11 @@ def list_sessions(
 
     Columns: id prefix, (bot,) title, start, duration, messages, tokens, status, and the
     first and last message."""
-    from boternity.cli.resolve import all_sessions, resolve_bot
+    from boternity.cli.resolve import all_sessions, resolve_bot, unique_prefixes
 
     async def work(
         store: Store,
-    ) -> tuple[Bot | None, list[SessionRow], bool, list[uuid.UUID], dict[uuid.UUID, str]]:
+    ) -> tuple[Bot | None, list[SessionRow], bool, dict[uuid.UUID, str], dict[uuid.UUID, str]]:
         slugs = {b.id: b.slug for b in await store.bots.list_bots()}
         found = await resolve_bot(store, bot) if bot is not None else None
         if found is not None:
@@ -93,10 +93,10 @@ def list_sessions(
             first = await store.chat.get_messages(s.id, limit=1)
             last = await store.chat.get_recent_messages(s.id, 1)
             rows.append(SessionRow(s, first[0] if first else None, last[0] if last else None))
-        universe = [s.id for s in await all_sessions(store)]
-        return found, rows, more, universe, slugs
+        ids = await unique_prefixes(store, "session", [r.session.id for r in rows])
+        return found, rows, more, ids, slugs
 
-    found, rows, more, universe, slugs = run(ctx, work)
+    found, rows, more, ids, slugs = run(ctx, work)
     from boternity.cli.output import (
         console,
         ellipsis,
@@ -104,7 +104,6 @@ def list_sessions(
         fmt_time,
         paged,
         print_json,
-        short_ids,
         styled,
         table,
         text,
@@ -126,7 +125,6 @@ def list_sessions(
         if not rows:
             out.print(f"No sessions for '{esc(found.slug)}' yet." if found else "No sessions yet.")
             return
-        ids = short_ids([r.session.id for r in rows], universe)
         t = table(
             "ID!",
             *(() if found else ("Bot",)),
@@ -288,8 +286,11 @@ def delete(
     async def work(store: Store) -> ChatSession:
         found = await resolve_session(store, session)
         title = found.title or "(untitled)"
+        from boternity.cli.output import plural
+
         confirm(
-            f"Delete session '{title}' ({found.message_count} messages)? Its memories are kept.",
+            f"Delete session '{title}' ({plural(found.message_count, 'message')})?"
+            " Its memories are kept.",
             yes=yes,
         )
         await store.chat.delete_session(found.id)
