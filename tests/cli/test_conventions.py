@@ -29,8 +29,9 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def bnity(
-    db: Path, *args: str, extra_env: dict[str, str] | None = None
+    db: Path, *args: str, extra_env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``bnity --db DB ARGS`` in a subprocess; stdin is empty (not a terminal) unless given."""
     return subprocess.run(
         [*BNITY, "--db", str(db), *args],
         capture_output=True,
@@ -38,7 +39,7 @@ def bnity(
         encoding="utf-8",
         timeout=120,
         env=env(**(extra_env or {})),
-        stdin=subprocess.DEVNULL,
+        input=stdin or "",
     )
 
 
