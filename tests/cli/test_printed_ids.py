@@ -134,5 +134,7 @@ def test_wording(tmp_path: Path) -> None:
     assert bad.stderr.startswith("error: bot name: 300 characters") and "Bot." not in bad.stderr
     done = bnity(db, "chat", "luna", "--no-greeting", stdin="hi\n")
     ref = re.findall(r"Session (\S+) completed", done.stderr + done.stdout)[0]
+    show = bnity(db, "session", "show", ref)
+    assert "Luna  #2" in show.stdout and "Assistant" not in show.stdout  # as chat labels it
     delete = bnity(db, "session", "delete", ref)
     assert "(2 messages)" in delete.stderr

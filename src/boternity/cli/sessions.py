@@ -199,6 +199,7 @@ def show(
     bot, found, messages = run(ctx, lambda store: _load(store, session))
     from rich.text import Text
 
+    from boternity.cli.chatting import bot_colour, bot_label
     from boternity.cli.output import console, fmt_time, key_values, paged, print_json, text
 
     if json_:
@@ -211,7 +212,10 @@ def show(
         out.print(key_values(_metadata(bot, found)))
         for m in messages:
             out.print(rule)
-            header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
+            if m.role.value == "assistant" and bot is not None:
+                header = Text(bot_label(bot), style=f"bold {bot_colour(bot)}")  # as in chat
+            else:
+                header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
             header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
             out.print(header)
             out.print(text(m.content))
