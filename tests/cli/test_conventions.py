@@ -342,3 +342,21 @@ def test_soul_diff_errors_are_one_line(world: World) -> None:
     assert missing.returncode == 4 and "no soul version 7" in missing.stderr
     none = bnity(world.db, "soul", "diff", "other")
     assert none.returncode == 4 and "no soul yet" in none.stderr
+
+
+def test_model_errors_never_name_internal_classes() -> None:
+    """The library's "MemoryEntry.category: unknown value …" reads, on the command line, as
+    "unknown memory category …"; any "Class.field: problem" as "noun field: problem"."""
+    import uuid
+
+    from boternity.cli.runtime import user_message
+    from boternity.errors import NotFoundError, ValidationError
+    from boternity.models import MemoryEntry
+
+    with pytest.raises(ValidationError) as bad:
+        MemoryEntry(bot_id=uuid.uuid4(), fact="x", category="bogus", importance=3)  # type: ignore[arg-type]
+    assert user_message(bad.value) == (
+        "unknown memory category 'bogus' (one of: preference, fact, decision, context, correction)"
+    )
+    assert user_message(ValidationError("ChatSession.title: too long")) == "session title: too long"
+    assert user_message(NotFoundError("Bot.x: kept as is")) == "Bot.x: kept as is"
