@@ -63,6 +63,8 @@ def test_fixed_values_are_the_model_enums() -> None:
         (("bot", "edit"), "--status [active|disabled|archived]"),
         (("remember",), "--category [preference|fact|decision|context|correction]"),
         (("queue", "run"), "--provider [anthropic|openai|offline]"),
+        (("chat",), "--provider [anthropic|openai|offline]"),
+        (("ask",), "--provider [anthropic|openai|offline]"),
     ],
 )
 def test_choices_are_shown_in_help(tmp_path: Path, args: tuple[str, ...], shown: str) -> None:
@@ -159,6 +161,8 @@ def test_bash_completion_of_commands_choices_and_bot_slugs(world: World, tmp_pat
     assert bash_complete(world.db, "memories", "h") == ["helper"]
     assert bash_complete(world.db, "sessions", "o") == ["other"]
     assert bash_complete(world.db, "queue", "--bot", "") == ["helper", "other"]
+    assert bash_complete(world.db, "chat", "he") == ["helper"]
+    assert bash_complete(world.db, "ask", "ot") == ["other"]
     assert bash_complete(world.db, "session", "export", "x", "--format", "") == ["md", "json"]
     # a missing database completes to nothing, quietly, and is not created
     assert bash_complete(tmp_path / "missing.db", "bot", "show", "") == []
