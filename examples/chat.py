@@ -5,7 +5,8 @@
 Uses the provider the environment selects (ANTHROPIC_API_KEY, OPENAI_API_KEY /
 OPENAI_BASE_URL), else the offline provider. Every message is committed as soon as it is
 complete; kill the process mid-reply and the next run marks that session ``crashed`` and
-queues its memory extraction. An empty line ends the session.
+queues its memory extraction. An empty line or the end of input (Ctrl+D) ends the
+session.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ from boternity.chat import ChatEngine, LiveSession
 from boternity.llm import select_provider
 from boternity.memory import MemoryRecall
 from boternity.models import Bot
+
+
+async def read_line(prompt: str) -> str:
+    """The next line typed, stripped; "" at the end of input (Ctrl+D, or a pipe that ends)."""
+    try:
+        return (await asyncio.to_thread(input, prompt)).strip()
+    except EOFError:
+        print()
+        return ""
 
 
 async def chat(db: str | None, resume: uuid.UUID | None) -> None:
@@ -40,7 +50,7 @@ async def chat(db: str | None, resume: uuid.UUID | None) -> None:
                 if live.greeting is not None:
                     print(f"{bot.name}: {live.greeting.content}")
             print(f"(session {live.id})")
-            while text := (await asyncio.to_thread(input, "you: ")).strip():
+            while text := await read_line("you: "):
                 turn = live.send(text)
                 print(f"{bot.name}: ", end="", flush=True)
                 async for piece in turn:

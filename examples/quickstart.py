@@ -2,7 +2,8 @@
 
     python examples/quickstart.py [--db PATH_OR_URL]
 
-Creates (or reuses) the bot "quickstart", starts a session, saves four messages, a memory
+Without --db it writes a fresh SQLite file in a temporary folder (removed at the end), never
+your own ~/.boternity. Creates (or reuses) the bot "quickstart", starts a session, saves four messages, a memory
 and a context summary, then starts a *new* Python process that opens the same database and
 prints everything back: what was committed survives the process that wrote it.
 """
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import subprocess
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 from boternity import open_store
 from boternity.models import Bot, ChatMessage, ChatSession, ContextSummary, MemoryEntry
@@ -48,9 +52,9 @@ async def write(db: str | None) -> uuid.UUID:
                     )
                 )
             )
-        await store.chat.update_session(
-            ChatSession(**{**_fields(session), "title": "Settling in Lisbon"})
-        )
+        # Models are frozen: derive a changed copy. update_session writes title, status and
+        # ended_at only, so this copy's (stale) counters cannot roll anything back.
+        await store.chat.update_session(dataclasses.replace(session, title="Settling in Lisbon"))
         await store.memory.save_memory(
             MemoryEntry(
                 bot_id=bot.id,
@@ -72,10 +76,6 @@ async def write(db: str | None) -> uuid.UUID:
         )
         print(f"wrote session {session.id} to {getattr(store, 'path', db)} ({store.backend})")
         return session.id
-
-
-def _fields(obj: ChatSession) -> dict[str, object]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
 
 
 async def show(db: str | None, session_id: uuid.UUID) -> None:
@@ -116,17 +116,23 @@ async def show(db: str | None, session_id: uuid.UUID) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--db", help="path or URL (default: BOTERNITY_DATABASE_URL or ~/.boternity)"
+        "--db", help="path or URL (default: a new file in a temporary folder, removed after)"
     )
     parser.add_argument("--show", type=uuid.UUID, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.show is not None:
         asyncio.run(show(args.db, args.show))
         return
-    session_id = asyncio.run(write(args.db))
-    command = [sys.executable, __file__, "--show", str(session_id)]
-    if args.db:
-        command += ["--db", args.db]
+    if args.db is not None:
+        run(args.db)
+        return
+    with tempfile.TemporaryDirectory(prefix="boternity-quickstart-") as folder:
+        run(str(Path(folder) / "quickstart.db"))
+
+
+def run(db: str) -> None:
+    session_id = asyncio.run(write(db))
+    command = [sys.executable, __file__, "--show", str(session_id), "--db", db]
     subprocess.run(command, check=True)
 
 

@@ -450,6 +450,11 @@ class Backend(Protocol):
         database), or None when the backend cannot tell without connecting."""
         ...
 
+    def quick_slugs(self, target: DatabaseTarget, prefix: str, limit: int) -> list[str]:
+        """Bot slugs starting with ``prefix`` (at most ``limit``), read at once without
+        opening a store, for shell completion; [] when that is not possible quickly."""
+        ...
+
     def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
         """``(files, folders)`` on this machine that belong to the database ``target``
         (its file and the files and folders kept beside it, each both as named and

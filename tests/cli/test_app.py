@@ -36,11 +36,11 @@ def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, 
 
 EXPECTED = {
     "bot create", "bot list", "bot show", "bot edit", "bot delete",
-    "soul show", "soul set", "soul history",
+    "soul show", "soul set", "soul history", "soul edit", "soul diff",
     "sessions", "session show", "session export", "session delete",
     "memories", "remember", "forget", "memory show", "memory delete",
-    "queue", "queue retry", "queue run", "chat", "demo",
-    "db info", "db migrate", "db backup", "db check",
+    "queue", "queue list", "queue retry", "queue run", "chat", "demo",
+    "db info", "db migrate", "db backup", "db check", "completion",
 }  # fmt: skip
 
 
@@ -331,7 +331,7 @@ def test_confirmation_prompt_on_a_real_terminal(tmp_path: Path) -> None:
 
     declined = forget(b"n\n")
     assert declined.returncode == 1
-    assert b"Delete all 1 memory of 'Tty' (tty)?" in declined.stderr
+    assert b"Delete the 1 memory of 'Tty' (tty)?" in declined.stderr
     assert b"Cancelled." in declined.stderr
     accepted = forget(b"y\n")
     assert accepted.returncode == 0, accepted.stderr

@@ -4,10 +4,8 @@ a real subprocess, and Ctrl+C / Ctrl+D on a real terminal."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from boternity.models import Bot, MessageRole, SessionStatus
 from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse, with_store
 from tests.cli.fixtures import UNICODE, World
 from tests.fakes.llm_server import json_reply, openai_frames, sse_reply
+from tests.terminal import Terminal
 
 BNITY = [sys.executable, "-m", "boternity.cli"]
 SECRET = "sk-test-secret-key"
@@ -212,7 +211,7 @@ def test_offline_provider_is_announced_and_labelled(cli: Invoke, luna: str) -> N
 def test_unknown_provider_is_one_line(cli: Invoke, luna: str) -> None:
     result = cli("chat", luna, "--provider", "nope", input="hi\n")
     assert result.exit_code == 2
-    assert "unknown LLM provider" in one_line_error(result)
+    assert "'nope' is not one of 'anthropic', 'openai', 'offline'" in one_line_error(result)
 
 
 def test_failed_reply_keeps_the_user_message_and_exits_1(
@@ -237,20 +236,6 @@ def test_model_flag_reaches_the_provider(cli: Invoke, luna: str, llm: FakeLlm) -
     assert llm.of("chat")[0]["model"] == "gpt-flag"
     [session] = sessions_of(cli, luna)
     assert session["model"] == "gpt-flag"
-
-
-def _reap(pid: int, timeout: float = 30) -> int:
-    """Wait for the child; kill it (it is ours) if it does not end in time."""
-    import signal
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return os.waitpid(pid, 0)[1]
 
 
 # --- real processes -----------------------------------------------------------------------------
@@ -303,57 +288,28 @@ def test_printf_pipe_in_a_subprocess(tmp_path: Path, llm: FakeLlm) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_terminal_ctrl_c_cancels_a_reply_and_ctrl_d_ends(tmp_path: Path, llm: FakeLlm) -> None:
-    import pty
-    import select
 
     db = str(tmp_path / "tty.db")
     subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=_env())
     slow = [f"word{i} " for i in range(200)]
     llm.script("chat", sse_reply(openai_frames(slow), chunk_delay=0.05))
 
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        # A test run started in the background by a shell without job control inherits
-        # SIGINT ignored, and an ignored signal stays ignored across exec: a user at a
-        # terminal has it at its default, so the child gets that back.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.execve(
-            sys.executable,
-            [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
-            _env(llm, COLUMNS="100"),
-        )
-    output = b""
-
-    def read_until(needle: bytes, timeout: float = 15, start: int = 0) -> None:
-        nonlocal output
-        end = time.monotonic() + timeout
-        while needle not in output[start:]:
-            assert time.monotonic() < end, (needle, output.decode(errors="replace"))
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                try:
-                    output += os.read(fd, 65536)
-                except OSError:
-                    break
-
-    try:
-        read_until(b"You \xe2\x80\xba ")
-        os.write(fd, b"tell me a long story\r")
-        read_until(b"word3 ")
-        os.write(fd, b"\x03")  # Ctrl+C: cancel this reply, keep the session
-        read_until(b"reply cancelled")
-        read_until(b"You \xe2\x80\xba ", timeout=30)
-        os.write(fd, b"I live in Rome\r")
-        read_until(b"Noted: you live in Rome")
-        read_until(b"tokens \xc2\xb7")  # the stats footer
-        read_until(b"You \xe2\x80\xba ", start=output.rindex(b"tokens \xc2\xb7"))
-        time.sleep(0.3)  # readline is reading
-        os.write(fd, b"\x04")  # Ctrl+D: end the session
-        read_until(b"completed")
-    finally:
-        status = _reap(pid)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
+    term = Terminal([*BNITY, "--db", db, "chat", "luna", "--no-greeting"], _env(llm))
+    with term:
+        term.read_until(b"You \xe2\x80\xba ")
+        term.press(b"tell me a long story\r")
+        term.read_until(b"word3 ")
+        term.press(b"\x03")  # Ctrl+C: cancel this reply, keep the session
+        term.read_until(b"reply cancelled")
+        term.read_until(b"You \xe2\x80\xba ", timeout=30)
+        term.press(b"I live in Rome\r")
+        term.read_until(b"Noted: you live in Rome")
+        footer = term.read_until(b"tokens \xc2\xb7")  # the stats footer
+        term.read_until(b"You \xe2\x80\xba ", start=footer)
+        term.press(b"\x04", settle=0.3)  # Ctrl+D (readline is reading): end the session
+        term.read_until(b"completed")
+    output = term.output
+    assert term.close() == 0, output.decode(errors="replace")
     assert b"Traceback" not in output
 
     async def check(store: Store) -> None:
@@ -574,8 +530,6 @@ def test_terminal_warnings_go_above_the_prompt_and_slash_errors_keep_the_chat(
     """A retry warning while the spinner turns and a failed-title warning while the user is
     typing ("/ex") each get a line of their own; what was typed is drawn again and still
     works. A bad slash command is one error line and the chat goes on."""
-    import pty
-    import select
 
     from tests.fakes.llm_server import openai_error
 
@@ -590,53 +544,27 @@ def test_terminal_warnings_go_above_the_prompt_and_slash_errors_keep_the_chat(
     late.delay = 2.0  # fails while the prompt waits for the next line
     llm.script("title", late)
 
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.execve(
-            sys.executable,
-            [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
-            _env(llm, COLUMNS="100"),
-        )
-    output = b""
-
-    def read_until(needle: bytes, timeout: float = 20, start: int = 0) -> int:
-        nonlocal output
-        end = time.monotonic() + timeout
-        while (at := output.find(needle, start)) < 0:
-            assert time.monotonic() < end, (needle, output.decode(errors="replace"))
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                try:
-                    output += os.read(fd, 65536)
-                except OSError:
-                    break
-        return at
-
     prompt = "You › ".encode()
-    try:
-        read_until(prompt)
-        os.write(fd, "/history ²\r".encode())
-        at = read_until(b"usage: /history")
-        at = read_until(prompt, start=at)
-        os.write(fd, b"/history 99999999999999999999\r")
-        at = read_until(b"No messages yet.", start=at)
-        at = read_until(prompt, start=at)
-        os.write(fd, b"hi\r")
-        at = read_until(b"; retrying ", start=at)
-        at = read_until(b"there", start=at)
-        at = read_until(prompt, start=read_until("tokens ·".encode(), start=at))
-        time.sleep(0.3)  # readline is reading
-        os.write(fd, b"/ex")
-        at = read_until(b"no title today", start=at)
-        read_until(prompt + b"/ex", start=at)  # what was typed, drawn again
-        os.write(fd, b"it\r")
-        read_until(b"completed", start=at)
-    finally:
-        status = _reap(pid)
-        os.close(fd)
+    with Terminal([*BNITY, "--db", db, "chat", "luna", "--no-greeting"], _env(llm)) as term:
+        term.read_until(prompt)
+        term.press("/history ²\r".encode())
+        at = term.read_until(b"usage: /history")
+        at = term.read_until(prompt, start=at)
+        term.press(b"/history 99999999999999999999\r")
+        at = term.read_until(b"No messages yet.", start=at)
+        at = term.read_until(prompt, start=at)
+        term.press(b"hi\r")
+        at = term.read_until(b"; retrying ", start=at)
+        at = term.read_until(b"there", start=at)
+        at = term.read_until(prompt, start=term.read_until("tokens ·".encode(), start=at))
+        term.press(b"/ex", settle=0.3)  # readline is reading
+        at = term.read_until(b"no title today", start=at)
+        term.read_until(prompt + b"/ex", start=at)  # what was typed, drawn again
+        term.press(b"it\r")
+        term.read_until(b"completed", start=at)
+    output = term.output
     text = output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert term.close() == 0, text
     assert b"Traceback" not in output
     warnings = [i for i in range(len(output)) if output.startswith(b"warning:", i)]
     assert len(warnings) == 2, text

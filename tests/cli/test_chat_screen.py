@@ -3,23 +3,15 @@ terminal emulator (pyte), so redraws, cursor moves and scrolling count as a scre
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
-import signal
-import struct
 import subprocess
-import sys
-import termios
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.cli.conftest import FakeLlm
-from tests.cli.test_chat import BNITY, _env, _reap
+from tests.cli.test_chat import BNITY, _env
 from tests.fakes.llm_server import openai_frames, sse_reply
+from tests.terminal import Terminal
 
 ROWS, COLUMNS = 30, 100
 PROMPT = "You › ".encode()
@@ -35,45 +27,30 @@ def screen_text(output: bytes) -> str:
     return "\n".join(line.rstrip() for line in [*scrolled, *screen.display])
 
 
+def luna_chat(db: str, llm: FakeLlm, **env: str) -> Terminal:
+    """`bnity chat luna --no-greeting` on a terminal of ROWS × COLUMNS."""
+    return Terminal(
+        [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
+        _env(llm, COLUMNS=str(COLUMNS), LINES=str(ROWS), **env),
+        rows=ROWS,
+        columns=COLUMNS,
+    )
+
+
 def chat_on_a_terminal(db: str, llm: FakeLlm, *, cancel_at: bytes | None) -> bytes:
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        env = _env(llm, COLUMNS=str(COLUMNS), LINES=str(ROWS))
-        os.execve(sys.executable, [*BNITY, "--db", db, "chat", "luna", "--no-greeting"], env)
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    output = b""
-
-    def read_until(needle: bytes, timeout: float = 60, start: int = 0) -> int:
-        nonlocal output
-        end = time.monotonic() + timeout
-        while (at := output.find(needle, start)) < 0:
-            assert time.monotonic() < end, (needle, output[-2000:].decode(errors="replace"))
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                try:
-                    output += os.read(fd, 65536)
-                except OSError:
-                    break
-        return at
-
-    try:
-        at = read_until(PROMPT)
-        os.write(fd, b"tell me a long story\r")
+    with luna_chat(db, llm) as term:
+        at = term.read_until(PROMPT)
+        term.press(b"tell me a long story\r")
         if cancel_at is not None:
-            at = read_until(cancel_at, start=at)
-            os.write(fd, b"\x03")  # Ctrl+C mid-stream
-            at = read_until(b"reply cancelled", start=at)
+            at = term.read_until(cancel_at, start=at)
+            term.press(b"\x03")  # Ctrl+C mid-stream
+            at = term.read_until(b"reply cancelled", start=at)
         else:
-            at = read_until("tokens ·".encode(), start=at)
-        read_until(PROMPT, start=at)
-        time.sleep(0.3)  # readline is reading
-        os.write(fd, b"\x04")
-        read_until(b"completed")
-    finally:
-        _reap(pid)
-        os.close(fd)
-    return output
+            at = term.read_until("tokens ·".encode(), start=at)
+        term.read_until(PROMPT, start=at)
+        term.press(b"\x04", settle=0.3)  # readline is reading
+        term.read_until(b"completed")
+    return term.output
 
 
 @pytest.mark.slow
@@ -118,43 +95,15 @@ def _user_messages(db: str) -> list[str]:
 
 def _drive(db: str, llm: FakeLlm, keys: list[bytes], **env: str) -> bytes:
     """Type ``keys`` (one send per turn, each followed by waiting for the reply's footer)."""
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.execve(
-            sys.executable,
-            [*BNITY, "--db", db, "chat", "luna", "--no-greeting"],
-            _env(llm, COLUMNS=str(COLUMNS), LINES=str(ROWS), **env),
-        )
-    output = b""
-
-    def read_until(needle: bytes, start: int = 0) -> int:
-        nonlocal output
-        end = time.monotonic() + 30
-        while (at := output.find(needle, start)) < 0:
-            assert time.monotonic() < end, (needle, output[-2000:].decode(errors="replace"))
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                try:
-                    output += os.read(fd, 65536)
-                except OSError:
-                    break
-        return at
-
-    try:
-        at = read_until(PROMPT)
+    with luna_chat(db, llm, **env) as term:
+        at = term.read_until(PROMPT)
         for key in keys:
-            time.sleep(0.3)  # readline is reading
-            os.write(fd, key)
-            at = read_until("tokens ·".encode(), start=at)
-            at = read_until(PROMPT, start=at)
-        time.sleep(0.3)
-        os.write(fd, b"\x04")
-        read_until(b"completed")
-    finally:
-        _reap(pid)
-        os.close(fd)
-    return output
+            term.press(key, settle=0.3)  # readline is reading
+            at = term.read_until("tokens ·".encode(), start=at)
+            at = term.read_until(PROMPT, start=at)
+        term.press(b"\x04", settle=0.3)
+        term.read_until(b"completed")
+    return term.output
 
 
 @pytest.mark.slow

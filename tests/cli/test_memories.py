@@ -140,7 +140,8 @@ def test_remember_refuses_a_fact_over_the_limit_naming_it(
     before = with_store(db_path, lambda s: s.memory.get_memories(world.other_bot.id))
     result = cli("remember", "other", "word " * (MAX_FACT_LENGTH // 5) + "over")
     assert result.exit_code == 2
-    assert f"MemoryEntry.fact: {MAX_FACT_LENGTH + 4} characters" in one_line_error(result)
+    assert f"memory fact: {MAX_FACT_LENGTH + 4} characters" in one_line_error(result)
+    assert "MemoryEntry" not in one_line_error(result)  # no internal class names
     assert str(MAX_FACT_LENGTH) in one_line_error(result)
     assert with_store(db_path, lambda s: s.memory.get_memories(world.other_bot.id)) == before
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse
@@ -27,8 +28,13 @@ def test_queue_run_processes_due_jobs(cli: Invoke, world: World, llm: FakeLlm) -
     assert result.exit_code == 0, result.stderr
     # not a terminal: one plain line per job, then the summary
     lines = result.stdout.splitlines()
-    assert (
-        lines[0].startswith(f"job {str(world.jobs[0].id)[:8]} (helper/") and "completed" in lines[0]
+    printed = re.fullmatch(r"job (\S+) \(helper/(\S+)\): completed", lines[0])
+    assert printed is not None, lines[0]
+    assert str(world.jobs[0].id).startswith(printed[1]) and len(printed[1]) >= 8
+    # the session id printed is a prefix unique in the database: it works when typed back
+    assert str(world.sessions[1].id).startswith(printed[2]) and len(printed[2]) >= 8
+    assert parse(cli("session", "show", printed[2], "--json"))["session"]["id"] == str(
+        world.sessions[1].id
     )
     assert "Processed 1 job with openai" in lines[-1] and "1 completed" in lines[-1]
     assert "sk-test-secret-key" not in result.stdout + result.stderr

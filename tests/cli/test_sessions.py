@@ -68,7 +68,7 @@ def test_sessions_json_is_a_list_of_sessions_with_previews(cli: Invoke, world: W
     data = parse(cli("sessions", "helper", "--json"))
     assert isinstance(data, list) and len(data) == 3
     first = data[-1]
-    assert set(first) == SESSION_FIELDS | {"first_message", "last_message"}
+    assert set(first) == SESSION_FIELDS | {"bot_slug", "first_message", "last_message"}
     assert first["title"] == f"Trip to Kyōto {UNICODE}"
     assert first["id"] == str(world.sessions[0].id)
     assert first["message_count"] == 3
@@ -92,7 +92,9 @@ def test_session_show_metadata_and_transcript(cli: Invoke, world: World) -> None
     assert f"Trip to Kyōto {UNICODE}" in out
     assert str(world.sessions[0].id) in out
     assert "test-model" in out and "60 in / 30 out" in out
-    assert "You" in out and "Assistant" in out
+    assert "You" in out and "Assistant" not in out
+    # replies are labelled with the bot's name, as chat labels them
+    assert f"Helper {UNICODE}  #2" in out
     assert "Nice to meet you!\nRamen is great." in out
     assert "x" * 100 in out  # the transcript is never cut
 

@@ -12,5 +12,8 @@ __all__ = ["main"]
 def main() -> None:
     """Console-script entry point (``bnity``)."""
     from boternity.cli.app import app
+    from boternity.cli.completion import init_if_completing
+
+    init_if_completing()
 
     app(prog_name="bnity")

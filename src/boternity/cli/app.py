@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from boternity.cli import ask, bots, chat, db, demo, memories, queue, sessions
+from boternity.cli import ask, bots, chat, completion, db, demo, memories, queue, sessions
 from boternity.cli.runtime import EXIT_CODES_HELP, BnityCommand, BnityGroup, State
 
 VERSION = "0.1.0"  # kept equal to boternity.__version__ by a test; importing it costs startup
@@ -53,6 +53,13 @@ def root(
             show_default=False,
         ),
     ] = None,
+    no_pager: Annotated[
+        bool,
+        typer.Option(
+            "--no-pager",
+            help="Never send long output ('session show', 'memories', 'sessions') to a pager.",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -60,7 +67,7 @@ def root(
         ),
     ] = False,
 ) -> None:
-    ctx.obj = State(db=db_)
+    ctx.obj = State(db=db_, no_pager=no_pager)
 
 
 app.command("demo", cls=BnityCommand)(demo.demo)
@@ -76,3 +83,4 @@ app.command("forget", cls=BnityCommand)(memories.forget)
 app.add_typer(memories.memory_app, name="memory")
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(db.db_app, name="db")
+app.command("completion", cls=BnityCommand)(completion.completion)

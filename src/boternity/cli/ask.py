@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from boternity.cli.chat import ModelOpt, ProviderOpt
-from boternity.cli.runtime import EXIT_USAGE, CliError, JsonOpt, run, stdin_is_interactive
+from boternity.cli.runtime import (
+    EXIT_USAGE,
+    BotArg,
+    CliError,
+    JsonOpt,
+    run,
+    stdin_is_interactive,
+)
 
 if TYPE_CHECKING:
     from boternity.models import ChatMessage, ChatSession
@@ -23,7 +30,7 @@ if TYPE_CHECKING:
 
 def ask(
     ctx: typer.Context,
-    bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
+    bot: BotArg,
     question: Annotated[
         str | None,
         typer.Argument(

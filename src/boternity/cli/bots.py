@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from boternity.cli.runtime import (
+    BOT_CATEGORIES,
+    BOT_STATUSES,
     MAX_COUNT,
     BnityCommand,
+    BotArg,
     JsonOpt,
     YesOpt,
+    choice,
     confirm,
     read_text_file,
     run,
@@ -18,15 +23,16 @@ from boternity.cli.runtime import (
 )
 
 if TYPE_CHECKING:
+    import uuid
+
     from boternity.models import Bot, SoulVersion
     from boternity.store import Store
 
 bot_app = sub_app("Create, list, show, edit and delete bots.")
 soul_app = sub_app("A bot's soul (its system prompt); every version is kept.")
 
-BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
-CATEGORIES = "assistant, creative, research, utility"
-STATUSES = "active, disabled, archived"
+CATEGORY = choice(BOT_CATEGORIES)
+STATUS = choice(BOT_STATUSES)
 
 
 def _bot_rows(bot: Bot) -> list[tuple[str, object]]:
@@ -57,7 +63,9 @@ def create(
         str | None, typer.Option(help="URL-safe handle [default: derived from NAME].")
     ] = None,
     description: Annotated[str, typer.Option(help="One-line description.")] = "",
-    category: Annotated[str, typer.Option(help=f"One of: {CATEGORIES}.")] = "assistant",
+    category: Annotated[str, typer.Option(click_type=CATEGORY, help="What the bot is for.")] = (
+        "assistant"
+    ),
     soul: Annotated[
         str | None,
         typer.Option(
@@ -98,24 +106,26 @@ def create(
 def list_bots(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(help=f"Only bots with this status ({STATUSES}).")
+        str | None, typer.Option(click_type=STATUS, help="Only bots with this status.")
     ] = None,
     category: Annotated[
-        str | None, typer.Option(help=f"Only this category ({CATEGORIES}).")
+        str | None, typer.Option(click_type=CATEGORY, help="Only this category.")
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """List bots, newest first."""
 
-    async def work(store: Store) -> list[Bot]:
-        return await store.bots.list_bots(status=status, category=category)
+    async def work(store: Store) -> tuple[list[Bot], dict[uuid.UUID, str]]:
+        from boternity.cli.resolve import unique_prefixes
 
-    bots = run(ctx, work)
+        bots = await store.bots.list_bots(status=status, category=category)
+        return bots, await unique_prefixes(store, "bot", [b.id for b in bots])
+
+    bots, ids = run(ctx, work)
     from boternity.cli.output import (
         console,
         fmt_time,
         print_json,
-        short_ids,
         styled,
         table,
         text,
@@ -129,7 +139,6 @@ def list_bots(
     if not bots:
         out.print("No bots yet. Create one with: bnity bot create NAME")
         return
-    ids = short_ids([b.id for b in bots], [b.id for b in bots])
     t = table(
         "ID!",
         "Slug",
@@ -193,8 +202,8 @@ def edit(
     name: Annotated[str | None, typer.Option(help="New display name.")] = None,
     slug: Annotated[str | None, typer.Option(help="New slug.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
-    category: Annotated[str | None, typer.Option(help=f"New category ({CATEGORIES}).")] = None,
-    status: Annotated[str | None, typer.Option(help=f"New status ({STATUSES}).")] = None,
+    category: Annotated[str | None, typer.Option(click_type=CATEGORY, help="New category.")] = None,
+    status: Annotated[str | None, typer.Option(click_type=STATUS, help="New status.")] = None,
     tag: Annotated[
         list[str] | None,
         typer.Option("--tag", help="Set the tags (repeat for several); replaces the old tags."),
@@ -392,3 +401,108 @@ def soul_history(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> Non
             text(ellipsis(v.message or "", 50)),
         )
     out.print(t)
+
+
+@soul_app.command("edit", cls=BnityCommand)
+def soul_edit(
+    ctx: typer.Context,
+    bot: BotArg,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Why it changed (kept in history).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Open the current soul in $VISUAL or $EDITOR (else vi) and save what you write as a
+    new version. Quitting without a change, or leaving it empty, saves nothing."""
+    from boternity.cli.resolve import resolve_bot
+    from boternity.cli.runtime import EXIT_USAGE, CliError
+
+    async def load(store: Store) -> tuple[Bot, SoulVersion | None]:
+        found = await resolve_bot(store, bot)
+        return found, await store.bots.get_soul(found.id)
+
+    found, current = run(ctx, load)
+    before = current.content if current is not None else ""
+    # The editor runs between two short store sessions: no database lock is held meanwhile.
+    edited = click.edit(before, extension=".md", require_save=False)
+    if edited is None or edited.rstrip("\n") == before.rstrip("\n"):
+        typer.echo("Soul unchanged; nothing saved.")
+        return
+    if not edited.strip():
+        raise CliError("the edited soul is empty; nothing saved", exit_code=EXIT_USAGE)
+
+    async def save(store: Store) -> SoulVersion:
+        return await store.bots.save_soul(found.id, edited, message=message)
+
+    soul = run(ctx, save)
+    if json_:
+        from boternity.cli.output import print_json
+
+        print_json(soul)
+        return
+    from boternity.cli.output import echo
+
+    echo(f"Saved soul v{soul.version} for '{found.slug}' ({len(edited)} characters).")
+
+
+@soul_app.command("diff", cls=BnityCommand)
+def soul_diff(
+    ctx: typer.Context,
+    bot: BotArg,
+    old: Annotated[
+        int | None,
+        typer.Argument(
+            metavar="[V1]", min=1, max=MAX_COUNT, help="Older version [default: the one before V2]."
+        ),
+    ] = None,
+    new: Annotated[
+        int | None,
+        typer.Argument(
+            metavar="[V2]", min=1, max=MAX_COUNT, help="Newer version [default: latest]."
+        ),
+    ] = None,
+) -> None:
+    """Show what changed between two soul versions as a unified diff (with no versions: the
+    latest change; with V1 alone: from V1 to the latest)."""
+    from boternity.cli.resolve import resolve_bot
+    from boternity.errors import NotFoundError
+
+    async def work(store: Store) -> tuple[Bot, SoulVersion, SoulVersion]:
+        found = await resolve_bot(store, bot)
+        latest = found.version_count
+        if latest == 0:
+            raise NotFoundError(f"bot {found.slug!r} has no soul yet")
+        v2 = new if new is not None else latest
+        v1 = old if old is not None else v2 - 1
+        if v1 < 1:
+            raise NotFoundError(f"bot {found.slug!r} has only soul v1: nothing to compare it with")
+        souls = []
+        for v in (v1, v2):
+            soul = await store.bots.get_soul(found.id, v)
+            if soul is None:
+                raise NotFoundError(f"bot {found.slug!r} has no soul version {v} (it has {latest})")
+            souls.append(soul)
+        return found, souls[0], souls[1]
+
+    found, a, b = run(ctx, work)
+    import difflib
+
+    from boternity.cli.output import console, text
+
+    lines = list(
+        difflib.unified_diff(
+            a.content.splitlines(),
+            b.content.splitlines(),
+            fromfile=f"{found.slug} soul v{a.version}",
+            tofile=f"{found.slug} soul v{b.version}",
+            lineterm="",
+        )
+    )
+    out = console()
+    if not lines:
+        out.print(f"Soul v{a.version} and v{b.version} are the same.")
+        return
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    for line in lines:
+        style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+        out.print(text(line, style=style))

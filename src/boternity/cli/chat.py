@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand
+from boternity.cli.runtime import PROVIDERS, BnityCommand, BotArg, choice
 
 #: ``--resume`` given without a value: the bot's most recent session.
 LATEST = "\x00latest"
@@ -36,7 +36,7 @@ ProviderOpt = Annotated[
     str | None,
     typer.Option(
         "--provider",
-        metavar="NAME",
+        click_type=choice(PROVIDERS),
         help=(
             "LLM provider: anthropic, openai or offline [default: $BOTERNITY_PROVIDER, else"
             " anthropic with ANTHROPIC_API_KEY, openai with OPENAI_API_KEY/OPENAI_BASE_URL,"
@@ -58,7 +58,7 @@ ModelOpt = Annotated[
 
 def chat(
     ctx: typer.Context,
-    bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
+    bot: BotArg,
     resume: Annotated[
         str | None,
         typer.Option(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from boternity.cli.chat import LATEST
+from boternity.cli.output import plural
 from boternity.cli.output import text as safe  # every shown string goes through it
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class ChatCore:
         self._stack = AsyncExitStack()
         self.live: LiveSession | None = None
         self.ended: LiveSession | None = None  # the session ended last
+        self.session_ref = ""  # the live session's id as printed (set by start)
 
     async def open(self) -> None:
         from boternity.chat import ChatEngine
@@ -142,7 +144,14 @@ class ChatCore:
             self.live = await self.engine.resume_session(target.id)
         else:
             self.live = await self.engine.start_session(self.bot, greet=greet)
+        self.session_ref = await self.ref(self.live.id)
         return self.live
+
+    async def ref(self, session_id: uuid.UUID) -> str:
+        """The id as printed: its shortest prefix unique in the database now."""
+        from boternity.cli.resolve import unique_prefix
+
+        return await unique_prefix(self.store, "session", session_id)
 
     async def send(self, text: str) -> Turn:
         assert self.live is not None
@@ -175,11 +184,10 @@ class ChatCore:
         return await self.store.chat.get_recent_messages(self.live.id, n)
 
     async def sessions(self) -> tuple[list[ChatSession], dict[uuid.UUID, str]]:
-        from boternity.cli.output import short_ids
+        from boternity.cli.resolve import unique_prefixes
 
         sessions = await self.store.chat.list_sessions(self.bot.id, limit=10)
-        every = await self.store.chat.list_sessions(self.bot.id)
-        return sessions, short_ids([s.id for s in sessions], [s.id for s in every])
+        return sessions, await unique_prefixes(self.store, "session", [s.id for s in sessions])
 
     async def remember(self, fact: str) -> str:
         from boternity.errors import ConflictError
@@ -226,12 +234,15 @@ def bot_label(bot: Bot) -> str:
     return f"{emoji} {name}" if emoji else name
 
 
+def _model_label(model: str, provider: str) -> str:
+    """ "gpt-4o · openai", but "offline (canned replies)", never "offline · offline"."""
+    return provider if provider.split(" ")[0] == model else f"{model} · {provider}"
+
+
 def footer(reply: ChatMessage, *, offline: bool) -> str:
     seconds = (reply.response_ms or 0) / 1000
-    parts = [f"{reply.output_tokens:,} tokens", f"{seconds:.1f}s", reply.model or "?"]
-    if offline:
-        parts.append("offline: canned reply")
-    return " · ".join(parts)
+    last = "offline: canned reply" if offline else reply.model or "?"
+    return " · ".join([f"{reply.output_tokens:,} tokens", f"{seconds:.1f}s", last])
 
 
 class Ui:
@@ -431,7 +442,8 @@ class TerminalUi(Ui):
         self.out.print(line)
         self.out.print(
             safe(
-                f"{live.session.model} · {core.provider.label} · session {str(live.id)[:8]}",
+                f"{_model_label(live.session.model, core.provider.label)}"
+                f" · session {core.session_ref}",
                 style="dim",
             )
         )
@@ -439,7 +451,7 @@ class TerminalUi(Ui):
             title = live.session.title or "untitled"
             self.out.print(
                 safe(
-                    f"Resuming “{title}” ({live.session.message_count} messages so far):",
+                    f"Resuming “{title}” ({plural(live.session.message_count, 'message')} so far):",
                     style="dim",
                 )
             )
@@ -612,9 +624,8 @@ class Conversation:
         ended = self.bg.call(self.core.end())
         if ended is None:
             return
-        summary = (
-            f"Session {str(ended.id)[:8]} {ended.status.value} ({ended.message_count} messages)."
-        )
+        ref = self.bg.call(self.core.ref(ended.id))
+        summary = f"Session {ref} {ended.status.value} ({plural(ended.message_count, 'message')})."
         if not final:
             self.ui.info(summary)
             return

@@ -51,12 +51,14 @@ class DemoResult:
     memories: list[MemoryEntry]
     sources: dict[Any, Provenance]
     queued: int
+    session_ref: str  # the session's shortest unique id prefix
 
 
 async def run_demo(store: Store, say: Any) -> DemoResult:
     """The demo itself; ``say(role, text)`` is told each message as it is stored."""
     from boternity.chat import ChatEngine
     from boternity.cli.memories import provenance
+    from boternity.cli.resolve import unique_prefix
     from boternity.memory import ExtractionWorker, MemoryRecall
     from boternity.models import Bot
 
@@ -96,6 +98,7 @@ async def run_demo(store: Store, say: Any) -> DemoResult:
         memories=memories,
         sources=await provenance(store, memories),
         queued=queued,
+        session_ref=await unique_prefix(store, "session", session.id),
     )
 
 
@@ -166,7 +169,7 @@ def demo(
     out.print(
         text(
             f"{'Created' if result.created else 'Reused'} bot '{result.bot.name}'"
-            f" ({result.bot.slug}). Session {str(s.id)[:8]} “{s.title or 'untitled'}”:"
+            f" ({result.bot.slug}). Session {result.session_ref} “{s.title or 'untitled'}”:"
             f" {s.status.value}, {plural(s.message_count, 'message')} stored.",
         )
     )
@@ -204,6 +207,6 @@ def demo(
             " (Ollama, vLLM, llama.cpp, LM Studio)\n"
             f"then run: bnity{flag} chat {SLUG}\n"
             f"Look around: bnity{flag} sessions {SLUG} · bnity{flag} memories {SLUG}"
-            f" · bnity{flag} session show {str(s.id)[:8]}"
+            f" · bnity{flag} session show {result.session_ref}"
         )
     )

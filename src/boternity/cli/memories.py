@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import BnityCommand, JsonOpt, YesOpt, confirm, run, sub_app
+from boternity.cli.runtime import (
+    MEMORY_CATEGORIES,
+    BnityCommand,
+    BotArg,
+    JsonOpt,
+    NoPagerOpt,
+    YesOpt,
+    choice,
+    confirm,
+    run,
+    sub_app,
+    use_pager,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -18,8 +30,6 @@ if TYPE_CHECKING:
 
 memory_app = sub_app("Show or delete a single memory.")
 
-BotArg = Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")]
-CATEGORIES = "preference, fact, decision, context, correction"
 EXCERPT_CHARS = 200
 SEARCH_LIMIT = 500
 
@@ -131,18 +141,19 @@ def list_memories(
             ),
         ),
     ] = None,
+    no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """List a bot's memories, most important first, with provenance.
 
     Provenance is the session title, date and an excerpt of the source message, or
     "manual" for remembered facts."""
-    from boternity.cli.resolve import all_memories, resolve_bot, resolve_session
+    from boternity.cli.resolve import resolve_bot, resolve_session, unique_prefixes
     from boternity.errors import ValidationError
 
     async def work(
         store: Store,
-    ) -> tuple[Bot, list[MemoryEntry], dict[uuid.UUID, Provenance], list[uuid.UUID]]:
+    ) -> tuple[Bot, list[MemoryEntry], dict[uuid.UUID, Provenance], dict[uuid.UUID, str]]:
         found = await resolve_bot(store, bot)
         if session is not None:
             chosen = await resolve_session(store, session, bot_id=found.id)
@@ -159,17 +170,17 @@ def list_memories(
             memories = await store.memory.get_memories(found.id, include_superseded=all_)
         if search is not None:
             memories = await _search(store, found.id, search, memories, all_)
-        universe = [m.id for m in await all_memories(store)]
-        return found, memories, await provenance(store, memories), universe
+        ids = await unique_prefixes(store, "memory", [m.id for m in memories])
+        return found, memories, await provenance(store, memories), ids
 
-    found, memories, sources, universe = run(ctx, work)
+    found, memories, sources, ids = run(ctx, work)
     from boternity.cli.output import (
         console,
         esc,
         fmt_date,
+        paged,
         plural,
         print_json,
-        short_ids,
         stars,
         table,
         text,
@@ -185,37 +196,39 @@ def list_memories(
             items.append(item)
         print_json(items)
         return
-    out = console()
-    if not memories:
-        what = "matching memories" if search or session else "memories"
-        out.print(f"No {what} for '{esc(found.slug)}'.")
-        return
-    ids = short_ids([m.id for m in memories], universe)
-    columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
-    if all_:
-        columns.append("Live")
-    t = table(*columns)
-    for m in memories:
-        row: list[Any] = [
-            ids[m.id],
-            text(ellipsis(m.fact, 60)),
-            m.category.value,
-            stars(m.importance),
-            text(sources[m.id].describe()),
-            fmt_date(m.created_at),
-        ]
+    with paged(use_pager(ctx, no_pager)):
+        out = console()
+        if not memories:
+            what = "matching memories" if search or session else "memories"
+            out.print(f"No {what} for '{esc(found.slug)}'.")
+            return
+        columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
         if all_:
-            row.append("yes" if m.is_live else "superseded")
-        t.add_row(*row)
-    out.print(t)
-    out.print(plural(len(memories), "memory", "memories"))
+            columns.append("Live")
+        t = table(*columns)
+        for m in memories:
+            row: list[Any] = [
+                ids[m.id],
+                text(ellipsis(m.fact, 60)),
+                m.category.value,
+                stars(m.importance),
+                text(sources[m.id].describe()),
+                fmt_date(m.created_at),
+            ]
+            if all_:
+                row.append("yes" if m.is_live else "superseded")
+            t.add_row(*row)
+        out.print(t)
+        out.print(plural(len(memories), "memory", "memories"))
 
 
 def remember(
     ctx: typer.Context,
     bot: BotArg,
     fact: Annotated[str, typer.Argument(help="The fact to remember.")],
-    category: Annotated[str, typer.Option(help=f"One of: {CATEGORIES}.")] = "fact",
+    category: Annotated[
+        str, typer.Option(click_type=choice(MEMORY_CATEGORIES), help="What kind of memory.")
+    ] = "fact",
     importance: Annotated[int, typer.Option(min=1, max=5, help="1 (trivia) to 5 (essential).")] = 4,
     json_: JsonOpt = False,
 ) -> None:
@@ -253,11 +266,8 @@ def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
         count = len(await store.memory.get_memories(found.id, include_superseded=True))
         if count == 0:
             return found, 0
-        confirm(
-            f"Delete all {plural(count, 'memory', 'memories')} of '{found.name}' ({found.slug})?"
-            " This cannot be undone.",
-            yes=yes,
-        )
+        what = "the 1 memory" if count == 1 else f"all {count} memories"
+        confirm(f"Delete {what} of '{found.name}' ({found.slug})? This cannot be undone.", yes=yes)
         return found, await store.memory.delete_all_memories(found.id)
 
     found, deleted = run(ctx, work)

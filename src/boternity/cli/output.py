@@ -8,13 +8,15 @@ Rich is imported inside the functions that need it, so the error path of every c
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import functools
+import io
 import json
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -249,3 +251,70 @@ def key_values(rows: Sequence[tuple[str, object]]) -> Table:
     for key, value in rows:
         t.add_row(key, value if isinstance(value, Text) else text(value))
     return t
+
+
+# --- pager --------------------------------------------------------------------------------------
+
+DEFAULT_PAGER = "less"
+#: less quits when the text fits on one screen (F), shows colours (R) and leaves the text on
+#: the screen when it quits (X): what git sets.
+DEFAULT_LESS = "FRX"
+
+
+class _TerminalBuffer(io.StringIO):
+    """Collects what would go to the terminal: it says it is one, so Rich keeps colours
+    and ``visible``/``echo_exact`` keep treating the text as shown on a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def pager_command() -> str | None:
+    """The pager, as git chooses it: ``$PAGER``, else ``less`` (with ``LESS=FRX`` unless set);
+    None when it is switched off (``PAGER`` empty or ``cat``)."""
+    import os
+
+    command = os.environ.get("PAGER")
+    if command is None:
+        return DEFAULT_PAGER
+    command = command.strip()
+    return None if command in ("", "cat") else command
+
+
+@contextlib.contextmanager
+def paged(enabled: bool = True) -> Iterator[None]:
+    """Send what is printed inside through the pager when stdout is a terminal (and
+    ``enabled``: ``--no-pager`` turns it off); otherwise print it as usual.
+
+    The text is collected first and handed to the pager whole; a pager that cannot start
+    means the text is printed directly."""
+    command = pager_command() if enabled else None
+    if command is None or not sys.stdout.isatty():
+        yield
+        return
+    import os
+    import subprocess
+
+    real = sys.stdout
+    buffer = _TerminalBuffer()
+    sys.stdout = buffer
+    try:
+        yield
+    finally:
+        sys.stdout = real
+    body = buffer.getvalue()
+    env = dict(os.environ)
+    env.setdefault("LESS", DEFAULT_LESS)
+    try:
+        # A shell runs it, like git: PAGER may carry options ("less -S") or be a pipeline.
+        done = subprocess.run(
+            command, shell=True, input=body.encode("utf-8", "replace"), env=env, check=False
+        )
+        started = done.returncode not in (126, 127)  # the shell could not run it
+    except OSError:
+        started = False
+    except KeyboardInterrupt:
+        started = True
+    if not started:
+        real.write(body)
+        real.flush()

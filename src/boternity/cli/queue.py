@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import MAX_COUNT, BnityCommand, JsonOpt, run, sub_app
+from boternity.cli.runtime import (
+    MAX_COUNT,
+    PROVIDERS,
+    BnityCommand,
+    JsonOpt,
+    choice,
+    complete_bot,
+    run,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -16,10 +25,19 @@ if TYPE_CHECKING:
     from boternity.store import Store
 
 queue_app = sub_app(
-    "List memory-extraction jobs (no subcommand), retry them, or run them now.",
+    "List memory-extraction jobs (no subcommand, or 'list'), retry them, or run them now.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
+
+BotOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="BOT",
+        help="Only this bot's jobs (slug, id or prefix).",
+        autocompletion=complete_bot,
+    ),
+]
 
 
 def job_state(job: PendingExtraction, now: datetime) -> str:
@@ -29,24 +47,48 @@ def job_state(job: PendingExtraction, now: datetime) -> str:
 
 
 @queue_app.callback()
-def list_jobs(
-    ctx: typer.Context,
-    bot: Annotated[
-        str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
-    ] = None,
-    json_: JsonOpt = False,
-) -> None:
+def queue_group(ctx: typer.Context, bot: BotOpt = None, json_: JsonOpt = False) -> None:
+    """List queued memory-extraction jobs, due first (as 'bnity queue list'). Exhausted jobs
+    (out of attempts) stay listed until retried. --bot and --json given here apply to the
+    subcommand too ('bnity queue --json run')."""
+    if ctx.invoked_subcommand is None:
+        list_jobs(ctx, bot, json_)
+
+
+def group_options(ctx: typer.Context, bot: str | None, json_: bool) -> tuple[str | None, bool]:
+    """A subcommand's --bot and --json, merged with the ones given to 'bnity queue'."""
+    from boternity.cli.runtime import EXIT_USAGE, CliError
+
+    given = ctx.parent.params if ctx.parent is not None else {}
+    outer_bot = given.get("bot")
+    if bot is not None and outer_bot is not None and bot != outer_bot:
+        raise CliError(
+            f"two different --bot values: {outer_bot!r} and {bot!r}", exit_code=EXIT_USAGE
+        )
+    return bot or outer_bot, json_ or bool(given.get("json_"))
+
+
+@queue_app.command("list", cls=BnityCommand)
+def list_command(ctx: typer.Context, bot: BotOpt = None, json_: JsonOpt = False) -> None:
     """List queued memory-extraction jobs, due first. Exhausted jobs (out of attempts) stay
     listed until retried."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from boternity.cli.resolve import resolve_bot
+    list_jobs(ctx, *group_options(ctx, bot, json_))
+
+
+def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
+    from boternity.cli.resolve import resolve_bot, unique_prefixes
     from boternity.ids import utc_now
     from boternity.models import MAX_EXTRACTION_ATTEMPTS
 
     async def work(
         store: Store,
-    ) -> tuple[list[PendingExtraction], dict[uuid.UUID, Bot], dict[uuid.UUID, ChatSession | None]]:
+    ) -> tuple[
+        list[PendingExtraction],
+        dict[uuid.UUID, Bot],
+        dict[uuid.UUID, ChatSession | None],
+        dict[uuid.UUID, str],
+        dict[uuid.UUID, str],
+    ]:
         bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
         jobs = await store.memory.list_pending_extractions(bot_id=bot_id)
         bots = {b.id: b for b in await store.bots.list_bots()}
@@ -54,16 +96,17 @@ def list_jobs(
         for j in jobs:
             if j.session_id not in sessions:
                 sessions[j.session_id] = await store.chat.get_session(j.session_id)
-        return jobs, bots, sessions
+        ids = await unique_prefixes(store, "job", [j.id for j in jobs])
+        session_ids = await unique_prefixes(store, "session", sessions)
+        return jobs, bots, sessions, ids, session_ids
 
-    jobs, bots, sessions = run(ctx, work)
+    jobs, bots, sessions, ids, session_ids = run(ctx, work)
     now = utc_now()
     from boternity.cli.output import (
         console,
         fmt_time,
         plural,
         print_json,
-        short_ids,
         styled,
         table,
         text,
@@ -84,8 +127,6 @@ def list_jobs(
     if not jobs:
         out.print("The extraction queue is empty.")
         return
-    ids = short_ids([j.id for j in jobs], [j.id for j in jobs])
-    session_ids = short_ids([j.session_id for j in jobs], [j.session_id for j in jobs])
     t = table(
         "ID!",
         "Bot",
@@ -131,18 +172,23 @@ def retry(
     """Make jobs due now with a fresh set of attempts (attempt count back to 0)."""
     import dataclasses
 
-    from boternity.cli.resolve import resolve_job
+    from boternity.cli.resolve import resolve_bot, resolve_job
     from boternity.cli.runtime import EXIT_USAGE, CliError
+    from boternity.errors import NotFoundError
     from boternity.ids import utc_now
 
     if (job is None) == (not all_):
         raise CliError("give a JOB id or --all (not both)", exit_code=EXIT_USAGE)
+    bot, json_ = group_options(ctx, None, json_)
 
     async def work(store: Store) -> list[PendingExtraction]:
+        bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
         if job is not None:
             jobs = [await resolve_job(store, job)]
+            if bot_id is not None and jobs[0].bot_id != bot_id:
+                raise NotFoundError(f"job {job!r} is not one of {bot!r}'s jobs")
         else:
-            jobs = await store.memory.list_pending_extractions()
+            jobs = await store.memory.list_pending_extractions(bot_id=bot_id)
         now = utc_now()
         return [
             await store.memory.update_pending_extraction(
@@ -167,9 +213,7 @@ def retry(
 @queue_app.command("run", cls=BnityCommand)
 def run_jobs(
     ctx: typer.Context,
-    bot: Annotated[
-        str | None, typer.Option(metavar="BOT", help="Only this bot's jobs (slug, id or prefix).")
-    ] = None,
+    bot: BotOpt = None,
     limit: Annotated[
         int | None, typer.Option(min=1, max=MAX_COUNT, metavar="N", help="Process at most N jobs.")
     ] = None,
@@ -177,11 +221,8 @@ def run_jobs(
         str | None,
         typer.Option(
             "--provider",
-            metavar="NAME",
-            help=(
-                "LLM provider: anthropic, openai or offline [default: $BOTERNITY_PROVIDER,"
-                " else chosen by the API keys set]"
-            ),
+            click_type=choice(PROVIDERS),
+            help=("LLM provider [default: $BOTERNITY_PROVIDER, else chosen by the API keys set]"),
             show_default=False,
         ),
     ] = None,
@@ -206,9 +247,11 @@ def run_jobs(
     A failed job keeps its error and is retried later with backoff; see 'bnity queue'."""
     import sys
 
+    bot, json_ = group_options(ctx, bot, json_)
+
     from boternity.cli.loop import warnings_to_stderr
     from boternity.cli.output import console, echo, plural, text
-    from boternity.cli.resolve import resolve_bot
+    from boternity.cli.resolve import resolve_bot, unique_prefixes
     from boternity.ids import utc_now
 
     if TYPE_CHECKING:
@@ -244,13 +287,16 @@ def run_jobs(
         ]
         total = len(due) if limit is None else min(limit, len(due))
         bots = {b.id: b.slug for b in await store.bots.list_bots()}
+        job_ids = await unique_prefixes(store, "job", [j.id for j in due])
+        session_ids = await unique_prefixes(store, "session", {j.session_id for j in due})
 
         def on_job(job: PendingExtraction, outcome: str) -> None:
             if progress is not None:
                 progress.advance(task)
             elif plain:
-                where = f"{bots.get(job.bot_id, str(job.bot_id)[:8])}/{str(job.session_id)[:8]}"
-                echo(f"job {str(job.id)[:8]} ({where}): {outcome}")
+                session = session_ids.get(job.session_id, str(job.session_id))
+                where = f"{bots.get(job.bot_id, str(job.bot_id))}/{session}"
+                echo(f"job {job_ids.get(job.id, str(job.id))} ({where}): {outcome}")
 
         if not json_ and not plain and total:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal, TypeVar
 
+from boternity.cli.output import short_ids
 from boternity.cli.runtime import EXIT_USAGE, AmbiguousError, CliError
 from boternity.errors import NotFoundError
 from boternity.models import Bot, ChatSession, MemoryEntry, PendingExtraction
@@ -18,6 +19,8 @@ from boternity.store import Store
 from boternity.text import ellipsis
 
 T = TypeVar("T")
+
+Kind = Literal["bot", "session", "memory", "job"]
 
 MIN_PREFIX = 4
 MAX_CANDIDATES = 8
@@ -143,6 +146,35 @@ async def resolve_memory(store: Store, ref: str) -> MemoryEntry:
         key=lambda m: m.id,
         describe=lambda m: f"({ellipsis(m.fact, 30)})",
     )
+
+
+async def all_ids(store: Store, kind: Kind) -> list[uuid.UUID]:
+    """Every id of one kind in the database (superseded memories and exhausted jobs too)."""
+    if kind == "bot":
+        return [b.id for b in await store.bots.list_bots()]
+    if kind == "session":
+        return [s.id for s in await all_sessions(store)]
+    if kind == "memory":
+        return [m.id for m in await all_memories(store)]
+    return [j.id for j in await store.memory.list_pending_extractions()]
+
+
+async def unique_prefixes(
+    store: Store, kind: Kind, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The one rule for every id bnity prints: for each id, its shortest prefix (at least 8
+    characters) that no other id of that kind in the database shares now, so whatever is
+    printed works when typed back. Reads every id of the kind (a prefix query in the store
+    can replace that later without changing callers)."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    return short_ids(wanted, await all_ids(store, kind))
+
+
+async def unique_prefix(store: Store, kind: Kind, id_: uuid.UUID) -> str:
+    """:func:`unique_prefixes` of one id."""
+    return (await unique_prefixes(store, kind, [id_]))[id_]
 
 
 async def resolve_job(store: Store, ref: str) -> PendingExtraction:

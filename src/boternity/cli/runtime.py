@@ -6,6 +6,7 @@ Kept import-light (Typer and the exception tree only): it is loaded for ``bnity 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,37 @@ def exit_code_for(exc: BaseException) -> int:
 
 def one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+#: What the models' classes are called for a user: their names are internal.
+_MODEL_NOUNS = {
+    "Bot": "bot",
+    "SoulVersion": "soul",
+    "ChatSession": "session",
+    "ChatMessage": "message",
+    "MemoryEntry": "memory",
+    "MemoryEvent": "memory event",
+    "ContextSummary": "summary",
+    "PendingExtraction": "queued job",
+}
+_MODEL_FIELD = re.compile(r"^(?P<cls>[A-Z][A-Za-z]+)\.(?P<field>[a-z_]+): (?P<problem>.*)$", re.S)
+_UNKNOWN = re.compile(r"^unknown value (?P<value>.*) \(expected one of: (?P<allowed>.*)\)$", re.S)
+
+
+def user_message(exc: BaseException) -> str:
+    """The text of an error as a user should read it: a model's "MemoryEntry.category:
+    unknown value 'bogus' (expected one of: …)" becomes "unknown memory category 'bogus'
+    (one of: …)", and "Bot.name: …" becomes "bot name: …"."""
+    message = one_line(str(exc))
+    match = _MODEL_FIELD.match(message)
+    if not isinstance(exc, ValidationError) or match is None:
+        return message
+    noun = _MODEL_NOUNS.get(match["cls"], match["cls"].lower())
+    field = match["field"].replace("_", " ")
+    unknown = _UNKNOWN.match(match["problem"])
+    if unknown is not None:
+        return f"unknown {noun} {field} {unknown['value']} (one of: {unknown['allowed']})"
+    return f"{noun} {field}: {match['problem']}"
 
 
 def _fail(message: str, code: int) -> int:
@@ -186,7 +218,7 @@ class BnityGroup(TyperGroup):
         except BoternityError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            return _fail(f"error: {one_line(str(exc))}", exit_code_for(exc))
+            return _fail(f"error: {user_message(exc)}", exit_code_for(exc))
         except NoArgsIsHelpError as exc:
             # `bnity` or a group without a subcommand: the normal help, like git (exit 0).
             typer.echo(exc.ctx.get_help())
@@ -222,6 +254,13 @@ class BnityGroup(TyperGroup):
 @dataclass(slots=True)
 class State:
     db: str | None = None
+    no_pager: bool = False
+
+
+def use_pager(ctx: typer.Context, no_pager: bool) -> bool:
+    """Whether long output may go through the pager: not with ``--no-pager`` (given to the
+    command or to ``bnity``)."""
+    return not (no_pager or get_state(ctx).no_pager)
 
 
 def get_state(ctx: typer.Context) -> State:
@@ -281,7 +320,7 @@ def confirm(question: str, *, yes: bool) -> None:
         return
     if not stdin_is_interactive():
         raise CliError(
-            f"{question.rstrip('?')}: not confirmed (stdin is not a terminal); pass --yes",
+            f"not confirmed (stdin is not a terminal; pass --yes to do it): {question}",
             exit_code=EXIT_USAGE,
         )
     from boternity.cli.output import visible
@@ -297,8 +336,42 @@ def confirm(question: str, *, yes: bool) -> None:
 #: "Invalid value for '--limit': … is not in the range 1<=x<=1000000" instead of an overflow.
 MAX_COUNT = 1_000_000
 
+#: The fixed values of options, kept equal to the model enums by a test (importing the models
+#: here would slow down ``bnity --help``).
+BOT_CATEGORIES = ("assistant", "creative", "research", "utility")
+BOT_STATUSES = ("active", "disabled", "archived")
+MEMORY_CATEGORIES = ("preference", "fact", "decision", "context", "correction")
+PROVIDERS = ("anthropic", "openai", "offline")
+
+
+def choice(values: Sequence[str]) -> click.Choice[str]:
+    """An option with fixed values: help shows them (``--format [md|json]``) and a wrong one
+    is one line naming them all. Case-insensitive; the value given back is the listed one."""
+    return click.Choice(list(values), case_sensitive=False)
+
+
+def complete_bot(ctx: click.Context, incomplete: str) -> list[str]:
+    from boternity.cli.completion import bot_slugs
+
+    return bot_slugs(ctx, incomplete)
+
+
+#: A BOT argument: a slug, an id or an id prefix; completes to the bots' slugs.
+BotArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="BOT", help="Bot slug, id or unique id prefix.", autocompletion=complete_bot
+    ),
+]
+
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON (stable field names) instead of a table.")
+]
+NoPagerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-pager", help="Print everything at once ($PAGER, else less, is used on a terminal)."
+    ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 OverwriteOpt = Annotated[

@@ -12,11 +12,15 @@ from boternity.cli.runtime import (
     MAX_COUNT,
     BnityCommand,
     JsonOpt,
+    NoPagerOpt,
     OverwriteOpt,
     YesOpt,
+    choice,
+    complete_bot,
     confirm,
     run,
     sub_app,
+    use_pager,
 )
 
 if TYPE_CHECKING:
@@ -52,37 +56,53 @@ def duration(session: ChatSession) -> str:
 
 def list_sessions(
     ctx: typer.Context,
-    bot: Annotated[str, typer.Argument(metavar="BOT", help="Bot slug, id or unique id prefix.")],
+    bot: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[BOT]",
+            help="Bot slug, id or unique id prefix [default: all bots].",
+            autocompletion=complete_bot,
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N sessions, newest first.")
     ] = 20,
+    no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's chat sessions, newest first, with message previews.
+    """List chat sessions (of one bot, or of all bots), newest first, with message previews.
 
-    Columns: id prefix, title, start, duration, messages, tokens, status, and the first
-    and last message."""
-    from boternity.cli.resolve import all_sessions, resolve_bot
+    Columns: id prefix, (bot,) title, start, duration, messages, tokens, status, and the
+    first and last message."""
+    from boternity.cli.resolve import all_sessions, resolve_bot, unique_prefixes
 
-    async def work(store: Store) -> tuple[Bot, list[SessionRow], bool, list[uuid.UUID]]:
-        found = await resolve_bot(store, bot)
-        sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
+    async def work(
+        store: Store,
+    ) -> tuple[Bot | None, list[SessionRow], bool, dict[uuid.UUID, str], dict[uuid.UUID, str]]:
+        slugs = {b.id: b.slug for b in await store.bots.list_bots()}
+        found = await resolve_bot(store, bot) if bot is not None else None
+        if found is not None:
+            sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
+        else:
+            sessions = sorted(
+                await all_sessions(store), key=lambda s: (s.started_at, s.id), reverse=True
+            )[: limit + 1]
         more = len(sessions) > limit
         rows = []
         for s in sessions[:limit]:
             first = await store.chat.get_messages(s.id, limit=1)
             last = await store.chat.get_recent_messages(s.id, 1)
             rows.append(SessionRow(s, first[0] if first else None, last[0] if last else None))
-        universe = [s.id for s in await all_sessions(store)]
-        return found, rows, more, universe
+        ids = await unique_prefixes(store, "session", [r.session.id for r in rows])
+        return found, rows, more, ids, slugs
 
-    found, rows, more, universe = run(ctx, work)
+    found, rows, more, ids, slugs = run(ctx, work)
     from boternity.cli.output import (
         console,
         esc,
         fmt_time,
+        paged,
         print_json,
-        short_ids,
         styled,
         table,
         text,
@@ -94,45 +114,48 @@ def list_sessions(
         out_rows = []
         for r in rows:
             item = to_jsonable(r.session)
+            item["bot_slug"] = slugs.get(r.session.bot_id)
             item["first_message"] = to_jsonable(r.first)
             item["last_message"] = to_jsonable(r.last)
             out_rows.append(item)
         print_json(out_rows)
         return
-    out = console()
-    if not rows:
-        out.print(f"No sessions for '{esc(found.slug)}' yet.")
-        return
-    ids = short_ids([r.session.id for r in rows], universe)
-    t = table(
-        "ID!",
-        "Title",
-        "Started (UTC)!",
-        "Duration!",
-        "Msgs>",
-        "Tokens in/out>",
-        "Status!",
-        "First / last message",
-    )
-    for r in rows:
-        s = r.session
-        preview = text(ellipsis(r.first.content if r.first else "", 40))
-        if r.last is not None and r.first is not None and r.last.id != r.first.id:
-            preview.append_text(text("\n→ " + ellipsis(r.last.content, 38), style="dim"))
-        t.add_row(
-            ids[s.id],
-            text(ellipsis(s.title or "(untitled)", 40)),
-            fmt_time(s.started_at),
-            duration(s),
-            str(s.message_count),
-            f"{s.total_input_tokens:,}/{s.total_output_tokens:,}",
-            styled(s.status.value),
-            preview,
+    with paged(use_pager(ctx, no_pager)):
+        out = console()
+        if not rows:
+            out.print(f"No sessions for '{esc(found.slug)}' yet." if found else "No sessions yet.")
+            return
+        t = table(
+            "ID!",
+            *(() if found else ("Bot",)),
+            "Title",
+            "Started (UTC)!",
+            "Duration!",
+            "Msgs>",
+            "Tokens in/out>",
+            "Status!",
+            "First / last message",
         )
-    out.print(t)
-    shown = len(rows)
-    tail = f" (newest {shown}; use --limit for more)" if more else ""
-    out.print(f"{shown} session{'s' if shown != 1 else ''}{tail}")
+        for r in rows:
+            s = r.session
+            preview = text(ellipsis(r.first.content if r.first else "", 40))
+            if r.last is not None and r.first is not None and r.last.id != r.first.id:
+                preview.append_text(text("\n→ " + ellipsis(r.last.content, 38), style="dim"))
+            t.add_row(
+                ids[s.id],
+                *(() if found else (text(slugs.get(s.bot_id, str(s.bot_id)[:8])),)),
+                text(ellipsis(s.title or "(untitled)", 40)),
+                fmt_time(s.started_at),
+                duration(s),
+                str(s.message_count),
+                f"{s.total_input_tokens:,}/{s.total_output_tokens:,}",
+                styled(s.status.value),
+                preview,
+            )
+        out.print(t)
+        shown = len(rows)
+        tail = f" (newest {shown}; use --limit for more)" if more else ""
+        out.print(f"{shown} session{'s' if shown != 1 else ''}{tail}")
 
 
 async def _load(store: Store, ref: str) -> tuple[Bot | None, ChatSession, list[ChatMessage]]:
@@ -169,28 +192,35 @@ def _metadata(bot: Bot | None, session: ChatSession) -> list[tuple[str, str]]:
 
 
 @session_app.command("show", cls=BnityCommand)
-def show(ctx: typer.Context, session: SessionArg, json_: JsonOpt = False) -> None:
+def show(
+    ctx: typer.Context, session: SessionArg, json_: JsonOpt = False, no_pager: NoPagerOpt = False
+) -> None:
     """Show a session's metadata and its whole transcript."""
     bot, found, messages = run(ctx, lambda store: _load(store, session))
     from rich.text import Text
 
-    from boternity.cli.output import console, fmt_time, key_values, print_json, text
+    from boternity.cli.chatting import bot_colour, bot_label
+    from boternity.cli.output import console, fmt_time, key_values, paged, print_json, text
 
     if json_:
         print_json(_export_json(found, messages))
         return
-    out = console()
-    rule = Text("─" * min(out.width, 72), style="dim")
-    out.print(text(found.title or "(untitled)", style="bold"))
-    out.print(key_values(_metadata(bot, found)))
-    for m in messages:
-        out.print(rule)
-        header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
-        header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
-        out.print(header)
-        out.print(text(m.content))
-    if not messages:
-        out.print(Text("(no messages)", style="dim"))
+    with paged(use_pager(ctx, no_pager)):
+        out = console()
+        rule = Text("─" * min(out.width, 72), style="dim")
+        out.print(text(found.title or "(untitled)", style="bold"))
+        out.print(key_values(_metadata(bot, found)))
+        for m in messages:
+            out.print(rule)
+            if m.role.value == "assistant" and bot is not None:
+                header = Text(bot_label(bot), style=f"bold {bot_colour(bot)}")  # as in chat
+            else:
+                header = Text(ROLE_NAMES.get(m.role.value, m.role.value), style="bold")
+            header.append(f"  #{m.seq}  {fmt_time(m.created_at)} UTC", style="dim")
+            out.print(header)
+            out.print(text(m.content))
+        if not messages:
+            out.print(Text("(no messages)", style="dim"))
 
 
 def to_markdown(bot: Bot | None, session: ChatSession, messages: list[ChatMessage]) -> str:
@@ -210,7 +240,10 @@ def export(
     ctx: typer.Context,
     session: SessionArg,
     format_: Annotated[
-        str, typer.Option("--format", "-f", help="md (Markdown transcript) or json.")
+        str,
+        typer.Option(
+            "--format", "-f", click_type=choice(("md", "json")), help="Markdown transcript or JSON."
+        ),
     ] = "md",
     output: Annotated[
         str | None,
@@ -224,11 +257,9 @@ def export(
     FILE is never the database or one of its files, and an existing FILE is replaced only
     after confirmation (--yes/--force), whole or not at all."""
     from boternity.cli.files import output_file, write_text
-    from boternity.cli.runtime import EXIT_USAGE, CliError, get_state
+    from boternity.cli.runtime import get_state
 
-    fmt = format_.lower()
-    if fmt not in ("md", "markdown", "json"):
-        raise CliError(f"unknown format {format_!r} (use md or json)", exit_code=EXIT_USAGE)
+    fmt = format_
     dest = None
     if output is not None and output != "-":
         dest = output_file(get_state(ctx).db, output, yes=yes, what="the export")
@@ -259,8 +290,11 @@ def delete(
     async def work(store: Store) -> ChatSession:
         found = await resolve_session(store, session)
         title = found.title or "(untitled)"
+        from boternity.cli.output import plural
+
         confirm(
-            f"Delete session '{title}' ({found.message_count} messages)? Its memories are kept.",
+            f"Delete session '{title}' ({plural(found.message_count, 'message')})?"
+            " Its memories are kept.",
             yes=yes,
         )
         await store.chat.delete_session(found.id)

@@ -84,6 +84,9 @@ class PostgresBackend:
     def schema_version_on_disk(self, target: DatabaseTarget) -> int | None:
         return None  # only the server knows, and opening a store migrates
 
+    def quick_slugs(self, target: DatabaseTarget, prefix: str, limit: int) -> list[str]:
+        return []  # connecting to a server on every Tab press would be too slow
+
     def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
         return set(), set()  # the server keeps its files to itself
 

@@ -53,6 +53,12 @@ class SqliteBackend:
         assert target.path is not None
         return schema_version_on_disk(target.path)
 
+    def quick_slugs(self, target: DatabaseTarget, prefix: str, limit: int) -> list[str]:
+        from boternity.backends.sqlite.maintenance import quick_slugs
+
+        assert target.path is not None
+        return quick_slugs(target.path, prefix, limit)
+
     def own_paths(self, target: DatabaseTarget) -> tuple[set[Path], set[Path]]:
         assert target.path is not None
         files: set[Path] = set()

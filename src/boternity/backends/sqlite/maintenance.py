@@ -140,6 +140,23 @@ class SqliteMaintenance:
         return f"SqliteMaintenance({str(self._path)!r})"
 
 
+def quick_slugs(path: Path, prefix: str, limit: int) -> list[str]:
+    """Bot slugs starting with ``prefix``, read-only with a short busy timeout (shell
+    completion runs on every Tab press); [] for a missing, locked or foreign file."""
+    if not path.is_file():
+        return []
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0.2)) as conn:
+            rows = conn.execute(
+                "SELECT slug FROM bots WHERE substr(slug, 1, ?) = ? ORDER BY slug LIMIT ?",
+                (len(prefix), prefix, limit),
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [str(slug) for (slug,) in rows]
+
+
 def schema_version_on_disk(path: Path) -> int:
     """Migrations applied to the file at ``path``, read without opening a store (which would
     migrate it): 0 for a missing or empty file."""
