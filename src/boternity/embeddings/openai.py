@@ -4,6 +4,7 @@ chat providers (``boternity.llm.transport``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -98,9 +99,9 @@ class OpenAIEmbedder(HttpEndpoint):
         checked = check_texts(texts)
         vectors: list[Vector] = []
         for batch in batches(checked, self._batch_size):
+            read = functools.partial(self._vectors, count=len(batch))
             try:
-                data = await self.post_json({"model": self.model, "input": batch})
-                vectors.extend(self._vectors(data, len(batch)))
+                vectors.extend(await self.post_json({"model": self.model, "input": batch}, read))
             except LlmError as exc:
                 raise self._failed(exc, len(checked)) from exc
         return vectors

@@ -14,9 +14,9 @@ import json
 import logging
 import socket
 import urllib.parse
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 
@@ -58,6 +58,7 @@ _CONTEXT_PHRASES = (
     "maximum context",
     "too many tokens",
 )
+T = TypeVar("T")
 # What a malformed (but JSON) event or body raises while being picked apart.
 _MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
@@ -223,16 +224,17 @@ class HttpEndpoint(ClosesOnExit):
     def _what(self) -> str:
         return f"the request to {self.label}"
 
-    async def post_json(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``path`` and return the JSON object of the reply, retrying what
-        the policy retries; raises the ``LlmError`` tree (a reply that is not a JSON object
-        is an ``LlmError``, not retried)."""
-        return await self.retry.run(lambda: self._post_json_once(body), what=self._what)
+    async def post_json(self, body: dict[str, Any], read: Callable[[dict[str, Any]], T]) -> T:
+        """POST ``body`` to ``path`` and return ``read`` of the reply's JSON object, retrying
+        what the policy retries (``read`` runs within each attempt, so an error it finds in
+        a 200 reply is retried like the same error as an HTTP status). Raises the ``LlmError``
+        tree; a reply that is not a JSON object is an ``LlmError``, not retried."""
+        return await self.retry.run(lambda: self._post_json_once(body, read), what=self._what)
 
-    async def _post_json_once(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post_json_once(self, body: dict[str, Any], read: Callable[[dict[str, Any]], T]) -> T:
         async with self._post(body) as response:
             raw = await self._aread(response)
-        return load_json(self.name, raw)
+        return read(load_json(self.name, raw))
 
     @asynccontextmanager
     async def _post(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
