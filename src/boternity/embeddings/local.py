@@ -115,7 +115,7 @@ class _Model:
 
 class LocalEmbedder(ClosesOnExit):
     """WordLlama ``l2_supercat`` (256 dimensions), offline. The model is read on the first
-    ``embed`` (about 0.1 s, in a worker thread), once per embedder."""
+    ``embed`` (0.1 to 0.5 s, in a worker thread), once per embedder."""
 
     name = "local"
 
