@@ -21,8 +21,10 @@ from boternity.errors import (
     RateLimitedError,
     ValidationError,
 )
+from boternity.llm.openai import openai_headers
 from boternity.llm.retry import RetryPolicy
 from boternity.llm.transport import HttpEndpoint, error_parts
+from boternity.redact import redact_url
 
 DEFAULT_MODEL = "text-embedding-3-small"
 DEFAULT_BATCH_SIZE = 128
@@ -86,14 +88,11 @@ class OpenAIEmbedder(HttpEndpoint):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(base_url={self.redact(self.base_url)!r}, model={self.model!r})"
+            f"{type(self).__name__}(base_url={redact_url(self.base_url)!r}, model={self.model!r})"
         )
 
     def headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {"accept": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
-        return headers
+        return openai_headers(api_key)
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         checked = check_texts(texts)
