@@ -106,6 +106,35 @@ class ContextLengthError(InvalidRequestError):
     """The prompt does not fit the model's context window: summarise or drop history."""
 
 
+class EmbeddingError(BoternityError):
+    """An embedder could not turn texts into vectors (``boternity.embeddings``).
+
+    ``retryable`` says whether the same call may succeed later (an outage, a rate limit that
+    outlasted the retries): a memory that could not be embedded stays findable by text and is
+    embedded later. The provider error that caused it, if any, is chained (``__cause__``).
+    ``embedder`` names the embedder (``openai``, ``local``); ``status`` is the HTTP status.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, embedder: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.embedder = embedder
+        self.status = status
+
+
+class EmbeddingUnavailableError(EmbeddingError):
+    """The embedder could not be reached, failed (5xx), was overloaded or rate-limited, also
+    after the retries: try again later."""
+
+    retryable = True
+
+
+class EmbeddingDimensionError(EmbeddingError):
+    """The embedder returned vectors of another length than its model's dimension (or of
+    varying lengths): a misconfigured model or server; nothing it returned is used."""
+
+
 for _cls in (
     BoternityError,
     ValidationError,
@@ -123,5 +152,8 @@ for _cls in (
     AuthenticationError,
     InvalidRequestError,
     ContextLengthError,
+    EmbeddingError,
+    EmbeddingUnavailableError,
+    EmbeddingDimensionError,
 ):
     _cls.__module__ = "boternity.errors"

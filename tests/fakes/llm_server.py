@@ -19,7 +19,8 @@ and serves until terminated; ``FakeLlmServerProcess`` does this and wraps the co
 
 Scripted replies are served first-in first-out. With the queue empty the server answers like
 the offline provider would (deterministic text, titles, JSON facts), in whichever protocol and
-mode (streamed or not) the request asked for (``json_streams=True``: a streaming request gets
+mode (streamed or not) the request asked for; ``POST /v1/embeddings`` gets deterministic
+vectors (``fake_embedding``: a hashed bag of words, so texts sharing words are closer) (``json_streams=True``: a streaming request gets
 the whole reply as ``200 application/json``, as some proxies and mocks answer). Anthropic paths are ``/v1/messages``; OpenAI
 paths end in ``/chat/completions`` (so ``base_url + "/v1"`` is an OpenAI base URL).
 
@@ -34,8 +35,10 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import hashlib
 import http
 import json
+import math
 import re
 import signal
 import sys
@@ -326,6 +329,56 @@ def openai_error(
     )
 
 
+def openai_embeddings(
+    vectors: Sequence[Sequence[float]],
+    *,
+    indices: Sequence[int] | None = None,
+    model: str = "embed-test",
+) -> Reply:
+    """An ``/embeddings`` reply listing ``vectors`` with ``indices`` (default 0, 1, ...)."""
+    order = list(indices) if indices is not None else list(range(len(vectors)))
+    data = [
+        {"object": "embedding", "index": index, "embedding": list(vector)}
+        for index, vector in zip(order, vectors, strict=True)
+    ]
+    return json_reply(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        }
+    )
+
+
+#: The length of the fake server's vectors unless a request asks for ``dimensions``.
+FAKE_EMBEDDING_DIMENSION = 64
+
+
+def fake_embedding(text: str, dimension: int = FAKE_EMBEDDING_DIMENSION) -> list[float]:
+    """A deterministic unit vector for ``text``: each lower-cased word adds +1 or -1 to one
+    coordinate chosen by its hash, so texts sharing words are closer (cosine)."""
+    vector = [0.0] * dimension
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        number = int.from_bytes(digest, "big")
+        vector[number % dimension] += 1.0 if number >> 63 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
+
+
+def embeddings_reply(body: dict[str, Any]) -> Reply:
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not all(isinstance(t, str) and t for t in texts):
+        return openai_error(400, "'input' must be a non-empty string or a list of them")
+    dimension = body.get("dimensions") or FAKE_EMBEDDING_DIMENSION
+    return openai_embeddings(
+        [fake_embedding(t, int(dimension)) for t in texts], model=str(body.get("model") or "fake")
+    )
+
+
 # -- the default (unscripted) reply ---------------------------------------------------------
 
 
@@ -372,6 +425,8 @@ def default_reply(request: RecordedRequest, *, json_streams: bool = False) -> Re
     instead of an event stream, as some proxies and mocks answer."""
     body = request.json or {}
     path = request.path.split("?", 1)[0]
+    if path.endswith("/embeddings"):
+        return embeddings_reply(body)
     stream = bool(body.get("stream")) and not json_streams
     messages = list(body.get("messages") or [])
     system, turns = _turns(messages)

@@ -40,6 +40,14 @@ def stop_reason(finish_reason: object) -> str:
     return _STOP_REASONS.get(finish_reason, finish_reason)
 
 
+def openai_headers(api_key: str | None) -> dict[str, str]:
+    """What every OpenAI-compatible request carries (chat and embeddings)."""
+    headers = {"accept": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
 class OpenAIProvider(HttpProvider):
     name = "openai"
     path = "/chat/completions"
@@ -64,10 +72,7 @@ class OpenAIProvider(HttpProvider):
     requires_api_key = False
 
     def headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {"accept": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
-        return headers
+        return openai_headers(api_key)
 
     def body(self, request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
         messages = [{"role": "system", "content": request.system}] if request.system else []

@@ -1,9 +1,11 @@
-"""What the HTTP providers share: one httpx client, error translation, the retry loop.
+"""What the HTTP clients share: one httpx client, error translation, the retry loop.
 
-A subclass supplies the wire format (request body, headers, response and stream parsing); this
-class owns everything that must behave the same for every provider: timeouts, retries before
-the first token, partial text on failures after it, and keeping the API key out of every
-message, repr and log line.
+``HttpEndpoint`` owns everything that must behave the same for every JSON-over-HTTP API
+boternity talks to (chat providers and embedding endpoints): timeouts, error translation,
+retries, and keeping the API key out of every message, repr and log line. ``HttpProvider``
+adds what chat providers share: retries before the first token, partial text on failures
+after it. A subclass supplies the wire format (request body, headers, response and stream
+parsing).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import json
 import logging
 import socket
 import urllib.parse
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 
@@ -56,6 +58,7 @@ _CONTEXT_PHRASES = (
     "maximum context",
     "too many tokens",
 )
+T = TypeVar("T")
 # What a malformed (but JSON) event or body raises while being picked apart.
 _MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
@@ -165,15 +168,15 @@ class StreamParser(Protocol):
         ...
 
 
-class HttpProvider(ClosesOnExit):
-    """Base for providers spoken over HTTP with JSON requests and SSE streams."""
+class HttpEndpoint(ClosesOnExit):
+    """One JSON-over-HTTP API (a chat provider, an embeddings endpoint): what every such client
+    shares. It owns the httpx client, timeouts, error translation onto the ``LlmError`` tree,
+    the retry loop, and keeping the API key (and credentials in the base URL) out of every
+    message, repr and log line. A subclass supplies the headers and what it sends and reads."""
 
     name: ClassVar[str]
     path: ClassVar[str]
     default_base_url: ClassVar[str]
-    context_windows: ClassVar[Mapping[str, int]]  # model-name prefix -> tokens
-    fallback_context_window: ClassVar[int]
-    model_default: ClassVar[str]
     key_env: ClassVar[str]  # where the key comes from, named in errors
     url_env: ClassVar[str]  # where the base URL comes from, named in errors
     requires_api_key: ClassVar[bool]
@@ -182,11 +185,9 @@ class HttpProvider(ClosesOnExit):
         self,
         *,
         api_key: str | None = None,
-        default_model: str | None = None,
         base_url: str | None = None,
         timeout: httpx.Timeout | float | None = None,
         retry: RetryPolicy | None = None,
-        context_windows: Mapping[str, int] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._api_key = api_key or None
@@ -194,14 +195,10 @@ class HttpProvider(ClosesOnExit):
             raise AuthenticationError(
                 f"{self.name}: no API key (set {self.key_env})", provider=self.name
             )
-        self.default_model = default_model or self.model_default
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         # Everything that must never be shown: the key, and credentials in the base URL.
         self._secrets = [*([self._api_key] if self._api_key else []), *url_secrets(self.base_url)]
         self.retry = retry or RetryPolicy()
-        windows = {**self.context_windows, **(context_windows or {})}
-        # Longest prefix first, so "gpt-4o" wins over "gpt-4".
-        self._windows = sorted(windows.items(), key=lambda item: len(item[0]), reverse=True)
         # A query in the base URL (?api-version=, ?api-key=) goes on every request, after the
         # path: httpx would otherwise append the path to the query.
         parts = urllib.parse.urlsplit(self.base_url)
@@ -215,110 +212,34 @@ class HttpProvider(ClosesOnExit):
         self.label = f"{self.name} ({redact_url(self.base_url)})" if custom else self.name
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(base_url={redact_url(self.base_url)!r},"
-            f" default_model={self.default_model!r})"
-        )
+        return f"{type(self).__name__}(base_url={redact_url(self.base_url)!r})"
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def context_window(self, model: str) -> int:
-        for prefix, tokens in self._windows:
-            if model.startswith(prefix):
-                return tokens
-        return self.fallback_context_window
-
-    def count_tokens(self, text: str) -> int:
-        return estimate_tokens(text)
-
-    # -- the wire format, supplied by subclasses -------------------------------------------
-
     def headers(self, api_key: str | None) -> dict[str, str]:
         raise NotImplementedError
-
-    def body(self, request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def parse_completion(self, data: dict[str, Any], request: CompletionRequest) -> Completion:
-        raise NotImplementedError
-
-    def stream_parser(self, request: CompletionRequest) -> StreamParser:
-        raise NotImplementedError
-
-    # -- shared machinery -------------------------------------------------------------------
-
-    async def complete(self, request: CompletionRequest) -> Completion:
-        return await self.retry.run(lambda: self._complete_once(request), what=self._what)
 
     @property
     def _what(self) -> str:
         return f"the request to {self.label}"
 
-    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
-        retries = self.retry.begin(self._what)
-        while True:
-            collector = StreamCollector(request.model)
-            # Events of an attempt are held back until its first text (or Done), so a retried
-            # attempt never leaves a stale Usage event behind at the caller.
-            held: list[StreamEvent] = []
-            started = False
-            done: Done | None = None
-            try:
-                async with (
-                    self._post(request, stream=True) as response,
-                    aclosing(self._events(response, request)) as events,
-                ):
-                    async for event in events:
-                        collector.add(event)
-                        if isinstance(event, Done):
-                            # Yielded after the response is closed: a caller that stops
-                            # at Done leaves no connection open.
-                            done = event
-                            break
-                        if not started and isinstance(event, TextDelta):
-                            started = True
-                            for pending in held:
-                                yield pending
-                            held.clear()
-                        if started:
-                            yield event
-                        else:
-                            held.append(event)
-            except LlmError as exc:
-                if started:
-                    collector.attach_partial(exc)
-                    raise
-                if not await retries.wait(exc):
-                    raise
-                continue
-            for pending in held:
-                yield pending
-            if done is not None:
-                yield done
-            return
+    async def post_json(self, body: dict[str, Any], read: Callable[[dict[str, Any]], T]) -> T:
+        """POST ``body`` to ``path`` and return ``read`` of the reply's JSON object, retrying
+        what the policy retries (``read`` runs within each attempt, so an error it finds in
+        a 200 reply is retried like the same error as an HTTP status). Raises the ``LlmError``
+        tree; a reply that is not a JSON object is an ``LlmError``, not retried."""
+        return await self.retry.run(lambda: self._post_json_once(body, read), what=self._what)
 
-    async def _complete_once(self, request: CompletionRequest) -> Completion:
-        async with self._post(request, stream=False) as response:
+    async def _post_json_once(self, body: dict[str, Any], read: Callable[[dict[str, Any]], T]) -> T:
+        async with self._post(body) as response:
             raw = await self._aread(response)
-        return self._parse(raw, request, "response")
-
-    def _parse(self, raw: bytes, request: CompletionRequest, what: str) -> Completion:
-        """A whole (non-streamed) reply; LlmError, not retried, when it cannot be read."""
-        try:
-            return self.parse_completion(load_json(self.name, raw), request)
-        except _MALFORMED as exc:
-            raise self._malformed(what) from exc
+        return read(load_json(self.name, raw))
 
     @asynccontextmanager
-    async def _post(
-        self, request: CompletionRequest, *, stream: bool
-    ) -> AsyncIterator[httpx.Response]:
+    async def _post(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
         http_request = self._client.build_request(
-            "POST",
-            self.path,
-            json=self.body(request, stream=stream),
-            headers=self.headers(self._api_key),
+            "POST", self.path, json=body, headers=self.headers(self._api_key)
         )
         try:
             response = await self._client.send(http_request, stream=True)
@@ -326,11 +247,11 @@ class HttpProvider(ClosesOnExit):
             raise self._unavailable(exc) from exc
         try:
             if response.is_error:
-                body = await self._aread(response)
+                body_bytes = await self._aread(response)
                 try:
                     response.raise_for_status()
                 except httpx.HTTPStatusError as exc:
-                    raise self._http_error(response, body) from self._scrub(exc)
+                    raise self._http_error(response, body_bytes) from self._scrub(exc)
             yield response
         finally:
             await response.aclose()
@@ -340,36 +261,6 @@ class HttpProvider(ClosesOnExit):
             return await response.aread()
         except httpx.RequestError as exc:
             raise self._unavailable(exc) from exc
-
-    async def _events(
-        self, response: httpx.Response, request: CompletionRequest
-    ) -> AsyncGenerator[StreamEvent, None]:
-        if _is_json(response):
-            # Some proxies and mocks answer a streaming request with the whole reply as JSON.
-            completion = self._parse(await self._aread(response), request, "JSON reply")
-            yield Usage(completion.input_tokens, completion.output_tokens)
-            if completion.text:
-                yield TextDelta(completion.text)
-            yield Done(completion.stop_reason)
-            return
-        parser = self.stream_parser(request)
-        decoder = SseDecoder()
-        try:
-            async for chunk in response.aiter_bytes():
-                for sse in decoder.feed(chunk):
-                    try:
-                        events = parser.feed(sse)
-                    except _MALFORMED as exc:
-                        raise self._malformed(f"{sse.event} event") from exc
-                    for event in events:
-                        yield event
-                        if isinstance(event, Done):
-                            return
-        except httpx.RequestError as exc:
-            raise self._unavailable(exc) from exc
-        decoder.close()
-        for event in parser.finish():
-            yield event
 
     def _http_error(self, response: httpx.Response, body: bytes) -> LlmError:
         kind, code, message = error_fields(body)
@@ -384,7 +275,7 @@ class HttpProvider(ClosesOnExit):
         )
 
     def stream_error(self, kind: str | None, code: str | None, message: str) -> LlmError:
-        """An error reported inside a 200 stream."""
+        """An error reported inside a 200 reply (a stream, or a JSON error object)."""
         return classify_error(
             self.name, status=None, kind=kind, code=code, message=self.redact(message)
         )
@@ -418,6 +309,149 @@ class HttpProvider(ClosesOnExit):
 
     def redact(self, text: str) -> str:
         return redact_text(text, self._secrets)
+
+
+class HttpProvider(HttpEndpoint):
+    """Base for chat providers spoken over HTTP with JSON requests and SSE streams."""
+
+    context_windows: ClassVar[Mapping[str, int]]  # model-name prefix -> tokens
+    fallback_context_window: ClassVar[int]
+    model_default: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        default_model: str | None = None,
+        base_url: str | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        context_windows: Mapping[str, int] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key, base_url=base_url, timeout=timeout, retry=retry, transport=transport
+        )
+        self.default_model = default_model or self.model_default
+        windows = {**self.context_windows, **(context_windows or {})}
+        # Longest prefix first, so "gpt-4o" wins over "gpt-4".
+        self._windows = sorted(windows.items(), key=lambda item: len(item[0]), reverse=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={redact_url(self.base_url)!r},"
+            f" default_model={self.default_model!r})"
+        )
+
+    def context_window(self, model: str) -> int:
+        for prefix, tokens in self._windows:
+            if model.startswith(prefix):
+                return tokens
+        return self.fallback_context_window
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    # -- the wire format, supplied by subclasses -------------------------------------------
+
+    def body(self, request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_completion(self, data: dict[str, Any], request: CompletionRequest) -> Completion:
+        raise NotImplementedError
+
+    def stream_parser(self, request: CompletionRequest) -> StreamParser:
+        raise NotImplementedError
+
+    # -- shared machinery -------------------------------------------------------------------
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return await self.retry.run(lambda: self._complete_once(request), what=self._what)
+
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        retries = self.retry.begin(self._what)
+        while True:
+            collector = StreamCollector(request.model)
+            # Events of an attempt are held back until its first text (or Done), so a retried
+            # attempt never leaves a stale Usage event behind at the caller.
+            held: list[StreamEvent] = []
+            started = False
+            done: Done | None = None
+            try:
+                async with (
+                    self._post(self.body(request, stream=True)) as response,
+                    aclosing(self._events(response, request)) as events,
+                ):
+                    async for event in events:
+                        collector.add(event)
+                        if isinstance(event, Done):
+                            # Yielded after the response is closed: a caller that stops
+                            # at Done leaves no connection open.
+                            done = event
+                            break
+                        if not started and isinstance(event, TextDelta):
+                            started = True
+                            for pending in held:
+                                yield pending
+                            held.clear()
+                        if started:
+                            yield event
+                        else:
+                            held.append(event)
+            except LlmError as exc:
+                if started:
+                    collector.attach_partial(exc)
+                    raise
+                if not await retries.wait(exc):
+                    raise
+                continue
+            for pending in held:
+                yield pending
+            if done is not None:
+                yield done
+            return
+
+    async def _complete_once(self, request: CompletionRequest) -> Completion:
+        async with self._post(self.body(request, stream=False)) as response:
+            raw = await self._aread(response)
+        return self._parse(raw, request, "response")
+
+    def _parse(self, raw: bytes, request: CompletionRequest, what: str) -> Completion:
+        """A whole (non-streamed) reply; LlmError, not retried, when it cannot be read."""
+        try:
+            return self.parse_completion(load_json(self.name, raw), request)
+        except _MALFORMED as exc:
+            raise self._malformed(what) from exc
+
+    async def _events(
+        self, response: httpx.Response, request: CompletionRequest
+    ) -> AsyncGenerator[StreamEvent, None]:
+        if _is_json(response):
+            # Some proxies and mocks answer a streaming request with the whole reply as JSON.
+            completion = self._parse(await self._aread(response), request, "JSON reply")
+            yield Usage(completion.input_tokens, completion.output_tokens)
+            if completion.text:
+                yield TextDelta(completion.text)
+            yield Done(completion.stop_reason)
+            return
+        parser = self.stream_parser(request)
+        decoder = SseDecoder()
+        try:
+            async for chunk in response.aiter_bytes():
+                for sse in decoder.feed(chunk):
+                    try:
+                        events = parser.feed(sse)
+                    except _MALFORMED as exc:
+                        raise self._malformed(f"{sse.event} event") from exc
+                    for event in events:
+                        yield event
+                        if isinstance(event, Done):
+                            return
+        except httpx.RequestError as exc:
+            raise self._unavailable(exc) from exc
+        decoder.close()
+        for event in parser.finish():
+            yield event
 
     def estimated_usage(self, request: CompletionRequest, text: str) -> tuple[int, int]:
         """For servers that report no usage."""

@@ -1,0 +1,82 @@
+"""The embedder contract: the ``Embedder`` Protocol, the ``Vector`` type, and the rules every
+embedder shares (which texts it accepts, unit-length vectors, batches)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+
+from boternity.errors import ValidationError
+from boternity.models import check_text
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+#: One embedding: a 1-D numpy array of float32, of unit length (so the cosine similarity of two
+#: vectors is their dot product). numpy is imported only when vectors are made.
+Vector: TypeAlias = "NDArray[np.float32]"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into vectors whose cosine similarity says how close their meanings are.
+
+    ``name`` is the kind of embedder (``local``, ``openai``), ``model`` the model whose
+    vectors it makes (stored with each vector: vectors of different models never mix), and
+    ``dimension`` their length (None for a remote model not known in advance, until its first
+    reply fixes it). ``embed`` returns one unit-length vector per text, in the order given,
+    working in batches; ``[]`` for ``[]``. Texts must be non-empty strings without NUL or lone
+    surrogates (``ValidationError`` before any work). Failures raise the ``EmbeddingError``
+    tree of ``boternity.errors``. Close it with ``await embedder.aclose()`` or ``async with``.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def dimension(self) -> int | None: ...
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, refused (``ValidationError``) unless every one is a non-empty
+    string that every backend can store."""
+    if isinstance(texts, str | bytes):
+        raise ValidationError("embed() takes a list of texts, not a single string")
+    checked = list(texts)
+    for position, text in enumerate(checked):
+        if not isinstance(text, str):
+            raise ValidationError(
+                f"text {position} to embed: expected str, got {type(text).__name__}"
+            )
+        if not text.strip():
+            raise ValidationError(f"text {position} to embed is empty")
+        check_text(text, f"text {position} to embed")
+    return checked
+
+
+def batches(texts: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(texts), size):
+        yield texts[start : start + size]
+
+
+def check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def unit_rows(matrix: NDArray[np.float32]) -> list[Vector]:
+    """The rows of a 2-D float32 matrix scaled to unit length (an all-zero row stays zero)."""
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    scaled = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+    return list(scaled)
