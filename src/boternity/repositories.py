@@ -412,12 +412,42 @@ class Store(Protocol):
     @property
     def maintenance(self) -> Maintenance: ...
 
+    @property
+    def ids(self) -> IdIndex: ...
+
     def session_locks(self) -> SessionLocks:
         """New locks for live sessions of this database (the caller closes them with
         ``aclose``): they must end with their holder's process, whatever ends it."""
         ...
 
     async def close(self) -> None: ...
+
+
+IdKind = Literal["bot", "session", "memory", "job"]
+
+
+@runtime_checkable
+class IdIndex(Protocol):
+    """Ids by prefix, answered from the primary-key index: what resolving a typed id prefix
+    and printing unique prefixes need, without listing rows."""
+
+    async def with_prefix(
+        self,
+        kind: IdKind,
+        digits: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        limit: int = 10,
+    ) -> list[uuid.UUID]:
+        """Ids of ``kind`` whose 32 hex digits start with ``digits`` (lowercase, no hyphens),
+        in id order, at most ``limit``; ``bot_id`` narrows sessions to one bot."""
+        ...
+
+    async def neighbours(
+        self, kind: IdKind, id_: uuid.UUID
+    ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+        """The ids of ``kind`` just before and just after ``id_`` in id order."""
+        ...
 
 
 @runtime_checkable

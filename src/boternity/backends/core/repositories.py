@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -684,3 +685,57 @@ class MemoryCore(Repository):
     async def list_summaries(self, session_id: uuid.UUID) -> list[ContextSummary]:
         key = self._id(session_id, "session_id")
         return await self._all(self._q.list_summaries, self._summary, key, browse=True)
+
+
+#: The table of each kind of id (keys of ``IdIndex`` calls, never user text in SQL).
+_ID_TABLES = {
+    "bot": "bots",
+    "session": "chat_sessions",
+    "memory": "session_memories",
+    "job": "pending_memory_extractions",
+}
+_HEX_PREFIX = re.compile(r"[0-9a-f]{0,32}")
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(str(value))
+
+
+class IdsCore(Repository):
+    """``IdIndex``: a prefix is a range of the primary key (text and uuid orders agree)."""
+
+    def _table(self, kind: str) -> str:
+        if kind not in _ID_TABLES:
+            raise ValidationError(f"unknown kind of id {kind!r} (one of: {', '.join(_ID_TABLES)})")
+        return _ID_TABLES[kind]
+
+    async def with_prefix(
+        self, kind: str, digits: str, *, bot_id: uuid.UUID | None = None, limit: int = 10
+    ) -> list[uuid.UUID]:
+        table = self._table(kind)
+        if not isinstance(digits, str) or not _HEX_PREFIX.fullmatch(digits):
+            raise ValidationError(f"an id prefix is up to 32 lowercase hex digits, got {digits!r}")
+        check_limit(limit)
+        if bot_id is not None and kind != "session":
+            raise ValidationError("bot_id narrows session ids only")
+        params: list[Any] = [
+            self._key(uuid.UUID(digits.ljust(32, "0"))),
+            self._key(uuid.UUID(digits.ljust(32, "f"))),
+        ]
+        if kind == "session":
+            params.append(None if bot_id is None else self._id(bot_id, "bot_id"))
+        params.append(limit)
+        rows = await self._x.read(getattr(self._q, f"ids_in_range_{table}"), params, ALL)
+        return [_as_uuid(row[0]) for row in rows]
+
+    async def neighbours(
+        self, kind: str, id_: uuid.UUID
+    ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+        table = self._table(kind)
+        key = self._id(id_, "id")
+        before = await self._x.read(getattr(self._q, f"id_before_{table}"), (key,), VALUE)
+        after = await self._x.read(getattr(self._q, f"id_after_{table}"), (key,), VALUE)
+        return (
+            None if before is None else _as_uuid(before),
+            None if after is None else _as_uuid(after),
+        )

@@ -165,6 +165,34 @@ class Statements:
         " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 FROM chat_sessions"
         " WHERE id = ?2 AND message_count >= ?5 RETURNING id"
     )
+    # ids by prefix: every kind's ids in one key order (text and uuid order agree), so a
+    # prefix is a range scan of the primary key, and an id's neighbours tell how long a
+    # prefix must be to be unique.
+    ids_in_range_bots = "SELECT id FROM bots WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?"
+    ids_in_range_chat_sessions = (  # low, high, bot id|None, limit
+        "SELECT id FROM chat_sessions WHERE id BETWEEN ?1 AND ?2"
+        " AND bot_id = coalesce(?3, bot_id) ORDER BY id LIMIT ?4"
+    )
+    ids_in_range_session_memories = (
+        "SELECT id FROM session_memories WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?"
+    )
+    ids_in_range_pending_memory_extractions = (
+        "SELECT id FROM pending_memory_extractions WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?"
+    )
+    id_before_bots = "SELECT id FROM bots WHERE id < ? ORDER BY id DESC LIMIT 1"
+    id_after_bots = "SELECT id FROM bots WHERE id > ? ORDER BY id LIMIT 1"
+    id_before_chat_sessions = "SELECT id FROM chat_sessions WHERE id < ? ORDER BY id DESC LIMIT 1"
+    id_after_chat_sessions = "SELECT id FROM chat_sessions WHERE id > ? ORDER BY id LIMIT 1"
+    id_before_session_memories = (
+        "SELECT id FROM session_memories WHERE id < ? ORDER BY id DESC LIMIT 1"
+    )
+    id_after_session_memories = "SELECT id FROM session_memories WHERE id > ? ORDER BY id LIMIT 1"
+    id_before_pending_memory_extractions = (
+        "SELECT id FROM pending_memory_extractions WHERE id < ? ORDER BY id DESC LIMIT 1"
+    )
+    id_after_pending_memory_extractions = (
+        "SELECT id FROM pending_memory_extractions WHERE id > ? ORDER BY id LIMIT 1"
+    )
     latest_summary = select(
         SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
     )

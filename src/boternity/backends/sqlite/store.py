@@ -9,7 +9,7 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from boternity.backends.core import BotCore, ChatCore, MemoryCore
+from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore
 from boternity.backends.migrations import load_migrations, pending_migrations
 from boternity.backends.sqlite.dialect import SQLITE, ts
 from boternity.backends.sqlite.errors import translate
@@ -29,6 +29,7 @@ from boternity.ids import utc_now
 from boternity.repositories import (
     BotRepository,
     ChatRepository,
+    IdIndex,
     Maintenance,
     MemoryRepository,
     SessionLocks,
@@ -190,6 +191,7 @@ class SqliteStore:
         self.bots: BotRepository = BotCore(executor, SQLITE)
         self.chat: ChatRepository = ChatCore(executor, SQLITE)
         self.memory: MemoryRepository = MemoryCore(executor, SQLITE)
+        self.ids: IdIndex = IdsCore(executor, SQLITE)
         self.maintenance: Maintenance = SqliteMaintenance(path, self.readers)
 
     def session_locks(self) -> SessionLocks:
