@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal, TypeVar
 
 from boternity.cli.output import short_ids
@@ -47,26 +47,46 @@ def full_uuid(ref: str) -> uuid.UUID | None:
         return None
 
 
-def pick(
+#: An ambiguous prefix names at most this many matches (and says how many more it found).
+MAX_COUNTED = 1000
+
+
+async def pick(
+    store: Store,
     ref: str,
-    candidates: Sequence[T],
     *,
-    kind: str,
-    key: Callable[[T], uuid.UUID],
+    kind: Kind,
+    label: str,
+    load: Callable[[uuid.UUID], Awaitable[T | None]],
     describe: Callable[[T], str],
+    bot_id: uuid.UUID | None = None,
 ) -> T:
-    """The one candidate whose id starts with the prefix ``ref``."""
-    digits = parse_prefix(ref, kind)
-    found = [c for c in candidates if key(c).hex.startswith(digits)]
+    """The one object of ``kind`` whose id starts with the prefix ``ref``: a range query on
+    the store's id index, then one load (never a listing of every row)."""
+    digits = parse_prefix(ref, label)
+    found = await store.ids.with_prefix(kind, digits, bot_id=bot_id, limit=MAX_COUNTED + 1)
     if not found:
-        raise NotFoundError(f"no {kind} with id {ref!r}")
+        raise NotFoundError(f"no {label} with id {ref!r}")
     if len(found) > 1:
-        shown = "; ".join(f"{key(c)} {describe(c)}".strip() for c in found[:MAX_CANDIDATES])
-        more = f"; and {len(found) - MAX_CANDIDATES} more" if len(found) > MAX_CANDIDATES else ""
-        raise AmbiguousError(
-            f"{kind} id prefix {ref!r} is ambiguous: {len(found)} matches: {shown}{more}"
+        shown = []
+        for id_ in found[:MAX_CANDIDATES]:
+            item = await load(id_)
+            shown.append(f"{id_} {describe(item) if item is not None else ''}".strip())
+        count = f"{len(found)}" if len(found) <= MAX_COUNTED else f"over {MAX_COUNTED}"
+        more = (
+            f"; and {len(found) - MAX_CANDIDATES} more"
+            if MAX_CANDIDATES < len(found) <= MAX_COUNTED
+            else "; and more"
+            if len(found) > MAX_COUNTED
+            else ""
         )
-    return found[0]
+        raise AmbiguousError(
+            f"{label} id prefix {ref!r} is ambiguous: {count} matches: {'; '.join(shown)}{more}"
+        )
+    item = await load(found[0])
+    if item is None:  # deleted since the look-up
+        raise NotFoundError(f"no {label} with id {ref!r}")
+    return item
 
 
 async def resolve_bot(store: Store, ref: str) -> Bot:
@@ -85,11 +105,12 @@ async def resolve_bot(store: Store, ref: str) -> Bot:
     if len(digits) < MIN_PREFIX or not _HEX.fullmatch(digits):
         raise missing  # a mistyped slug, not a short id prefix
     try:
-        return pick(
+        return await pick(
+            store,
             ref,
-            await store.bots.list_bots(),
             kind="bot",
-            key=lambda b: b.id,
+            label="bot",
+            load=store.bots.get_bot,
             describe=lambda b: f"({b.slug})",
         )
     except NotFoundError:
@@ -113,23 +134,15 @@ async def resolve_session(
         if session is None:
             raise NotFoundError(f"no session with id {ref!r}")
         return session
-    candidates = (
-        await store.chat.list_sessions(bot_id) if bot_id is not None else await all_sessions(store)
-    )
-    return pick(
+    return await pick(
+        store,
         ref,
-        candidates,
         kind="session",
-        key=lambda s: s.id,
+        label="session",
+        load=store.chat.get_session,
         describe=lambda s: f"({ellipsis(s.title or 'untitled', 30)})",
+        bot_id=bot_id,
     )
-
-
-async def all_memories(store: Store) -> list[MemoryEntry]:
-    memories: list[MemoryEntry] = []
-    for bot in await store.bots.list_bots():
-        memories.extend(await store.memory.get_memories(bot.id, include_superseded=True))
-    return memories
 
 
 async def resolve_memory(store: Store, ref: str) -> MemoryEntry:
@@ -139,24 +152,14 @@ async def resolve_memory(store: Store, ref: str) -> MemoryEntry:
         if memory is None:
             raise NotFoundError(f"no memory with id {ref!r}")
         return memory
-    return pick(
+    return await pick(
+        store,
         ref,
-        await all_memories(store),
         kind="memory",
-        key=lambda m: m.id,
+        label="memory",
+        load=store.memory.get_memory,
         describe=lambda m: f"({ellipsis(m.fact, 30)})",
     )
-
-
-async def all_ids(store: Store, kind: Kind) -> list[uuid.UUID]:
-    """Every id of one kind in the database (superseded memories and exhausted jobs too)."""
-    if kind == "bot":
-        return [b.id for b in await store.bots.list_bots()]
-    if kind == "session":
-        return [s.id for s in await all_sessions(store)]
-    if kind == "memory":
-        return [m.id for m in await all_memories(store)]
-    return [j.id for j in await store.memory.list_pending_extractions()]
 
 
 async def unique_prefixes(
@@ -164,12 +167,14 @@ async def unique_prefixes(
 ) -> dict[uuid.UUID, str]:
     """The one rule for every id bnity prints: for each id, its shortest prefix (at least 8
     characters) that no other id of that kind in the database shares now, so whatever is
-    printed works when typed back. Reads every id of the kind (a prefix query in the store
-    can replace that later without changing callers)."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    return short_ids(wanted, await all_ids(store, kind))
+    printed works when typed back. Only an id's neighbours in id order can share more of it,
+    so two indexed look-ups per id answer it, whatever the size of the database."""
+    out: dict[uuid.UUID, str] = {}
+    for id_ in dict.fromkeys(ids):
+        before, after = await store.ids.neighbours(kind, id_)
+        near = [n for n in (before, after) if n is not None]
+        out[id_] = short_ids([id_], near)[id_]
+    return out
 
 
 async def unique_prefix(store: Store, kind: Kind, id_: uuid.UUID) -> str:
@@ -184,10 +189,11 @@ async def resolve_job(store: Store, ref: str) -> PendingExtraction:
         if job is None:
             raise NotFoundError(f"no queued job with id {ref!r}")
         return job
-    return pick(
+    return await pick(
+        store,
         ref,
-        await store.memory.list_pending_extractions(),
-        kind="queued job",
-        key=lambda j: j.id,
+        kind="job",
+        label="queued job",
+        load=store.memory.get_pending_extraction,
         describe=lambda j: f"(session {str(j.session_id)[:8]})",
     )
