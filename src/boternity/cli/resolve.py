@@ -61,8 +61,15 @@ async def pick(
     describe: Callable[[T], str],
     bot_id: uuid.UUID | None = None,
 ) -> T:
-    """The one object of ``kind`` whose id starts with the prefix ``ref``: a range query on
-    the store's id index, then one load (never a listing of every row)."""
+    """The object of ``kind`` with the full id ``ref``, or the one whose id starts with the
+    prefix ``ref``: a range query on the store's id index, then one load (never a listing of
+    every row)."""
+    exact = full_uuid(ref)
+    if exact is not None:
+        item = await load(exact)
+        if item is None:
+            raise NotFoundError(f"no {label} with id {ref!r}")
+        return item
     digits = parse_prefix(ref, label)
     found = await store.ids.with_prefix(kind, digits, bot_id=bot_id, limit=MAX_COUNTED + 1)
     if not found:
@@ -128,12 +135,6 @@ async def resolve_session(
     store: Store, ref: str, *, bot_id: uuid.UUID | None = None
 ) -> ChatSession:
     """A session by id or unique id prefix (among ``bot_id``'s sessions when given)."""
-    exact = full_uuid(ref)
-    if exact is not None:
-        session = await store.chat.get_session(exact)
-        if session is None:
-            raise NotFoundError(f"no session with id {ref!r}")
-        return session
     return await pick(
         store,
         ref,
@@ -146,12 +147,6 @@ async def resolve_session(
 
 
 async def resolve_memory(store: Store, ref: str) -> MemoryEntry:
-    exact = full_uuid(ref)
-    if exact is not None:
-        memory = await store.memory.get_memory(exact)
-        if memory is None:
-            raise NotFoundError(f"no memory with id {ref!r}")
-        return memory
     return await pick(
         store,
         ref,
@@ -183,12 +178,6 @@ async def unique_prefix(store: Store, kind: Kind, id_: uuid.UUID) -> str:
 
 
 async def resolve_job(store: Store, ref: str) -> PendingExtraction:
-    exact = full_uuid(ref)
-    if exact is not None:
-        job = await store.memory.get_pending_extraction(exact)
-        if job is None:
-            raise NotFoundError(f"no queued job with id {ref!r}")
-        return job
     return await pick(
         store,
         ref,
