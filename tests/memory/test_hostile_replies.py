@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,26 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from boternity import Store
-from boternity.llm import AnthropicProvider, RetryPolicy
+from boternity.llm import AnthropicProvider
 from boternity.memory import ExtractionWorker
 from boternity.memory.extraction import MAX_FACTS_PER_JOB
 from boternity.models import Bot, MemoryCategory, MemoryEntry, PendingExtraction
 from tests.fakes.llm_server import FakeLlmServer, anthropic_message
-from tests.memory.test_worker import conversation, enqueue
+from tests.memory.test_worker import conversation, enqueue, provider, server
 
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLlmServer]:
-    async with FakeLlmServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def provider(server: FakeLlmServer) -> AsyncIterator[AnthropicProvider]:
-    async with AnthropicProvider(
-        api_key="test-key", base_url=server.base_url, retry=RetryPolicy(max_retries=0)
-    ) as p:
-        yield p
+__all__ = ["provider", "server"]  # the worker tests' fixtures: fake server, no retries
 
 
 async def run_reply(
