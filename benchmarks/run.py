@@ -52,7 +52,17 @@ from harness import readers as rd
 from harness import report
 from harness import writers as wr
 from harness.common import throwaway_database
-from harness.workloads import FULL, QUICK, Plan, appends, cli_startup, memory_reads, ownership, pick, reads
+from harness.workloads import (
+    FULL,
+    QUICK,
+    Plan,
+    appends,
+    cli_startup,
+    memory_reads,
+    ownership,
+    pick,
+    reads,
+)
 
 HERE = Path(__file__).resolve().parent
 ALL = ("W1", "C1", "S1", "W4", "M", "O1", "CLI")
@@ -152,7 +162,9 @@ async def bench(args: argparse.Namespace, plan: Plan, only: set[str], work: Path
                     filled = await _maybe_async(d.fill, d_sizes)
                     handles[d] = {s: [h] for s, h in zip(d_sizes, filled, strict=True)}
                     if "W4" in only:
-                        handles[d]["W4"] = pick(await _maybe_async(d.fill, [60] * plan.w4_sessions), 200)
+                        handles[d]["W4"] = pick(
+                            await _maybe_async(d.fill, [60] * plan.w4_sessions), 200
+                        )
                 sqlite_data = data[0]
                 pg_data = data[1] if pg else None
                 by_kind = {getattr(d, "kind", ""): d for d in data}
@@ -188,6 +200,7 @@ async def bench(args: argparse.Namespace, plan: Plan, only: set[str], work: Path
                     results["W4"] = await reads(readers, plan, lambda r: handles[r.data]["W4"], 60)
                 if "M" in only:
                     facts = rd.memory_facts(plan.memories)
+                    results["M2_matches"] = rd.query_matches(facts)
                     mem = [rd.MemoryReaders(sqlite_data, readers[0], readers[1])]
                     step(f"M1/M2: filling {plan.memories:,} memories")
                     sqlite_data.fill_memories(facts)

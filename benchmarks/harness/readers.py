@@ -20,15 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from harness.common import CONTENT
-from harness.writers import SYNC_NAMES, lc_message, sdk_item, sqlite_pragmas
-
 from boternity import open_store
+from boternity.backends.common import search_terms
 from boternity.backends.postgres.dialect import POSTGRES
 from boternity.backends.sqlite.dialect import SQLITE
-from boternity.backends.common import search_terms
 from boternity.ids import new_id
 from boternity.models import Bot
+from harness.common import CONTENT
+from harness.writers import SYNC_NAMES, lc_message, sdk_item, sqlite_pragmas
 
 _BASE = datetime(2025, 1, 1, tzinfo=UTC)
 _BATCH = 20_000
@@ -127,7 +126,9 @@ class BoternityPgData:
                 sessions.append((sid, self.bot, _BASE, size, "m"))
                 for i, t in enumerate(_times(size)):
                     role = "user" if i % 2 == 0 else "assistant"
-                    messages.append((new_id(), sid, self.bot, i + 1, role, f"{i} {CONTENT}", t, 10, 20))
+                    messages.append(
+                        (new_id(), sid, self.bot, i + 1, role, f"{i} {CONTENT}", t, 10, 20)
+                    )
                     if len(messages) >= _BATCH:
                         await self._flush(conn, sessions, messages)
             await self._flush(conn, sessions, messages)
@@ -207,7 +208,9 @@ class PeerData:
                 from langchain_core.messages import message_to_dict
 
                 rows = ((sid, json.dumps(message_to_dict(lc_message(i)))) for i in range(size))
-                conn.executemany("INSERT INTO message_store (session_id, message) VALUES (?, ?)", rows)
+                conn.executemany(
+                    "INSERT INTO message_store (session_id, message) VALUES (?, ?)", rows
+                )
                 continue
             conn.execute("INSERT INTO agent_sessions (session_id) VALUES (?)", (sid,))
             stamps = [t.strftime("%Y-%m-%d %H:%M:%S") for t in _times(size)]
@@ -263,7 +266,9 @@ class RawSqliteReader(Reader):
     recent_sql = SQLITE.sql.recent_messages
 
     async def open(self) -> None:
-        self.conn = sqlite3.connect(f"file:{self.data.path}?mode=ro", uri=True, isolation_level=None)
+        self.conn = sqlite3.connect(
+            f"file:{self.data.path}?mode=ro", uri=True, isolation_level=None
+        )
         self.pragmas = sqlite_pragmas(self.conn)
 
     async def recent(self, handle: str) -> int:
@@ -420,31 +425,43 @@ class LangChainReader(Reader):
 
 # --- memories ------------------------------------------------------------------------------
 
+_SYLLABLES = ["ka", "lo", "mi", "ve", "ro", "sa", "ti", "nu", "de", "pa", "zo", "ri", "fe",
+              "gu", "ha", "jo", "ku", "le", "mo", "ne"]  # fmt: skip
+_PSEUDO = [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in ("n", "r", "s", "l")]
 _NAMES = [f"{a}{b}" for a in ("Ana", "Ben", "Cleo", "Dmitri", "Eun", "Farid", "Greta", "Hiro",
-          "Ines", "Jonas") for b in ("", "ra", "lo", "mi", "ve", "ko", "sa", "ti", "nu", "de")]  # fmt: skip
+          "Ines", "Jonas", "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa",
+          "Sven", "Tomas", "Uma", "Vera", "Wei", "Yara", "Zoe")
+          for b in ["", *_SYLLABLES[:19]]]  # fmt: skip
 _THINGS = ["cat", "dog", "bicycle", "garden", "sister", "brother", "job", "flat", "guitar",
            "car", "team", "piano", "boat", "camera", "novel", "laptop", "kitchen", "violin",
-           "daughter", "son", "mother", "father", "landlord", "doctor", "manager"]  # fmt: skip
+           "daughter", "son", "mother", "father", "landlord", "doctor", "manager",
+           *_PSEUDO[:75]]  # fmt: skip
 _VERBS = ["likes", "is called", "lives near", "works with", "was given", "is learning about",
           "hates", "collects", "repairs", "dreams about", "writes about", "paints"]  # fmt: skip
-_OBJECTS = [f"{w} {p}" for w in ("jazz", "tea", "hiking", "chess", "sushi", "opera", "tennis",
-            "pottery", "sailing", "climbing", "baking", "knitting", "cycling", "poetry",
-            "gardening", "astronomy", "karaoke", "origami", "surfing", "birdwatching")
-            for p in ("records", "clubs", "lessons", "books", "trips", "festivals", "shops",
-                      "classes", "videos", "podcasts")]  # fmt: skip
-#: What a user might say to the bot: the memory search's query (its words, less stop words).
+_HOBBIES = ["jazz", "tea", "hiking", "chess", "sushi", "opera", "tennis", "pottery", "sailing",
+            "climbing", *_PSEUDO[100:390]]  # fmt: skip
+_KINDS = ["records", "clubs", "lessons", "books", "trips", "festivals", "shops", "classes",
+          "videos", "podcasts", *_PSEUDO[400:440]]  # fmt: skip
+#: What a user might say to the bot: the memory search's query (its words, less stop words:
+#: sister ~1% of the facts, pottery ~0.3%, classes ~2%, Greta 0.2%).
 SEARCH_QUERY = "does my sister still go to the pottery classes with Greta?"
 
 
 def memory_facts(count: int, seed: int = 11) -> list[str]:
-    """Short facts as extraction writes them; each name is in ~1% of them, each thing ~4%,
-    each hobby ~5%, each hobby-and-kind ~0.5%."""
+    """Short facts as extraction writes them, from a vocabulary of ~1,000 words: a name is
+    in 0.2% of them, a thing 1%, a hobby 0.3%, a kind (classes, clubs…) 2%."""
     rng = random.Random(seed)
     return [
         f"{rng.choice(_NAMES)}'s {rng.choice(_THINGS)} {rng.choice(_VERBS)}"
-        f" {rng.choice(_OBJECTS)} since {1970 + i % 55}"
+        f" {rng.choice(_HOBBIES)} {rng.choice(_KINDS)} since {1970 + i % 55}"
         for i in range(count)
     ]
+
+
+def query_matches(facts: list[str]) -> int:
+    """How many facts hold at least one of the search's words (what ranking must score)."""
+    words = set(search_terms(SEARCH_QUERY))
+    return sum(1 for f in facts if words & set(search_terms(f)))
 
 
 class MemoryReaders:
@@ -465,7 +482,9 @@ class MemoryReaders:
         return len(await self.ours.store.memory.get_memories(self.data.memory_bot, limit=50))
 
     async def floor_search(self) -> int:
-        return len(await self._floor_query(self.search_sql, (self.bot, self.search_text, False, 10)))
+        return len(
+            await self._floor_query(self.search_sql, (self.bot, self.search_text, False, 10))
+        )
 
     async def ours_search(self) -> int:
         return len(await self.ours.store.memory.search_memories(self.data.memory_bot, SEARCH_QUERY))

@@ -105,8 +105,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     add("bnity --help < 0.3 s", h, None if h is None else h < 300, "{:.0f} ms")
     s = _get(results, "CLI", "bnity sessions BOT", "value")
     add("bnity sessions BOT < 0.5 s", s, None if s is None else s < 500, "{:.0f} ms")
-    out.append(("memory recall, 100k memories ≤ 30 ms; M3 hybrid search", "slot for issue 12", None))
+    out.append(
+        ("memory recall, 100k memories ≤ 30 ms; M3 hybrid search", "slot for issue 12", None)
+    )
     return out
+
+
+def rd_query() -> str:
+    from harness.readers import SEARCH_QUERY
+
+    return SEARCH_QUERY
 
 
 # --- Markdown ------------------------------------------------------------------------------
@@ -150,8 +158,13 @@ def markdown(results: dict[str, Any]) -> str:
         " durability in the same run; CPU is this process's CPU time (all threads) per operation,"
         " the steadier figure on a shared machine.\n",
         "**Targets (issue 11)**\n",
-        _table(["target", "measured", "met"],
-               [[t, m, {True: "yes", False: "**no**", None: "–"}[ok]] for t, m, ok in targets(results)]),  # fmt: skip
+        _table(
+            ["target", "measured", "met"],
+            [
+                [t, m, {True: "yes", False: "**no**", None: "–"}[ok]]
+                for t, m, ok in targets(results)
+            ],
+        ),  # fmt: skip
     ]
     writes = [results.get("W1", {}), results.get("W2", {})]
     labels = list(dict.fromkeys(k for t in writes for k in t))
@@ -177,7 +190,9 @@ def markdown(results: dict[str, Any]) -> str:
         )
         rows = [[label, *_cell_read(reads[0].get(label)), *_cell_read(reads[1].get(label))]
                 for label in labels]  # fmt: skip
-        parts.append(_table(["system", "W3 µs", "ratio", "CPU µs", "W4 µs", "ratio", "CPU µs"], rows))
+        parts.append(
+            _table(["system", "W3 µs", "ratio", "CPU µs", "W4 µs", "ratio", "CPU µs"], rows)
+        )
     if "S1" in results:
         sizes = list(results["S1"])
         labels = list(dict.fromkeys(k for t in results["S1"].values() for k in t))
@@ -204,13 +219,19 @@ def markdown(results: dict[str, Any]) -> str:
     if "M1" in results:
         parts.append(
             f"**Memories** — {meta['memories']:,} memories of one bot. M1: get_memories(limit=50);"
-            " M2: search_memories(a 10-word question). Median µs (p95), × raw query, CPU µs.\n"
+            f" M2: search_memories({rd_query()!r}: its words are in"
+            f" {results.get('M2_matches', 0):,} of them, each scored). Median µs (p95),"
+            " × the raw query, CPU µs.\n"
         )
         labels = list(dict.fromkeys([*results["M1"], *results["M2"]]))
         rows = [[label, *_cell_read(results["M1"].get(label)), *_cell_read(results["M2"].get(label))]
                 for label in labels]  # fmt: skip
-        parts.append(_table(["system", "M1 µs", "ratio", "CPU µs", "M2 µs", "ratio", "CPU µs"], rows))
-        parts.append("Memory recall at 100k memories and M3 (hybrid search): reserved for issue 12.\n")
+        parts.append(
+            _table(["system", "M1 µs", "ratio", "CPU µs", "M2 µs", "ratio", "CPU µs"], rows)
+        )
+        parts.append(
+            "Memory recall at 100k memories and M3 (hybrid search): reserved for issue 12.\n"
+        )
     if "O1" in results:
         parts.append(
             "**Ownership check** — what the chat engine asks before each write to a session.\n"

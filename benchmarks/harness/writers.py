@@ -16,11 +16,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness.common import CONTENT, METADATA, run_sync
-
 from boternity import open_store
 from boternity.ids import new_id, utc_now
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
+from harness.common import CONTENT, METADATA, run_sync
 
 SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
@@ -264,7 +263,9 @@ class RawAsyncpg(Appender):
 
         self.conns = [await asyncpg.connect(self.url) for _ in range(self.count)]
         await self.conns[0].execute(PG_FLOOR_TABLE)
-        self.pragmas = {"synchronous_commit": await self.conns[0].fetchval("SHOW synchronous_commit")}
+        self.pragmas = {
+            "synchronous_commit": await self.conns[0].fetchval("SHOW synchronous_commit")
+        }
 
     async def sessions(self, k: int) -> list[Any]:
         return [[self.conns[n], new_id(), 0] for n in range(k)]
@@ -360,7 +361,9 @@ class LangChainSql(Appender):
             warnings.simplefilter("ignore")
             from langchain_community.chat_message_histories import SQLChatMessageHistory
 
-        made = [SQLChatMessageHistory(f"w{next(self._names)}", connection=self.url) for _ in range(k)]
+        made = [
+            SQLChatMessageHistory(f"w{next(self._names)}", connection=self.url) for _ in range(k)
+        ]
         if not self.pragmas:
             with made[0].engine.connect() as conn:
                 self.pragmas = sqlite_pragmas(conn.connection.dbapi_connection)

@@ -26,6 +26,8 @@ M = TypeVar("M")
 #: Result shapes a step asks for: nothing, one row (or None), every row, the first column
 #: of the first row (or None), the number of rows the statement changed.
 NONE, ONE, ALL, VALUE, COUNT = range(5)
+#: The most rows a ``bounded`` read may return.
+QUICK_ROWS = 200
 
 Step = tuple[str, Sequence[Any], int]
 Unit = Generator[Step, Any, T]
@@ -50,9 +52,12 @@ async def shielded(work: Awaitable[T]) -> T:
 
 class Executor(Protocol):
     async def read(
-        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
-    ) -> Any:
-        """One statement. ``browse`` reads (lists, pages) may be served by a replica."""
+        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False,
+        bounded: bool = False,
+    ) -> Any:  # fmt: skip
+        """One statement. ``browse`` reads (lists, pages) may be served by a replica.
+        ``bounded``: an index lookup of at most QUICK_ROWS rows, cheap enough to run on the
+        caller's thread where a backend can (SQLite does, instead of a thread hop)."""
         ...
 
     async def write(
@@ -122,13 +127,19 @@ class Repository:
 
     async def _get(self, sql: str, decode: Callable[[Any], M], *params: Any) -> M | None:
         """The one row a key names, or None."""
-        row = await self._x.read(sql, params, ONE)
+        row = await self._x.read(sql, params, ONE, bounded=True)
         return None if row is None else decode(row)
 
     async def _all(
-        self, sql: str, decode: Callable[[Any], M], *params: Any, browse: bool = False
+        self,
+        sql: str,
+        decode: Callable[[Any], M],
+        *params: Any,
+        browse: bool = False,
+        bounded: bool = False,
     ) -> list[M]:
-        return [decode(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
+        rows = await self._x.read(sql, params, ALL, browse=browse, bounded=bounded)
+        return [decode(r) for r in rows]
 
     async def _update(
         self,

@@ -32,6 +32,7 @@ from boternity.backends.core.dialect import (
     COUNT,
     NONE,
     ONE,
+    QUICK_ROWS,
     VALUE,
     Dialect,
     Executor,
@@ -335,12 +336,14 @@ class ChatCore(Repository):
     async def get_recent_messages(self, session_id: uuid.UUID, limit: int) -> list[ChatMessage]:
         sid = check_id(session_id, "session_id")
         params = (self._key(sid), check_limit(limit))
-        found = await self._x.read(self._q.recent_messages, params, ALL)
+        found = await self._x.read(
+            self._q.recent_messages, params, ALL, bounded=params[1] <= QUICK_ROWS
+        )
         return [self._message_of(r, sid) for r in reversed(found)]
 
     async def get_message_count(self, session_id: uuid.UUID) -> int:
         key = self._id(session_id, "session_id")
-        count = await self._x.read(self._q.message_count, (key,), VALUE)
+        count = await self._x.read(self._q.message_count, (key,), VALUE, bounded=True)
         return 0 if count is None else int(count)
 
     async def clear_messages(self, session_id: uuid.UUID) -> int:
@@ -479,8 +482,12 @@ class MemoryCore(Repository):
         limit: int | None = None,
         include_superseded: bool = False,
     ) -> list[MemoryEntry]:
-        params = (self._id(bot_id, "bot_id"), bool(include_superseded), self._page(limit, None)[0])
-        return await self._all(self._q.get_memories, self._memory, *params, browse=True)
+        lim = self._page(limit, None)[0]
+        params = (self._id(bot_id, "bot_id"), bool(include_superseded), lim)
+        bounded = limit is not None and lim is not None and 0 <= lim <= QUICK_ROWS
+        return await self._all(
+            self._q.get_memories, self._memory, *params, browse=True, bounded=bounded
+        )
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None:
         key = self._id(memory_id, "memory_id")
@@ -733,8 +740,12 @@ class IdsCore(Repository):
     ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
         table = self._table(kind)
         key = self._id(id_, "id")
-        before = await self._x.read(getattr(self._q, f"id_before_{table}"), (key,), VALUE)
-        after = await self._x.read(getattr(self._q, f"id_after_{table}"), (key,), VALUE)
+        before = await self._x.read(
+            getattr(self._q, f"id_before_{table}"), (key,), VALUE, bounded=True
+        )
+        after = await self._x.read(
+            getattr(self._q, f"id_after_{table}"), (key,), VALUE, bounded=True
+        )
         return (
             None if before is None else _as_uuid(before),
             None if after is None else _as_uuid(after),

@@ -5,6 +5,14 @@ function that runs several statements) costs one thread hop, not one per stateme
 per-call async drivers. All writes go through :class:`Writer`: a queue of units drained by one
 task; units waiting together are committed together (group commit), each in its own
 SAVEPOINT so one failing unit never takes its neighbours down.
+
+At durability normal a commit does not wait for the disk, so a batch of small units costs
+less than the hop to the writer thread and back (30-100 us on a busy machine). There, when
+the writer thread is idle, the batch runs on the event-loop thread itself: the same
+transaction, savepoints and error handling, but with SQLite's busy wait off, so a write lock
+held by another process sends the batch to the writer thread (which waits) instead of
+blocking the loop. Bounded reads (a row by key, the latest messages) do likewise on a
+connection of their own. Checkpoints stay on the writer thread, never the loop.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+import types
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any, Literal, TypeVar
 
 from boternity.backends.core.dialect import (
@@ -41,6 +50,15 @@ Unit = Callable[[sqlite3.Connection], Any]
 Durability = Literal["normal", "full"]
 
 _MAX_BATCH = 128
+#: At most this many units run on the loop thread at once (larger batches go to the thread).
+_INLINE_BATCH = 16
+#: Commits between two checkpoints (the writer thread's, PASSIVE) where the writer
+#: connection's own automatic checkpoint is off; ~5 pages a message: SQLite's 1000 pages.
+CHECKPOINT_EVERY = 200
+
+#: Set to a list to collect how long each unit batch or read run on the event-loop thread
+#: blocked it, in seconds (benchmarks/run.py reports p50/p99/max); None: not collected.
+inline_times: list[float] | None = None
 
 
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
@@ -129,6 +147,11 @@ class Worker:
     @property
     def is_open(self) -> bool:
         return self._conn is not None
+
+    @property
+    def connection(self) -> sqlite3.Connection | None:
+        """The connection, for the event-loop thread to use while this thread is idle."""
+        return self._conn
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
@@ -223,6 +246,16 @@ def _run_alone(conn: sqlite3.Connection, unit: Unit, busy_wait: float) -> tuple[
     return (True, value)
 
 
+def _run_then_checkpoint(
+    conn: sqlite3.Connection, units: list[Unit], busy_wait: float
+) -> list[tuple[bool, Any]]:
+    """A batch, then a PASSIVE checkpoint (it waits for nobody; a later one catches up)."""
+    outcomes = _run_batch(conn, units, busy_wait)
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    return outcomes
+
+
 def _library_error(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.Error):
         return translate(exc)
@@ -237,12 +270,19 @@ class Writer:
     whatever queued meanwhile as the next batch: one hop per batch and no task switches.
     """
 
-    def __init__(self, worker: Worker, *, busy_wait: float) -> None:
+    def __init__(
+        self, worker: Worker, *, busy_wait: float, inline: bool = False, busy_timeout_ms: int = 0
+    ) -> None:
         self._worker = worker
         self._busy_wait = busy_wait
         self._queue: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._in_flight = False
         self._idle_waiters: list[asyncio.Future[None]] = []
+        #: Small batches run on the loop thread (durability normal only: a FULL commit
+        #: waits for the disk). The connection then checkpoints only when told to.
+        self.inline = inline
+        self._busy_timeout_ms = busy_timeout_ms
+        self._commits = 0
 
     def run(self, unit: Callable[[sqlite3.Connection], T]) -> Coroutine[Any, Any, T]:
         """Queue ``unit`` for a write transaction; await the result to have it once committed.
@@ -264,10 +304,42 @@ class Writer:
         if not self._worker.is_open:
             self._finish(batch, None, RepositoryError("the store is closed"))
             return
-        run = functools.partial(
-            _run_batch, units=[unit for unit, _ in batch], busy_wait=self._busy_wait
-        )
+        units = [unit for unit, _ in batch]
+        self._commits += 1
+        if self.inline:
+            if self._commits < CHECKPOINT_EVERY and len(batch) <= _INLINE_BATCH:
+                outcomes = self._run_inline(units)
+                if outcomes is not None:
+                    self._finish(batch, outcomes, None)
+                    return
+            else:
+                self._commits = 0
+                run = functools.partial(
+                    _run_then_checkpoint, units=units, busy_wait=self._busy_wait
+                )
+                self._worker.post(run, functools.partial(self._finish, batch))
+                return
+        run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
         self._worker.post(run, functools.partial(self._finish, batch))
+
+    def _run_inline(self, units: list[Unit]) -> list[tuple[bool, Any]] | None:
+        """The batch, run here on the loop thread while the writer thread is idle; None when
+        another process holds the write lock (the batch then goes to the thread, which
+        waits for it)."""
+        conn = self._worker.connection
+        assert conn is not None
+        started = time.perf_counter()
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            return _run_batch(conn, units, 0)
+        except StoreBusyError:
+            return None
+        except Exception as exc:  # as the thread would hand it back: every caller gets it
+            return [(False, _library_error(exc))] * len(units)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            if inline_times is not None:
+                inline_times.append(time.perf_counter() - started)
 
     def _finish(
         self,
@@ -307,7 +379,8 @@ class Writer:
 
 class Readers:
     """N read-only connections handed out through a queue (one connection serialises its
-    own work, so concurrent reads need several)."""
+    own work, so concurrent reads need several), and optionally one more for bounded reads
+    on the event-loop thread (``quick``)."""
 
     def __init__(self, workers: list[Worker], *, busy_wait: float) -> None:
         self._free: asyncio.Queue[Worker] = asyncio.Queue()
@@ -315,6 +388,8 @@ class Readers:
             self._free.put_nowait(worker)
         self._all = workers
         self._busy_wait = busy_wait
+        #: A read-only connection used on the loop thread, with SQLite's busy wait off.
+        self.loop_connection: sqlite3.Connection | None = None
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         worker = await self._free.get()
@@ -322,6 +397,30 @@ class Readers:
             return await worker.call(lambda conn: self._read(conn, fn))
         finally:
             self._free.put_nowait(worker)
+
+    async def quick(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A bounded read (an index lookup of at most a few hundred rows) run right here on
+        the loop thread; on a reader thread when that connection is busy (another process
+        recovering the WAL, say). Yields to the loop once, as a hop would."""
+        conn = self.loop_connection
+        if conn is not None:
+            started = time.perf_counter()
+            try:
+                result = fn(conn)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise translate(exc) from exc
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+            else:
+                await _yield()
+                return result
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if inline_times is not None:
+                    inline_times.append(time.perf_counter() - started)
+        return await self.run(fn)
 
     def _read(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -333,8 +432,17 @@ class Readers:
                 conn.execute("ROLLBACK")
 
     async def close(self) -> None:
+        conn, self.loop_connection = self.loop_connection, None
+        if conn is not None:
+            conn.close()
         for worker in self._all:
             await worker.close()
+
+
+@types.coroutine
+def _yield() -> Generator[None, None, None]:
+    """One step back to the event loop (what ``asyncio.sleep(0)`` does, without its frame)."""
+    yield
 
 
 def _fetch(cursor: sqlite3.Cursor, shape: int) -> Any:
@@ -402,9 +510,11 @@ class SqliteExecutor:
     # Plain functions handing back the Writer's or Readers' awaitable: no coroutine of their
     # own in between (a save_message is a few microseconds of Python; each frame counts).
     def read(
-        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
-    ) -> Coroutine[Any, Any, Any]:
-        return self._readers.run(lambda conn: _fetch(conn.execute(sql, params), shape))
+        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False,
+        bounded: bool = False,
+    ) -> Coroutine[Any, Any, Any]:  # fmt: skip
+        fn = lambda conn: _fetch(conn.execute(sql, params), shape)  # noqa: E731
+        return self._readers.quick(fn) if bounded else self._readers.run(fn)
 
     def write(
         self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None

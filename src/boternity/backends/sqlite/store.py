@@ -184,7 +184,12 @@ class SqliteStore:
         self._busy_wait = busy_wait
         self._writer_worker = Worker("boternity-sqlite-w")
         self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(readers)]
-        self.writer = Writer(self._writer_worker, busy_wait=busy_wait)
+        self.writer = Writer(
+            self._writer_worker,
+            busy_wait=busy_wait,
+            inline=durability == "normal",
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+        )
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
         # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
         executor = SqliteExecutor(self.writer, self.readers)
@@ -204,7 +209,8 @@ class SqliteStore:
         except OSError as exc:
             raise RepositoryError(f"cannot create SQLite database {self.path}: {exc}") from exc
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            # Used by the loop thread too, while the writer thread is idle (Writer.inline).
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
@@ -217,6 +223,10 @@ class SqliteStore:
             if str(mode).lower() != "wal":
                 raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
             conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
+            if self.writer.inline:
+                # A commit on the loop thread must not checkpoint (two fsyncs): the Writer
+                # has the writer thread checkpoint every CHECKPOINT_EVERY commits instead.
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
             self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
         except sqlite3.Error as exc:
             conn.close()
@@ -226,14 +236,14 @@ class SqliteStore:
             raise
         return conn
 
-    def _connect_reader(self) -> sqlite3.Connection:
+    def _connect_reader(self, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
         uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
-            configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            configure(conn, busy_timeout_ms=busy_timeout_ms)
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc) from exc
@@ -244,6 +254,9 @@ class SqliteStore:
             await self._writer_worker.open(self._connect_writer)
             for worker in self._reader_workers:
                 await worker.open(self._connect_reader)
+            # Bounded reads on the loop thread: never wait there for a lock (busy: a reader
+            # thread takes the read, and waits).
+            self.readers.loop_connection = self._connect_reader(busy_timeout_ms=0)
         except BaseException:
             await self.close()
             raise
