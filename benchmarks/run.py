@@ -64,6 +64,8 @@ from harness.workloads import (
     reads,
 )
 
+from boternity.backends.sqlite import pool
+
 HERE = Path(__file__).resolve().parent
 ALL = ("W1", "C1", "S1", "W4", "M", "O1", "CLI")
 
@@ -84,6 +86,21 @@ def _load() -> str:
 
 def step(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def loop_blocking(results: dict[str, Any], name: str) -> None:
+    """How long boternity's SQLite units and reads held the event-loop thread during the
+    workload just run (they run there at durability normal), then start counting afresh
+    (an empty ``name``: only that)."""
+    times, pool.inline_times = pool.inline_times or [], []
+    if times and name:
+        ordered = sorted(times)
+        results.setdefault("loop", {})[name] = {
+            "count": len(ordered),
+            "p50_us": report.pct(ordered, 0.5) * 1e6,
+            "p99_us": report.pct(ordered, 0.99) * 1e6,
+            "max_us": ordered[-1] * 1e6,
+        }
 
 
 async def bench(args: argparse.Namespace, plan: Plan, only: set[str], work: Path) -> dict[str, Any]:
@@ -128,12 +145,16 @@ async def bench(args: argparse.Namespace, plan: Plan, only: set[str], work: Path
                     if pg:
                         extra.append(await start(wr.OwnedBoternity(pg), work))
                     step(f"W1: {plan.w1} appends to one session x {plan.reps}")
+                    loop_blocking(results, "")
                     results["W1"] = await appends(core + extra, plan, 1, plan.w1)
+                    loop_blocking(results, "W1")
                 if "C1" in only:
                     results["C1"] = {}
                     for k in plan.c1:
                         step(f"C1: {k} sessions x {plan.per_session} appends x {plan.reps}")
+                        loop_blocking(results, "")
                         results["C1"][str(k)] = await appends(core, plan, k, plan.per_session)
+                        loop_blocking(results, f"C1 at {k}")
                     if "8" in results["C1"]:
                         results["W2"] = results["C1"]["8"]
                 if "O1" in only:
@@ -189,15 +210,19 @@ async def bench(args: argparse.Namespace, plan: Plan, only: set[str], work: Path
                     results["S1"] = {}
                     for size in sizes:
                         step(f"S1: last 50 of {size:,} x {plan.reps}")
+                        loop_blocking(results, "")
                         results["S1"][str(size)] = await reads(
                             readers, plan, lambda r, s=size: handles[r.data].get(s, []), size
                         )
+                        loop_blocking(results, f"S1 at {size:,}")
                     results["W3"] = results["S1"][str(plan.w3)]
                     if plan.w3 not in plan.s1:
                         del results["S1"][str(plan.w3)]
                 if "W4" in only:
                     step(f"W4: 200 of {plan.w4_sessions:,} sessions x {plan.reps}")
+                    loop_blocking(results, "")
                     results["W4"] = await reads(readers, plan, lambda r: handles[r.data]["W4"], 60)
+                    loop_blocking(results, "W4")
                 if "M" in only:
                     facts = rd.memory_facts(plan.memories)
                     results["M2_matches"] = rd.query_matches(facts)
@@ -208,7 +233,9 @@ async def bench(args: argparse.Namespace, plan: Plan, only: set[str], work: Path
                         await pg_data.fill_memories(facts)
                         mem.append(rd.MemoryReaders(pg_data, readers[2], readers[3]))
                     step(f"M1/M2 x {plan.reps}")
+                    loop_blocking(results, "")
                     results.update(await memory_reads(mem, plan))
+                    loop_blocking(results, "M1, M2")
         finally:
             for system in reversed(opened):
                 await system.close()
@@ -265,6 +292,7 @@ def main() -> None:
             step(f"CLI start-up x {plan.cli_runs}")
             results["CLI"] = cli_startup(plan.cli_runs)
     finally:
+        pool.inline_times = None
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = _load()

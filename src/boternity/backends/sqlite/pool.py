@@ -37,7 +37,6 @@ from boternity.backends.core.dialect import (
     VALUE,
     Conflicts,
     UnitFactory,
-    shielded,
 )
 from boternity.backends.core.dialect import Unit as Steps
 from boternity.backends.sqlite.errors import is_busy, translate
@@ -83,11 +82,15 @@ def retry_busy(fn: Callable[[], T], *, wait: float, what: str) -> T:
             if not is_busy(exc):
                 raise
             if time.monotonic() >= deadline:
-                raise StoreBusyError(
-                    f"{what}: another process kept the database busy for more than {wait:g} s"
-                ) from exc
+                raise _busy(what, wait) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+
+def _busy(what: str, wait: float) -> StoreBusyError:
+    return StoreBusyError(
+        f"{what}: another process kept the database busy for more than {wait:g} s"
+    )
 
 
 class Worker:
@@ -197,7 +200,7 @@ def _run_batch(
     outcomes: list[tuple[bool, Any] | None] = [None] * len(units)
     todo = list(range(len(units)))
     while todo:
-        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="write")
+        _begin(conn, busy_wait)
         done: dict[int, tuple[bool, Any]] = {}
         try:
             for i in todo:
@@ -228,9 +231,28 @@ def _run_batch(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
+def _begin(conn: sqlite3.Connection, busy_wait: float) -> None:
+    """BEGIN IMMEDIATE; only when another connection holds the lock, retried for up to
+    ``busy_wait`` seconds (retry_busy)."""
+    started = time.monotonic()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        left = busy_wait - (time.monotonic() - started)
+        if left <= 0:
+            raise _busy("write", busy_wait) from exc
+    try:
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=left, what="write")
+    except StoreBusyError as exc:
+        raise _busy("write", busy_wait) from exc.__cause__
+
+
 def _run_alone(conn: sqlite3.Connection, unit: Unit, busy_wait: float) -> tuple[bool, Any]:
     """One unit, its own transaction: no savepoint needed (the common, uncontended case)."""
-    retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="write")
+    _begin(conn, busy_wait)
     try:
         try:
             value = unit(conn)
@@ -244,6 +266,17 @@ def _run_alone(conn: sqlite3.Connection, unit: Unit, busy_wait: float) -> tuple[
             conn.execute("ROLLBACK")
         raise
     return (True, value)
+
+
+def _with_busy_timeout(
+    run: Callable[[sqlite3.Connection], T], ms: int, conn: sqlite3.Connection
+) -> T:
+    """``run(conn)`` with SQLite's busy wait on, then off again (as the loop thread uses it)."""
+    conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+    try:
+        return run(conn)
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
 
 
 def _run_then_checkpoint(
@@ -260,6 +293,17 @@ def _library_error(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.Error):
         return translate(exc)
     return exc
+
+
+class _Queued(asyncio.Future[Any]):
+    """A queued write's result, which cannot be cancelled: the unit is already queued and
+    will commit or fail. A cancelled caller's task is then woken once it has, and only then
+    raises its CancelledError (what Task.cancel does when the awaited future refuses), so a
+    cancelled caller never leaves a write in doubt, as with asyncio.shield but without its
+    extra step of the event loop."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
 
 
 class Writer:
@@ -283,19 +327,30 @@ class Writer:
         self.inline = inline
         self._busy_timeout_ms = busy_timeout_ms
         self._commits = 0
+        self._stepped = False  # a write already ran at once in this step of the loop
 
     def run(self, unit: Callable[[sqlite3.Connection], T]) -> Coroutine[Any, Any, T]:
         """Queue ``unit`` for a write transaction; await the result to have it once committed.
         (A plain function returning the awaitable: no coroutine frame of its own per write.)"""
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = _Queued(loop=loop)
         self._queue.append((unit, fut))
         if not self._in_flight:
-            # Dispatch on the next loop step, not now: writers woken together (say, by the
-            # previous batch's answer) then share one transaction.
             self._in_flight = True
-            asyncio.get_running_loop().call_soon(self._dispatch)
-        # The unit is already queued: a cancelled caller lets it finish.
-        return shielded(fut)
+            if self.inline and not self._stepped:
+                # The first write of this step of the loop: run it now, here. Writers that
+                # arrive later in this step share the next batch (one step later).
+                self._stepped = True
+                loop.call_soon(self._next_step)
+                self._dispatch()
+            else:
+                # Dispatch on the next loop step, not now: writers woken together (say, by
+                # the previous batch's answer) then share one transaction.
+                loop.call_soon(self._dispatch)
+        return _settled(fut)
+
+    def _next_step(self) -> None:
+        self._stepped = False
 
     def _dispatch(self) -> None:
         batch = self._queue[:_MAX_BATCH]
@@ -305,21 +360,25 @@ class Writer:
             self._finish(batch, None, RepositoryError("the store is closed"))
             return
         units = [unit for unit, _ in batch]
-        self._commits += 1
+        run: Callable[[sqlite3.Connection], list[tuple[bool, Any]]]
         if self.inline:
+            self._commits += 1
             if self._commits < CHECKPOINT_EVERY and len(batch) <= _INLINE_BATCH:
                 outcomes = self._run_inline(units)
                 if outcomes is not None:
                     self._finish(batch, outcomes, None)
                     return
-            else:
+            if self._commits >= CHECKPOINT_EVERY:
                 self._commits = 0
                 run = functools.partial(
                     _run_then_checkpoint, units=units, busy_wait=self._busy_wait
                 )
-                self._worker.post(run, functools.partial(self._finish, batch))
-                return
-        run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
+            else:
+                run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
+            # On the thread, SQLite's own busy wait is on (the loop thread runs without it).
+            run = functools.partial(_with_busy_timeout, run, self._busy_timeout_ms)
+        else:
+            run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
         self._worker.post(run, functools.partial(self._finish, batch))
 
     def _run_inline(self, units: list[Unit]) -> list[tuple[bool, Any]] | None:
@@ -329,15 +388,13 @@ class Writer:
         conn = self._worker.connection
         assert conn is not None
         started = time.perf_counter()
-        conn.execute("PRAGMA busy_timeout = 0")
         try:
-            return _run_batch(conn, units, 0)
+            return _run_batch(conn, units, 0)  # busy_timeout is 0 on this connection
         except StoreBusyError:
             return None
         except Exception as exc:  # as the thread would hand it back: every caller gets it
             return [(False, _library_error(exc))] * len(units)
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             if inline_times is not None:
                 inline_times.append(time.perf_counter() - started)
 
@@ -437,6 +494,17 @@ class Readers:
             conn.close()
         for worker in self._all:
             await worker.close()
+
+
+@types.coroutine
+def _settled(fut: asyncio.Future[T]) -> Generator[Any, None, T]:
+    """A write's result: at once if it already ran (after one step back to the loop, as a
+    queued write takes, so a task that only writes cannot starve the others), else when it
+    has. Cancelling waits for the write either way (see _Queued)."""
+    if fut.done():
+        yield
+        return fut.result()
+    return (yield from fut)
 
 
 @types.coroutine

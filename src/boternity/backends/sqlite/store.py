@@ -228,6 +228,10 @@ class SqliteStore:
                 # has the writer thread checkpoint every CHECKPOINT_EVERY commits instead.
                 conn.execute("PRAGMA wal_autocheckpoint = 0")
             self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
+            if self.writer.inline:
+                # Nor wait for another process's lock on the loop thread: the writer thread
+                # does (the Writer turns SQLite's busy wait on around the batches it runs).
+                conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc) from exc
