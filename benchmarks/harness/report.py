@@ -244,12 +244,13 @@ def markdown(results: dict[str, Any]) -> str:
                 for k, v in results["O1"].items()]  # fmt: skip
         parts.append(_table(["check", "median µs", "p95 µs", "CPU µs"], rows))
     if "loop" in results:
-        rows = [[k, _num(v["count"]), _num(v["p50_us"], 1), _num(v["p99_us"], 1),
-                 _num(v["max_us"], 1)] for k, v in results["loop"].items()]  # fmt: skip
+        rows = [[k, _num(v["count"]), *(f"{_num(v[w], 1)} ({_num(v['cpu_' + w], 1)})"
+                 for w in ("p50_us", "p99_us", "max_us"))] for k, v in results["loop"].items()]  # fmt: skip
         parts.append(
             "**Event-loop blocking** — how long boternity SQLite (durability normal) held the"
             " event-loop thread each time it ran a batch of units or a bounded read there"
-            " (every boternity SQLite system of the workload together).\n"
+            " (every boternity SQLite system of the workload together): wall µs (the loop"
+            " thread's CPU µs: the rest is time other processes had the core).\n"
         )
         parts.append(_table(["workload", "runs on the loop", "p50 µs", "p99 µs", "max µs"], rows))
     if "CLI" in results:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.sqlite
 
 
 @pytest.fixture
-def inline_times() -> Iterator[list[float]]:
+def inline_times() -> Iterator[list[tuple[float, float]]]:
     pool.inline_times = []
     try:
         yield pool.inline_times
@@ -43,7 +43,7 @@ def _message(session: ChatSession, text: str = "hi") -> ChatMessage:
 
 @pytest.mark.parametrize("durability", ["normal", "full"])
 async def test_only_normal_durability_writes_on_the_loop_thread(
-    tmp_path: Path, durability: str, inline_times: list[float]
+    tmp_path: Path, durability: str, inline_times: list[tuple[float, float]]
 ) -> None:
     """A FULL commit waits for the disk: it stays on the writer thread."""
     async with open_store(tmp_path / "b.db", durability=durability) as store:  # type: ignore[arg-type]
@@ -56,7 +56,7 @@ async def test_only_normal_durability_writes_on_the_loop_thread(
 
 
 async def test_bounded_reads_run_on_the_loop_thread(
-    tmp_path: Path, inline_times: list[float]
+    tmp_path: Path, inline_times: list[tuple[float, float]]
 ) -> None:
     async with open_store(tmp_path / "b.db") as store:
         session = await _session(store)
@@ -156,7 +156,7 @@ async def test_the_wal_is_checkpointed_off_the_loop(tmp_path: Path) -> None:
 
 
 async def test_group_commit_still_shares_one_transaction(
-    tmp_path: Path, inline_times: list[float]
+    tmp_path: Path, inline_times: list[tuple[float, float]]
 ) -> None:
     """Writers woken together still commit together, on the loop thread too: the first
     write of a loop step runs at once, the ones after it in that step share one batch."""

@@ -56,8 +56,18 @@ _INLINE_BATCH = 16
 CHECKPOINT_EVERY = 200
 
 #: Set to a list to collect how long each unit batch or read run on the event-loop thread
-#: blocked it, in seconds (benchmarks/run.py reports p50/p99/max); None: not collected.
-inline_times: list[float] | None = None
+#: held it: (wall seconds, that thread's CPU seconds), so time lost to other processes on a
+#: busy machine shows apart (benchmarks/run.py reports p50/p99/max); None: not collected.
+inline_times: list[tuple[float, float]] | None = None
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.thread_time()
+
+
+def _record(started: tuple[float, float] | None) -> None:
+    if started is not None and inline_times is not None:
+        inline_times.append((time.perf_counter() - started[0], time.thread_time() - started[1]))
 
 
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
@@ -387,7 +397,7 @@ class Writer:
         waits for it)."""
         conn = self._worker.connection
         assert conn is not None
-        started = time.perf_counter()
+        started = _clock() if inline_times is not None else None
         try:
             return _run_batch(conn, units, 0)  # busy_timeout is 0 on this connection
         except StoreBusyError:
@@ -395,8 +405,7 @@ class Writer:
         except Exception as exc:  # as the thread would hand it back: every caller gets it
             return [(False, _library_error(exc))] * len(units)
         finally:
-            if inline_times is not None:
-                inline_times.append(time.perf_counter() - started)
+            _record(started)
 
     def _finish(
         self,
@@ -461,7 +470,7 @@ class Readers:
         recovering the WAL, say). Yields to the loop once, as a hop would."""
         conn = self.loop_connection
         if conn is not None:
-            started = time.perf_counter()
+            started = _clock() if inline_times is not None else None
             try:
                 result = fn(conn)
             except sqlite3.OperationalError as exc:
@@ -475,8 +484,7 @@ class Readers:
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if inline_times is not None:
-                    inline_times.append(time.perf_counter() - started)
+                _record(started)
         return await self.run(fn)
 
     def _read(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
