@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import time
 import urllib.parse
@@ -19,11 +20,13 @@ METADATA = {"client": "bench", "turn": 1}
 @dataclass
 class Sample:
     """One timed slice: ``ops`` operations in ``wall`` seconds using ``cpu`` seconds of this
-    process's CPU time (every thread: the writer and reader threads count too)."""
+    process's CPU time (every thread: the writer and reader threads count too), and
+    ``server`` seconds of the database server's (PostgreSQL: the system's own backends)."""
 
     ops: int
     wall: float
     cpu: float
+    server: float | None = None
 
     @property
     def per_s(self) -> float:
@@ -34,11 +37,28 @@ class Sample:
         return self.cpu / self.ops * 1e6
 
 
-async def timed(ops: int, work: Callable[[], Awaitable[Any]]) -> Sample:
+async def timed(
+    ops: int, work: Callable[[], Awaitable[Any]], server_pids: list[int] | None = None
+) -> Sample:
+    s0 = process_cpu(server_pids) if server_pids else None
     c0, t0 = time.process_time(), time.perf_counter()
     await work()
     t1, c1 = time.perf_counter(), time.process_time()
-    return Sample(ops, t1 - t0, c1 - c0)
+    server = process_cpu(server_pids) - s0 if server_pids and s0 is not None else None
+    return Sample(ops, t1 - t0, c1 - c0, server)
+
+
+def process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (Linux /proc; 0 for gone ones)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def latencies(rounds: int, op: Callable[[int], Awaitable[Any]]) -> tuple[list[float], float]:

@@ -137,7 +137,10 @@ def _pragmas(p: dict[str, str]) -> str:
 def _cell_write(row: dict[str, Any] | None) -> list[str]:
     if not row or row.get("value") is None:
         return ["–", "–", "–"]
-    return [_num(row["value"]), _num(row.get("ratio"), 2) + "×", _num(row.get("cpu_us"))]
+    cpu = _num(row.get("cpu_us"))
+    if row.get("server_cpu_us") is not None:
+        cpu += f" + {_num(row['server_cpu_us'])} server"
+    return [_num(row["value"]), _num(row.get("ratio"), 2) + "×", cpu]
 
 
 def _cell_read(row: dict[str, Any] | None) -> list[str]:
@@ -175,7 +178,8 @@ def markdown(results: dict[str, Any]) -> str:
     if labels:
         parts.append(
             "**Writes** — W1: one session, one message at a time; W2: 8 sessions at once."
-            " msg/s (× floor of the same durability), CPU µs per message.\n"
+            " msg/s (× floor of the same durability), CPU µs per message (PostgreSQL: this"
+            " process + the server backends of that system).\n"
         )
         rows = []
         for label in labels:

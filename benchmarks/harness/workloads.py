@@ -56,10 +56,12 @@ def _row(system: Any, **more: Any) -> Row:
 
 
 def _throughput(system: Appender, samples: list[Sample]) -> Row:
+    server = [s.server / s.ops * 1e6 for s in samples if s.server is not None]
     return _row(
         system,
         value=median([s.per_s for s in samples]),
         cpu_us=median([s.cpu_us for s in samples]),
+        **({"server_cpu_us": median(server)} if server else {}),
         reps=[round(s.per_s) for s in samples],
     )
 
@@ -73,7 +75,9 @@ async def appends(systems: list[Appender], plan: Plan, k: int, per_session: int)
         for s in rotate(systems, rep):
             n = max(5, int(per_session * s.scale))
             sessions = await s.sessions(k)
-            samples[s.label].append(await timed(k * n, lambda s=s, ss=sessions, n=n: s.run(ss, n)))
+            samples[s.label].append(
+                await timed(k * n, lambda s=s, ss=sessions, n=n: s.run(ss, n), s.server_pids())
+            )
     return {s.label: _throughput(s, samples[s.label]) for s in systems}
 
 

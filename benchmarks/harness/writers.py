@@ -101,6 +101,10 @@ class Appender:
 
     async def close(self) -> None: ...
 
+    def server_pids(self) -> list[int]:
+        """The database server processes serving this system (PostgreSQL backends)."""
+        return []
+
 
 class RawSqlite(Appender):
     """The floor: sqlite3, WAL, one INSERT per transaction, one connection."""
@@ -217,6 +221,12 @@ class Boternity(Appender):
     async def close(self) -> None:
         await self._stack.aclose()
 
+    def server_pids(self) -> list[int]:
+        if self.backend != "postgres":
+            return []
+        pool = self.store._db.primary  # type: ignore[attr-defined]  # a peek, for figures
+        return [c.get_server_pid() for c in pool._idle]
+
 
 class OwnedBoternity(Boternity):
     """As the chat engine writes: ``SessionLock.still_held()`` before each save_message."""
@@ -280,6 +290,9 @@ class RawAsyncpg(Appender):
     async def close(self) -> None:
         for c in self.conns:
             await c.close()
+
+    def server_pids(self) -> list[int]:
+        return [c.get_server_pid() for c in self.conns]
 
 
 class SdkSqlite(Appender):
