@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -106,6 +106,18 @@ class ChatRepository(Protocol):
         """started_at DESC, id DESC."""
         ...
 
+    async def list_all_sessions(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> list[ChatSession]:
+        """Every bot's sessions in one list, started_at DESC, id DESC."""
+        ...
+
+    async def get_sessions_by_ids(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatSession]:
+        """The sessions among ``session_ids`` that exist, by id, in one query."""
+        ...
+
     async def delete_session(self, session_id: uuid.UUID) -> None:
         """Cascades to messages, summaries and queue jobs; memories survive, detached."""
         ...
@@ -144,6 +156,19 @@ class ChatRepository(Protocol):
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None: ...
 
+    async def get_messages_by_ids(
+        self, message_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatMessage]:
+        """The messages among ``message_ids`` that exist, by id, in one query."""
+        ...
+
+    async def get_first_and_last_messages(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[ChatMessage, ChatMessage]]:
+        """Each session's first and last message (the same one when it has one), by session
+        id, in one query; sessions without messages (or unknown) are left out."""
+        ...
+
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatMessage]:
@@ -163,7 +188,9 @@ class ChatRepository(Protocol):
         session and reset message_count; token totals are kept. Returns messages deleted."""
         ...
 
-    async def count_sessions(self) -> int: ...
+    async def count_sessions(self, *, bot_id: uuid.UUID | None = None) -> int:
+        """Sessions in the store, or of one bot (a count, not a listing)."""
+        ...
 
     async def count_messages(self) -> int: ...
 
@@ -187,6 +214,10 @@ class MemoryRepository(Protocol):
         include_superseded: bool = False,
     ) -> list[MemoryEntry]:
         """importance DESC, created_at DESC, id DESC."""
+        ...
+
+    async def count_memories(self, bot_id: uuid.UUID, *, include_superseded: bool = False) -> int:
+        """How many memories ``get_memories`` would list without a limit."""
         ...
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None: ...
@@ -444,9 +475,10 @@ class IdIndex(Protocol):
         ...
 
     async def neighbours(
-        self, kind: IdKind, id_: uuid.UUID
-    ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
-        """The ids of ``kind`` just before and just after ``id_`` in id order."""
+        self, kind: IdKind, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID | None]]:
+        """For each of ``ids`` (stored or not), the ids of ``kind`` just before and just after
+        it in id order, in one query."""
         ...
 
 

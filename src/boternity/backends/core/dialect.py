@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from boternity.backends.common import check_id, check_page
 from boternity.backends.core.sql import Statements
-from boternity.backends.core.tables import TIME, UUID, Adapter, Table, make_decoder, make_encoder
-from boternity.errors import BoternityError, NotFoundError
+from boternity.backends.core.tables import (
+    TIME,
+    UUID,
+    UUIDS,
+    Adapter,
+    Table,
+    make_decoder,
+    make_encoder,
+)
+from boternity.errors import BoternityError, NotFoundError, ValidationError
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -112,10 +121,31 @@ class Repository:
         self._q = dialect.sql
         self._key = dialect.adapter(UUID)
         self._time = dialect.adapter(TIME)
+        self._keys = dialect.adapter(UUIDS)
 
     def _id(self, value: Any, name: str) -> Any:
         """A checked id argument, as bound."""
         return self._key(check_id(value, name))
+
+    def _id_list(self, values: Iterable[Any], name: str) -> Any:
+        """Ids checked and bound as one list parameter (see sql.IDS); None when there are
+        none, so there is nothing to look up."""
+        if isinstance(values, str | bytes | uuid.UUID) or not isinstance(values, Iterable):
+            raise ValidationError(
+                f"{name} must be a collection of ids, got {type(values).__name__}"
+            )
+        ids = sorted({check_id(v, name) for v in values})
+        return self._keys(ids) if ids else None
+
+    async def _by_ids(
+        self, sql: str, decode: Callable[[Any], Any], values: Iterable[Any], name: str
+    ) -> dict[uuid.UUID, Any]:
+        """The rows a list of ids names, by id, in one statement (missing ids left out)."""
+        bound = self._id_list(values, name)
+        if bound is None:
+            return {}
+        found = [decode(r) for r in await self._x.read(sql, (bound,), ALL, browse=True)]
+        return {m.id: m for m in found}
 
     def _opt_time(self, value: Any) -> Any:
         return None if value is None else self._time(value)

@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -239,6 +239,19 @@ class ChatCore(Repository):
         params = (self._id(bot_id, "bot_id"), *self._page(limit, offset))
         return await self._all(self._q.list_sessions, self._session, *params, browse=True)
 
+    async def list_all_sessions(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> list[ChatSession]:
+        page = self._page(limit, offset)
+        return await self._all(self._q.list_all_sessions, self._session, *page, browse=True)
+
+    async def get_sessions_by_ids(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatSession]:
+        return await self._by_ids(
+            self._q.sessions_by_ids, self._session, session_ids, "session_ids"
+        )
+
     async def delete_session(self, session_id: uuid.UUID) -> None:
         key = self._id(session_id, "session_id")
         await self._delete(self._q.delete_session, key, "chat session", session_id)
@@ -324,6 +337,25 @@ class ChatCore(Repository):
         key = self._id(message_id, "message_id")
         return await self._get(self._q.get_message, self._message, key)
 
+    async def get_messages_by_ids(
+        self, message_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatMessage]:
+        return await self._by_ids(
+            self._q.messages_by_ids, self._message, message_ids, "message_ids"
+        )
+
+    async def get_first_and_last_messages(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[ChatMessage, ChatMessage]]:
+        bound = self._id_list(session_ids, "session_ids")
+        if bound is None:
+            return {}
+        ends: dict[uuid.UUID, tuple[ChatMessage, ChatMessage]] = {}
+        for row in await self._x.read(self._q.first_and_last_messages, (bound,), ALL, browse=True):
+            m = self._message(row)  # by session, then seq: a session's first row is its first
+            ends[m.session_id] = (ends[m.session_id][0] if m.session_id in ends else m, m)
+        return ends
+
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatMessage]:
@@ -357,8 +389,11 @@ class ChatCore(Repository):
 
         return await self._x.write(unit, atomic=True)
 
-    async def count_sessions(self) -> int:
-        return int(await self._x.read(self._q.count_sessions, (), VALUE, browse=True))
+    async def count_sessions(self, *, bot_id: uuid.UUID | None = None) -> int:
+        if bot_id is None:
+            return int(await self._x.read(self._q.count_sessions, (), VALUE, browse=True))
+        key = (self._id(bot_id, "bot_id"),)
+        return int(await self._x.read(self._q.count_bot_sessions, key, VALUE, browse=True))
 
     async def count_messages(self) -> int:
         return int(await self._x.read(self._q.count_messages, (), VALUE, browse=True))
@@ -481,6 +516,10 @@ class MemoryCore(Repository):
     ) -> list[MemoryEntry]:
         params = (self._id(bot_id, "bot_id"), bool(include_superseded), self._page(limit, None)[0])
         return await self._all(self._q.get_memories, self._memory, *params, browse=True)
+
+    async def count_memories(self, bot_id: uuid.UUID, *, include_superseded: bool = False) -> int:
+        params = (self._id(bot_id, "bot_id"), bool(include_superseded))
+        return int(await self._x.read(self._q.count_memories, params, VALUE, browse=True))
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None:
         key = self._id(memory_id, "memory_id")
@@ -701,6 +740,10 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
+def _opt_uuid(value: Any) -> uuid.UUID | None:
+    return None if value is None else _as_uuid(value)
+
+
 class IdsCore(Repository):
     """``IdIndex``: a prefix is a range of the primary key (text and uuid orders agree)."""
 
@@ -729,13 +772,11 @@ class IdsCore(Repository):
         return [_as_uuid(row[0]) for row in rows]
 
     async def neighbours(
-        self, kind: str, id_: uuid.UUID
-    ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+        self, kind: str, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID | None]]:
         table = self._table(kind)
-        key = self._id(id_, "id")
-        before = await self._x.read(getattr(self._q, f"id_before_{table}"), (key,), VALUE)
-        after = await self._x.read(getattr(self._q, f"id_after_{table}"), (key,), VALUE)
-        return (
-            None if before is None else _as_uuid(before),
-            None if after is None else _as_uuid(after),
-        )
+        bound = self._id_list(ids, "ids")
+        if bound is None:
+            return {}
+        rows = await self._x.read(getattr(self._q, f"neighbours_{table}"), (bound,), ALL)
+        return {_as_uuid(i): (_opt_uuid(below), _opt_uuid(above)) for i, below, above in rows}

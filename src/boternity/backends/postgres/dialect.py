@@ -116,6 +116,7 @@ CREATE_KEYED_SESSION = (
 
 
 class PostgresStatements(Statements):
+    id_list = "unnest(?::uuid[]) AS ids(value)"
     # A new bot reserves exactly what it has used ($10, total_tokens_used).
     insert_bot = f"INSERT INTO bots ({BOTS.cols()}, tokens_reserved) VALUES ({_n(14)}, $10)"
     get_bot = f"SELECT {_BOT_SELECT} FROM bots b {_BOT_TOTALS} WHERE b.id = $1"

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from boternity.backends.core.dialect import Dialect
 from boternity.backends.core.sql import PENDING_ORDER, Statements
-from boternity.backends.core.tables import FLAG, MEMORIES, PENDING, TAGS, TIME, UUID
+from boternity.backends.core.tables import FLAG, MEMORIES, PENDING, TAGS, TIME, UUID, UUIDS
 
 
 def ts(value: datetime) -> str:
@@ -21,6 +21,7 @@ def ts(value: datetime) -> str:
 
 
 class SqliteStatements(Statements):
+    id_list = "json_each(?) AS ids"  # a JSON array of id text
     # SQLite turns an overflowing integer sum into a REAL, which could never be read back:
     # save_message checks the sums' type.
     bump_session = (
@@ -56,7 +57,13 @@ class SqliteStatements(Statements):
 SQLITE = Dialect(
     name="sqlite",
     sql=SqliteStatements(),
-    to_db={UUID: str, TIME: ts, FLAG: int, TAGS: lambda v: json.dumps(v, ensure_ascii=False)},
+    to_db={
+        UUID: str,
+        TIME: ts,
+        FLAG: int,
+        TAGS: lambda v: json.dumps(v, ensure_ascii=False),
+        UUIDS: lambda ids: json.dumps([str(i) for i in ids]),
+    },
     from_db={UUID: uuid.UUID, TIME: datetime.fromisoformat, FLAG: bool, TAGS: json.loads},
     # Each term quoted: FTS5 reads it as a plain string, never as query syntax.
     search_text=lambda terms: " OR ".join(f'"{t}"' for t in terms),
