@@ -93,6 +93,8 @@ class Dialect:
     search_text: Callable[[list[str]], str]
     #: What to bind as LIMIT for "no limit".
     no_limit: int | None
+    #: A migration script as the statements to run, one step each.
+    script: Callable[[str], list[str]]
     _codecs: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
 
     def encoder(self, t: Table[M]) -> Callable[[M], list[Any]]:

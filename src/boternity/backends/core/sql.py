@@ -221,6 +221,16 @@ class Statements:
     )
     list_summaries = select(SUMMARIES, "session_id = ?", "messages_end ASC, created_at ASC, id ASC")
 
+    # the migration ledger (backends/migrations.py)
+    ledger_exists = ""  # -> true when schema_migrations exists; must be given
+    create_ledger = ""  # must be given
+    # Held to the end of the transaction; empty where a write transaction excludes others.
+    lock_migrations = ""
+    applied_migrations = "SELECT version, checksum FROM schema_migrations"
+    record_migration = (  # version, name, checksum, applied_at
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)"
+    )
+
     #: A bound list of ids as a table ``ids`` with one column ``value`` (see IDS): must be
     #: given by every dialect.
     id_list = ""

@@ -8,61 +8,34 @@ from typing import Any, Literal
 import asyncpg
 
 from boternity.backends.core import BotCore, IdsCore, MemoryCore
-from boternity.backends.migrations import load_migrations, pending_migrations
+from boternity.backends.migrations import Migrator, load_migrations
 from boternity.backends.postgres.dialect import POSTGRES, PostgresChat
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
 from boternity.backends.postgres.locks import PgSessionLocks
 from boternity.backends.postgres.maintenance import PostgresMaintenance
-from boternity.backends.postgres.pool import ACQUIRE_TIMEOUT, Conn, Connections, Database
-from boternity.errors import RepositoryError, SchemaError, ValidationError
-from boternity.ids import utc_now
+from boternity.backends.postgres.pool import ACQUIRE_TIMEOUT, Conn, Connections, Database, drive
+from boternity.errors import RepositoryError, ValidationError
 from boternity.redact import redact_text, redact_url, url_secrets
 
 Durability = Literal["normal", "full"]
 
 MIGRATIONS_PACKAGE = "boternity.backends.postgres.migrations"
-#: pg_advisory_xact_lock key held while migrating ("boternit" in ASCII); advisory locks are
-#: per database, so this only serialises openers of the same database.
-MIGRATION_LOCK = 0x626F7465726E6974
-
-_LOCK = "SELECT pg_advisory_xact_lock($1)"
-_CREATE_LEDGER = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-    " name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL)"
-)
-_APPLIED = "SELECT version, checksum FROM schema_migrations"
-_RECORD = (
-    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"
-)
-_LEDGER_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 
 
 async def migrate(conn: Conn, *, where: str) -> int:
-    """Apply pending migrations, each with its record in one transaction, under an advisory
-    lock, so concurrent first opens (any number of processes) run each step exactly once.
-    Returns the schema version."""
-    available = load_migrations(MIGRATIONS_PACKAGE)
-    while True:
-        async with conn.transaction():
-            await conn.execute(_LOCK, MIGRATION_LOCK)
-            # CREATE ... IF NOT EXISTS still takes a lock and logs a notice; skip it once done.
-            if not await conn.fetchval(_LEDGER_EXISTS):
-                await conn.execute(_CREATE_LEDGER)
-            applied = {int(v): str(c) for v, c in await conn.fetch(_APPLIED)}
-            todo = pending_migrations(available, applied, where=where)
-            if not todo:
-                return len(available)
-            step = todo[0]
-            # No arguments: the simple query protocol runs the whole file, inside this
-            # transaction, so a failing step leaves nothing behind.
-            try:
-                await conn.execute(step.sql)
-            except asyncpg.PostgresError as exc:
-                raise SchemaError(
-                    f"{where}: migration {step.version:04d}_{step.name} failed and was rolled"
-                    f" back: {exc}"
-                ) from exc
-            await conn.execute(_RECORD, step.version, step.name, step.checksum, utc_now())
+    """Apply pending migrations (see Migrator), each in one transaction under an advisory
+    lock. A script runs whole (no arguments: the simple query protocol), inside that
+    transaction, so a failing one leaves nothing behind. Returns the schema version."""
+    m = Migrator(load_migrations(MIGRATIONS_PACKAGE), POSTGRES, where=where)
+    version = await drive(conn, m.check)
+    while version is None:
+        try:
+            async with conn.transaction():
+                version = await drive(conn, m.step)
+        except asyncpg.PostgresError as exc:
+            m.blame(exc)
+            raise
+    return version
 
 
 async def _connections(

@@ -10,8 +10,8 @@ import urllib.parse
 from pathlib import Path
 
 from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore
-from boternity.backends.migrations import load_migrations, pending_migrations
-from boternity.backends.sqlite.dialect import SQLITE, ts
+from boternity.backends.migrations import Migrator, load_migrations
+from boternity.backends.sqlite.dialect import SQLITE
 from boternity.backends.sqlite.errors import translate
 from boternity.backends.sqlite.locks import FileSessionLocks
 from boternity.backends.sqlite.maintenance import SqliteMaintenance
@@ -22,10 +22,11 @@ from boternity.backends.sqlite.pool import (
     Worker,
     Writer,
     configure,
+    drive,
     retry_busy,
+    write_now,
 )
-from boternity.errors import RepositoryError, SchemaError, ValidationError
-from boternity.ids import utc_now
+from boternity.errors import BoternityError, RepositoryError, ValidationError
 from boternity.repositories import (
     BotRepository,
     ChatRepository,
@@ -36,6 +37,7 @@ from boternity.repositories import (
 )
 
 BUSY_TIMEOUT_MS = 5_000
+MIGRATIONS = "boternity.backends.sqlite.migrations"
 
 
 def make_private_dirs(folder: Path) -> None:
@@ -92,7 +94,7 @@ def _create_database(path: Path, *, busy_wait: float) -> None:
             # in place, 0600 from the start.
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, RepositoryError) as exc:
         raise RepositoryError(f"cannot create SQLite database {path}: {exc}") from exc
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
@@ -100,72 +102,19 @@ def _create_database(path: Path, *, busy_wait: float) -> None:
                 leftover.unlink()
 
 
-def _applied(conn: sqlite3.Connection) -> dict[int, str]:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-        " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    return _recorded(conn)
-
-
-def _recorded(conn: sqlite3.Connection) -> dict[int, str]:
-    """What ``schema_migrations`` records, read without a write lock ({} before the first)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
-    if exists is None:
-        return {}
-    return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
-
-
-def _statements(sql: str) -> list[str]:
-    """Split on complete statements (sqlite3.complete_statement keeps trigger bodies whole)."""
-    out: list[str] = []
-    buffer = ""
-    for line in sql.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                out.append(buffer.strip())
-            buffer = ""
-    if buffer.split("--")[0].strip():
-        raise SchemaError(f"migration ends with an incomplete statement: {buffer.strip()[:80]!r}")
-    return out
-
-
 def migrate(conn: sqlite3.Connection, *, where: str, busy_wait: float) -> int:
-    """Apply pending migrations, each with its record in one BEGIN IMMEDIATE transaction.
-
-    The write lock is taken only when a migration is due. Concurrent openers serialise on
-    it and re-read what is applied inside it, so each step runs exactly once. Returns the
-    schema version.
-    """
-    available = load_migrations("boternity.backends.sqlite.migrations")
-    # Read first, without the write lock: a read-only command must not wait for another
-    # process's write transaction just to learn that nothing is due.
-    recorded = retry_busy(lambda: _recorded(conn), wait=busy_wait, what="migrate")
-    if not pending_migrations(available, recorded, where=where):
-        return len(available)
-    while True:
-        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="migrate")
+    """Apply pending migrations (see Migrator), each in one BEGIN IMMEDIATE transaction:
+    concurrent openers serialise on the write lock, taken only when a migration is due.
+    Returns the schema version."""
+    m = Migrator(load_migrations(MIGRATIONS), SQLITE, where=where)
+    version = retry_busy(lambda: drive(m.check, None, conn), wait=busy_wait, what="migrate")
+    while version is None:
         try:
-            todo = pending_migrations(available, _applied(conn), where=where)
-            if not todo:
-                conn.execute("COMMIT")
-                return len(available)
-            step = todo[0]
-            for statement in _statements(step.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
-                " VALUES (?, ?, ?, ?)",
-                (step.version, step.name, step.checksum, ts(utc_now())),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            version = write_now(conn, m.step, busy_wait)
+        except BoternityError as exc:
+            m.blame(exc)
             raise
+    return version
 
 
 class SqliteStore:
