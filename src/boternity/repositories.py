@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from boternity.errors import ValidationError
 from boternity.models import (
     Bot,
     BotCategory,
@@ -482,6 +483,33 @@ class IdIndex(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """How to open a store (see ``open_store``); checked when built, before anything is
+    opened, the same for every backend. Each backend uses those that concern it."""
+
+    durability: Literal["normal", "full"] = "normal"
+    readers: int = 4  # SQLite: reader threads
+    pool_size: int = 10  # PostgreSQL: connections
+    read_url: str | None = None  # PostgreSQL: a read replica for browse reads
+    busy_wait: float = 60.0  # seconds to wait for the database before StoreBusyError
+
+    def __post_init__(self) -> None:
+        if self.durability not in ("normal", "full"):
+            raise ValidationError(f"durability must be 'normal' or 'full', got {self.durability!r}")
+        for name in ("readers", "pool_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError(f"{name} must be an int >= 1, got {value!r}")
+        if self.read_url is not None and not isinstance(self.read_url, str):
+            raise ValidationError(
+                f"read_url must be a str or None, got {type(self.read_url).__name__}"
+            )
+        wait = self.busy_wait
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not wait >= 0:
+            raise ValidationError(f"busy_wait must be a number >= 0, got {wait!r}")
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A kind of store, before one is open: how to open it, what it cannot do."""
@@ -489,16 +517,7 @@ class Backend(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def open(
-        self,
-        target: DatabaseTarget,
-        *,
-        durability: Literal["normal", "full"],
-        readers: int,
-        pool_size: int,
-        read_url: str | None,
-        busy_wait: float,
-    ) -> Store:
+    async def open(self, target: DatabaseTarget, options: StoreOptions) -> Store:
         """Open (creating and migrating if needed) the database ``target`` names."""
         ...
 

@@ -62,6 +62,12 @@ async def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="readers"):
         async with open_store(tmp_path / "b.db", readers=0):
             pass
+    # Every option is checked whatever the backend, before anything is created.
+    for option, value in [("busy_wait", -1), ("busy_wait", "soon"), ("pool_size", 0)]:
+        with pytest.raises(ValidationError, match=option):
+            async with open_store(tmp_path / "b.db", **{option: value}):  # type: ignore[arg-type]
+                pass
+    assert not (tmp_path / "b.db").exists()
 
 
 async def test_readers_cannot_write(tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ from boternity.backends.postgres.dialect import POSTGRES, PostgresChat
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
 from boternity.backends.postgres.locks import PgSessionLocks
 from boternity.backends.postgres.maintenance import PostgresMaintenance
-from boternity.backends.postgres.pool import ACQUIRE_TIMEOUT, Conn, Connections, Database, drive
-from boternity.errors import RepositoryError, ValidationError
+from boternity.backends.postgres.pool import Conn, Connections, Database, drive
+from boternity.errors import RepositoryError
 from boternity.redact import redact_text, redact_url, url_secrets
+from boternity.repositories import StoreOptions
 
 Durability = Literal["normal", "full"]
 
@@ -66,32 +67,9 @@ class PostgresStore:
 
     backend = "postgresql"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        pool_size: int,
-        read_url: str | None,
-        durability: Durability,
-        acquire_timeout: float = ACQUIRE_TIMEOUT,
-    ) -> None:
-        if durability not in ("normal", "full"):
-            raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-            raise ValidationError(f"pool_size must be an int >= 1, got {pool_size!r}")
-        if read_url is not None and not isinstance(read_url, str):
-            raise ValidationError(f"read_url must be a str or None, got {type(read_url).__name__}")
-        if (
-            isinstance(acquire_timeout, bool)
-            or not isinstance(acquire_timeout, int | float)
-            or not acquire_timeout >= 0
-        ):
-            raise ValidationError(f"busy_wait must be a number >= 0, got {acquire_timeout!r}")
+    def __init__(self, url: str, options: StoreOptions) -> None:
         self.url = url
-        self.acquire_timeout = float(acquire_timeout)
-        self.read_url = read_url
-        self.durability = durability
-        self.pool_size = pool_size
+        self.options = options
         self.schema_version = 0
         self._db: Database | None = None
 
@@ -102,18 +80,18 @@ class PostgresStore:
         return self._db
 
     async def open(self) -> None:
-        where = redact_url(self.url)
+        where, o = redact_url(self.url), self.options
         pool = functools.partial(
-            _connections, size=self.pool_size, durability=self.durability,
-            acquire_timeout=self.acquire_timeout,
+            _connections, size=o.pool_size, durability=o.durability,
+            acquire_timeout=float(o.busy_wait),
         )  # fmt: skip
         primary = await pool(self.url, role="primary")
         replica = None
         try:
             async with primary.acquire() as conn:
                 self.schema_version = await migrate(conn, where=where)
-            if self.read_url is not None:
-                replica = await pool(self.read_url, role="read")
+            if o.read_url is not None:
+                replica = await pool(o.read_url, role="read")
         except DRIVER_ERRORS as exc:
             await Database(primary).close()
             raise translate(exc) from exc

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from boternity.backends.core.dialect import (
     ALL,
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
-Durability = Literal["normal", "full"]
 
 _MAX_BATCH = 128
 

@@ -16,7 +16,6 @@ from boternity.backends.sqlite.errors import translate
 from boternity.backends.sqlite.locks import FileSessionLocks
 from boternity.backends.sqlite.maintenance import SqliteMaintenance
 from boternity.backends.sqlite.pool import (
-    Durability,
     Readers,
     SqliteExecutor,
     Worker,
@@ -26,7 +25,7 @@ from boternity.backends.sqlite.pool import (
     retry_busy,
     write_now,
 )
-from boternity.errors import BoternityError, RepositoryError, ValidationError
+from boternity.errors import BoternityError, RepositoryError
 from boternity.repositories import (
     BotRepository,
     ChatRepository,
@@ -34,6 +33,7 @@ from boternity.repositories import (
     Maintenance,
     MemoryRepository,
     SessionLocks,
+    StoreOptions,
 )
 
 BUSY_TIMEOUT_MS = 5_000
@@ -122,17 +122,13 @@ class SqliteStore:
 
     backend = "sqlite"
 
-    def __init__(self, path: Path, *, durability: Durability, readers: int, busy_wait: float):
-        if durability not in ("normal", "full"):
-            raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
-        if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
-            raise ValidationError(f"readers must be an int >= 1, got {readers!r}")
+    def __init__(self, path: Path, options: StoreOptions):
         self.path = path
-        self.durability = durability
+        self.durability = options.durability
         self.schema_version = 0
-        self._busy_wait = busy_wait
+        self._busy_wait = busy_wait = options.busy_wait
         self._writer_worker = Worker("boternity-sqlite-w")
-        self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(readers)]
+        self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(options.readers)]
         self.writer = Writer(self._writer_worker, busy_wait=busy_wait)
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
         # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
