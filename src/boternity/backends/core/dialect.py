@@ -27,7 +27,14 @@ from boternity.backends.core.tables import (
     make_decoder,
     make_encoder,
 )
-from boternity.errors import BoternityError, NotFoundError, ValidationError
+from boternity.errors import (
+    BoternityError,
+    ConflictError,
+    NotFoundError,
+    RepositoryError,
+    StoreBusyError,
+    ValidationError,
+)
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -43,6 +50,40 @@ UnitFactory = Callable[[], Unit[T]]
 #: Called only when a write clashes on a unique column: that column (``"bots.slug"``) ->
 #: the ConflictError message (built lazily: formatting ids on every write costs time).
 Conflicts = Callable[[], Mapping[str, str]] | None
+
+
+def id_taken(t: Table[Any], what: str, key: object = None) -> Conflicts:
+    """Conflicts for inserting a row of ``t`` whose id ``key`` (None: one of several) is taken."""
+    return lambda: {
+        f"{t.name}.id": f"a {what} with {'this id' if key is None else f'id {key}'} already exists"
+    }
+
+
+#: What a driver error means, as a backend's ``errors.translate`` classifies it: a clash on
+#: a unique column, a missing referenced row, a value the schema refuses, a busy database.
+UNIQUE, FOREIGN_KEY, REFUSED, BUSY = "unique", "foreign key", "refused", "busy"
+
+
+def driver_error(
+    exc: BaseException, kind: str, conflicts: Conflicts = None, column: str = ""
+) -> RepositoryError | ValidationError:
+    """The library error for driver error ``exc``, which its backend classified as ``kind``
+    (any other text: the message of a plain RepositoryError), with ``exc`` as its cause.
+    ``column`` is the ``"table.column"`` of a unique clash, for its message in ``conflicts``."""
+    error: RepositoryError | ValidationError
+    if kind == UNIQUE:
+        messages = conflicts() if conflicts else {}
+        error = ConflictError(messages.get(column) or f"already exists: {exc}")
+    elif kind == FOREIGN_KEY:
+        error = NotFoundError("a row this write refers to does not exist")
+    elif kind == REFUSED:
+        error = ValidationError(f"refused by the database: {exc}")
+    elif kind == BUSY:
+        error = StoreBusyError(f"the database stayed busy: {exc}")
+    else:
+        error = RepositoryError(kind)
+    error.__cause__ = exc
+    return error
 
 
 async def shielded(work: Awaitable[T]) -> T:
@@ -156,6 +197,9 @@ class Repository:
         """The one row a key names, or None."""
         row = await self._x.read(sql, params, ONE)
         return None if row is None else decode(row)
+
+    async def _count(self, sql: str, *params: Any) -> int:
+        return int(await self._x.read(sql, params, VALUE, browse=True))
 
     async def _all(
         self, sql: str, decode: Callable[[Any], M], *params: Any, browse: bool = False

@@ -38,6 +38,7 @@ from boternity.backends.core.dialect import (
     Repository,
     Step,
     Unit,
+    id_taken,
     missing,
 )
 from boternity.backends.core.tables import (
@@ -198,12 +199,8 @@ class ChatCore(Repository):
                 if (yield from self._create_session(params, key, session.bot_id)):
                     return session
 
-        conflict = "a chat session with id {} already exists"
-        return await self._x.write(
-            unit,
-            atomic=not self._fused,
-            conflicts=lambda: {"chat_sessions.id": conflict.format(session.id)},
-        )
+        conflicts = id_taken(SESSIONS, "chat session", session.id)
+        return await self._x.write(unit, atomic=not self._fused, conflicts=conflicts)
 
     def _create_session(self, params: list[Any], key: str | None, bot: uuid.UUID) -> Unit[bool]:
         """Count the session on its bot and insert it, under ``key`` if not None. False when
@@ -271,9 +268,7 @@ class ChatCore(Repository):
         seq: int = await self._x.write(
             functools.partial(self._save_message, message, *self._message_params(message)),
             atomic=not self._fused,
-            conflicts=lambda: {
-                "chat_messages.id": f"a message with id {message.id} already exists"
-            },
+            conflicts=id_taken(MESSAGES, "message", message.id),
         )
         return _with_seq(message, seq)
 
@@ -288,13 +283,7 @@ class ChatCore(Repository):
                 seqs.append((yield from self._save_message(*each)))
             return seqs
 
-        seqs = await self._x.write(
-            unit,
-            atomic=True,
-            conflicts=lambda: {
-                "chat_messages.id": "a message with one of these ids already exists"
-            },
-        )
+        seqs = await self._x.write(unit, atomic=True, conflicts=id_taken(MESSAGES, "message"))
         return [_with_seq(m, seq) for m, seq in zip(messages, seqs, strict=True)]
 
     def _save_message(
@@ -391,16 +380,14 @@ class ChatCore(Repository):
 
     async def count_sessions(self, *, bot_id: uuid.UUID | None = None) -> int:
         if bot_id is None:
-            return int(await self._x.read(self._q.count_sessions, (), VALUE, browse=True))
-        key = (self._id(bot_id, "bot_id"),)
-        return int(await self._x.read(self._q.count_bot_sessions, key, VALUE, browse=True))
+            return await self._count(self._q.count_sessions)
+        return await self._count(self._q.count_bot_sessions, self._id(bot_id, "bot_id"))
 
     async def count_messages(self) -> int:
-        return int(await self._x.read(self._q.count_messages, (), VALUE, browse=True))
+        return await self._count(self._q.count_messages)
 
 
-def _memory_conflict() -> dict[str, str]:
-    return {"session_memories.id": "a memory with this id already exists"}
+_memory_conflict = id_taken(MEMORIES, "memory")
 
 
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
@@ -518,8 +505,8 @@ class MemoryCore(Repository):
         return await self._all(self._q.get_memories, self._memory, *params, browse=True)
 
     async def count_memories(self, bot_id: uuid.UUID, *, include_superseded: bool = False) -> int:
-        params = (self._id(bot_id, "bot_id"), bool(include_superseded))
-        return int(await self._x.read(self._q.count_memories, params, VALUE, browse=True))
+        key = self._id(bot_id, "bot_id")
+        return await self._count(self._q.count_memories, key, bool(include_superseded))
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None:
         key = self._id(memory_id, "memory_id")
@@ -563,15 +550,11 @@ class MemoryCore(Repository):
         if not terms or limit == 0:
             return []
         params = (key, self._d.search_text(terms), bool(include_superseded), limit)
-        return [
-            self._memory(r) for r in await self._x.read(self._q.search, params, ALL, browse=True)
-        ]
+        return await self._all(self._q.search, self._memory, *params, browse=True)
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
         key = self._id(memory_id, "memory_id")
-        return [
-            self._event(r) for r in await self._x.read(self._q.history, (key,), ALL, browse=True)
-        ]
+        return await self._all(self._q.history, self._event, key, browse=True)
 
     async def get_memories_by_session(self, session_id: uuid.UUID) -> list[MemoryEntry]:
         key = self._id(session_id, "session_id")
@@ -605,15 +588,7 @@ class MemoryCore(Repository):
                 raise ValidationError(f"chat session {p.session_id} belongs to another bot")
             return p
 
-        conflict = "a pending extraction with id {} already exists"
-        return await self._x.write(
-            unit, conflicts=lambda: {"pending_memory_extractions.id": conflict.format(p.id)}
-        )
-
-    async def _pending_list(
-        self, sql: str, *params: object, browse: bool = False
-    ) -> list[PendingExtraction]:
-        return [self._pending(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
+        return await self._x.write(unit, conflicts=id_taken(PENDING, "pending extraction", p.id))
 
     async def get_pending_extractions(self, bot_id: uuid.UUID) -> list[PendingExtraction]:
         key = self._id(bot_id, "bot_id")
@@ -712,10 +687,7 @@ class MemoryCore(Repository):
                 )
             return s
 
-        conflict = "a context summary with id {} already exists"
-        return await self._x.write(
-            unit, conflicts=lambda: {"context_summaries.id": conflict.format(s.id)}
-        )
+        return await self._x.write(unit, conflicts=id_taken(SUMMARIES, "context summary", s.id))
 
     async def get_latest_summary(self, session_id: uuid.UUID) -> ContextSummary | None:
         key = self._id(session_id, "session_id")

@@ -35,6 +35,11 @@ def select(t: Table[Any], where: str, order: str = "") -> str:
     return f"SELECT {t.cols()} FROM {t.name}{where and ' WHERE ' + where}{order and ' ORDER BY ' + order}"
 
 
+def quoted(name: str) -> str:
+    """An identifier the database itself listed, quoted for SQL text."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 #: Stands for a bound list of ids, read as a table ``ids`` with one column, ``value``.
 #: Standard SQL has no list parameter: each dialect says how it binds one
 #: (``Statements.id_list``), and a statement takes the list as its only parameter.

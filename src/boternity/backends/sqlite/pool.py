@@ -17,7 +17,9 @@ import queue
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from boternity.backends.core.dialect import (
@@ -46,6 +48,13 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
     """Every connection, writer or reader, gets these settings and no others."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def connect_read_only(path: Path, **options: Any) -> sqlite3.Connection:
+    """A connection that can never write to the database file at ``path``."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    conn: sqlite3.Connection = sqlite3.connect(uri, uri=True, **options)
+    return conn
 
 
 def retry_busy(fn: Callable[[], T], *, wait: float, what: str) -> T:

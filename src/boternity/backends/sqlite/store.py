@@ -6,7 +6,6 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-import urllib.parse
 from pathlib import Path
 
 from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore
@@ -21,6 +20,7 @@ from boternity.backends.sqlite.pool import (
     Worker,
     Writer,
     configure,
+    connect_read_only,
     drive,
     retry_busy,
     write_now,
@@ -172,9 +172,8 @@ class SqliteStore:
         return conn
 
     def _connect_reader(self) -> sqlite3.Connection:
-        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+            conn = connect_read_only(self.path, isolation_level=None, check_same_thread=True)
         except sqlite3.Error as exc:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
