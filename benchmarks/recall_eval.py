@@ -1,5 +1,7 @@
-"""Recall by meaning on the labelled set (tests/memory/recall_set.json): how often search finds
-the memory a question is about, and where the near-duplicate threshold should sit.
+"""Memory recall and the near-duplicate threshold, measured on the labelled recall set.
+
+How often search finds the memory a question is about (tests/memory/recall_set.json), and
+where the near-duplicate threshold should sit.
 
     .venv/bin/python benchmarks/recall_eval.py [--json [FILE]]
 
@@ -308,9 +310,9 @@ def main() -> None:
         json.dump(figures, sys.stdout, indent=2, ensure_ascii=False)
         print()
         return
-    print_report(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, ensure_ascii=False))
+    print_report(figures)
 
 
 if __name__ == "__main__":
