@@ -33,20 +33,16 @@ def check_slug(slug: object) -> str:
     return slug
 
 
-def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
-    """Validate paging; returns (limit or None for all, offset >= 0)."""
-    for name, value in (("limit", limit), ("offset", offset)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValidationError(f"{name} must be an int or None, got {type(value).__name__}")
-        if value is not None and not 0 <= value <= MAX_BIGINT:
-            raise ValidationError(f"{name} must be in 0..{MAX_BIGINT}, got {value}")
-    return limit, offset or 0
-
-
 def check_limit(limit: int, name: str = "limit") -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_BIGINT:
         raise ValidationError(f"{name} must be an int in 0..{MAX_BIGINT}, got {limit!r}")
     return limit
+
+
+def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
+    """Validate paging (each may be None); returns (limit or None for all, offset >= 0)."""
+    lim = None if limit is None else check_limit(limit)
+    return lim, 0 if offset is None else check_limit(offset, "offset")
 
 
 #: An integration's session key (e.g. an Agents SDK session id) is at most this long, so it
