@@ -7,14 +7,11 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import TypeVar
 
 from boternity.errors import ConflictError, ValidationError
 from boternity.models import MAX_BIGINT, MemoryEntry, check_text, to_utc
 from boternity.repositories import fact_key
-
-E = TypeVar("E", bound=StrEnum)
 
 M = TypeVar("M")
 
@@ -80,18 +77,6 @@ def check_id(value: uuid.UUID | str, name: str) -> uuid.UUID:
         except ValueError as exc:
             raise ValidationError(f"{name}: not a UUID: {value!r}") from exc
     raise ValidationError(f"{name}: expected a UUID, got {type(value).__name__}")
-
-
-def check_enum(kind: type[E], value: E | str | None, name: str) -> E | None:
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError as exc:
-        allowed = ", ".join(m.value for m in kind)
-        raise ValidationError(
-            f"{name}: unknown value {value!r} (expected one of: {allowed})"
-        ) from exc
 
 
 def check_lease(lease: timedelta) -> timedelta:

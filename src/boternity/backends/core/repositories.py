@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from boternity.backends.common import (
-    check_enum,
     check_id,
     check_limit,
     check_model,
@@ -70,6 +69,7 @@ from boternity.models import (
     MemoryEventKind,
     PendingExtraction,
     SoulVersion,
+    check_enum,
     soul_hash,
 )
 from boternity.repositories import DEFAULT_LEASE
@@ -112,9 +112,9 @@ class BotCore(Repository):
         limit: int | None = None,
         offset: int | None = None,
     ) -> list[Bot]:
-        st = check_enum(BotStatus, status, "status")
-        cat = check_enum(BotCategory, category, "category")
-        params = (st and st.value, cat and cat.value, *self._page(limit, offset))
+        st = None if status is None else check_enum(BotStatus, status, "status").value
+        cat = None if category is None else check_enum(BotCategory, category, "category").value
+        params = (st, cat, *self._page(limit, offset))
         return await self._all(self._q.list_bots, self._bot, *params, browse=True)
 
     async def update_bot(self, bot: Bot) -> Bot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import tempfile
@@ -148,21 +149,22 @@ class SqliteStore:
             _create_database(self.path, busy_wait=self._busy_wait)
         except OSError as exc:
             raise RepositoryError(f"cannot create SQLite database {self.path}: {exc}") from exc
+        return self._connect(read_only=False)
+
+    def _connect(self, *, read_only: bool) -> sqlite3.Connection:
+        """A connection in autocommit mode (units open their own transactions), set up;
+        the writer's also switches to WAL and migrates the database."""
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            if read_only:
+                conn = connect_read_only(self.path, isolation_level=None)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
             configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
-            mode = retry_busy(
-                lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0],
-                wait=self._busy_wait,
-                what="open",
-            )
-            if str(mode).lower() != "wal":
-                raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
-            conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
-            self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
+            if not read_only:
+                self._set_up_writer(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc) from exc
@@ -171,23 +173,22 @@ class SqliteStore:
             raise
         return conn
 
-    def _connect_reader(self) -> sqlite3.Connection:
-        try:
-            conn = connect_read_only(self.path, isolation_level=None, check_same_thread=True)
-        except sqlite3.Error as exc:
-            raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        try:
-            configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise translate(exc) from exc
-        return conn
+    def _set_up_writer(self, conn: sqlite3.Connection) -> None:
+        mode = retry_busy(
+            lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0],
+            wait=self._busy_wait,
+            what="open",
+        )
+        if str(mode).lower() != "wal":
+            raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
+        self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
 
     async def open(self) -> None:
         try:
             await self._writer_worker.open(self._connect_writer)
             for worker in self._reader_workers:
-                await worker.open(self._connect_reader)
+                await worker.open(functools.partial(self._connect, read_only=True))
         except BaseException:
             await self.close()
             raise
