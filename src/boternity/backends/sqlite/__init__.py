@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boternity.backends.sqlite.locks import LOCK_FOLDER_SUFFIX
+from boternity.backends.sqlite.maintenance import COMPANION_SUFFIXES
 from boternity.backends.sqlite.store import SqliteStore
 from boternity.errors import ValidationError
 
@@ -15,9 +16,6 @@ if TYPE_CHECKING:
     from boternity.repositories import MaintenanceOperation, Store, StoreOptions
 
 __all__ = ["BACKEND", "COMPANION_SUFFIXES", "SqliteBackend", "SqliteStore"]
-
-#: Files SQLite (and boternity) keep for a database file ``X``: ``X`` itself, ``X-wal`` etc.
-COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 class SqliteBackend:

@@ -21,10 +21,10 @@ from boternity.repositories import (
 )
 from boternity.units import format_size
 
-__all__ = ["SqliteMaintenance", "schema_version_on_disk"]
+__all__ = ["COMPANION_SUFFIXES", "SqliteMaintenance", "schema_version_on_disk"]
 
-#: The files SQLite keeps for a database ``X``: ``X`` itself, ``X-wal``, ``X-shm``.
-_FILE_SUFFIXES = ("", "-wal", "-shm")
+#: Files SQLite keeps for a database file ``X``: ``X`` itself, ``X-wal`` etc.
+COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def _user_tables(conn: sqlite3.Connection) -> list[str]:
@@ -106,7 +106,7 @@ class SqliteMaintenance:
 
     async def details(self) -> StoreDetails:
         files: dict[str, int] = {}
-        for suffix in _FILE_SUFFIXES:
+        for suffix in COMPANION_SUFFIXES:
             p = self._path.with_name(self._path.name + suffix)
             with contextlib.suppress(FileNotFoundError):
                 files[p.name] = p.stat().st_size
