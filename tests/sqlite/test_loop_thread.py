@@ -158,13 +158,17 @@ async def test_the_wal_is_checkpointed_off_the_loop(tmp_path: Path) -> None:
 async def test_group_commit_still_shares_one_transaction(
     tmp_path: Path, inline_times: list[tuple[float, float]]
 ) -> None:
-    """Writers woken together still commit together, on the loop thread too: the first
-    write of a loop step runs at once, the ones after it in that step share one batch."""
+    """Writers woken together still commit together, on the loop thread too. After lone
+    writes, the first write of a loop step runs at once and the ones after it in that step
+    share one batch; once batches hold several units, every write waits for company."""
     async with open_store(tmp_path / "b.db") as store:
         sessions = [await _session(store) for _ in range(8)]
         inline_times.clear()
         await asyncio.gather(*(store.chat.save_message(_message(s)) for s in sessions))
         assert len(inline_times) == 2  # the first alone, then one batch of 7 units
+        inline_times.clear()
+        await asyncio.gather(*(store.chat.save_message(_message(s)) for s in sessions))
+        assert len(inline_times) == 1  # all 8 in one batch
 
 
 def test_ids_read_back_are_the_same_uuids() -> None:

@@ -355,6 +355,7 @@ class Writer:
         self._busy_timeout_ms = busy_timeout_ms
         self._commits = 0
         self._stepped = False  # a write already ran at once in this step of the loop
+        self._last_batch = 1  # units in the last batch
 
     def run(self, unit: Callable[[sqlite3.Connection], T]) -> Coroutine[Any, Any, T]:
         """Queue ``unit`` for a write transaction; await the result to have it once committed.
@@ -364,9 +365,11 @@ class Writer:
         self._queue.append((unit, fut))
         if not self._in_flight:
             self._in_flight = True
-            if self.inline and not self._stepped:
-                # The first write of this step of the loop: run it now, here. Writers that
-                # arrive later in this step share the next batch (one step later).
+            if self.inline and self._last_batch == 1 and not self._stepped:
+                # A lone writer (the last batch held one unit), and the first write of this
+                # step of the loop: run it now, here. Writers that arrive later in this
+                # step share the next batch, one step later; from then on, while batches
+                # hold several units, every write waits that step for company.
                 self._stepped = True
                 loop.call_soon(self._next_step)
                 self._dispatch()
@@ -387,6 +390,7 @@ class Writer:
             self._finish(batch, None, RepositoryError("the store is closed"))
             return
         units = [unit for unit, _ in batch]
+        self._last_batch = len(units)
         run: Callable[[sqlite3.Connection], list[tuple[bool, Any]]]
         if self.inline:
             self._commits += 1
