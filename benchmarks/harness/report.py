@@ -135,6 +135,8 @@ def _pragmas(p: dict[str, str]) -> str:
 
 
 def _cell_write(row: dict[str, Any] | None) -> list[str]:
+    if row and row.get("failed"):
+        return [f"failed ({row['failed']})", "", ""]
     if not row or row.get("value") is None:
         return ["–", "–", "–"]
     cpu = _num(row.get("cpu_us"))
@@ -148,6 +150,14 @@ def _cell_read(row: dict[str, Any] | None) -> list[str]:
         return ["–", "–", "–"] if not row else [row.get("skipped", "–"), "", ""]
     value = f"{_num(row['value'])} ({_num(row.get('p95'))})"
     return [value, _num(row.get("ratio"), 2) + "×", _num(row.get("cpu_us"))]
+
+
+def _c1_cell(row: dict[str, Any] | None) -> str:
+    if not row:
+        return "–"
+    if row.get("failed"):
+        return "failed"
+    return f"{_num(row['value'])} ({_num(row.get('ratio'), 2)}×)"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -220,9 +230,7 @@ def markdown(results: dict[str, Any]) -> str:
         ks = list(results["C1"])
         labels = list(dict.fromkeys(k for t in results["C1"].values() for k in t))
         parts.append("**C1** — W2 with 1 to 16 sessions at once: msg/s (× floor).\n")
-        rows = [[label, *(
-            f"{_num(results['C1'][k][label]['value'])} ({_num(results['C1'][k][label].get('ratio'), 2)}×)"
-            if label in results["C1"][k] else "–" for k in ks)] for label in labels]  # fmt: skip
+        rows = [[label, *(_c1_cell(results["C1"][k].get(label)) for k in ks)] for label in labels]
         parts.append(_table(["system", *ks], rows))
     if "M1" in results:
         parts.append(
@@ -268,7 +276,12 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plots(results: dict[str, Any], out: Path) -> list[Path]:
-    import matplotlib
+    """s1.png and c1.png (none without matplotlib: it comes with the bench group)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("no plots: matplotlib is not installed (uv run --group bench ...)")
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -301,7 +314,10 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
         ks = [int(k) for k in results["C1"]]
         labels = list(dict.fromkeys(k for t in results["C1"].values() for k in t))
         for label in labels:
-            pts = [(int(k), t[label]["value"]) for k, t in results["C1"].items() if label in t]
+            pts = [(int(k), t[label]["value"]) for k, t in results["C1"].items()
+                   if label in t and t[label].get("value")]  # fmt: skip
+            if not pts:
+                continue
             ax.plot(*zip(*pts, strict=True), marker="o", label=label,
                     linestyle="--" if "floor" in label else "-",
                     linewidth=2.5 if label.startswith("boternity") else 1.2)  # fmt: skip

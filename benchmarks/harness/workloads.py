@@ -69,16 +69,43 @@ def _throughput(system: Appender, samples: list[Sample]) -> Row:
 async def appends(systems: list[Appender], plan: Plan, k: int, per_session: int) -> dict[str, Row]:
     """k sessions appending at once, ``per_session`` messages each, per repetition."""
     samples: dict[str, list[Sample]] = {s.label: [] for s in systems}
+    failed: dict[str, str] = {}
     for s in systems:  # warm up: connections, statement caches
-        await s.run(await s.sessions(k), 5)
+        await _guard(failed, s, lambda s=s: _warm(s, k))
     for rep in range(plan.reps):
         for s in rotate(systems, rep):
+            if s.label in failed:
+                continue
             n = max(5, int(per_session * s.scale))
-            sessions = await s.sessions(k)
-            samples[s.label].append(
-                await timed(k * n, lambda s=s, ss=sessions, n=n: s.run(ss, n), s.server_pids())
-            )
-    return {s.label: _throughput(s, samples[s.label]) for s in systems}
+
+            async def slice_(s: Appender = s, n: int = n) -> None:
+                sessions = await s.sessions(k)
+                samples[s.label].append(
+                    await timed(k * n, lambda: s.run(sessions, n), s.server_pids())
+                )
+
+            await _guard(failed, s, slice_)
+    return {
+        s.label: _row(s, value=None, failed=failed[s.label])
+        if s.label in failed
+        else _throughput(s, samples[s.label])
+        for s in systems
+    }
+
+
+async def _warm(s: Appender, k: int) -> None:
+    await s.run(await s.sessions(k), 5)
+
+
+async def _guard(failed: dict[str, str], system: Any, work: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``work``; a system that fails is reported with its error (a peer that cannot take
+    the workload, say ``database is locked``), not measured further, and the run goes on."""
+    try:
+        await work()
+    except Exception as exc:
+        text = str(getattr(exc, "orig", None) or exc).splitlines()[0][:120]
+        failed[system.label] = f"{type(getattr(exc, 'orig', None) or exc).__name__}: {text}"
+        print(f"  {system.label} failed: {failed[system.label]}", flush=True)
 
 
 async def reads(
