@@ -263,6 +263,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where results go (default benchmarks/results)")
     parser.add_argument("--dir", type=Path, help="where the database files go (a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the database files")
+    parser.add_argument(
+        "--readme", action="store_true", help="also put the figures and plots in README.md"
+    )
     args = parser.parse_args()
     if args.no_postgres:
         args.url = None
@@ -304,7 +307,13 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     text = report.markdown(results)
     (out / "results.md").write_text(text)
-    report.plots(results, out)
+    made = report.plots(results, out)
+    if args.readme:
+        readme = HERE.parent / "README.md"
+        images = "".join(
+            f"![{p.stem.upper()}]({p.relative_to(HERE.parent).as_posix()})\n" for p in made
+        )
+        readme.write_text(report.into_readme(readme.read_text(), text + "\n" + images))
     print()
     print(text)
     step(f"done in {meta['seconds']} s; results in {out}")

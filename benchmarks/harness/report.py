@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 SQLITE_FLOOR = {"normal": "sqlite3 floor (NORMAL)", "full": "sqlite3 floor (FULL)"}
@@ -30,22 +31,32 @@ def add_ratios(results: dict[str, Any]) -> None:
         _read_ratios(table)
 
 
+def _ratio(row: dict[str, Any], floor: dict[str, Any]) -> float:
+    """The median over repetitions of row / floor within each repetition (both ran in it, a
+    few seconds apart), which a machine whose load drifts between repetitions disturbs less
+    than the ratio of the two medians; that ratio when repetitions are missing."""
+    ours, base = row.get("reps") or [], floor.get("reps") or []
+    if ours and len(ours) == len(base) and all(base):
+        return float(median([a / b for a, b in zip(ours, base, strict=True)]))
+    return float(row["value"] / floor["value"])
+
+
 def _write_ratios(rows: dict[str, Any]) -> None:
     for row in rows.values():
         floor = rows.get(write_floor(row))
-        if floor and row.get("value"):
-            row["ratio"] = row["value"] / floor["value"]
+        if floor and row.get("value") and floor.get("value"):
+            row["ratio"] = _ratio(row, floor)
             row["floor"] = write_floor(row)
         normal = rows.get(SQLITE_FLOOR["normal"])
-        if normal and row.get("value") and row["backend"] == "sqlite":
-            row["ratio_normal_floor"] = row["value"] / normal["value"]
+        if normal and row.get("value") and normal.get("value") and row["backend"] == "sqlite":
+            row["ratio_normal_floor"] = _ratio(row, normal)
 
 
 def _read_ratios(rows: dict[str, Any]) -> None:
     for row in rows.values():
         floor = rows.get(READ_FLOOR[row["backend"]])
         if floor and row.get("value") and floor.get("value"):
-            row["ratio"] = row["value"] / floor["value"]
+            row["ratio"] = _ratio(row, floor)
 
 
 def pct(ordered: list[float], q: float) -> float:
@@ -172,8 +183,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Run {meta['started']} on {meta['machine']} ({meta['mode']}, {meta['reps']} repetitions,"
         f" systems interleaved); commit {meta['commit']}; load average {meta['load_before']}"
         f" before, {meta['load_after']} after. Ratios are to the floor of the same backend and"
-        " durability in the same run; CPU is this process's CPU time (all threads) per operation,"
-        " the steadier figure on a shared machine.\n",
+        " durability, taken within each repetition (median over repetitions); CPU is this"
+        " process's CPU time (all threads) per operation, the steadier figure on a shared"
+        " machine.\n",
         "**Targets (issue 11)**\n",
         _table(
             ["target", "measured", "met"],
@@ -270,6 +282,16 @@ def markdown(results: dict[str, Any]) -> str:
         rows = [[k, f"{_num(v['value'])} ({_num(v['p90'])})"] for k, v in results["CLI"].items()]
         parts.append(_table(["command", "ms"], rows))
     return "\n".join(parts)
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def into_readme(readme: str, block: str) -> str:
+    """``readme`` with what stands between the bench markers replaced by ``block``."""
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{block.strip()}\n{END}{tail}"
 
 
 # --- plots ---------------------------------------------------------------------------------
