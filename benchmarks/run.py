@@ -92,7 +92,7 @@ def loop_blocking(results: dict[str, Any], name: str) -> None:
     """How long boternity's SQLite units and reads held the event-loop thread during the
     workload just run (they run there at durability normal), then start counting afresh
     (an empty ``name``: only that)."""
-    times, pool.inline_times = pool.inline_times or [], []
+    times, pool.inline_times = getattr(pool, "inline_times", None) or [], []
     if times and name:
         wall = sorted(t[0] for t in times)
         cpu = sorted(t[1] for t in times)
@@ -249,6 +249,25 @@ async def _maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
     return await result if asyncio.iscoroutine(result) else result
 
 
+def publish(results: dict[str, Any], out: Path, *, readme: bool) -> None:
+    """Ratios, results.json, results.md, the plots (and the README's figures); print them."""
+    report.add_ratios(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    text = report.markdown(results)
+    (out / "results.md").write_text(text)
+    made = report.plots(results, out)
+    if readme:
+        path = HERE.parent / "README.md"
+        images = "".join(
+            f"![{p.stem.upper()}]({p.resolve().relative_to(HERE.parent).as_posix()})\n"
+            for p in made
+        )
+        path.write_text(report.into_readme(path.read_text(), text + "\n" + images))
+    print()
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,7 +285,14 @@ def main() -> None:
     parser.add_argument(
         "--readme", action="store_true", help="also put the figures and plots in README.md"
     )
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only write the report of an earlier run"
+    )
     args = parser.parse_args()
+    if args.render:
+        results = json.loads(args.render.read_text())
+        publish(results, args.out or args.render.parent, readme=args.readme)
+        return
     if args.no_postgres:
         args.url = None
     plan = QUICK if args.quick else FULL
@@ -303,19 +329,7 @@ def main() -> None:
     meta["load_after"] = _load()
     meta["seconds"] = round(time.perf_counter() - started, 1)
     results = {"meta": meta, **results}
-    report.add_ratios(results)
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
-    text = report.markdown(results)
-    (out / "results.md").write_text(text)
-    made = report.plots(results, out)
-    if args.readme:
-        readme = HERE.parent / "README.md"
-        images = "".join(
-            f"![{p.stem.upper()}]({p.relative_to(HERE.parent).as_posix()})\n" for p in made
-        )
-        readme.write_text(report.into_readme(readme.read_text(), text + "\n" + images))
-    print()
-    print(text)
+    publish(results, out, readme=args.readme)
     step(f"done in {meta['seconds']} s; results in {out}")
 
 

@@ -297,6 +297,20 @@ def into_readme(readme: str, block: str) -> str:
 # --- plots ---------------------------------------------------------------------------------
 
 
+def _style(tables: dict[str, Any], label: str, n: int) -> dict[str, Any]:
+    """One colour per system (tab20 has enough), floors dashed, boternity drawn thick."""
+    import matplotlib
+
+    group = next((t[label]["group"] for t in tables.values() if label in t), "")
+    return {
+        "label": label,
+        "marker": "o",
+        "color": matplotlib.colormaps["tab20"](n % 20),
+        "linestyle": "--" if group == "floor" else "-",
+        "linewidth": 2.5 if group == "boternity" else 1.2,
+    }
+
+
 def plots(results: dict[str, Any], out: Path) -> list[Path]:
     """s1.png and c1.png (none without matplotlib: it comes with the bench group)."""
     try:
@@ -313,12 +327,11 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         sizes = [int(s) for s in results["S1"]]
         labels = list(dict.fromkeys(k for t in results["S1"].values() for k in t))
-        for label in labels:
+        for n, label in enumerate(labels):
             pts = [(int(s), t[label]["value"]) for s, t in results["S1"].items()
                    if label in t and t[label].get("value")]  # fmt: skip
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=label,
-                        linewidth=2.5 if label.startswith("boternity") else 1.2)  # fmt: skip
+                ax.plot(*zip(*pts, strict=True), **_style(results["S1"], label, n))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
@@ -335,14 +348,12 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         ks = [int(k) for k in results["C1"]]
         labels = list(dict.fromkeys(k for t in results["C1"].values() for k in t))
-        for label in labels:
+        for n, label in enumerate(labels):
             pts = [(int(k), t[label]["value"]) for k, t in results["C1"].items()
                    if label in t and t[label].get("value")]  # fmt: skip
             if not pts:
                 continue
-            ax.plot(*zip(*pts, strict=True), marker="o", label=label,
-                    linestyle="--" if "floor" in label else "-",
-                    linewidth=2.5 if label.startswith("boternity") else 1.2)  # fmt: skip
+            ax.plot(*zip(*pts, strict=True), **_style(results["C1"], label, n))
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(ks, [str(k) for k in ks])
