@@ -42,6 +42,31 @@ def fact_key(fact: str) -> str:
     return _TRAILING.sub("", " ".join(fact.casefold().split()))
 
 
+@dataclass(frozen=True, slots=True)
+class MessageHit:
+    """A message found by :meth:`ChatRepository.search_messages`: the message, its session's
+    bot, and a snippet of its content around the first matched word (whitespace runs as one
+    space, "…" where cut) with ``marks``, the (start, end) spans of the snippet that matched."""
+
+    message: ChatMessage
+    bot_id: uuid.UUID
+    snippet: str
+    marks: tuple[tuple[int, int], ...] = ()
+
+    def parts(self) -> list[tuple[str, bool]]:
+        """The snippet as pieces of text in order, each with whether it matched."""
+        out: list[tuple[str, bool]] = []
+        at = 0
+        for start, end in self.marks:
+            if start > at:
+                out.append((self.snippet[at:start], False))
+            out.append((self.snippet[start:end], True))
+            at = end
+        if at < len(self.snippet):
+            out.append((self.snippet[at:], False))
+        return out
+
+
 @runtime_checkable
 class BotRepository(Protocol):
     async def create_bot(self, bot: Bot) -> Bot:
@@ -166,6 +191,18 @@ class ChatRepository(Protocol):
     async def count_sessions(self) -> int: ...
 
     async def count_messages(self) -> int: ...
+
+    async def search_messages(
+        self, query: str, *, bot_id: uuid.UUID | None = None, limit: int = 20
+    ) -> list[MessageHit]:
+        """Full-text search over the messages of every session (of one bot with ``bot_id``),
+        best match first, then newest (created_at DESC, id DESC). A message matches when it
+        shares any word with the query (stop words aside; words are stemmed, and case and
+        diacritics folded, as by search_memories); the first SEARCHED_CHARS (50,000)
+        characters of each message are searched. Any string is a valid query: quotes,
+        operators and punctuation are treated as text, never as syntax. Deleted messages
+        (clear_messages, pop_message, deleted sessions and bots) are never found."""
+        ...
 
 
 @runtime_checkable
