@@ -46,9 +46,7 @@ def fold(word: str) -> str:
 
 
 def _marked_words(marked: str) -> set[str]:
-    return {
-        fold(word[0]) for region in _MARKED.findall(marked) for word in _WORD.finditer(region)
-    }
+    return {fold(word[0]) for region in _MARKED.findall(marked) for word in _WORD.finditer(region)}
 
 
 def snippet(content: str, marked: str) -> tuple[str, Marks]:
