@@ -24,6 +24,7 @@ from boternity.models import (
     ContextSummary,
     MemoryEntry,
     MemoryEvent,
+    MessageHit,
     PendingExtraction,
     SoulVersion,
 )
@@ -40,31 +41,6 @@ def fact_key(fact: str) -> str:
     """The form two facts are compared in, by the memory pipeline and the stores alike: case,
     inner whitespace and trailing punctuation do not make a fact new."""
     return _TRAILING.sub("", " ".join(fact.casefold().split()))
-
-
-@dataclass(frozen=True, slots=True)
-class MessageHit:
-    """A message found by :meth:`ChatRepository.search_messages`: the message, its session's
-    bot, and a snippet of its content around the first matched word (whitespace runs as one
-    space, "…" where cut) with ``marks``, the (start, end) spans of the snippet that matched."""
-
-    message: ChatMessage
-    bot_id: uuid.UUID
-    snippet: str
-    marks: tuple[tuple[int, int], ...] = ()
-
-    def parts(self) -> list[tuple[str, bool]]:
-        """The snippet as pieces of text in order, each with whether it matched."""
-        out: list[tuple[str, bool]] = []
-        at = 0
-        for start, end in self.marks:
-            if start > at:
-                out.append((self.snippet[at:start], False))
-            out.append((self.snippet[start:end], True))
-            at = end
-        if at < len(self.snippet):
-            out.append((self.snippet[at:], False))
-        return out
 
 
 @runtime_checkable

@@ -70,11 +70,12 @@ from boternity.models import (
     MemoryEntry,
     MemoryEvent,
     MemoryEventKind,
+    MessageHit,
     PendingExtraction,
     SoulVersion,
     soul_hash,
 )
-from boternity.repositories import DEFAULT_LEASE, MessageHit
+from boternity.repositories import DEFAULT_LEASE
 
 
 class BotCore(Repository):
