@@ -1,6 +1,7 @@
 """SQLite's full-text index of messages (migration 0005) stays exactly in step with the
-messages: FTS5's own check compares every entry with the text it indexes, after every way a
-message can go (pop, clear, a deleted session or bot, a rolled-back batch)."""
+messages: FTS5's own check compares every entry with the text it should hold, after every way
+a message can come or go (saved, indexed in a batch or by a search, popped, cleared, deleted
+with its session or bot, rolled back), whether it was indexed yet or still waiting."""
 
 from __future__ import annotations
 
@@ -15,14 +16,21 @@ from tests.conformance import factories as f
 
 pytestmark = pytest.mark.sqlite
 
+#: New messages are indexed this many at a time (the migration's batch trigger).
+BATCH = 64
 
-def _check(path: Path) -> int:
-    """FTS5's integrity check against the content (rank 1); the number of indexed rows."""
+
+def _state(path: Path) -> tuple[int, int]:
+    """(messages indexed, messages waiting), after FTS5's integrity check against the text it
+    should hold (rank 1: the content too) and checking that every message is one or the other."""
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
-        rows = conn.execute("SELECT count(*) FROM messages_fts_docsize").fetchone()[0]
-        assert rows == conn.execute("SELECT count(*) FROM chat_messages").fetchone()[0]
-        return int(rows)
+        indexed = {r for (r,) in conn.execute("SELECT id FROM messages_fts_docsize")}
+        waiting = {r for (r,) in conn.execute("SELECT message_rowid FROM messages_to_index")}
+        messages = {r for (r,) in conn.execute("SELECT rowid FROM chat_messages")}
+    assert not indexed & waiting
+    assert indexed | waiting == messages
+    return len(indexed), len(waiting)
 
 
 async def test_every_delete_leaves_the_index_in_step(tmp_path: Path) -> None:
@@ -30,27 +38,51 @@ async def test_every_delete_leaves_the_index_in_step(tmp_path: Path) -> None:
     async with open_store(path) as store:
         ana, ben = await f.new_bot(store), await f.new_bot(store)
         sessions = [await f.new_session(store, b.id) for b in (ana, ana, ben, ben)]
-        for s in sessions:
-            for i in range(4):
-                await store.chat.save_message(f.message(s.id, f"word{i} é shared " * (i + 1)))
-        assert _check(path) == 16
-        await store.chat.pop_message(sessions[0].id)
+
+        async def fill(count: int) -> None:
+            for s in sessions:
+                for i in range(count):
+                    await store.chat.save_message(f.message(s.id, f"word{i} é shared " * (i + 1)))
+
+        await fill(4)
+        assert _state(path) == (0, 16)  # all waiting
+        await store.chat.pop_message(sessions[0].id)  # a waiting one goes
         await store.chat.save_message(f.message(sessions[0].id, "its row again, new words"))
-        assert _check(path) == 16
+        assert _state(path) == (0, 16)
+        assert len(await store.chat.search_messages("shared", limit=100)) == 15
+        assert _state(path) == (16, 0)  # the search indexed them
+        await store.chat.pop_message(sessions[0].id)  # an indexed one goes
+        assert _state(path) == (15, 0)
+        await fill(1)  # some waiting beside the indexed
         await store.chat.clear_messages(sessions[1].id)
-        assert _check(path) == 12
+        assert _state(path) == (11, 3)
         await store.chat.delete_session(sessions[2].id)
-        assert _check(path) == 8
+        assert _state(path) == (7, 2)
         await store.bots.delete_bot(ana.id)
-        assert _check(path) == 4
-        with pytest.raises(ValidationError):  # rolled back whole: nothing indexed
+        assert _state(path) == (4, 1)
+        with pytest.raises(ValidationError):  # rolled back whole: nothing indexed or waiting
             await store.chat.save_messages(
                 [
                     f.message(sessions[3].id, "x", input_tokens=2**62),
                     f.message(sessions[3].id, "y", input_tokens=2**62),
                 ]
             )
-        assert _check(path) == 4
+        assert _state(path) == (4, 1)
+        assert len(await store.chat.search_messages("shared")) == 5
+
+
+async def test_new_messages_are_indexed_a_batch_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    async with open_store(path) as store:
+        s = await f.new_session(store)
+        await store.chat.save_messages([f.message(s.id, f"batch {i}") for i in range(BATCH - 1)])
+        assert _state(path) == (0, BATCH - 1)
+        await store.chat.save_message(f.message(s.id, "batch last"))  # the 64th
+        assert _state(path) == (BATCH, 0)
+        for i in range(BATCH + 3):
+            await store.chat.save_message(f.message(s.id, f"batch {i}"))
+        assert _state(path) == (2 * BATCH, 3)
+        assert len(await store.chat.search_messages("batch", limit=1000)) == 2 * BATCH + 3
 
 
 async def test_a_long_message_is_indexed_up_to_its_searched_start(tmp_path: Path) -> None:
@@ -60,5 +92,7 @@ async def test_a_long_message_is_indexed_up_to_its_searched_start(tmp_path: Path
         long = "start " + "word " * 12_000 + "end"  # "end" is past the first 50,000
         await store.chat.save_message(f.message(s.id, long))
         await store.chat.save_message(f.message(s.id, long + " popped"))
+        assert await store.chat.search_messages("end") == []
         await store.chat.pop_message(s.id)
-    assert _check(path) == 1
+        assert len(await store.chat.search_messages("start")) == 1
+    assert _state(path) == (1, 0)

@@ -378,8 +378,14 @@ class ChatCore(Repository):
         if not terms or limit == 0:
             return []
         params = (self._d.search_text(terms), limit, *(filters[f] for f in MESSAGE_FILTERS))
+        if self._q.index_waiting:  # so the latest messages are found too
+            await self._x.write(self._index_waiting, atomic=True)
         rows = await self._x.read(self._q.search_messages, params, ALL, browse=True)
         return [self._hit(row) for row in rows]
+
+    def _index_waiting(self) -> Unit[None]:
+        yield self._q.index_waiting, (), NONE
+        yield self._q.clear_waiting, (), NONE
 
     def _hit(self, row: Sequence[Any]) -> MessageHit:
         message: ChatMessage = self._message(row)

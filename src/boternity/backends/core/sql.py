@@ -124,6 +124,10 @@ class Statements:
     #: of the content with its matched words marked (core.search), best match first, then
     #: created_at DESC, id DESC.
     search_messages = ""
+    #: Messages waiting to be indexed, where a dialect indexes new messages in batches (SQLite):
+    #: index them, then stop them waiting; search_messages runs both first. Empty: none wait.
+    index_waiting = ""
+    clear_waiting = ""
 
     # memories
     memory_refs = (  # bot, session, source message, superseded_by, id -> bot exists,

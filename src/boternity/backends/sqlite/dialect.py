@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from boternity.backends.core.dialect import Dialect
-from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN
+from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
 from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters
 from boternity.backends.core.tables import FLAG, MEMORIES, MESSAGES, PENDING, TAGS, TIME, UUID
 
@@ -59,6 +59,13 @@ class SqliteStatements(Statements):
         " WHERE messages_fts.rowid = hits.r AND messages_fts MATCH ?1 AND m.rowid = hits.r"
         " ORDER BY hits.score, m.created_at DESC, m.id DESC"
     )
+    # New messages are indexed 64 at a time (migration 0005); a search indexes those waiting.
+    index_waiting = (
+        "INSERT INTO messages_fts (rowid, content)"
+        f" SELECT p.message_rowid, substr(m.content, 1, {SEARCHED_CHARS})"
+        " FROM messages_to_index p JOIN chat_messages m ON m.rowid = p.message_rowid"
+    )
+    clear_waiting = "DELETE FROM messages_to_index"
     # One statement under the write lock: the rows it picks are updated before any other
     # claimer (task or process) can start its own transaction.
     claim = (
