@@ -143,7 +143,8 @@ def make_decoder(
     taken from a second argument instead: a key every row of a query shares, parsed once."""
     scope = {"loads": json.loads, "new": object.__new__, "cls": t.model}
     setters = _setters(t.model, t.columns, scope)
-    # The row unpacked into locals at once (one opcode, not one subscript per column).
+    # The row unpacked into locals at once (one opcode, not one subscript per column); a row
+    # may carry more columns after the table's own (a search hit's), which are left out.
     names = ", ".join(f"c{i}" for i in range(len(t.columns)))
     lines = "".join(
         "    "
@@ -154,7 +155,10 @@ def make_decoder(
         for i, (name, kind) in enumerate(t.kinds())
     )
     args = f"r, {fixed}" if fixed else "r"
-    source = f"def f({args}):\n    {names}, = r\n    o = new(cls)\n{lines}    return o\n"
+    source = (
+        f"def f({args}):\n    {names}, = r[:{len(t.columns)}]\n    o = new(cls)\n{lines}"
+        "    return o\n"
+    )
     return _compile(source, scope)  # type: ignore[no-any-return]
 
 
