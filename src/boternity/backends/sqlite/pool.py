@@ -336,9 +336,12 @@ class _Queued(asyncio.Future[Any]):
 class Writer:
     """The only path to the database's write lock in this process.
 
-    Callback-driven: an idle writer sends what is queued to the thread one loop step after
-    the first write arrives, and the thread's answer settles the callers' futures and sends
-    whatever queued meanwhile as the next batch: one hop per batch and no task switches.
+    Callback-driven: an idle writer runs what is queued one loop step after the first write
+    arrives (a lone writer's write at once), as one batch: on the loop thread when ``inline``
+    and the batch is small, else on the writer thread, whose answer settles the callers'
+    futures and sends whatever queued meanwhile as the next batch: at most one hop per batch
+    and no task switches. Only one batch is ever in flight, so the loop thread uses the
+    writer's connection only while the writer thread waits for work.
     """
 
     def __init__(
