@@ -117,6 +117,9 @@ class Repository:
         """A checked id argument, as bound."""
         return self._key(check_id(value, name))
 
+    def _opt_id(self, value: Any, name: str = "bot_id") -> Any:
+        return None if value is None else self._id(value, name)
+
     def _opt_time(self, value: Any) -> Any:
         return None if value is None else self._time(value)
 

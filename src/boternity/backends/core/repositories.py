@@ -6,13 +6,14 @@ work is a generator of steps (see dialect.py) that every backend's executor runs
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boternity.backends.common import (
     check_enum,
@@ -52,6 +53,16 @@ from boternity.backends.core.tables import (
     TAGS,
     copy_with,
 )
+from boternity.backends.core.vectors import (
+    THREAD_FLOATS,
+    BotVectors,
+    VectorCache,
+    build,
+    check_embedding_model,
+    check_vector,
+    nearest,
+    to_bytes,
+)
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
 from boternity.models import (
@@ -72,6 +83,10 @@ from boternity.models import (
     soul_hash,
 )
 from boternity.repositories import DEFAULT_LEASE
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 class BotCore(Repository):
@@ -381,6 +396,7 @@ class MemoryCore(Repository):
         self._pending = dialect.decoder(PENDING)
         self._summary = dialect.decoder(SUMMARIES)
         self._event = dialect.decoder(HISTORY)
+        self._vectors = VectorCache()
 
     # --- units -------------------------------------------------------------------------
 
@@ -447,6 +463,11 @@ class MemoryCore(Repository):
         yield self._record(old, bot, fact, MemoryEventKind.SUPERSEDED, actor, job=job,
                            related=new_key)  # fmt: skip
 
+    def _changed(self, bot: Any) -> Step:
+        """Raise the bot's memory_version (bot as bound): the last step of every unit that
+        changes its memories or their embeddings, so cached vectors are known to be stale."""
+        return self._q.bump_memory_version, (bot,), NONE
+
     def _live_facts(self, bot: uuid.UUID) -> Unit[list[tuple[Any, str]]]:
         """(id, fact) of the bot's live memories, for a duplicate check in the saving unit,
         after taking the bot's lock: check and insert are one step per bot (a READ COMMITTED
@@ -465,6 +486,7 @@ class MemoryCore(Repository):
             if unique:
                 check_not_remembered(m, (yield from self._live_facts(m.bot_id)))
             yield from self._insert_memory(m)
+            yield self._changed(self._key(m.bot_id))
             return m
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
@@ -496,6 +518,7 @@ class MemoryCore(Repository):
                 yield self._record(old_id, bot, old_fact, MemoryEventKind.RESTORED,
                                    MemoryActor.USER, related=key)  # fmt: skip
             yield self._record(key, bot, fact, MemoryEventKind.DELETED, MemoryActor.USER)
+            yield self._changed(bot)
 
         await self._x.write(unit, atomic=True)
 
@@ -506,6 +529,8 @@ class MemoryCore(Repository):
             deleted = yield self._q.delete_all_memories, (key,), ALL
             for memory, fact in deleted:
                 yield self._record(memory, key, fact, MemoryEventKind.DELETED, MemoryActor.USER)
+            if deleted:
+                yield self._changed(key)
             return len(deleted)
 
         return await self._x.write(unit, atomic=True)
@@ -547,9 +572,107 @@ class MemoryCore(Repository):
         def unit() -> Unit[MemoryEntry]:
             yield from self._insert_memory(m)
             yield from self._supersede(old, m)
+            yield self._changed(self._key(m.bot_id))
             return m
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
+
+    # --- embeddings ----------------------------------------------------------------------
+
+    async def save_embeddings(self, model: str, embeddings: Sequence[tuple[uuid.UUID, Any]]) -> int:
+        model = check_embedding_model(model)
+        checked = [
+            (check_id(memory_id, "memory_id"), check_vector(vector, f"vector {i}"))
+            for i, (memory_id, vector) in enumerate(embeddings)
+        ]
+        if not checked:
+            return 0
+        dimension = checked[0][1].shape[0]
+        if any(v.shape[0] != dimension for _, v in checked):
+            raise ValidationError("the vectors of one save_embeddings call differ in length")
+        at = self._time(utc_now())
+        steps = [(model, dimension, to_bytes(v), at, self._key(i)) for i, v in checked]
+
+        def unit() -> Unit[int]:
+            bots = []
+            for params in steps:
+                bot = yield self._q.save_embedding, params, VALUE
+                if bot is not None:  # None: the memory was deleted meanwhile
+                    bots.append(bot)
+            for bot in sorted(set(bots), key=str):  # one lock order
+                yield self._changed(bot)
+            return len(bots)
+
+        return await self._x.write(unit, atomic=True)
+
+    async def memories_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+    ) -> list[MemoryEntry]:
+        params = (self._opt_id(bot_id), check_embedding_model(model), check_limit(limit))
+        return await self._all(self._q.unembedded, self._memory, *params, browse=True)
+
+    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
+        params = (self._opt_id(bot_id), check_embedding_model(model))
+        return int(await self._x.read(self._q.count_unembedded, params, VALUE, browse=True))
+
+    async def live_embeddings(
+        self, bot_id: uuid.UUID, model: str
+    ) -> tuple[list[uuid.UUID], NDArray[np.float32]]:
+        vectors = await self._loaded(self._id(bot_id, "bot_id"), check_embedding_model(model))
+        rows = vectors.candidates(include_superseded=False)
+        return [_as_uuid(k) for k in vectors.keys[: vectors.live]], rows
+
+    async def nearest_memories(
+        self,
+        bot_id: uuid.UUID,
+        model: str,
+        vector: Any,
+        *,
+        limit: int = 10,
+        include_superseded: bool = False,
+    ) -> list[tuple[MemoryEntry, float]]:
+        key = self._id(bot_id, "bot_id")
+        model = check_embedding_model(model)
+        query = check_vector(vector, "query vector")
+        check_limit(limit)
+        return await self._nearest(key, model, query, limit, bool(include_superseded))
+
+    async def _nearest(
+        self, bot: Any, model: str, query: Any, limit: int, include_superseded: bool
+    ) -> list[tuple[MemoryEntry, float]]:
+        """The exact search, in the process, over the cached matrix. A dialect with a
+        vector index (pgvector's HNSW) may replace this step by one statement (see
+        docs/memory-search.md)."""
+        vectors = await self._loaded(bot, model)
+        if vectors.matrix.size > THREAD_FLOATS:
+            picks = await asyncio.to_thread(nearest, vectors, query, limit, include_superseded)
+        else:
+            picks = nearest(vectors, query, limit, include_superseded)
+        if not picks:
+            return []
+        keys = [vectors.keys[row] for row, _ in picks]
+        rows = await self._x.read(self._q.memories_by_ids, (self._d.adapter(TAGS)(keys),), ALL)
+        found = {row[0]: self._memory(row) for row in rows}
+        # A memory deleted since the matrix was read is left out.
+        return [(found[k], score) for k, (_, score) in zip(keys, picks, strict=True) if k in found]
+
+    async def _loaded(self, bot: Any, model: str) -> BotVectors:
+        """The bot's vectors of ``model``, from the cache while its memory_version holds."""
+        version = await self._x.read(self._q.memory_version, (bot,), VALUE)
+        if version is None:
+            raise missing("bot", bot)
+        cached = self._vectors.get((bot, model), version)
+        if cached is not None:
+            return cached
+        # memory_version was read first: a change committed meanwhile makes the next search
+        # read the rows again, never keep a stale matrix under a newer version.
+        rows = await self._x.read(self._q.load_embeddings, (bot, model), ALL)
+        if len(rows) * 256 > THREAD_FLOATS:
+            vectors = await asyncio.to_thread(build, int(version), rows)
+        else:
+            vectors = build(int(version), rows)
+        self._vectors.put((bot, model), vectors)
+        return vectors
 
     # --- the extraction queue ----------------------------------------------------------
 
@@ -583,8 +706,9 @@ class MemoryCore(Repository):
     async def list_pending_extractions(
         self, *, bot_id: uuid.UUID | None = None
     ) -> list[PendingExtraction]:
-        key = None if bot_id is None else self._id(bot_id, "bot_id")
-        return await self._all(self._q.all_pending, self._pending, key, browse=True)
+        return await self._all(
+            self._q.all_pending, self._pending, self._opt_id(bot_id), browse=True
+        )
 
     async def get_pending_extraction(self, pending_id: uuid.UUID) -> PendingExtraction | None:
         return await self._get(
@@ -612,8 +736,9 @@ class MemoryCore(Repository):
     ) -> list[PendingExtraction]:
         check_limit(limit)
         at, until = claim_window(now, lease)
-        bot = None if bot_id is None else self._id(bot_id, "bot_id")
-        params = (self._time(at), self._time(until), MAX_EXTRACTION_ATTEMPTS, bot, limit)
+        params = (
+            self._time(at), self._time(until), MAX_EXTRACTION_ATTEMPTS, self._opt_id(bot_id), limit
+        )  # fmt: skip
 
         def unit() -> Unit[list[PendingExtraction]]:
             return [self._pending(r) for r in (yield self._q.claim, params, ALL)]
@@ -650,6 +775,8 @@ class MemoryCore(Repository):
                 yield from self._insert_memory(m, job=key)
             for added, old_id in links.items():
                 yield from self._supersede(old_id, by_id[added], job=key)
+            for bot in sorted({m.bot_id for m in kept}):
+                yield self._changed(self._key(bot))
             return kept
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)

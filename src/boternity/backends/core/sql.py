@@ -142,6 +142,41 @@ class Statements:
     history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
     supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
 
+    # memory embeddings (see vectors.py). Every change to a bot's memories or their
+    # embeddings raises the bot's memory_version in its transaction, as the unit's last step
+    # (the bot row is locked last: no lock-order cycle with the memory rows).
+    bump_memory_version = "UPDATE bots SET memory_version = memory_version + 1 WHERE id = ?"
+    memory_version = "SELECT memory_version FROM bots WHERE id = ?"  # bot id -> VALUE
+    # Written from the memory row itself (its bot), replacing the model's earlier vector;
+    # nothing when the memory is gone. model, dimension, vector, created_at, memory id -> bot
+    save_embedding = (
+        "INSERT INTO memory_embeddings (memory_id, model, bot_id, dimension, vector, created_at)"
+        " SELECT id, ?1, bot_id, ?2, ?3, ?4 FROM session_memories WHERE id = ?5"
+        " ON CONFLICT (memory_id, model) DO UPDATE SET dimension = excluded.dimension,"
+        " vector = excluded.vector, created_at = excluded.created_at"
+        " RETURNING bot_id"
+    )
+    # Memories with no vector of a model: live ones first, the most useful first.
+    # bot id|None, model, limit -> MEMORIES rows; bot id|None, model -> VALUE
+    _unembedded = (
+        " FROM session_memories m WHERE m.bot_id = coalesce(?1, m.bot_id) AND NOT EXISTS"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?2)"
+    )
+    unembedded = (
+        f"SELECT {MEMORIES.cols('m.')}{_unembedded}"
+        " ORDER BY m.superseded_by IS NOT NULL, m.importance DESC, m.created_at DESC, m.id"
+        " LIMIT ?3"
+    )
+    count_unembedded = f"SELECT count(*){_unembedded}"
+    # A bot's vectors of one model (bot id, model): memory id, vector bytes, live.
+    load_embeddings = (
+        "SELECT e.memory_id, e.vector, m.superseded_by IS NULL"
+        " FROM memory_embeddings e JOIN session_memories m ON m.id = e.memory_id"
+        " WHERE e.bot_id = ? AND e.model = ?"
+    )
+    # The memories whose ids are in a list (bound as the dialect binds lists), any order.
+    memories_by_ids = ""
+
     # the extraction queue
     insert_pending = (  # PENDING -> id, inserted only when the session exists and is the bot's
         f"INSERT INTO pending_memory_extractions ({PENDING.cols()})"

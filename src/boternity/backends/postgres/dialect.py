@@ -155,6 +155,7 @@ class PostgresStatements(Statements):
         " ORDER BY ts_rank(m.fact_tsv, q) DESC, m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT $4"
     )
+    memories_by_ids = f"SELECT {MEMORIES.cols()} FROM session_memories WHERE id = ANY($1::uuid[])"
     # SKIP LOCKED: a job another claimer is taking right now is passed over, not waited for;
     # one it already took is no longer due when re-checked, so two claimers never share a job.
     claim = (

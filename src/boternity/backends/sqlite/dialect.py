@@ -41,6 +41,10 @@ class SqliteStatements(Statements):
         " ORDER BY bm25(memories_fts), m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT ?4"
     )
+    memories_by_ids = (  # a JSON array of ids
+        f"SELECT {MEMORIES.cols()} FROM session_memories"
+        " WHERE id IN (SELECT value FROM json_each(?))"
+    )
     # One statement under the write lock: the rows it picks are updated before any other
     # claimer (task or process) can start its own transaction.
     claim = (
