@@ -37,6 +37,8 @@ TABLES = {
     "pending_memory_extractions",
     "context_summaries",
     "memory_history",
+    "memory_embeddings",
+    "memory_changes",
     "schema_migrations",
 }
 

@@ -463,10 +463,18 @@ class MemoryCore(Repository):
         yield self._record(old, bot, fact, MemoryEventKind.SUPERSEDED, actor, job=job,
                            related=new_key)  # fmt: skip
 
-    def _changed(self, bot: Any) -> Step:
-        """Raise the bot's memory_version (bot as bound): the last step of every unit that
-        changes its memories or their embeddings, so cached vectors are known to be stale."""
-        return self._q.bump_memory_version, (bot,), NONE
+    def _bump(self, bot: Any) -> Unit[int]:
+        """Raise the bot's memory_version (bot as bound) and return it: the first step of a
+        unit that changes the bot's vectors (an embedding written, a memory superseded,
+        restored or deleted), before any memory row is locked (see vectors.py)."""
+        version = yield self._q.bump_memory_version, (bot,), VALUE
+        if version is None:
+            raise missing("bot", bot)
+        return int(version)
+
+    def _log(self, bot: Any, version: int, memory: Any) -> Step:
+        """Note that this memory was superseded, restored or deleted at ``version``."""
+        return self._q.log_change, (bot, version, memory), NONE
 
     def _live_facts(self, bot: uuid.UUID) -> Unit[list[tuple[Any, str]]]:
         """(id, fact) of the bot's live memories, for a duplicate check in the saving unit,
@@ -486,7 +494,6 @@ class MemoryCore(Repository):
             if unique:
                 check_not_remembered(m, (yield from self._live_facts(m.bot_id)))
             yield from self._insert_memory(m)
-            yield self._changed(self._key(m.bot_id))
             return m
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
@@ -508,17 +515,22 @@ class MemoryCore(Repository):
         key = self._id(memory_id, "memory_id")
 
         def unit() -> Unit[None]:
+            owner = yield self._q.memory_bot, (key,), VALUE
+            if owner is None:
+                raise missing("memory", memory_id)
+            version = yield from self._bump(owner)
             # Read first: the memories this one superseded become live again (SET NULL).
             restored = yield self._q.superseded_by, (key,), ALL
             row = yield self._q.delete_memory, (key,), ONE
             if row is None:
                 raise missing("memory", memory_id)
             bot, fact = row
+            yield self._log(bot, version, key)
             for old_id, old_fact in restored:
+                yield self._log(bot, version, old_id)
                 yield self._record(old_id, bot, old_fact, MemoryEventKind.RESTORED,
                                    MemoryActor.USER, related=key)  # fmt: skip
             yield self._record(key, bot, fact, MemoryEventKind.DELETED, MemoryActor.USER)
-            yield self._changed(bot)
 
         await self._x.write(unit, atomic=True)
 
@@ -526,11 +538,13 @@ class MemoryCore(Repository):
         key = self._id(bot_id, "bot_id")
 
         def unit() -> Unit[int]:
+            version = yield self._q.bump_memory_version, (key,), VALUE
+            if version is None:
+                return 0  # no such bot: nothing to delete
+            yield self._q.log_all_memories, (version, key), NONE
             deleted = yield self._q.delete_all_memories, (key,), ALL
             for memory, fact in deleted:
                 yield self._record(memory, key, fact, MemoryEventKind.DELETED, MemoryActor.USER)
-            if deleted:
-                yield self._changed(key)
             return len(deleted)
 
         return await self._x.write(unit, atomic=True)
@@ -571,8 +585,10 @@ class MemoryCore(Repository):
 
         def unit() -> Unit[MemoryEntry]:
             yield from self._insert_memory(m)
+            bot = self._key(m.bot_id)
+            version = yield from self._bump(bot)
             yield from self._supersede(old, m)
-            yield self._changed(self._key(m.bot_id))
+            yield self._log(bot, version, self._key(old))
             return m
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
@@ -591,17 +607,21 @@ class MemoryCore(Repository):
         if any(v.shape[0] != dimension for _, v in checked):
             raise ValidationError("the vectors of one save_embeddings call differ in length")
         at = self._time(utc_now())
-        steps = [(model, dimension, to_bytes(v), at, self._key(i)) for i, v in checked]
+        keys = [self._key(i) for i, _ in checked]
+        listed = self._d.adapter(TAGS)(keys)
 
         def unit() -> Unit[int]:
-            bots = []
-            for params in steps:
-                bot = yield self._q.save_embedding, params, VALUE
-                if bot is not None:  # None: the memory was deleted meanwhile
-                    bots.append(bot)
-            for bot in sorted(set(bots), key=str):  # one lock order
-                yield self._changed(bot)
-            return len(bots)
+            found = yield self._q.memories_by_ids, (listed,), ALL
+            owner = {row[0]: row[1] for row in found}  # memory -> bot; gone ones are skipped
+            versions = {}
+            for bot in sorted(set(owner.values()), key=str):  # one lock order
+                versions[bot] = yield from self._bump(bot)
+            saved = 0
+            for k, (_, vector) in zip(keys, checked, strict=True):
+                if k in owner:
+                    params = (model, dimension, to_bytes(vector), at, versions[owner[k]], k)
+                    saved += (yield self._q.save_embedding, params, VALUE) is not None
+            return saved
 
         return await self._x.write(unit, atomic=True)
 
@@ -620,7 +640,8 @@ class MemoryCore(Repository):
     ) -> tuple[list[uuid.UUID], NDArray[np.float32]]:
         vectors = await self._loaded(self._id(bot_id, "bot_id"), check_embedding_model(model))
         rows = vectors.candidates(include_superseded=False)
-        return [_as_uuid(k) for k in vectors.keys[: vectors.live]], rows
+        keys = vectors.rows.keys
+        return [_as_uuid(keys[i]) for i in rows.nonzero()[0]], vectors.matrix[rows]
 
     async def nearest_memories(
         self,
@@ -650,7 +671,7 @@ class MemoryCore(Repository):
             picks = nearest(vectors, query, limit, include_superseded)
         if not picks:
             return []
-        keys = [vectors.keys[row] for row, _ in picks]
+        keys = [vectors.rows.keys[row] for row, _ in picks]
         rows = await self._x.read(self._q.memories_by_ids, (self._d.adapter(TAGS)(keys),), ALL)
         found = {row[0]: self._memory(row) for row in rows}
         # A memory deleted since the matrix was read is left out.
@@ -661,17 +682,26 @@ class MemoryCore(Repository):
         version = await self._x.read(self._q.memory_version, (bot,), VALUE)
         if version is None:
             raise missing("bot", bot)
-        cached = self._vectors.get((bot, model), version)
-        if cached is not None:
-            return cached
-        # memory_version was read first: a change committed meanwhile makes the next search
-        # read the rows again, never keep a stale matrix under a newer version.
-        rows = await self._x.read(self._q.load_embeddings, (bot, model), ALL)
+        version, cache_key = int(version), (bot, model)
+        held = self._vectors.latest(cache_key)
+        if held is not None and held.version == version:
+            return self._vectors.get(cache_key, version) or held
+        # memory_version was read first: what changes meanwhile is read too, and the next
+        # search, seeing a newer version, reads it again (applying a change twice is safe).
+        if held is not None and held.version < version:
+            since = (bot, model, held.version)
+            written = await self._x.read(self._q.load_embeddings, since, ALL)
+            changed = await self._x.read(self._q.changed_memories, (bot, held.version), ALL)
+            fresh = held.updated(version, written, changed)
+            if fresh is not None:
+                self._vectors.put(cache_key, fresh)
+                return fresh
+        rows = await self._x.read(self._q.load_embeddings, (bot, model, -1), ALL)
         if len(rows) * 256 > THREAD_FLOATS:
-            vectors = await asyncio.to_thread(build, int(version), rows)
+            vectors = await asyncio.to_thread(build, version, rows)
         else:
-            vectors = build(int(version), rows)
-        self._vectors.put((bot, model), vectors)
+            vectors = build(version, rows)
+        self._vectors.put(cache_key, vectors)
         return vectors
 
     # --- the extraction queue ----------------------------------------------------------
@@ -773,10 +803,13 @@ class MemoryCore(Repository):
             kept, links = drop_remembered(batch, replaced, live)
             for m in kept:
                 yield from self._insert_memory(m, job=key)
+            versions = {}
+            for bot in sorted({by_id[added].bot_id for added in links}):
+                versions[bot] = yield from self._bump(self._key(bot))
             for added, old_id in links.items():
+                bot = by_id[added].bot_id
                 yield from self._supersede(old_id, by_id[added], job=key)
-            for bot in sorted({m.bot_id for m in kept}):
-                yield self._changed(self._key(bot))
+                yield self._log(self._key(bot), versions[bot], self._key(old_id))
             return kept
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)

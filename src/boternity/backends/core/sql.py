@@ -142,18 +142,31 @@ class Statements:
     history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
     supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
 
-    # memory embeddings (see vectors.py). Every change to a bot's memories or their
-    # embeddings raises the bot's memory_version in its transaction, as the unit's last step
-    # (the bot row is locked last: no lock-order cycle with the memory rows).
-    bump_memory_version = "UPDATE bots SET memory_version = memory_version + 1 WHERE id = ?"
+    # memory embeddings and the vectors a process keeps (see vectors.py). A unit that changes
+    # them first raises the bot's memory_version (locking the bot row before any memory row,
+    # so a bot's versions commit in order), then stamps the embeddings it writes with it and
+    # lists in memory_changes the memories it superseded, restored or deleted.
+    bump_memory_version = (  # bot id -> the new version (None: no such bot)
+        "UPDATE bots SET memory_version = memory_version + 1 WHERE id = ? RETURNING memory_version"
+    )
     memory_version = "SELECT memory_version FROM bots WHERE id = ?"  # bot id -> VALUE
-    # Written from the memory row itself (its bot), replacing the model's earlier vector;
-    # nothing when the memory is gone. model, dimension, vector, created_at, memory id -> bot
+    log_change = (  # bot id, version, memory id
+        "INSERT INTO memory_changes (bot_id, version, memory_id) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING"
+    )
+    log_all_memories = (  # version, bot id: every memory of the bot, before deleting them
+        "INSERT INTO memory_changes (bot_id, version, memory_id)"
+        " SELECT bot_id, ?1, id FROM session_memories WHERE bot_id = ?2 ON CONFLICT DO NOTHING"
+    )
+    memory_bot = "SELECT bot_id FROM session_memories WHERE id = ?"  # memory id -> VALUE
+    # Written from the memory row itself, replacing the model's earlier vector; nothing when
+    # the memory is gone. model, dimension, vector, created_at, version, memory id -> bot id
     save_embedding = (
-        "INSERT INTO memory_embeddings (memory_id, model, bot_id, dimension, vector, created_at)"
-        " SELECT id, ?1, bot_id, ?2, ?3, ?4 FROM session_memories WHERE id = ?5"
+        "INSERT INTO memory_embeddings"
+        " (memory_id, model, bot_id, dimension, vector, created_at, version)"
+        " SELECT id, ?1, bot_id, ?2, ?3, ?4, ?5 FROM session_memories WHERE id = ?6"
         " ON CONFLICT (memory_id, model) DO UPDATE SET dimension = excluded.dimension,"
-        " vector = excluded.vector, created_at = excluded.created_at"
+        " vector = excluded.vector, created_at = excluded.created_at, version = excluded.version"
         " RETURNING bot_id"
     )
     # Memories with no vector of a model: live ones first, the most useful first.
@@ -168,13 +181,20 @@ class Statements:
         " LIMIT ?3"
     )
     count_unembedded = f"SELECT count(*){_unembedded}"
-    # A bot's vectors of one model (bot id, model): memory id, vector bytes, live.
+    # A bot's vectors of one model written after a version (-1: all of them):
+    # bot id, model, version -> memory id, vector bytes, live
     load_embeddings = (
         "SELECT e.memory_id, e.vector, m.superseded_by IS NULL"
         " FROM memory_embeddings e JOIN session_memories m ON m.id = e.memory_id"
-        " WHERE e.bot_id = ? AND e.model = ?"
+        " WHERE e.bot_id = ? AND e.model = ? AND e.version > ?"
     )
-    # The memories whose ids are in a list (bound as the dialect binds lists), any order.
+    # The memories superseded, restored or deleted after a version, as they are now:
+    # bot id, version -> memory id, exists, live
+    changed_memories = (
+        "SELECT DISTINCT c.memory_id, m.id IS NOT NULL, m.superseded_by IS NULL"
+        " FROM memory_changes c LEFT JOIN session_memories m ON m.id = c.memory_id"
+        " WHERE c.bot_id = ? AND c.version > ?"
+    )
     memories_by_ids = ""
 
     # the extraction queue

@@ -3,14 +3,17 @@ search over a bot's vectors that the core's ``nearest_memories`` runs.
 
 A bot's vectors of one model are read once into a float32 matrix and kept (per store, so
 per process) for the searches that follow. Before each search one value is read, the bot's
-``memory_version``, which every change to its memories or their embeddings raises in the
-change's own transaction, whichever process made it; the matrix is read again only when
-that value moved. numpy is imported here only when vectors are used.
+``memory_version``, which every change affecting its vectors raises in the change's own
+transaction, whichever process made it. When it moved, only what changed since is read (the
+embeddings stamped with a later version, the memories ``memory_changes`` lists after it)
+and applied to the matrix; everything is read again only when much changed. numpy is
+imported here only when vectors are used.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,42 +74,121 @@ def to_bytes(vector: NDArray[np.float32]) -> bytes:
     return vector.astype("<f4", copy=False).tobytes()
 
 
+class _Rows:
+    """The rows of one bot's matrix, appended to in place: a matrix with spare capacity, the
+    memory id of each row, and each memory's current row. Readers see only the rows their
+    ``BotVectors`` counts, so a later append never changes what they read."""
+
+    def __init__(self, matrix: NDArray[np.float32], keys: list[Any]) -> None:
+        self.matrix = matrix
+        self.keys = keys
+        self.where = {k: i for i, k in enumerate(keys)}
+        self.lock = threading.Lock()
+
+    @property
+    def filled(self) -> int:
+        return len(self.keys)
+
+    def append(self, key: Any, vector: NDArray[np.float32]) -> int:
+        import numpy as np
+
+        row = len(self.keys)
+        if row == self.matrix.shape[0]:
+            grown = np.empty((max(16, row * 2), self.matrix.shape[1]), np.float32)
+            grown[:row] = self.matrix[:row]
+            self.matrix = grown
+        self.matrix[row] = vector
+        self.keys.append(key)
+        self.where[key] = row
+        return row
+
+
 @dataclass(eq=False, slots=True)
 class BotVectors:
-    """A bot's vectors of one model: row ``i`` of ``matrix`` (unit rows) is memory
-    ``keys[i]`` (as the dialect binds ids); the first ``live`` rows are its live memories.
-    ``version`` is the bot's memory_version read before the rows were."""
+    """A bot's vectors of one model, as of ``version`` (its memory_version, read before the
+    rows). Row ``i`` of ``matrix`` holds the vector of memory ``keys[i]`` (ids as the dialect
+    binds them) when ``current[i]``; ``live[i]``: that memory is not superseded."""
 
     version: int
-    keys: list[Any]
-    matrix: NDArray[np.float32]
-    live: int
+    rows: _Rows
+    count: int
+    current: NDArray[np.bool_]
+    live: NDArray[np.bool_]
+
+    @property
+    def matrix(self) -> NDArray[np.float32]:
+        return self.rows.matrix[: self.count]
+
+    @property
+    def keys(self) -> list[Any]:
+        return self.rows.keys[: self.count]
 
     @property
     def dimension(self) -> int:
-        return int(self.matrix.shape[1])
+        return int(self.rows.matrix.shape[1])
 
-    def candidates(self, include_superseded: bool) -> NDArray[np.float32]:
-        """The rows a search may return: the one place that rule lives. Live memories (the
-        first rows) unless ``include_superseded``."""
-        return self.matrix if include_superseded else self.matrix[: self.live]
+    def candidates(self, include_superseded: bool) -> NDArray[np.bool_]:
+        """The rows a search may return: the one place that rule lives. Rows holding a
+        memory's current vector, of live memories unless ``include_superseded``."""
+        return self.current if include_superseded else self.current & self.live
+
+    def updated(
+        self,
+        version: int,
+        vectors: Sequence[Sequence[Any]],
+        changes: Sequence[Sequence[Any]],
+    ) -> BotVectors | None:
+        """These vectors brought up to ``version``: ``vectors`` (memory id, bytes, live) were
+        written since, ``changes`` (memory id, exists, live) are the memories superseded,
+        restored or deleted since. Applying a change twice does no harm. None when reading
+        everything again is better (many rows changed, or others appended meanwhile)."""
+        import numpy as np
+
+        size = self.dimension * 4
+        with self.rows.lock:
+            if self.rows.filled != self.count or len(vectors) > max(1024, self.count // 4):
+                return None
+            room = self.count + len(vectors)
+            current = np.zeros(room, np.bool_)
+            current[: self.count] = self.current
+            live = np.zeros(room, np.bool_)
+            live[: self.count] = self.live
+            for key, blob, alive in vectors:
+                old = self.rows.where.pop(key, None)
+                if old is not None:
+                    current[old] = False
+                if len(blob) == size:  # another length is left out, as by build()
+                    row = self.rows.append(key, np.frombuffer(blob, "<f4"))
+                    current[row], live[row] = True, bool(alive)
+            for key, exists, alive in changes:
+                at = self.rows.where.get(key)
+                if at is not None and not exists:
+                    current[at] = False
+                    del self.rows.where[key]
+                elif at is not None:
+                    live[at] = bool(alive)
+            count = self.rows.filled
+        if count - int(current[:count].sum()) > max(1024, count // 4):
+            return None  # mostly replaced rows: read them again, compactly
+        return BotVectors(version, self.rows, count, current[:count], live[:count])
 
 
 def build(version: int, rows: Sequence[Sequence[Any]]) -> BotVectors:
-    """Rows of (memory id, vector bytes, live) as one matrix, live rows first. Vectors of
-    another length than most of them (a model that changed its dimension under one name)
-    are left out until they are embedded again."""
+    """Rows of (memory id, vector bytes, live) as one matrix. Vectors of another length than
+    most of them (a model that changed its dimension under one name) are left out until
+    they are embedded again."""
     import numpy as np
 
     sizes: dict[int, int] = {}
     for row in rows:
         sizes[len(row[1])] = sizes.get(len(row[1]), 0) + 1
     size = max(sizes, key=lambda s: (sizes[s], s)) if sizes else 4
-    ordered = sorted((r for r in rows if len(r[1]) == size), key=lambda r: not r[2])
-    live = sum(1 for r in ordered if r[2])
-    flat = np.frombuffer(b"".join(bytes(r[1]) for r in ordered), dtype="<f4")
-    matrix = flat.astype(np.float32, copy=False).reshape(len(ordered), size // 4)
-    return BotVectors(version, [r[0] for r in ordered], matrix, live)
+    kept = [r for r in rows if len(r[1]) == size]
+    flat = np.frombuffer(b"".join(bytes(r[1]) for r in kept), dtype="<f4")
+    matrix = flat.astype(np.float32).reshape(len(kept), size // 4)
+    live = np.fromiter((bool(r[2]) for r in kept), np.bool_, len(kept))
+    current = np.ones(len(kept), np.bool_)
+    return BotVectors(version, _Rows(matrix, [r[0] for r in kept]), len(kept), current, live)
 
 
 def nearest(
@@ -121,16 +203,20 @@ def nearest(
             f"the query vector has dimension {query.shape[0]}, the stored vectors of this"
             f" model {vectors.dimension}: re-embed the memories ('bnity memories reembed')"
         )
-    rows = vectors.candidates(include_superseded)
-    if rows.shape[0] == 0 or limit == 0:
+    allowed = vectors.candidates(include_superseded)
+    total = int(allowed.sum())
+    if total == 0 or limit == 0:
         return []
-    scores = rows @ query
-    count = min(limit, scores.shape[0])
+    # numpy's own loop, not BLAS: OpenBLAS would start threads that keep spinning after the
+    # product, taking the CPU from the database threads (x10 on a busy 2-core machine).
+    scores = np.einsum("ij,j->i", vectors.matrix, query)
+    scores[~allowed] = -np.inf
+    count = min(limit, total)
     if count < scores.shape[0]:
         top = np.argpartition(-scores, count - 1)[:count]
     else:
         top = np.arange(scores.shape[0])
-    top = top[np.lexsort((top, -scores[top]))]
+    top = top[np.lexsort((top, -scores[top]))][:count]
     return [(int(i), float(scores[i])) for i in top]
 
 
@@ -149,16 +235,20 @@ class VectorCache:
         self._entries.move_to_end(key)
         return entry
 
+    def latest(self, key: tuple[Any, str]) -> BotVectors | None:
+        """The entry held, whatever its version (to bring up to date)."""
+        return self._entries.get(key)
+
     def put(self, key: tuple[Any, str], entry: BotVectors) -> None:
         current = self._entries.get(key)
         if current is not None and current.version > entry.version:
             return  # a newer load finished first
         self._entries[key] = entry
         self._entries.move_to_end(key)
-        total = sum(e.matrix.nbytes for e in self._entries.values())
+        total = sum(e.rows.matrix.nbytes for e in self._entries.values())
         while total > self.budget and len(self._entries) > 1:
             _, dropped = self._entries.popitem(last=False)
-            total -= dropped.matrix.nbytes
+            total -= dropped.rows.matrix.nbytes
 
     def clear(self) -> None:
         self._entries.clear()
