@@ -671,6 +671,8 @@ class MemoryCore(Repository):
             picks = nearest(vectors, query, limit, include_superseded)
         if not picks:
             return []
+        # Equal similarities in id order, whatever order the rows were read in.
+        picks.sort(key=lambda pick: (-pick[1], str(vectors.rows.keys[pick[0]])))
         keys = [vectors.rows.keys[row] for row, _ in picks]
         rows = await self._x.read(self._q.memories_by_ids, (self._d.adapter(TAGS)(keys),), ALL)
         found = {row[0]: self._memory(row) for row in rows}

@@ -12,7 +12,6 @@ imported here only when vectors are used.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -54,7 +53,8 @@ def check_vector(vector: object, what: str = "vector") -> NDArray[np.float32]:
     if isinstance(vector, str | bytes):
         raise ValidationError(f"{what} must be a list or array of numbers, not text")
     try:
-        array = np.asarray(vector, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # too large: inf, refused below
+            array = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"{what} must be a list or array of numbers") from exc
     if array.ndim != 1 or not 1 <= array.size <= MAX_DIMENSION:
@@ -63,10 +63,9 @@ def check_vector(vector: object, what: str = "vector") -> NDArray[np.float32]:
         )
     if not np.isfinite(array).all():
         raise ValidationError(f"{what} holds a number that is not finite (or too large)")
-    norm = float(np.linalg.norm(array))
-    if norm == 0 or not math.isfinite(norm):
-        return array
-    return (array / norm).astype(np.float32)
+    wide = array.astype(np.float64)  # squares of large float32 values overflow float32
+    norm = float(np.linalg.norm(wide))
+    return array if norm == 0 else (wide / norm).astype(np.float32)
 
 
 def to_bytes(vector: NDArray[np.float32]) -> bytes:
@@ -146,7 +145,11 @@ class BotVectors:
 
         size = self.dimension * 4
         with self.rows.lock:
-            if self.rows.filled != self.count or len(vectors) > max(1024, self.count // 4):
+            if (
+                self.rows.filled != self.count
+                or self.count == 0  # no dimension known yet
+                or len(vectors) > max(1024, self.count // 4)
+            ):
                 return None
             room = self.count + len(vectors)
             current = np.zeros(room, np.bool_)
@@ -182,7 +185,7 @@ def build(version: int, rows: Sequence[Sequence[Any]]) -> BotVectors:
     sizes: dict[int, int] = {}
     for row in rows:
         sizes[len(row[1])] = sizes.get(len(row[1]), 0) + 1
-    size = max(sizes, key=lambda s: (sizes[s], s)) if sizes else 4
+    size = max(sizes, key=lambda s: (sizes[s], s)) if sizes else 0
     kept = [r for r in rows if len(r[1]) == size]
     flat = np.frombuffer(b"".join(bytes(r[1]) for r in kept), dtype="<f4")
     matrix = flat.astype(np.float32).reshape(len(kept), size // 4)
@@ -195,18 +198,18 @@ def nearest(
     vectors: BotVectors, query: NDArray[np.float32], limit: int, include_superseded: bool
 ) -> list[tuple[int, float]]:
     """(row, cosine similarity) of the ``limit`` candidates closest to ``query``, closest
-    first (ties: row order)."""
+    first."""
     import numpy as np
 
+    allowed = vectors.candidates(include_superseded)
+    total = int(allowed.sum())
+    if total == 0 or limit == 0:
+        return []
     if query.shape[0] != vectors.dimension:
         raise EmbeddingDimensionError(
             f"the query vector has dimension {query.shape[0]}, the stored vectors of this"
             f" model {vectors.dimension}: re-embed the memories ('bnity memories reembed')"
         )
-    allowed = vectors.candidates(include_superseded)
-    total = int(allowed.sum())
-    if total == 0 or limit == 0:
-        return []
     # numpy's own loop, not BLAS: OpenBLAS would start threads that keep spinning after the
     # product, taking the CPU from the database threads (x10 on a busy 2-core machine).
     scores = np.einsum("ij,j->i", vectors.matrix, query)
@@ -216,7 +219,7 @@ def nearest(
         top = np.argpartition(-scores, count - 1)[:count]
     else:
         top = np.arange(scores.shape[0])
-    top = top[np.lexsort((top, -scores[top]))][:count]
+    top = top[np.argsort(-scores[top], kind="stable")][:count]
     return [(int(i), float(scores[i])) for i in top]
 
 
