@@ -95,8 +95,9 @@ def query_text(query: str) -> str:
 def fuse(
     text: list[MemoryEntry], semantic: list[tuple[MemoryEntry, float]], *, rrf_k: int = RRF_K
 ) -> list[MemoryHit]:
-    """Reciprocal rank fusion of a text ranking and a semantic one, best first (ties: the
-    closer by meaning, then the better by text, then id)."""
+    """Reciprocal rank fusion of a text ranking and a semantic one, best first. Ties go to
+    the better text rank (a shared word is the sharper signal: a name, a number), then the
+    closer by meaning, then id."""
     memories: dict[uuid.UUID, MemoryEntry] = {}
     text_ranks: dict[uuid.UUID, int] = {}
     semantic_ranks: dict[uuid.UUID, int] = {}
@@ -116,8 +117,8 @@ def fuse(
     hits.sort(
         key=lambda h: (
             -h.score,
-            -(h.similarity if h.similarity is not None else -2.0),
             h.text_rank or len(text) + 1,
+            -(h.similarity if h.similarity is not None else -2.0),
             str(h.memory.id),
         )
     )
