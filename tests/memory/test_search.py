@@ -152,9 +152,9 @@ async def test_superseded_memories_only_when_asked(
     await EmbeddingBackfill(store, local_embedder).run()
     search = MemorySearch(store, local_embedder)
     for mode in ("hybrid", "semantic", "text"):
-        live = await search.search(bot.id, "Volvo car", mode=mode)  # type: ignore[arg-type]
+        live = await search.search(bot.id, "Volvo car", mode=mode)
         assert old.id not in {h.memory.id for h in live}
-        every = await search.search(bot.id, "Volvo car", mode=mode, include_superseded=True)  # type: ignore[arg-type]
+        every = await search.search(bot.id, "Volvo car", mode=mode, include_superseded=True)
         assert old.id in {h.memory.id for h in every}
 
 
@@ -165,7 +165,7 @@ async def test_any_string_is_a_query_in_every_mode(
     await remembered(store, bot, local_embedder)
     search = MemorySearch(store, local_embedder)
     for mode in ("hybrid", "semantic", "text"):
-        found = await search.search(bot.id, query, mode=mode)  # type: ignore[arg-type]
+        found = await search.search(bot.id, query, mode=mode)
         assert all(h.memory.bot_id == bot.id for h in found)
 
 
