@@ -25,6 +25,8 @@ from boternity.store import Store
 log = logging.getLogger(__name__)
 
 BATCH = 256
+#: Batches per listing of the memories that lack a vector.
+PAGE = 8
 #: Facts an embedder refused on their own (not an outage) are skipped by this process;
 #: past this many the run stops instead (something is wrong with the embedder, not a fact).
 MAX_REFUSED = 1_000
@@ -90,30 +92,36 @@ class EmbeddingBackfill:
         model = self.embedder.model
         done = 0
         while limit is None or done < limit:
-            size = self.batch if limit is None else min(self.batch, limit - done)
+            # Listing what lacks a vector reads every memory of the bot (or of all bots):
+            # one listing serves several batches.
+            size = self.batch * PAGE if limit is None else min(self.batch * PAGE, limit - done)
             listed = await self.store.memory.memories_without_embedding(
                 model, bot_id=bot_id, limit=size + len(self._refused)
             )
-            batch = [m for m in listed if m.id not in self._refused][:size]
-            if not batch:
+            page = [m for m in listed if m.id not in self._refused][:size]
+            if not page:
                 break
-            try:
-                stored = await self._embed(batch, report)
-            except EmbeddingUnavailableError as exc:
-                self._outages += 1
-                delay = backoff_delay(self._outages, base=self.backoff_base, cap=self.backoff_cap)
-                self._resume_at = self.clock() + delay
-                report.error = str(exc)
-                log.warning("embedding memories paused for %s: %s", delay, exc)
-                break
-            self._outages, self._resume_at = 0, None
-            done += len(batch)
-            report.embedded += stored
-            if on_batch is not None:
-                on_batch(len(batch))
-            if len(self._refused) >= MAX_REFUSED:
-                report.error = f"the embedder refused {len(self._refused)} memories; stopping"
-                break
+            for start in range(0, len(page), self.batch):
+                batch = page[start : start + self.batch]
+                try:
+                    stored = await self._embed(batch, report)
+                except EmbeddingUnavailableError as exc:
+                    self._outages += 1
+                    delay = backoff_delay(
+                        self._outages, base=self.backoff_base, cap=self.backoff_cap
+                    )
+                    self._resume_at = self.clock() + delay
+                    report.error = str(exc)
+                    log.warning("embedding memories paused for %s: %s", delay, exc)
+                    return report
+                self._outages, self._resume_at = 0, None
+                done += len(batch)
+                report.embedded += stored
+                if on_batch is not None:
+                    on_batch(len(batch))
+                if len(self._refused) >= MAX_REFUSED:
+                    report.error = f"the embedder refused {len(self._refused)} memories; stopping"
+                    return report
         return report
 
     async def _embed(self, batch: list[MemoryEntry], report: EmbeddingReport) -> int:
