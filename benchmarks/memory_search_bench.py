@@ -11,8 +11,8 @@ do: that is the embedding throughput, facts/s, database writes included), then m
 - cold: the first search (reads the bot's vectors into the process),
 - hybrid / semantic / text: median and p95 latency of ``MemorySearch.search`` (query
   embedding included) over ``--queries`` paraphrase-like questions,
-- after a change: a search right after another process-like handle added a memory (the
-  bot's vectors are read again).
+- after a change: the first search after another handle (as another process would) added an
+  embedded memory and superseded one (only what changed is read).
 
 Target (M3): hybrid median <= 25 ms at 100,000 memories. ``--profile`` runs pyinstrument (the
 bench group: ``uv run --group bench``) over the hybrid searches and prints where time goes.
@@ -156,19 +156,44 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for mode in ("hybrid", "semantic", "text"):
                 stats = percentiles(await timed(search, bot, queries, mode))
                 results[mode] = stats
-                print(f"{mode:>8}: median {stats['median_ms']:.2f} ms, p95 {stats['p95_ms']:.2f} ms")
+                print(
+                    f"{mode:>8}: median {stats['median_ms']:.2f} ms, p95 {stats['p95_ms']:.2f} ms"
+                )
             if profiler is not None:
                 profiler.stop()
                 print(profiler.output_text(unicode=True, color=False, show_all=False))
 
-            async with open_store(db) as other:  # a change made through another handle
-                await other.memory.save_memory(
-                    MemoryEntry(bot_id=bot.id, fact="Ana adopted a parrot", category="fact", importance=3)
-                )
-            started = time.perf_counter()
-            await search.search(bot.id, "what pets do I have?")
-            results["after_change_ms"] = (time.perf_counter() - started) * 1000
-            print(f"first search after a change (reads them again): {results['after_change_ms']:.0f} ms")
+            # Changes made through another handle (as by another process): a new embedded
+            # memory and a supersession; the next search reads only what changed. 5 rounds.
+            after: list[float] = []
+            for round_ in range(5):
+                async with open_store(db) as other:
+                    added = await other.memory.save_memory(
+                        MemoryEntry(
+                            bot_id=bot.id,
+                            fact=f"Ana adopted parrot number {round_}",
+                            category="fact",
+                            importance=3,
+                        )
+                    )
+                    (vector,) = await embedder.embed([added.fact])
+                    await other.memory.save_embeddings(embedder.model, [(added.id, vector)])
+                    old = (await other.memory.get_memories(bot.id, limit=2))[1]  # not the new one
+                    await other.memory.supersede_memory(
+                        old.id,
+                        MemoryEntry(
+                            bot_id=bot.id, fact=f"{old.fact}, still", category="fact", importance=3
+                        ),
+                    )
+                started = time.perf_counter()
+                found = await search.search(bot.id, added.fact, mode="semantic", limit=1)
+                after.append((time.perf_counter() - started) * 1000)
+                assert found.hits[0].memory.id == added.id
+            results["after_change_ms"] = statistics.median(after)
+            print(
+                "first search after another handle changed the bot's memories (reads what"
+                f" changed): median {results['after_change_ms']:.1f} ms of 5"
+            )
     median = results["hybrid"]["median_ms"]
     verdict = "met" if median <= TARGET_MS else "MISSED"
     print(f"M3 hybrid median {median:.2f} ms (target <= {TARGET_MS:.0f} ms at 100,000): {verdict}")
