@@ -174,8 +174,7 @@ def show(ctx: typer.Context, bot: BotArg, json_: JsonOpt = False) -> None:
     async def work(store: Store) -> tuple[Bot, SoulVersion | None, int]:
         found = await resolve_bot(store, bot)
         soul = await store.bots.get_soul(found.id)
-        memories = await store.memory.get_memories(found.id)
-        return found, soul, len(memories)
+        return found, soul, await store.memory.count_memories(found.id)
 
     found, soul, memories = run(ctx, work)
     from boternity.cli.output import console, fmt_time, key_values, print_json
@@ -264,11 +263,11 @@ def delete(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
 
     async def work(store: Store) -> Bot:
         found = await resolve_bot(store, bot)
-        memories = await store.memory.get_memories(found.id, include_superseded=True)
-        sessions = await store.chat.list_sessions(found.id)
+        memories = await store.memory.count_memories(found.id, include_superseded=True)
+        sessions = await store.chat.count_sessions(bot_id=found.id)
         confirm(
-            f"Delete bot '{found.name}' ({found.slug}) with {plural(len(sessions), 'session')}"
-            f" and {plural(len(memories), 'memory', 'memories')}? This cannot be undone.",
+            f"Delete bot '{found.name}' ({found.slug}) with {plural(sessions, 'session')}"
+            f" and {plural(memories, 'memory', 'memories')}? This cannot be undone.",
             yes=yes,
         )
         await store.bots.delete_bot(found.id)
