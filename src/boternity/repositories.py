@@ -236,11 +236,13 @@ class MemoryRepository(Protocol):
         *,
         limit: int = 10,
         include_superseded: bool = False,
+        match_all: bool = False,
     ) -> list[MemoryEntry]:
         """Full-text search over the bot's memory facts, best match first (ties: importance
         DESC, created_at DESC, id DESC). A fact matches when it shares any word with the
-        query (stop words aside). Any string is a valid query: quotes, operators and
-        punctuation are treated as text, never as syntax."""
+        query (stop words aside); with ``match_all``, only when it has every one. Any string
+        is a valid query: quotes, operators and punctuation are treated as text, never as
+        syntax."""
         ...
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
@@ -275,6 +277,13 @@ class MemoryRepository(Protocol):
 
     async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
         """How many memories (of one bot, or of every bot) have no vector of ``model``."""
+        ...
+
+    async def without_embedding_among(
+        self, model: str, memory_ids: Iterable[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Those of ``memory_ids`` that have no vector of ``model`` (unknown ids included),
+        in one read."""
         ...
 
     async def live_embeddings(

@@ -313,3 +313,30 @@ async def test_concurrent_writers_keep_the_cache_exact(store: Store, other: Stor
     live = {k: v for k, v in vectors.items() if k not in {m.id for m in saved[:5]}}
     for h in (store, other):
         assert await ids_near(h, bot, unit(7), limit=50) == brute_force(live, unit(7), 50)
+
+
+async def test_which_memories_have_no_vector_of_a_model(store: Store) -> None:
+    bot = await f.new_bot(store)
+    a, b, c = await memories(store, bot, 3)
+    await store.memory.save_embeddings(MODEL, [(a.id, unit(1))])
+    await store.memory.save_embeddings("other-model", [(b.id, unit(2))])
+    unknown = uuid.uuid4()
+    ids = [a.id, b.id, c.id, unknown]
+    assert await store.memory.without_embedding_among(MODEL, ids) == {b.id, c.id, unknown}
+    assert await store.memory.without_embedding_among("other-model", ids) == {a.id, c.id, unknown}
+    assert await store.memory.without_embedding_among(MODEL, []) == set()
+    with pytest.raises(ValidationError, match="memory_ids"):
+        await store.memory.without_embedding_among(MODEL, "not ids")  # type: ignore[arg-type]
+
+
+async def test_text_search_of_every_word(store: Store) -> None:
+    bot = await f.new_bot(store)
+    porto = await store.memory.save_memory(f.memory(bot.id, "Lives in Porto"))
+    wine = await store.memory.save_memory(f.memory(bot.id, "Loves Porto wine from the Douro"))
+    some = await store.memory.search_memories(bot.id, "porto wines?")
+    assert {m.id for m in some} == {porto.id, wine.id}
+    every = await store.memory.search_memories(bot.id, "porto wines?", match_all=True)
+    assert [m.id for m in every] == [wine.id]  # stemmed: "wines" has "wine"
+    assert await store.memory.search_memories(bot.id, "porto beer", match_all=True) == []
+    hostile = await store.memory.search_memories(bot.id, 'porto" OR "wine', match_all=True)
+    assert [m.id for m in hostile] == [wine.id]  # quotes and OR are words, never syntax

@@ -72,12 +72,19 @@ async def test_hybrid_puts_a_memory_found_both_ways_first(
     store: Store, bot: Bot, local_embedder: LocalEmbedder
 ) -> None:
     saved = await remembered(store, bot, local_embedder)
-    found = await MemorySearch(store, local_embedder).search(bot.id, "an orchestra instrument")
+    search = MemorySearch(store, local_embedder)
+    found = await search.search(bot.id, "the orchestra cello")
     top = found.hits[0]
     assert top.memory == saved["Plays the cello in an orchestra"]
     assert (top.text_rank, top.semantic_rank) == (1, 1)
     assert top.score == pytest.approx(2 / (RRF_K + 1))
     assert len(found) == len(FACTS)  # semantic ranks every embedded memory
+    # In hybrid, the text ranking counts facts with every word of the query: one shared
+    # word ("orchestra") is no text match there, though text search alone finds it.
+    partial = await search.search(bot.id, "orchestra tickets")
+    assert all(h.text_rank is None for h in partial)
+    alone = await search.search(bot.id, "orchestra tickets", mode="text")
+    assert [h.memory for h in alone] == [saved["Plays the cello in an orchestra"]]
     text = await search_memories(store, bot.id, "Lisbon", mode="text")
     assert facts_of(text) == ["Lives in Lisbon since 2019"]
     assert text.hits[0].score == pytest.approx(1 / (RRF_K + 1))
@@ -139,8 +146,12 @@ async def test_memories_not_embedded_yet_are_found_by_text_in_hybrid(
 ) -> None:
     await remembered(store, bot, local_embedder)
     late = await store.memory.save_memory(entry(bot, "Adopted a parrot named Kiwi"))
-    found = await MemorySearch(store, local_embedder).search(bot.id, "Kiwi")
+    search = MemorySearch(store, local_embedder)
+    found = await search.search(bot.id, "Kiwi")
     assert found.hits[0].memory == late and found.hits[0].similarity is None
+    # Sharing only some words: still its text match, as it has no vector to speak for it.
+    found = await search.search(bot.id, "kiwi fruit salad")
+    assert found.hits[0].memory == late and found.hits[0].text_rank == 1
 
 
 async def test_superseded_memories_only_when_asked(

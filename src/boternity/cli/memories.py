@@ -114,15 +114,17 @@ async def _text_search(
     query: str,
     pool: list[MemoryEntry],
     include_superseded: bool,
+    ranked: list[MemoryEntry] | None = None,
 ) -> list[MemoryHit]:
     """``pool`` narrowed to the search hits: the store's full-text matches first (best
-    first), then substring matches it missed (partial words such as 'ram' for 'ramen'),
-    scored by rank as the library scores a text search."""
+    first; ``ranked`` when given), then substring matches it missed (partial words such as
+    'ram' for 'ramen'), scored by rank as the library scores a text search."""
     from boternity.memory.search import RRF_K, MemoryHit
 
-    ranked = await store.memory.search_memories(
-        bot_id, query, limit=SEARCH_LIMIT, include_superseded=include_superseded
-    )
+    if ranked is None:
+        ranked = await store.memory.search_memories(
+            bot_id, query, limit=SEARCH_LIMIT, include_superseded=include_superseded
+        )
     allowed = {m.id for m in pool}
     hits = [m for m in ranked if m.id in allowed]
     seen = {m.id for m in hits}
@@ -171,18 +173,18 @@ async def _ranked_search(
     notes: list[str],
 ) -> list[MemoryHit]:
     """--search in any mode, narrowed to ``pool``. The text ranking is the full-text matches
-    then the substring ones; hybrid fuses it with the library's semantic ranking (reciprocal
-    rank fusion), and runs as text when the query cannot be embedded."""
+    then the substring ones; hybrid fuses the semantic ranking with the text ranking of the
+    facts having every word of the query (as the library does), and runs as text when the
+    query cannot be embedded."""
     from contextlib import aclosing
 
     from boternity.errors import EmbeddingError
     from boternity.memory import MemorySearch
-    from boternity.memory.search import fuse
+    from boternity.memory.search import fuse, hybrid_text
 
-    text = await _text_search(store, bot.id, query, pool, include_superseded)
     embedder = None if mode == "text" else _embedder_or_notice(embedder_name, mode, notes)
     if embedder is None:
-        return text[:limit]
+        return (await _text_search(store, bot.id, query, pool, include_superseded))[:limit]
     async with aclosing(embedder):
         missing = await store.memory.count_without_embedding(embedder.model, bot_id=bot.id)
         if missing:
@@ -199,12 +201,17 @@ async def _ranked_search(
             if mode == "semantic":
                 raise
             notes.append(f"searching by shared words only: {exc}.")
-            return text[:limit]
+            return (await _text_search(store, bot.id, query, pool, include_superseded))[:limit]
     allowed = {m.id for m in pool}
     by_meaning = [h for h in found if h.memory.id in allowed]
     if mode == "semantic":
         return by_meaning[:limit]
     pairs = [(h.memory, h.similarity or 0.0) for h in by_meaning]
+    words = await hybrid_text(
+        store, bot.id, query, embedder.model, limit=SEARCH_LIMIT,
+        include_superseded=include_superseded,
+    )  # fmt: skip
+    text = await _text_search(store, bot.id, query, pool, include_superseded, ranked=words)
     return fuse([h.memory for h in text], pairs)[:limit]
 
 

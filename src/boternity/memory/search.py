@@ -5,11 +5,15 @@
     for hit in found:
         print(hit.score, hit.memory.fact)
 
-``text`` is the store's full-text search (FTS5 bm25 on SQLite, tsvector on PostgreSQL);
-``semantic`` the exact cosine search over the bot's vectors of the embedder's model;
-``hybrid`` fuses the two rankings by reciprocal rank fusion (a memory scores
+``text`` is the store's full-text search (FTS5 bm25 on SQLite, tsvector on PostgreSQL):
+memories sharing any word with the query; ``semantic`` the exact cosine search over the
+bot's vectors of the embedder's model; ``hybrid`` fuses the semantic ranking with a text
+ranking (``hybrid_text``: the memories having *every* word of the query, then those
+sharing some that have no vector yet) by reciprocal rank fusion (a memory scores
 ``1 / (rrf_k + rank)`` in each ranking it appears in, summed), so a memory found both ways
-comes first and one found only one way still counts. Live memories only, unless
+comes first and one found only one way still counts. (Counting every any-word match, the
+words a question shares with other facts pushed its answer down: on the labelled recall
+set, recall@5 fell from 52.7% by meaning alone to 48.4%.) Live memories only, unless
 ``include_superseded``. A memory without a vector of the model (not embedded yet, or the
 embedder was down) is still found by text.
 """
@@ -182,13 +186,19 @@ class MemorySearch:
                 MemoryHit(m, score, None, rank, score) for rank, (m, score) in enumerate(found, 1)
             ]
             return SearchResult(hits, "semantic")
-        text_task = self.store.memory.search_memories(
-            bot_id, query, limit=wanted, include_superseded=include_superseded
+        assert self.embedder is not None
+        text_task = hybrid_text(
+            self.store,
+            bot_id,
+            query,
+            self.embedder.model,
+            limit=wanted,
+            include_superseded=include_superseded,
         )
         text, by_meaning = await asyncio.gather(text_task, _or_error(semantic))
         if isinstance(by_meaning, EmbeddingError):
             notice = f"searching by shared words only: {by_meaning}"
-            return SearchResult(_ranked(text[:limit], self.rrf_k), "text", notice)
+            return await self._text_only(bot_id, query, limit, include_superseded, notice)
         return SearchResult(fuse(text, by_meaning, rrf_k=self.rrf_k)[:limit], "hybrid")
 
     async def _text_only(
@@ -217,6 +227,36 @@ class MemorySearch:
             limit=limit,
             include_superseded=include_superseded,
         )
+
+
+async def hybrid_text(
+    store: Store,
+    bot_id: uuid.UUID,
+    query: str,
+    model: str,
+    *,
+    limit: int,
+    include_superseded: bool = False,
+) -> list[MemoryEntry]:
+    """The text ranking a hybrid search fuses, best first: the memories that have every word
+    of the query, then those sharing only some that have no vector of ``model`` (meaning
+    cannot speak for them, so shared words are all there is). A memory with a vector that
+    shares only some words is left to the meaning ranking: such a word match is rarely the
+    answer, and counted it pushes the answer down."""
+    every, some = await asyncio.gather(
+        store.memory.search_memories(
+            bot_id, query, limit=limit, include_superseded=include_superseded, match_all=True
+        ),
+        store.memory.search_memories(
+            bot_id, query, limit=limit, include_superseded=include_superseded
+        ),
+    )
+    seen = {m.id for m in every}
+    rest = [m for m in some if m.id not in seen]
+    if rest:
+        bare = await store.memory.without_embedding_among(model, [m.id for m in rest])
+        rest = [m for m in rest if m.id in bare]
+    return every + rest
 
 
 def _ranked(found: list[MemoryEntry], rrf_k: int) -> list[MemoryHit]:

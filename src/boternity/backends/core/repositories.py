@@ -582,13 +582,15 @@ class MemoryCore(Repository):
         *,
         limit: int = 10,
         include_superseded: bool = False,
+        match_all: bool = False,
     ) -> list[MemoryEntry]:
         key = self._id(bot_id, "bot_id")
         check_limit(limit)
         terms = search_terms(query)
         if not terms or limit == 0:
             return []
-        params = (key, self._d.search_text(terms), bool(include_superseded), limit)
+        text = self._d.search_text(terms, bool(match_all))
+        params = (key, text, bool(include_superseded), limit)
         return await self._all(self._q.search, self._memory, *params, browse=True)
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
@@ -656,6 +658,16 @@ class MemoryCore(Repository):
     async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
         params = (self._opt_id(bot_id), check_embedding_model(model))
         return int(await self._x.read(self._q.count_unembedded, params, VALUE, browse=True))
+
+    async def without_embedding_among(
+        self, model: str, memory_ids: Iterable[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        model = check_embedding_model(model)
+        bound = self._id_list(memory_ids, "memory_ids")
+        if bound is None:
+            return set()
+        rows = await self._x.read(self._q.unembedded_of, (bound, model), ALL, browse=True)
+        return {_as_uuid(row[0]) for row in rows}
 
     async def live_embeddings(
         self, bot_id: uuid.UUID, model: str

@@ -176,7 +176,7 @@ class Statements:
     lock_memory = "SELECT bot_id, superseded_by, fact FROM session_memories WHERE id = ?"
     delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact"
     delete_all_memories = "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact"
-    search = ""  # bot id, Dialect.search_text(terms), include superseded, limit
+    search = ""  # bot id, Dialect.search_text(terms, every), include superseded, limit
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
     # needs no lock: an empty statement is not run.
@@ -224,6 +224,10 @@ class Statements:
         " LIMIT ?3"
     )
     count_unembedded = f"SELECT count(*){_unembedded}"
+    unembedded_of = (  # a bound list of ids (IDS), then the model -> the ids without one
+        f"SELECT ids.value FROM {IDS} WHERE NOT EXISTS"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?)"
+    )
     # A bot's vectors of one model written after a version (-1: all of them):
     # bot id, model, version -> memory id, vector bytes, live
     load_embeddings = (
