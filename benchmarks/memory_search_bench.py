@@ -14,8 +14,9 @@ do: that is the embedding throughput, facts/s, database writes included), then m
 - after a change: the first search after another handle (as another process would) added an
   embedded memory and superseded one (only what changed is read).
 
-Target (M3): hybrid median <= 25 ms at 100,000 memories. ``--profile`` runs pyinstrument (the
-bench group: ``uv run --group bench``) over the hybrid searches and prints where time goes.
+Target (M3): hybrid median <= 25 ms at 100,000 memories. ``--profile`` runs pyinstrument over
+the searches of the three modes and prints where time goes (it is in the bench group:
+``uv run --group bench python benchmarks/memory_search_bench.py --profile``).
 """
 
 from __future__ import annotations
