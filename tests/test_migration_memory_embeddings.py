@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from boternity import Store, open_store
-from boternity.backends.migrations import Migration, load_migrations
 from boternity.models import Bot, ChatSession, MemoryEntry
 from tests.conformance import factories as f
-from tests.test_migration_session_keys import LOADERS, PACKAGES, _rows, blank
+from tests.upgrade import assert_rows_kept, blank, latest, old_schema, table_rows
 
 __all__ = ["blank"]  # the fixture: a database with no schema at all
 
@@ -39,31 +38,25 @@ async def _fill(store: Store) -> list[MemoryEntry]:
     return saved
 
 
-def _before(package: str) -> list[Migration]:
-    shipped = load_migrations(package)
-    return shipped[: next(i for i, m in enumerate(shipped) if m.name == "memory_embeddings")]
-
-
 async def test_upgrade_keeps_every_row_and_old_memories_can_be_embedded(
     blank: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend, url = blank
-    old_migrations = _before(PACKAGES[backend])
-    monkeypatch.setattr(LOADERS[backend], lambda _pkg: old_migrations)
+    version = old_schema(monkeypatch, backend, before="memory_embeddings")
     async with open_store(url) as store:
-        assert store.schema_version == len(old_migrations)
+        assert store.schema_version == version
         memories = await _fill(store)
-    before = await _rows(backend, url)
+    before = await table_rows(backend, url)
     assert not NEW_TABLES & set(before)
     monkeypatch.undo()
 
     async with open_store(url) as store:
-        assert store.schema_version == len(load_migrations(PACKAGES[backend]))
-        after = await _rows(backend, url)
+        assert store.schema_version == latest(backend)
+        await assert_rows_kept(backend, url, before, added={"memory_version"})
+        after = await table_rows(backend, url)
         assert set(after) == set(before) | NEW_TABLES
-        for table in before:  # bots.memory_version (new, 0) is left out of the comparison
-            assert after[table] == before[table], table
         assert after["memory_embeddings"] == after["memory_changes"] == []
+        assert all("'memory_version': 0" in row for row in after["bots"])
 
         # Every old memory lacks an embedding; once embedded, search works as for new ones.
         assert await store.memory.count_without_embedding("m") == len(memories)

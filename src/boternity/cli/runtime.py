@@ -170,6 +170,7 @@ class BnityGroup(TyperGroup):
         "ask",
         "sessions",
         "session",
+        "search",
         "memories",
         "remember",
         "forget",
