@@ -19,9 +19,10 @@ Workloads:
   W4  the last 50 of 200 random sessions out of 20,000    µs (warm)
   M1  get_memories(limit=50), 100,000 memories            µs
   M2  search_memories over 100,000 memories               µs
+  M3  hybrid memory search, 100,000 memories: issue 12's benchmarks/memory_search_bench.py
   O1  the chat engine's ownership check (SessionLock.still_held) µs
   CLI bnity --help, bnity sessions BOT                    ms
-  (memory recall at 100,000 memories and M3 hybrid search: reserved for issue 12)
+  (memory recall at 100,000 memories: reserved for issue 12)
 
 Within each repetition every system runs once, in a rotating order, so a busy machine slows
 them alike; figures are medians over repetitions (latency p95 over all samples), with this
@@ -41,6 +42,7 @@ import platform
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -67,7 +69,7 @@ from harness.workloads import (
 from boternity.backends.sqlite import pool
 
 HERE = Path(__file__).resolve().parent
-ALL = ("W1", "C1", "S1", "W4", "M", "O1", "CLI")
+ALL = ("W1", "C1", "S1", "W4", "M", "M3", "O1", "CLI")
 
 
 def _commit() -> str:
@@ -244,6 +246,21 @@ async def bench(args: argparse.Namespace, plan: Plan, only: set[str], work: Path
     return results
 
 
+def memory_search(quick: bool, work: Path) -> dict[str, Any]:
+    """M3, hybrid memory search over 100,000 memories (10,000 with --quick), as measured by
+    issue 12's own benchmark, run as it is (a subprocess; its JSON is kept whole)."""
+    out = work / "m3.json"
+    command = [sys.executable, str(HERE / "memory_search_bench.py"), "--json", str(out)]
+    done = subprocess.run(
+        [*command, *(["--quick"] if quick else [])], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        return {
+            "failed": (done.stderr.strip().splitlines() or ["exit " + str(done.returncode)])[-1]
+        }
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
 async def _maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
     result = fn(*args)
     return await result if asyncio.iscoroutine(result) else result
@@ -319,6 +336,9 @@ def main() -> None:
     step(f"database files in {work}")
     try:
         results = asyncio.run(bench(args, plan, only, work))
+        if "M3" in only:
+            step("M3: benchmarks/memory_search_bench.py (issue 12's hybrid search)")
+            results["M3"] = memory_search(args.quick, work)
         if "CLI" in only:
             step(f"CLI start-up x {plan.cli_runs}")
             results["CLI"] = cli_startup(plan.cli_runs)

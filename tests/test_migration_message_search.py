@@ -31,7 +31,7 @@ async def test_upgrade_indexes_every_old_message(
     monkeypatch.undo()
 
     async with open_store(url) as store:
-        assert store.schema_version == latest(backend) == 5
+        assert store.schema_version == latest(backend) >= 5
         hits = await store.chat.search_messages("old", limit=100)
         assert len(hits) == 12
         assert {(h.message.session_id, h.message.seq) for h in hits} == {
@@ -67,4 +67,5 @@ async def test_upgrade_keeps_every_row(
     monkeypatch.undo()
     async with open_store(url) as store:
         assert store.schema_version == latest(backend)
-    await assert_rows_kept(backend, url, before, added={"content_tsv"})
+    # memory_version: added by the memory embeddings migration (0006).
+    await assert_rows_kept(backend, url, before, added={"content_tsv", "memory_version"})

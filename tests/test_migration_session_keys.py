@@ -26,8 +26,10 @@ async def test_upgrade_keeps_every_row_and_old_sessions_work(
 
     async with open_store(url) as store:
         assert store.schema_version == latest(backend)
-        # Later migrations add columns too (message search: content_tsv on PostgreSQL).
-        await assert_rows_kept(backend, url, before, added={"session_key", "content_tsv"})
+        # Later migrations add columns too (message search: content_tsv on PostgreSQL; memory
+        # embeddings: bots.memory_version).
+        added = {"session_key", "content_tsv", "memory_version"}
+        await assert_rows_kept(backend, url, before, added=added)
         # Old sessions have no key; new keyed sessions and pops work beside them.
         old_session = sessions[0]
         keyed = await store.chat.get_or_create_session_by_key(

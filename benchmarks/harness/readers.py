@@ -472,7 +472,7 @@ class MemoryReaders:
         dialect = POSTGRES if data.backend == "postgres" else SQLITE
         self.memories_sql = dialect.sql.get_memories
         self.search_sql = dialect.sql.search
-        self.search_text = dialect.search_text(search_terms(SEARCH_QUERY))
+        self.search_text = dialect.search_text(search_terms(SEARCH_QUERY), False)
         self.bot: Any = data.memory_bot if data.backend == "postgres" else str(data.memory_bot)
 
     async def floor_memories(self) -> int:

@@ -31,7 +31,11 @@ from boternity.models import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from boternity.config import DatabaseTarget
+    from boternity.embeddings.base import Vector
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -245,11 +249,13 @@ class MemoryRepository(Protocol):
         *,
         limit: int = 10,
         include_superseded: bool = False,
+        match_all: bool = False,
     ) -> list[MemoryEntry]:
         """Full-text search over the bot's memory facts, best match first (ties: importance
         DESC, created_at DESC, id DESC). A fact matches when it shares any word with the
-        query (stop words aside). Any string is a valid query: quotes, operators and
-        punctuation are treated as text, never as syntax."""
+        query (stop words aside); with ``match_all``, only when it has every one. Any string
+        is a valid query: quotes, operators and punctuation are treated as text, never as
+        syntax."""
         ...
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
@@ -263,6 +269,59 @@ class MemoryRepository(Protocol):
 
     async def supersede_memory(self, old_id: uuid.UUID, new: MemoryEntry) -> MemoryEntry:
         """Insert ``new`` and point the old memory at it, in one transaction."""
+        ...
+
+    async def save_embeddings(
+        self, model: str, embeddings: Sequence[tuple[uuid.UUID, Vector]]
+    ) -> int:
+        """Store each memory's vector made by ``model`` (one row per memory and model,
+        replacing that model's earlier one), in one transaction; returns how many were
+        stored (a memory deleted meanwhile is skipped). Vectors are 1-D lists or arrays of
+        finite numbers, all of one length (1..16384), kept as unit-length float32.
+        ValidationError otherwise. Deleting a memory deletes its embeddings."""
+        ...
+
+    async def memories_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+    ) -> list[MemoryEntry]:
+        """Up to ``limit`` memories (of one bot, or of every bot) with no vector of
+        ``model``: live ones first, then importance DESC, created_at DESC, id."""
+        ...
+
+    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
+        """How many memories (of one bot, or of every bot) have no vector of ``model``."""
+        ...
+
+    async def without_embedding_among(
+        self, model: str, memory_ids: Iterable[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Those of ``memory_ids`` that have no vector of ``model`` (unknown ids included),
+        in one read."""
+        ...
+
+    async def live_embeddings(
+        self, bot_id: uuid.UUID, model: str
+    ) -> tuple[list[uuid.UUID], NDArray[np.float32]]:
+        """The bot's live memories that have a vector of ``model``: their ids, and their
+        vectors as the rows of one float32 matrix (read-only; shared with later calls while
+        the bot's memories do not change). NotFoundError for a missing bot."""
+        ...
+
+    async def nearest_memories(
+        self,
+        bot_id: uuid.UUID,
+        model: str,
+        vector: Vector,
+        *,
+        limit: int = 10,
+        include_superseded: bool = False,
+    ) -> list[tuple[MemoryEntry, float]]:
+        """The bot's ``limit`` live memories (superseded ones too if asked) whose vectors of
+        ``model`` are closest to ``vector`` by cosine similarity, with it, closest first.
+        Exact, not approximate. The bot's vectors are kept in the process between calls
+        and read again when any process changed its memories. Memories without a vector of
+        ``model`` are not found. NotFoundError for a missing bot; EmbeddingDimensionError
+        when ``vector`` is not as long as the stored ones."""
         ...
 
     async def save_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction: ...

@@ -37,8 +37,11 @@ TABLES = {
     "pending_memory_extractions",
     "context_summaries",
     "memory_history",
+    "memory_embeddings",
+    "memory_changes",
     "schema_migrations",
 }
+SCHEMA_2_TABLES = TABLES - {"schema_migrations", "memory_embeddings", "memory_changes"}
 
 
 async def _ledger(url: str) -> list[tuple[int, str, str]]:
@@ -165,14 +168,16 @@ def test_sqlite_users_never_import_asyncpg() -> None:
 
 async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every boternity table as of schema 2 (fact_tsv left out: migration 0003
-    recomputes it; session_key and content_tsv left out: migrations 0004 and 0005 add them)."""
+    recomputes it; session_key, content_tsv and memory_version left out: migrations 0004,
+    0005 and 0006 add them)."""
     conn = await asyncpg.connect(url)
     try:
         out: dict[str, list[tuple[object, ...]]] = {}
-        for table in sorted(TABLES - {"schema_migrations"}):
+        for table in sorted(SCHEMA_2_TABLES):
             cols = await conn.fetch(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
-                " AND column_name NOT IN ('fact_tsv', 'session_key', 'content_tsv')"
+                " AND column_name NOT IN"
+                " ('fact_tsv', 'session_key', 'content_tsv', 'memory_version')"
                 " ORDER BY column_name",
                 table,
             )
@@ -199,19 +204,24 @@ async def test_upgrade_from_schema_2_keeps_every_row_and_folds_accents(
         await store.chat.save_message(
             ChatMessage(session_id=session.id, role=MessageRole.USER, content="Zoë is my sister")
         )
+        newer = await store.memory.save_memory(
+            MemoryEntry(
+                bot_id=bot.id, fact="Likes black tea", category=MemoryCategory.FACT, importance=3
+            )
+        )
         facts = ["Her sister Zoë plays the cello", "Ate crème brûlée", "Likes green tea"]
         memories = [
             await store.memory.save_memory(
-                MemoryEntry(bot_id=bot.id, fact=fact, category=MemoryCategory.FACT, importance=3)
+                MemoryEntry(
+                    bot_id=bot.id,
+                    fact=fact,
+                    category=MemoryCategory.FACT,
+                    importance=3,
+                    superseded_by=newer.id if fact.endswith("green tea") else None,
+                )
             )
             for fact in facts
         ]
-        await store.memory.supersede_memory(
-            memories[2].id,
-            MemoryEntry(
-                bot_id=bot.id, fact="Likes black tea", category=MemoryCategory.FACT, importance=3
-            ),
-        )
     before = await _dump(blank_pg_url)
     monkeypatch.undo()
 
@@ -224,5 +234,5 @@ async def test_upgrade_from_schema_2_keeps_every_row_and_folds_accents(
         assert await store.memory.search_memories(bot.id, "green") == []  # still superseded
     assert await _dump(blank_pg_url) == before
     assert (
-        sum(len(rows) for rows in before.values()) == 13
-    )  # 1 bot, soul, session, message; 4 memories; 5 history
+        sum(len(rows) for rows in before.values()) == 12
+    )  # 1 bot, soul, session, message; 4 memories; 4 history

@@ -159,7 +159,7 @@ class Statements:
     count_sessions = "SELECT count(*) FROM chat_sessions"
     count_bot_sessions = "SELECT count(*) FROM chat_sessions WHERE bot_id = ?"
     count_messages = "SELECT count(*) FROM chat_messages"
-    #: Full-text search over messages, given by each dialect: Dialect.search_text(terms),
+    #: Full-text search over messages, given by each dialect: Dialect.search_text(terms, False),
     #: limit, then MESSAGE_FILTERS -> MESSAGES columns, the session's bot id, and the start
     #: of the content with its matched words marked (core.search), best match first, then
     #: created_at DESC, id DESC.
@@ -198,7 +198,7 @@ class Statements:
     lock_memory = "SELECT bot_id, superseded_by, fact FROM session_memories WHERE id = ?"
     delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact"
     delete_all_memories = "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact"
-    search = ""  # bot id, Dialect.search_text(terms), include superseded, limit
+    search = ""  # bot id, Dialect.search_text(terms, every), include superseded, limit
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
     # needs no lock: an empty statement is not run.
@@ -206,6 +206,65 @@ class Statements:
     live_facts = "SELECT id, fact FROM session_memories WHERE bot_id = ? AND superseded_by IS NULL"
     history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
     supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
+
+    # memory embeddings and the vectors a process keeps (see vectors.py). A unit that changes
+    # them first raises the bot's memory_version (locking the bot row before any memory row,
+    # so a bot's versions commit in order), then stamps the embeddings it writes with it and
+    # lists in memory_changes the memories it superseded, restored or deleted.
+    bump_memory_version = (  # bot id -> the new version (None: no such bot)
+        "UPDATE bots SET memory_version = memory_version + 1 WHERE id = ? RETURNING memory_version"
+    )
+    memory_version = "SELECT memory_version FROM bots WHERE id = ?"  # bot id -> VALUE
+    log_change = (  # bot id, version, memory id
+        "INSERT INTO memory_changes (bot_id, version, memory_id) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING"
+    )
+    log_all_memories = (  # version, bot id: every memory of the bot, before deleting them
+        "INSERT INTO memory_changes (bot_id, version, memory_id)"
+        " SELECT bot_id, ?1, id FROM session_memories WHERE bot_id = ?2 ON CONFLICT DO NOTHING"
+    )
+    memory_bot = "SELECT bot_id FROM session_memories WHERE id = ?"  # memory id -> VALUE
+    # Written from the memory row itself, replacing the model's earlier vector; nothing when
+    # the memory is gone. model, dimension, vector, created_at, version, memory id -> bot id
+    save_embedding = (
+        "INSERT INTO memory_embeddings"
+        " (memory_id, model, bot_id, dimension, vector, created_at, version)"
+        " SELECT id, ?1, bot_id, ?2, ?3, ?4, ?5 FROM session_memories WHERE id = ?6"
+        " ON CONFLICT (memory_id, model) DO UPDATE SET dimension = excluded.dimension,"
+        " vector = excluded.vector, created_at = excluded.created_at, version = excluded.version"
+        " RETURNING bot_id"
+    )
+    # Memories with no vector of a model: live ones first, the most useful first.
+    # bot id|None, model, limit -> MEMORIES rows; bot id|None, model -> VALUE
+    _unembedded = (
+        " FROM session_memories m WHERE m.bot_id = coalesce(?1, m.bot_id) AND NOT EXISTS"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?2)"
+    )
+    unembedded = (
+        f"SELECT {MEMORIES.cols('m.')}{_unembedded}"
+        " ORDER BY m.superseded_by IS NOT NULL, m.importance DESC, m.created_at DESC, m.id"
+        " LIMIT ?3"
+    )
+    count_unembedded = f"SELECT count(*){_unembedded}"
+    unembedded_of = (  # a bound list of ids (IDS), then the model -> the ids without one
+        f"SELECT ids.value FROM {IDS} WHERE NOT EXISTS"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?)"
+    )
+    # A bot's vectors of one model written after a version (-1: all of them):
+    # bot id, model, version -> memory id, vector bytes, live
+    load_embeddings = (
+        "SELECT e.memory_id, e.vector, m.superseded_by IS NULL"
+        " FROM memory_embeddings e JOIN session_memories m ON m.id = e.memory_id"
+        " WHERE e.bot_id = ? AND e.model = ? AND e.version > ?"
+    )
+    # The memories superseded, restored or deleted after a version, as they are now:
+    # bot id, version -> memory id, exists, live
+    changed_memories = (
+        "SELECT DISTINCT c.memory_id, m.id IS NOT NULL, m.superseded_by IS NULL"
+        " FROM memory_changes c LEFT JOIN session_memories m ON m.id = c.memory_id"
+        " WHERE c.bot_id = ? AND c.version > ?"
+    )
+    memories_by_ids = by_ids(MEMORIES)  # a bound list of ids (IDS)
 
     # the extraction queue
     insert_pending = (  # PENDING -> id, inserted only when the session exists and is the bot's
