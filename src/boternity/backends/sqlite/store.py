@@ -174,6 +174,15 @@ class SqliteStore:
             configure(conn, busy_timeout_ms=busy_timeout_ms)
             if not read_only:
                 self._set_up_writer(conn)
+            else:
+                # Open the WAL and its index now: a reader that is first used later (bounded
+                # reads leave the reader threads idle for long) would open them then, one
+                # more file descriptor appearing mid-life.
+                retry_busy(
+                    lambda: conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall(),
+                    wait=self._busy_wait,
+                    what="open",
+                )
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc) from exc
