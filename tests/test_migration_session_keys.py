@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 
 from boternity import Store, open_store
-from boternity.backends.migrations import Migration, load_migrations
+from boternity.backends.migrations import load_migrations
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
 from tests.conformance import factories as f
-from tests.conftest import BACKENDS, postgres_url_or_skip
+from tests.old_schema import PACKAGES, old_database, table_rows
 
-PACKAGES = {
-    "sqlite": "boternity.backends.sqlite.migrations",
-    "postgres": "boternity.backends.postgres.migrations",
-}
-LOADERS = {
-    "sqlite": "boternity.backends.sqlite.store.load_migrations",
-    "postgres": "boternity.backends.postgres.store.load_migrations",
-}
-
-
-def _before_session_keys(package: str) -> list[Migration]:
-    shipped = load_migrations(package)
-    index = next(i for i, m in enumerate(shipped) if m.name == "session_keys")
-    return shipped[:index]
-
-
-@pytest.fixture(params=BACKENDS)
-def blank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(backend, url) of a database with no schema at all."""
-    backend: str = request.param
-    if backend == "sqlite":
-        yield backend, str(tmp_path / "old.db")
-        return
-    from tests.pg import fresh_postgres_database
-
-    with fresh_postgres_database(postgres_url_or_skip(), migrated=False) as url:
-        yield backend, url
+#: Columns added by session keys and later migrations: absent before, NULL after.
+SKIP = {"session_key", "user_id"}
 
 
 async def _fill(store: Store) -> list[ChatSession]:
@@ -75,67 +46,21 @@ async def _fill(store: Store) -> list[ChatSession]:
     return sessions
 
 
-def _sqlite_rows(path: str) -> dict[str, list[Any]]:
-    with sqlite3.connect(path) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-                " AND name <> 'schema_migrations' ORDER BY name"
-            )
-        ]
-        dump: dict[str, list[Any]] = {}
-        for table in tables:
-            cursor = conn.execute(f'SELECT * FROM "{table}"')
-            names = [d[0] for d in cursor.description]
-            dump[table] = sorted(
-                repr({k: v for k, v in zip(names, row, strict=True) if k != "session_key"})
-                for row in cursor.fetchall()
-            )
-    return dump
-
-
-async def _postgres_rows(url: str) -> dict[str, list[Any]]:
-    conn = await asyncpg.connect(url)
-    try:
-        tables = [
-            r[0]
-            for r in await conn.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                " AND tablename <> 'schema_migrations' ORDER BY tablename"
-            )
-        ]
-        dump: dict[str, list[Any]] = {}
-        for table in tables:
-            rows = await conn.fetch(f'SELECT * FROM "{table}"')
-            dump[table] = sorted(
-                repr({k: v for k, v in dict(r).items() if k != "session_key"}) for r in rows
-            )
-        return dump
-    finally:
-        await conn.close()
-
-
-async def _rows(backend: str, url: str) -> dict[str, list[Any]]:
-    return _sqlite_rows(url) if backend == "sqlite" else await _postgres_rows(url)
-
-
 async def test_upgrade_keeps_every_row_and_old_sessions_work(
-    blank: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend, url = blank
-    old = _before_session_keys(PACKAGES[backend])
-    monkeypatch.setattr(LOADERS[backend], lambda _pkg: old)
-    async with open_store(url) as store:
-        assert store.schema_version == len(old)
-        sessions = await _fill(store)
-    before = await _rows(backend, url)
-    assert sum(len(rows) for rows in before.values()) > 30
-    monkeypatch.undo()
+    made = old_database(backend, tmp_path, monkeypatch, before_migration="session_keys", fill=_fill)
+    async with made as (url, sessions):
+        await _upgrade_and_check(backend, url, sessions)
 
+
+async def _upgrade_and_check(backend: str, url: str, sessions: list[ChatSession]) -> None:
+    # Columns added after session keys are not in the old database at all.
+    before = await table_rows(backend, url, skip=SKIP)
+    assert sum(len(rows) for rows in before.values()) > 30
     async with open_store(url) as store:
         assert store.schema_version == len(load_migrations(PACKAGES[backend]))
-        after = await _rows(backend, url)
+        after = await table_rows(backend, url, skip=SKIP)
         assert after.keys() == before.keys()
         for table in before:
             assert after[table] == before[table], table

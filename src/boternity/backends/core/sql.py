@@ -35,6 +35,44 @@ def select(t: Table[Any], where: str, order: str = "") -> str:
 
 SESSION_ORDER = "started_at DESC, id DESC"
 PENDING_ORDER = "next_attempt_at ASC, id ASC"
+MEMORY_ORDER = "importance DESC, created_at DESC, id DESC"
+
+
+# --- the scope rule (docs/users.md) -----------------------------------------------------------
+# A conversation with a user sees that user's memories and the bot's user-less ones; one
+# without a user (NULL bound) sees only the user-less ones: ``user_id = NULL`` is never true.
+# repositories.visible is the same rule in Python. Every read of memories for a conversation
+# (listing, recall, full-text and semantic search, the duplicate check, the extraction
+# prompt's known memories) goes through one of the two forms below.
+
+
+def _owners(user: str, alias: str) -> tuple[str, str]:
+    """The two kinds of rows a conversation with ``user`` (a placeholder) may see."""
+    return f"{alias}user_id IS NULL", f"{alias}user_id = {user}"
+
+
+def visible_to(user: str, alias: str = "") -> str:
+    """The scope rule as a condition on memory rows (``alias``: "m." for a joined table);
+    ``user`` is the placeholder bound to the conversation's user id, or to NULL."""
+    return "({} OR {})".format(*_owners(user, alias))
+
+
+def select_visible(cols: str, where: str, user: str, tail: str = "") -> str:
+    """SELECT ``cols`` FROM session_memories WHERE ``where`` AND the scope rule, ``tail``
+    (ORDER BY, LIMIT) applied to the whole: one branch per kind of owner, so each is one range
+    of the (bot_id, user_id, …) index and ordered branches merge without a sort (neither
+    backend's planner does that for an OR without statistics). ``where`` and ``tail`` are
+    repeated, so their placeholders must be numbered (``?1``)."""
+    branches = (
+        f"SELECT {cols} FROM session_memories WHERE {where} AND {owner}"
+        for owner in _owners(user, "")
+    )
+    return " UNION ALL ".join(branches) + (tail and " " + tail)
+
+
+#: Rows of one user of one bot (?1 bot id, ?2 user id), and the ids of that user's sessions.
+_OWNED = "bot_id = ?1 AND user_id = ?2"
+_SESSIONS_OF = f"SELECT id FROM chat_sessions WHERE {_OWNED}"
 
 
 class Statements:
@@ -70,7 +108,8 @@ class Statements:
     )
     insert_session = insert(SESSIONS)
     insert_keyed_session = (  # SESSIONS, then session_key
-        f"INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key) VALUES ({', '.join('?' * 12)})"
+        f"INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key)"
+        f" VALUES ({', '.join('?' * (len(SESSIONS.columns) + 1))})"
     )
     keyed_session = select(SESSIONS, "bot_id = ? AND session_key = ?")
     get_session = select(SESSIONS, "id = ?")
@@ -79,6 +118,13 @@ class Statements:
         f" RETURNING {SESSIONS.cols()}"
     )
     list_sessions = select(SESSIONS, "bot_id = ?", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    # bot id, user id, limit, offset: the sessions of exactly one user; and of no user.
+    user_sessions = select(
+        SESSIONS, "bot_id = ? AND user_id = ?", f"{SESSION_ORDER} LIMIT ? OFFSET ?"
+    )
+    userless_sessions = select(
+        SESSIONS, "bot_id = ? AND user_id IS NULL", f"{SESSION_ORDER} LIMIT ? OFFSET ?"
+    )
     active_sessions = select(SESSIONS, "bot_id = ? AND status = 'active'", SESSION_ORDER)
     delete_session = "DELETE FROM chat_sessions WHERE id = ?"  # -> COUNT
     #: The core's save_message unit also needs these two, which check for overflow in the
@@ -109,36 +155,54 @@ class Statements:
 
     # memories
     memory_refs = (  # bot, session, source message, superseded_by, id -> bot exists,
-        # the session's bot, the message's session and bot, the superseding memory's bot,
-        # id taken: everything a new memory refers to, in one round trip
+        # the session's bot and user, the message's session, bot and user, the superseding
+        # memory's bot and user, id taken: everything a new memory refers to, in one round trip
         "SELECT EXISTS (SELECT 1 FROM bots WHERE id = ?1),"
         " (SELECT bot_id FROM chat_sessions WHERE id = ?2),"
+        " (SELECT user_id FROM chat_sessions WHERE id = ?2),"
         " (SELECT session_id FROM chat_messages WHERE id = ?3),"
         " (SELECT s.bot_id FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
         "  WHERE m.id = ?3),"
+        " (SELECT s.user_id FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
+        "  WHERE m.id = ?3),"
         " (SELECT bot_id FROM session_memories WHERE id = ?4),"
+        " (SELECT user_id FROM session_memories WHERE id = ?4),"
         " EXISTS (SELECT 1 FROM session_memories WHERE id = ?5)"
     )
     insert_memory = insert(MEMORIES)
     insert_history = insert(HISTORY)
     get_memory = select(MEMORIES, "id = ?")
-    get_memories = select(  # bot id, include superseded, limit
-        MEMORIES, "bot_id = ? AND (? OR superseded_by IS NULL)",
-        "importance DESC, created_at DESC, id DESC LIMIT ?",
+    # bot id, include superseded, user id|NULL, limit: the memories a conversation with that
+    # user sees.
+    get_memories = select_visible(
+        MEMORIES.cols(), "bot_id = ?1 AND (?2 OR superseded_by IS NULL)", "?3",
+        f"ORDER BY {MEMORY_ORDER} LIMIT ?4",
     )  # fmt: skip
+    # bot id, include superseded, limit: every user's (admin listings).
+    all_memories = select(
+        MEMORIES, "bot_id = ? AND (? OR superseded_by IS NULL)", f"{MEMORY_ORDER} LIMIT ?"
+    )
     memories_by_session = select(MEMORIES, "session_id = ?", "created_at ASC, id ASC")
-    # The memories a memory superseded (id, fact), and the old memory a supersede replaces
-    # (bot_id, superseded_by, fact): both locked for the transaction where rows can be.
-    superseded_by = "SELECT id, fact FROM session_memories WHERE superseded_by = ?"
-    lock_memory = "SELECT bot_id, superseded_by, fact FROM session_memories WHERE id = ?"
-    delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact"
-    delete_all_memories = "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact"
-    search = ""  # bot id, Dialect.search_text(terms), include superseded, limit
+    # The memories a memory superseded (id, fact, user_id), and the old memory a supersede
+    # replaces (bot_id, superseded_by, fact, user_id): both locked for the transaction where
+    # rows can be.
+    superseded_by = "SELECT id, fact, user_id FROM session_memories WHERE superseded_by = ?"
+    lock_memory = "SELECT bot_id, superseded_by, fact, user_id FROM session_memories WHERE id = ?"
+    delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact, user_id"
+    delete_all_memories = (
+        "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact, user_id"
+    )
+    # bot id, Dialect.search_text(terms), include superseded, limit, every user (a flag),
+    # user id|NULL: the full-text index picks the rows, so the scope is a plain condition
+    # (visible_to) here.
+    search = ""
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
     # needs no lock: an empty statement is not run.
     lock_bot = ""  # bot id
-    live_facts = "SELECT id, fact FROM session_memories WHERE bot_id = ? AND superseded_by IS NULL"
+    # bot id, user id|NULL: only what that user's conversations see, so a fact another user
+    # holds is neither a duplicate nor revealed by a ConflictError.
+    live_facts = select_visible("id, fact", "bot_id = ?1 AND superseded_by IS NULL", "?2")
     history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
     supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
 
@@ -193,6 +257,35 @@ class Statements:
     id_after_pending_memory_extractions = (
         "SELECT id FROM pending_memory_extractions WHERE id > ? ORDER BY id LIMIT 1"
     )
+    # A user's data (bot id, user id), to erase and to export. Rows hanging off the user's
+    # sessions are found through them; memories and their history carry the user.
+    user_session_ids = "SELECT id FROM chat_sessions WHERE bot_id = ? AND user_id = ?"
+    count_user = (  # -> sessions, messages, summaries, jobs, memories, history
+        f"SELECT (SELECT count(*) FROM chat_sessions WHERE {_OWNED}),"
+        f" (SELECT count(*) FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})),"
+        f" (SELECT count(*) FROM context_summaries WHERE session_id IN ({_SESSIONS_OF})),"
+        f" (SELECT count(*) FROM pending_memory_extractions WHERE session_id IN ({_SESSIONS_OF})),"
+        f" (SELECT count(*) FROM session_memories WHERE {_OWNED}),"
+        f" (SELECT count(*) FROM memory_history WHERE {_OWNED})"
+    )
+    forget_user_jobs = (  # -> COUNT
+        f"DELETE FROM pending_memory_extractions WHERE session_id IN ({_SESSIONS_OF})"
+    )
+    forget_user_summaries = f"DELETE FROM context_summaries WHERE session_id IN ({_SESSIONS_OF})"
+    forget_user_messages = f"DELETE FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})"
+    forget_user_memories = f"DELETE FROM session_memories WHERE {_OWNED}"  # -> COUNT
+    forget_user_history = f"DELETE FROM memory_history WHERE {_OWNED}"  # -> COUNT
+    export_user_sessions = select(SESSIONS, _OWNED, "started_at ASC, id ASC")
+    export_user_messages = select(
+        MESSAGES, f"session_id IN ({_SESSIONS_OF})", "session_id ASC, seq ASC"
+    )
+    export_user_summaries = select(
+        SUMMARIES, f"session_id IN ({_SESSIONS_OF})", "session_id ASC, messages_end ASC, id ASC"
+    )
+    export_user_jobs = select(PENDING, f"session_id IN ({_SESSIONS_OF})", "created_at ASC, id ASC")
+    export_user_memories = select(MEMORIES, _OWNED, "created_at ASC, id ASC")
+    export_user_history = select(HISTORY, _OWNED, "created_at ASC, id ASC")
+
     latest_summary = select(
         SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
     )

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from boternity.backends.core.dialect import Dialect
-from boternity.backends.core.sql import PENDING_ORDER, Statements
+from boternity.backends.core.sql import PENDING_ORDER, Statements, visible_to
 from boternity.backends.core.tables import FLAG, MEMORIES, PENDING, TAGS, TIME, UUID
 
 
@@ -38,6 +38,7 @@ class SqliteStatements(Statements):
         f"SELECT {MEMORIES.cols('m.')}"
         " FROM memories_fts JOIN session_memories m ON m.rowid = memories_fts.rowid"
         " WHERE memories_fts MATCH ?2 AND m.bot_id = ?1 AND (?3 OR m.superseded_by IS NULL)"
+        f" AND (?5 OR {visible_to('?6', 'm.')})"
         " ORDER BY bm25(memories_fts), m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT ?4"
     )

@@ -9,7 +9,7 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore
+from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
 from boternity.backends.migrations import load_migrations, pending_migrations
 from boternity.backends.sqlite.dialect import SQLITE, ts
 from boternity.backends.sqlite.errors import translate
@@ -33,6 +33,7 @@ from boternity.repositories import (
     Maintenance,
     MemoryRepository,
     SessionLocks,
+    UserRepository,
 )
 
 BUSY_TIMEOUT_MS = 5_000
@@ -191,6 +192,7 @@ class SqliteStore:
         self.bots: BotRepository = BotCore(executor, SQLITE)
         self.chat: ChatRepository = ChatCore(executor, SQLITE)
         self.memory: MemoryRepository = MemoryCore(executor, SQLITE)
+        self.users: UserRepository = UserCore(executor, SQLITE)
         self.ids: IdIndex = IdsCore(executor, SQLITE)
         self.maintenance: Maintenance = SqliteMaintenance(path, self.readers)
 
