@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from boternity.cli import ask, bots, chat, completion, db, demo, memories, queue, sessions
+from boternity.cli import ask, bots, chat, completion, db, demo, memories, queue, sessions, users
 from boternity.cli.runtime import EXIT_CODES_HELP, BnityCommand, BnityGroup, State
 
 VERSION = "0.1.0"  # kept equal to boternity.__version__ by a test; importing it costs startup
@@ -81,6 +81,7 @@ app.command("memories", cls=BnityCommand)(memories.list_memories)
 app.command("remember", cls=BnityCommand)(memories.remember)
 app.command("forget", cls=BnityCommand)(memories.forget)
 app.add_typer(memories.memory_app, name="memory")
+app.add_typer(users.user_app, name="user")
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(db.db_app, name="db")
 app.command("completion", cls=BnityCommand)(completion.completion)

@@ -20,12 +20,14 @@ from boternity.cli.runtime import (
     run,
     sub_app,
     use_pager,
+    user_option,
 )
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from boternity.models import Bot, MemoryEntry, MemoryEvent
+    from boternity.repositories import UserScope
     from boternity.store import Store
 
 memory_app = sub_app("Show or delete a single memory.")
@@ -105,11 +107,16 @@ async def _search(
     query: str,
     pool: list[MemoryEntry],
     include_superseded: bool,
+    user_id: UserScope,
 ) -> list[MemoryEntry]:
     """``pool`` narrowed to the search hits: the store's full-text matches first (best
     first), then substring matches it missed (partial words such as 'ram' for 'ramen')."""
     ranked = await store.memory.search_memories(
-        bot_id, query, limit=SEARCH_LIMIT, include_superseded=include_superseded
+        bot_id,
+        query,
+        user_id=user_id,
+        limit=SEARCH_LIMIT,
+        include_superseded=include_superseded,
     )
     allowed = {m.id for m in pool}
     hits = [m for m in ranked if m.id in allowed]
@@ -141,15 +148,26 @@ def list_memories(
             ),
         ),
     ] = None,
+    user: Annotated[
+        str | None,
+        user_option(
+            "What a conversation with this user recalls: their memories and the bot's own"
+            " [default: every memory, whoever's]."
+        ),
+    ] = None,
     no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's memories, most important first, with provenance.
+    """List a bot's memories, most important first, with provenance and user.
 
     Provenance is the session title, date and an excerpt of the source message, or
-    "manual" for remembered facts."""
+    "manual" for remembered facts. The user column shows whose a memory is ("-": the bot's
+    own, recalled in every conversation)."""
     from boternity.cli.resolve import resolve_bot, resolve_session, unique_prefixes
     from boternity.errors import ValidationError
+    from boternity.repositories import ANY_USER, visible
+
+    whose = ANY_USER if user is None else user
 
     async def work(
         store: Store,
@@ -164,12 +182,16 @@ def list_memories(
             memories = await store.memory.get_memories_by_session(chosen.id)
             if not all_:
                 memories = [m for m in memories if m.is_live]
+            if user is not None:
+                memories = [m for m in memories if visible(user, m.user_id)]
             # the same order as the full list: importance, then newest
             memories.sort(key=lambda m: (m.importance, m.created_at, m.id), reverse=True)
         else:
-            memories = await store.memory.get_memories(found.id, include_superseded=all_)
+            memories = await store.memory.get_memories(
+                found.id, user_id=whose, include_superseded=all_
+            )
         if search is not None:
-            memories = await _search(store, found.id, search, memories, all_)
+            memories = await _search(store, found.id, search, memories, all_, whose)
         ids = await unique_prefixes(store, "memory", [m.id for m in memories])
         return found, memories, await provenance(store, memories), ids
 
@@ -200,9 +222,12 @@ def list_memories(
         out = console()
         if not memories:
             what = "matching memories" if search or session else "memories"
-            out.print(f"No {what} for '{esc(found.slug)}'.")
+            seen = "" if user is None else f" seen by user '{esc(user)}'"
+            out.print(f"No {what} for '{esc(found.slug)}'{seen}.")
             return
-        columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
+        users = any(m.user_id is not None for m in memories)
+        columns = ["ID!", "Fact", *(("User",) if users else ()), "Category", "Importance"]
+        columns += ["Source", "Date"]
         if all_:
             columns.append("Live")
         t = table(*columns)
@@ -210,6 +235,7 @@ def list_memories(
             row: list[Any] = [
                 ids[m.id],
                 text(ellipsis(m.fact, 60)),
+                *((text(ellipsis(m.user_id or "-", 24)),) if users else ()),
                 m.category.value,
                 stars(m.importance),
                 text(sources[m.id].describe()),
@@ -230,16 +256,25 @@ def remember(
         str, typer.Option(click_type=choice(MEMORY_CATEGORIES), help="What kind of memory.")
     ] = "fact",
     importance: Annotated[int, typer.Option(min=1, max=5, help="1 (trivia) to 5 (essential).")] = 4,
+    user: Annotated[
+        str | None,
+        user_option(
+            "Remember it for this user only [default: the bot's own memory, recalled in every"
+            " conversation]."
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Save a fact by hand (a manual memory, not tied to any session); refused when the bot
-    already remembers it."""
+    already remembers it (for --user: when a conversation with that user recalls it)."""
     from boternity.cli.resolve import resolve_bot
     from boternity.memory import remember as remember_fact
 
     async def work(store: Store) -> tuple[Bot, MemoryEntry]:
         found = await resolve_bot(store, bot)
-        saved = await remember_fact(store, found.id, fact, category=category, importance=importance)
+        saved = await remember_fact(
+            store, found.id, fact, category=category, importance=importance, user_id=user
+        )
         return found, saved
 
     found, saved = run(ctx, work)
@@ -250,20 +285,25 @@ def remember(
         return
     from boternity.cli.output import echo
 
+    whom = "" if saved.user_id is None else f", user {saved.user_id}"
     echo(
         f"Remembered for '{found.slug}'"
-        f" ({saved.category.value}, importance {saved.importance}): {saved.fact}"
+        f" ({saved.category.value}, importance {saved.importance}{whom}): {saved.fact}"
     )
 
 
 def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt = False) -> None:
-    """Delete ALL memories of a bot (asks first)."""
+    """Delete ALL memories of a bot, every user's (asks first; 'bnity user forget' erases one
+    user's data)."""
     from boternity.cli.output import plural
     from boternity.cli.resolve import resolve_bot
+    from boternity.repositories import ANY_USER
 
     async def work(store: Store) -> tuple[Bot, int]:
         found = await resolve_bot(store, bot)
-        count = len(await store.memory.get_memories(found.id, include_superseded=True))
+        count = len(
+            await store.memory.get_memories(found.id, user_id=ANY_USER, include_superseded=True)
+        )
         if count == 0:
             return found, 0
         what = "the 1 memory" if count == 1 else f"all {count} memories"
@@ -314,6 +354,7 @@ def show_memory(
         ("Fact", found.fact),
         ("ID", str(found.id)),
         ("Bot", f"{bot.name} ({bot.slug})" if bot else str(found.bot_id)),
+        ("User", found.user_id if found.user_id is not None else "- (the bot's own)"),
         ("Category", found.category.value),
         ("Importance", f"{stars(found.importance)} ({found.importance}/5)"),
         ("Source", source.describe()),

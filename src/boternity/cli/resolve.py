@@ -15,6 +15,7 @@ from boternity.cli.output import short_ids
 from boternity.cli.runtime import EXIT_USAGE, AmbiguousError, CliError
 from boternity.errors import NotFoundError
 from boternity.models import Bot, ChatSession, MemoryEntry, PendingExtraction
+from boternity.repositories import ANY_USER, UserScope
 from boternity.store import Store
 from boternity.text import ellipsis
 
@@ -124,10 +125,11 @@ async def resolve_bot(store: Store, ref: str) -> Bot:
         raise missing from None
 
 
-async def all_sessions(store: Store) -> list[ChatSession]:
+async def all_sessions(store: Store, user_id: UserScope = ANY_USER) -> list[ChatSession]:
+    """Every bot's sessions (of exactly ``user_id``, unless ANY_USER)."""
     sessions: list[ChatSession] = []
     for bot in await store.bots.list_bots():
-        sessions.extend(await store.chat.list_sessions(bot.id))
+        sessions.extend(await store.chat.list_sessions(bot.id, user_id=user_id))
     return sessions
 
 
