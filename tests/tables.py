@@ -1,0 +1,105 @@
+"""Every row of a database, read past the store: to check what an operation left, table by
+table, on every backend (tables a migration adds are found, not listed)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import asyncpg
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+async def all_rows(url: str) -> Rows:
+    """The rows of every ordinary table but the migration ledger, by table, as dicts. On
+    SQLite the full-text index's shadow tables are left out (see :func:`fts_matches`)."""
+    if is_postgres(url):
+        conn = await asyncpg.connect(url)
+        try:
+            names = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename <> 'schema_migrations'"
+                )
+            ]
+            return {t: [dict(r) for r in await conn.fetch(f'SELECT * FROM "{t}"')] for t in names}
+        finally:
+            await conn.close()
+    with sqlite3.connect(url) as conn:
+        conn.row_factory = sqlite3.Row
+        names = [
+            r[1]
+            for r in conn.execute("PRAGMA main.table_list")
+            if r[2] == "table" and r[1] != "schema_migrations" and not r[1].startswith("sqlite_")
+        ]
+        return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}"')] for t in names}
+
+
+async def fts_matches(url: str, word: str) -> int:
+    """How many entries the memories' full-text index holds for ``word``: on SQLite the
+    FTS5 index itself (an entry left for a deleted row still counts), on PostgreSQL the
+    indexed column."""
+    if is_postgres(url):
+        conn = await asyncpg.connect(url)
+        try:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM session_memories"
+                " WHERE fact_tsv @@ to_tsquery('english', boternity_fold($1))",
+                word,
+            )
+            return count
+        finally:
+            await conn.close()
+    with sqlite3.connect(url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?", (f'"{word}"',)
+        ).fetchone()
+        return int(found[0])
+
+
+def _key(value: Any) -> str:
+    """Ids compare as text (SQLite stores text, PostgreSQL uuid)."""
+    return "" if value is None else str(value)
+
+
+def owned_by(rows: Rows, bot_id: Any, user_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The rows of one user of one bot, by table: rows of the bot marked with the user, and
+    every row of that user's sessions. (The bots table's user_id is the bot's owner, not a
+    user of the bot.)"""
+    bot = _key(bot_id)
+    sessions = {
+        _key(r["id"])
+        for r in rows["chat_sessions"]
+        if _key(r["bot_id"]) == bot and r["user_id"] == user_id
+    }
+
+    def mine(row: dict[str, Any]) -> bool:
+        if _key(row.get("session_id")) in sessions:
+            return True
+        return "user_id" in row and _key(row.get("bot_id")) == bot and row["user_id"] == user_id
+
+    return {t: [r for r in found if mine(r)] for t, found in rows.items() if t != "bots"}
+
+
+def _sorted(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(repr(sorted(r.items())) for r in rows)
+
+
+def check_erased(before: Rows, after: Rows, bot_id: Any, user_id: str) -> dict[str, int]:
+    """Assert, table by table, that ``after`` is ``before`` without exactly the rows of
+    ``user_id`` of ``bot_id`` (the bots table aside: its totals may absorb deleted sessions).
+    Returns how many rows went, by table."""
+    assert after.keys() == before.keys()
+    gone = owned_by(before, bot_id, user_id)
+    for table, rows in before.items():
+        if table == "bots":
+            continue
+        kept = [r for r in rows if r not in gone[table]]
+        assert _sorted(after[table]) == _sorted(kept), f"table {table}"
+    return {t: len(rows) for t, rows in gone.items()}
