@@ -41,24 +41,28 @@ async def all_rows(url: str) -> Rows:
         return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}"')] for t in names}
 
 
-async def fts_matches(url: str, word: str) -> int:
-    """How many entries the memories' full-text index holds for ``word``: on SQLite the
-    FTS5 index itself (an entry left for a deleted row still counts), on PostgreSQL the
-    indexed column."""
+async def fts_matches(url: str, word: str, bot_id: Any) -> int:
+    """How many entries the memories' full-text index holds for ``word`` among the memories of
+    ``bot_id``: on SQLite the FTS5 index itself, where an entry left behind by a deleted row
+    counts whatever its bot; on PostgreSQL the indexed column."""
     if is_postgres(url):
         conn = await asyncpg.connect(url)
         try:
             count: int = await conn.fetchval(
-                "SELECT count(*) FROM session_memories"
-                " WHERE fact_tsv @@ to_tsquery('english', boternity_fold($1))",
+                "SELECT count(*) FROM session_memories WHERE bot_id = $2"
+                " AND fact_tsv @@ to_tsquery('english', boternity_fold($1))",
                 word,
+                bot_id,
             )
             return count
         finally:
             await conn.close()
     with sqlite3.connect(url) as conn:
         found = conn.execute(
-            "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?", (f'"{word}"',)
+            "SELECT count(*) FROM memories_fts f LEFT JOIN session_memories m"
+            " ON m.rowid = f.rowid WHERE memories_fts MATCH ?1"
+            " AND (m.rowid IS NULL OR m.bot_id = ?2)",
+            (f'"{word}"', str(bot_id)),
         ).fetchone()
         return int(found[0])
 

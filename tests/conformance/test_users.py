@@ -279,9 +279,9 @@ async def test_forget_user_erases_exactly_one_users_rows_in_every_table(
     assert gone["context_summaries"] == 1 and gone["pending_memory_extractions"] == 2
     assert gone["session_memories"] == 3 and gone["memory_history"] == deleted.history
     # The full-text index forgot her facts, and still has everyone else's.
-    assert await fts_matches(db_url, "zanzibar") == 0
-    assert await fts_matches(db_url, "yokohama") == 3
-    assert await fts_matches(db_url, "wellington") == 3
+    assert await fts_matches(db_url, "zanzibar", bot.id) == 0
+    assert await fts_matches(db_url, "yokohama", bot.id) == 3
+    assert await fts_matches(db_url, "wellington", other_bot.id) == 3
     # The bot's totals keep what her sessions used.
     bot_after = await store.bots.get_bot(bot.id)
     assert bot_after is not None and bot_before is not None
