@@ -312,7 +312,9 @@ async def test_export_user_holds_exactly_what_forget_would_erase(store: Store, d
     assert {s.user_id for s in data.sessions} == {m.user_id for m in data.memories} == {"ana"}
     assert {e.user_id for e in data.history} == {"ana"}
     ids = {s.id for s in data.sessions}
-    assert all(m.session_id in ids for m in [*data.messages, *data.summaries, *data.jobs])
+    assert all(m.session_id in ids for m in data.messages)
+    assert all(s.session_id in ids for s in data.summaries)
+    assert all(j.session_id in ids for j in data.jobs)
     stored = [m for s in data.sessions for m in await store.chat.get_messages(s.id)]
     assert sorted(data.messages, key=lambda m: (str(m.session_id), m.seq)) == data.messages
     assert sorted(data.messages, key=lambda m: m.id) == sorted(stored, key=lambda m: m.id)
@@ -320,7 +322,7 @@ async def test_export_user_holds_exactly_what_forget_would_erase(store: Store, d
     everything = "".join(repr(x) for x in (data.messages, data.memories, data.history))
     assert "yokohama" not in everything and "xylophone" not in everything
     nobody = await store.users.export_user(bot.id, "nobody")
-    assert nobody.sessions == nobody.memories == nobody.history == []
+    assert (nobody.sessions, nobody.memories, nobody.history) == ([], [], [])
 
 
 async def test_user_requests_for_a_missing_bot(store: Store) -> None:

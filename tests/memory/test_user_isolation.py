@@ -25,7 +25,7 @@ from boternity.errors import ConflictError, ValidationError
 from boternity.llm import OfflineProvider
 from boternity.llm.base import CompletionRequest, StreamEvent
 from boternity.memory import ExtractionWorker, MemoryRecall, recall_memories, remember
-from boternity.models import Bot, MemoryEntry
+from boternity.models import Bot, MemoryCategory, MemoryEntry
 from boternity.repositories import ANY_USER, visible
 from tests.conformance import factories as f
 from tests.tables import all_rows, check_erased, fts_matches
@@ -190,7 +190,7 @@ async def run_operation(
         new = MemoryEntry(
             bot_id=bot.id,
             fact=f"User now likes {w} {MARKS[new_owner]}",
-            category="correction",
+            category=MemoryCategory.CORRECTION,
             importance=3,
             user_id=new_owner,
         )
