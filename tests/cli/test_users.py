@@ -72,7 +72,7 @@ def test_remember_for_a_user(cli: Invoke, luna: str, db_path: Path) -> None:
     again = cli("remember", luna, "prefers tea.", "--user", "slack:U1")
     assert again.exit_code == 5 and "already remembered" in one_line_error(again)
 
-    async def owners(store: Store) -> list[str | None]:
+    async def owners(store: Store) -> list[str]:
         bot = await store.bots.get_bot_by_slug("luna")
         assert bot is not None
         found = await store.memory.get_memories(bot.id, user_id=ANY_USER)
