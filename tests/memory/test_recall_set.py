@@ -1,0 +1,182 @@
+"""The labelled recall set (recall_set.json) keeps its own rules, text search really fails on
+it, and search by meaning (the local embedder) beats text search by at least 30 points of
+recall@5. The figures themselves come from benchmarks/recall_eval.py, whose building blocks
+these tests use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from benchmarks.recall_eval import (
+    SET_PATH,
+    THRESHOLDS,
+    K,
+    RecallSet,
+    best_f1,
+    chosen_threshold,
+    load_set,
+    recall_at,
+    semantic_rankings,
+    text_rankings,
+    threshold_table,
+    within_persona,
+)
+
+from boternity import Store, open_store
+from boternity.backends.common import search_terms
+from boternity.embeddings import LocalEmbedder
+from boternity.models import Bot, MemoryCategory, MemoryEntry
+
+#: The most text search may find: the set's questions share no word with their targets.
+TEXT_RECALL_CEILING = 0.10
+#: How far search by meaning must beat text search (issue 12).
+SEMANTIC_LEAD = 0.30
+
+
+@pytest.fixture(scope="module")
+def recall_set() -> RecallSet:
+    return load_set()
+
+
+def test_the_set_is_big_enough(recall_set: RecallSet) -> None:
+    assert len(recall_set.personas) >= 5
+    assert len(recall_set.facts) >= 70
+    assert len(recall_set.questions) >= 70
+    assert len(recall_set.near_duplicates) >= 40
+    assert len(recall_set.unrelated) >= 40
+    assert recall_set.about, "the format is documented in the file"
+
+
+def test_ids_are_unique_and_name_a_persona(recall_set: RecallSet) -> None:
+    users = [p.user_id for p in recall_set.personas]
+    ids = [f.id for f in recall_set.facts] + [q.id for q in recall_set.questions]
+    for values in (users, [p.name for p in recall_set.personas], ids):
+        assert [v for v, n in Counter(values).items() if n > 1] == []
+    assert all(u.startswith("persona:") and u != "persona:" for u in users)
+    owners = [(f.id, f.user_id) for f in recall_set.facts]
+    owners += [(q.id, q.user_id) for q in recall_set.questions]
+    assert [item for item, user in owners if user not in users] == []
+
+
+def test_facts_are_valid_memories_in_each_category(recall_set: RecallSet) -> None:
+    categories = {c.value for c in MemoryCategory}
+    bot = Bot(name="Checker")
+    for f in recall_set.facts:
+        assert f.category in categories, f.id
+        MemoryEntry(
+            bot_id=bot.id,
+            fact=f.fact,
+            category=MemoryCategory(f.category),
+            importance=f.importance,
+        )
+    assert {f.category for f in recall_set.facts} == categories
+    texts = [f.fact.casefold() for f in recall_set.facts]
+    assert len(set(texts)) == len(texts)
+
+
+def test_every_label_is_a_fact_of_the_askers_persona(recall_set: RecallSet) -> None:
+    owner = {f.id: f.user_id for f in recall_set.facts}
+    for q in recall_set.questions:
+        assert q.targets and len(set(q.targets)) == len(q.targets), q.id
+        for target in q.targets:
+            assert owner.get(target) == q.user_id, f"{q.id} -> {target}"
+    targeted = {t for q in recall_set.questions for t in q.targets}
+    distractors = [f.id for f in recall_set.facts if f.id not in targeted]
+    assert len(distractors) >= 15  # facts no question is about, so text search finds noise
+
+
+def test_no_question_shares_a_content_word_with_its_targets(recall_set: RecallSet) -> None:
+    facts = {f.id: f.fact for f in recall_set.facts}
+    shared = {
+        (q.id, t): sorted(set(search_terms(q.question)) & set(search_terms(facts[t])))
+        for q in recall_set.questions
+        for t in q.targets
+    }
+    assert {key: words for key, words in shared.items() if words} == {}
+    assert all(search_terms(q.question) for q in recall_set.questions)
+
+
+def test_pairs_are_two_different_facts_each(recall_set: RecallSet) -> None:
+    pairs = [*recall_set.near_duplicates, *recall_set.unrelated]
+    for p in pairs:
+        assert p.a.strip() and p.b.strip() and p.a != p.b, p
+    assert len({frozenset((p.a, p.b)) for p in pairs}) == len(pairs)
+    assert all(p.kind is None for p in recall_set.near_duplicates)
+    kinds = Counter(p.kind for p in recall_set.unrelated)
+    assert set(kinds) == {"topic", "value"}
+    assert min(kinds.values()) >= 10
+
+
+async def test_text_search_never_finds_a_target_only_distractors(
+    store: Store, recall_set: RecallSet
+) -> None:
+    """The real store's text search (stemming included) on every fact in one bot."""
+    rankings = await text_rankings(store, recall_set)
+    assert recall_at(K, rankings, recall_set.questions) <= TEXT_RECALL_CEILING
+    found = {(q.id, t) for q in recall_set.questions for t in q.targets if t in rankings[q.id]}
+    assert found == set(), "a question shares a word stem with its target"
+    answered = sum(bool(rankings[q.id]) for q in recall_set.questions)
+    assert answered >= len(recall_set.questions) / 3, "too few distractors for text search"
+
+
+async def test_search_by_meaning_beats_text_search_by_30_points(
+    tmp_path: Path, recall_set: RecallSet
+) -> None:
+    async with open_store(tmp_path / "recall.db") as store, LocalEmbedder() as embedder:
+        text = await text_rankings(store, recall_set)
+        semantic = await semantic_rankings(embedder, recall_set)
+    for scope in (lambda r: r, lambda r: within_persona(r, recall_set)):
+        text_recall = recall_at(K, scope(text), recall_set.questions)
+        semantic_recall = recall_at(K, scope(semantic), recall_set.questions)
+        assert semantic_recall - text_recall >= SEMANTIC_LEAD, (text_recall, semantic_recall)
+
+
+def test_recall_counts_the_share_of_targets_in_the_first_k(recall_set: RecallSet) -> None:
+    one, two = recall_set.questions[0], recall_set.questions[1]
+    rankings = {one.id: ["x", *one.targets], two.id: ["y"] * K + list(two.targets)}
+    assert recall_at(K, rankings, [one, two]) == 0.5
+    assert recall_at(1, rankings, [one]) == 0.0
+
+
+def test_threshold_table_scores_duplicate_when_cosine_at_least_t() -> None:
+    rows = threshold_table([0.95, 0.9, 0.7], [0.92, 0.6, 0.2], [0.5, 0.9, 0.93, 0.99])
+    by_t = {r.threshold: r for r in rows}
+    assert (by_t[0.5].duplicates_found, by_t[0.5].false_duplicates) == (3, 2)
+    assert (
+        by_t[0.5].precision == 0.6
+        and by_t[0.5].recall == 1.0
+        and by_t[0.5].f1 == pytest.approx(0.75)
+    )
+    assert (by_t[0.9].duplicates_found, by_t[0.9].false_duplicates) == (2, 1)
+    assert by_t[0.93].precision == 1.0 and by_t[0.93].recall == pytest.approx(1 / 3)
+    assert (by_t[0.99].precision, by_t[0.99].recall, by_t[0.99].f1) == (1.0, 0.0, 0.0)
+    assert chosen_threshold(rows) == by_t[0.93]  # the lowest that loses no memory
+    assert best_f1(rows) == by_t[0.5]
+    assert chosen_threshold(threshold_table([0.5], [1.0], [0.5, 0.99])) is None
+
+
+@pytest.mark.slow
+def test_the_benchmark_reports_recall_and_the_threshold_as_json(recall_set: RecallSet) -> None:
+    root = SET_PATH.parents[2]
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "recall_eval.py"), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    figures = json.loads(out)
+    assert figures["set"]["questions"] == len(recall_set.questions)
+    assert [r["threshold"] for r in figures["thresholds"]] == list(THRESHOLDS)
+    recall = figures["recall"]
+    assert recall["semantic"]["bot"] - recall["text"]["bot"] >= SEMANTIC_LEAD
+    chosen = figures["chosen_threshold"]
+    assert chosen["false_duplicates"] == 0 and chosen["precision"] == 1.0
+    lower = [r for r in figures["thresholds"] if r["threshold"] < chosen["threshold"]]
+    assert all(r["false_duplicates"] > 0 for r in lower)
+    assert len(figures["hardest_unrelated"]) == 5
