@@ -331,3 +331,39 @@ async def test_user_requests_for_a_missing_bot(store: Store) -> None:
     assert await store.users.forget_user(missing, "ana") == UserCounts()
     with pytest.raises(NotFoundError):
         await store.chat.create_session(f.session(missing, user_id="ana"))
+
+
+HOSTILE_USERS = [
+    "'; DROP TABLE session_memories; --",
+    "%",
+    "_",
+    "a%",
+    "Ana",
+    "ana ",
+    "\\",
+    "ünï 🚀 日本",
+    "\U00020000" * MAX_USER_ID_LENGTH,
+    "NULL",
+]
+
+
+async def test_hostile_user_ids_are_plain_keys(store: Store) -> None:
+    """Quotes, LIKE wildcards, case, spaces and 4-byte text are just keys: each user sees
+    exactly their own memories and sessions, compared exactly."""
+    bot = await f.new_bot(store)
+    base = await store.memory.save_memory(f.memory(bot.id, "shared", user_id=None))
+    saved = {}
+    for i, who in enumerate(HOSTILE_USERS):
+        session = await f.new_session(store, bot.id, user_id=who)
+        saved[who] = await store.memory.save_memory(
+            f.memory(bot.id, f"fact {i}", user_id=who, session_id=session.id)
+        )
+    for who in [*HOSTILE_USERS, "ana", "A%"]:
+        seen = await store.memory.get_memories(bot.id, user_id=who)
+        expected = [saved[who], base] if who in saved else [base]
+        assert sorted(m.fact for m in seen) == sorted(m.fact for m in expected), who
+        sessions = await store.chat.list_sessions(bot.id, user_id=who)
+        assert [s.user_id for s in sessions] == ([who] if who in saved else []), who
+        assert (await store.users.count_user(bot.id, who)).memories == (who in saved)
+    assert (await store.users.forget_user(bot.id, "%")).memories == 1
+    assert len(await store.memory.get_memories(bot.id, user_id=ANY_USER)) == len(HOSTILE_USERS)
