@@ -10,12 +10,13 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
+from boternity.errors import ValidationError
 from boternity.models import (
     Bot,
     BotCategory,
@@ -180,6 +181,19 @@ class ChatRepository(Protocol):
         (None: the sessions without a user); ANY_USER: all of them."""
         ...
 
+    async def list_all_sessions(
+        self, *, user_id: UserScope = ANY_USER, limit: int | None = None, offset: int | None = None
+    ) -> list[ChatSession]:
+        """Every bot's sessions in one list (of exactly ``user_id``, as list_sessions),
+        started_at DESC, id DESC."""
+        ...
+
+    async def get_sessions_by_ids(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatSession]:
+        """The sessions among ``session_ids`` that exist, by id, in one query."""
+        ...
+
     async def delete_session(self, session_id: uuid.UUID) -> None:
         """Cascades to messages, summaries and queue jobs; memories survive, detached."""
         ...
@@ -219,6 +233,19 @@ class ChatRepository(Protocol):
 
     async def get_message(self, message_id: uuid.UUID) -> ChatMessage | None: ...
 
+    async def get_messages_by_ids(
+        self, message_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatMessage]:
+        """The messages among ``message_ids`` that exist, by id, in one query."""
+        ...
+
+    async def get_first_and_last_messages(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[ChatMessage, ChatMessage]]:
+        """Each session's first and last message (the same one when it has one), by session
+        id, in one query; sessions without messages (or unknown) are left out."""
+        ...
+
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatMessage]:
@@ -238,7 +265,9 @@ class ChatRepository(Protocol):
         session and reset message_count; token totals are kept. Returns messages deleted."""
         ...
 
-    async def count_sessions(self) -> int: ...
+    async def count_sessions(self, *, bot_id: uuid.UUID | None = None) -> int:
+        """Sessions in the store, or of one bot (a count, not a listing)."""
+        ...
 
     async def count_messages(self) -> int: ...
 
@@ -268,6 +297,13 @@ class MemoryRepository(Protocol):
         the bot's user-less ones; None (a session without a user): only the user-less ones;
         ANY_USER: every memory of the bot (admin listings). importance DESC, created_at DESC,
         id DESC."""
+        ...
+
+    async def count_memories(
+        self, bot_id: uuid.UUID, *, user_id: UserScope = ANY_USER, include_superseded: bool = False
+    ) -> int:
+        """How many memories ``get_memories(bot_id, user_id=…)`` would list without a limit;
+        by default every memory of the bot, whoever's (a count for admin displays)."""
         ...
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None: ...
@@ -559,10 +595,38 @@ class IdIndex(Protocol):
         ...
 
     async def neighbours(
-        self, kind: IdKind, id_: uuid.UUID
-    ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
-        """The ids of ``kind`` just before and just after ``id_`` in id order."""
+        self, kind: IdKind, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID | None]]:
+        """For each of ``ids`` (stored or not), the ids of ``kind`` just before and just after
+        it in id order, in one query."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """How to open a store (see ``open_store``); checked when built, before anything is
+    opened, the same for every backend. Each backend uses those that concern it."""
+
+    durability: Literal["normal", "full"] = "normal"
+    readers: int = 4  # SQLite: reader threads
+    pool_size: int = 10  # PostgreSQL: connections
+    read_url: str | None = None  # PostgreSQL: a read replica for browse reads
+    busy_wait: float = 60.0  # seconds to wait for the database before StoreBusyError
+
+    def __post_init__(self) -> None:
+        if self.durability not in ("normal", "full"):
+            raise ValidationError(f"durability must be 'normal' or 'full', got {self.durability!r}")
+        for name in ("readers", "pool_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError(f"{name} must be an int >= 1, got {value!r}")
+        if self.read_url is not None and not isinstance(self.read_url, str):
+            raise ValidationError(
+                f"read_url must be a str or None, got {type(self.read_url).__name__}"
+            )
+        wait = self.busy_wait
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not wait >= 0:
+            raise ValidationError(f"busy_wait must be a number >= 0, got {wait!r}")
 
 
 @runtime_checkable
@@ -572,16 +636,7 @@ class Backend(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def open(
-        self,
-        target: DatabaseTarget,
-        *,
-        durability: Literal["normal", "full"],
-        readers: int,
-        pool_size: int,
-        read_url: str | None,
-        busy_wait: float,
-    ) -> Store:
+    async def open(self, target: DatabaseTarget, options: StoreOptions) -> Store:
         """Open (creating and migrating if needed) the database ``target`` names."""
         ...
 

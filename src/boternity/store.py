@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 from boternity.config import resolve_database
-from boternity.repositories import Backend, Store
+from boternity.repositories import Backend, Store, StoreOptions
 
 __all__ = ["Store", "backend_of", "open_store"]
 
@@ -33,15 +33,12 @@ async def open_store(
     """
     from boternity.backends import backend_for
 
-    target = resolve_database(path_or_url)
-    store = await backend_for(target).open(
-        target,
-        durability=durability,
-        readers=readers,
-        pool_size=pool_size,
-        read_url=read_url,
+    options = StoreOptions(
+        durability=durability, readers=readers, pool_size=pool_size, read_url=read_url,
         busy_wait=busy_wait,
-    )
+    )  # fmt: skip
+    target = resolve_database(path_or_url)
+    store = await backend_for(target).open(target, options)
     try:
         yield store
     finally:

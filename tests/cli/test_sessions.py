@@ -200,3 +200,29 @@ def test_session_delete_prompt(cli: Invoke, world: World, db_path: Path, tty: No
     assert yes.exit_code == 0, yes.stderr
     assert "Deleted session" in yes.stdout
     assert with_store(db_path, lambda s: s.chat.get_session(world.sessions[2].id)) is None
+
+
+def test_sessions_without_a_bot_lists_every_bots_newest_first(
+    cli: Invoke, world: World, db_path: Path
+) -> None:
+    from boternity.models import ChatSession
+    from boternity.store import Store
+
+    async def add(store: Store) -> ChatSession:
+        other = ChatSession(bot_id=world.other_bot.id, model="m", title="Other's newest")
+        return await store.chat.create_session(other)
+
+    newest = with_store(db_path, add)
+    data = parse(cli("sessions", "--json"))
+    assert [s["id"] for s in data] == [
+        str(newest.id),
+        *(str(s.id) for s in reversed(world.sessions)),
+    ]
+    assert [s["bot_slug"] for s in data] == ["other", "helper", "helper", "helper"]
+    assert data[0]["first_message"] is None and data[0]["last_message"] is None
+    assert data[-1]["first_message"]["seq"] == 1 and data[-1]["last_message"]["seq"] == 3
+    limited = parse(cli("sessions", "--limit", "2", "--json"))
+    assert [s["id"] for s in limited] == [s["id"] for s in data[:2]]
+    table = cli("sessions").stdout
+    assert "Other's newest" in table and "Bot" in table
+    assert table.index("Other's newest") < table.index("Crashed one")

@@ -26,9 +26,14 @@ async def test_prefixes_are_ranges_of_the_key_and_neighbours_bracket_an_id(store
     assert await store.ids.with_prefix("bot", "f") == []
     assert await store.ids.with_prefix("bot", "") == [a.id, b.id, c.id]
     assert await store.ids.with_prefix("bot", a.id.hex) == [a.id]
-    assert await store.ids.neighbours("bot", b.id) == (a.id, c.id)
-    assert await store.ids.neighbours("bot", a.id) == (None, b.id)
-    assert await store.ids.neighbours("bot", c.id) == (b.id, None)
+    assert await store.ids.neighbours("bot", [b.id, a.id, c.id, b.id]) == {
+        a.id: (None, b.id),
+        b.id: (a.id, c.id),
+        c.id: (b.id, None),
+    }
+    between = _with("0abc15")  # not stored: its neighbours all the same
+    assert await store.ids.neighbours("bot", iter([between])) == {between: (a.id, b.id)}
+    assert await store.ids.neighbours("bot", []) == {}
 
 
 async def test_session_prefixes_narrow_to_one_bot(store: Store) -> None:

@@ -42,6 +42,11 @@ async def test_sessions_keep_their_user_and_are_listed_by_user(store: Store) -> 
     assert await store.chat.list_sessions(bot.id, user_id="ana") == [made["ana"]]
     assert await store.chat.list_sessions(bot.id, user_id=None) == [made[None]]
     assert await store.chat.list_sessions(bot.id, user_id="nobody") == []
+    other = await f.new_bot(store)
+    elsewhere = await f.new_session(store, other.id, user_id="ana", started_at=f.at(9))
+    assert await store.chat.list_all_sessions(user_id="ana") == [elsewhere, made["ana"]]
+    assert made[None] in await store.chat.list_all_sessions(user_id=None)
+    assert len(await store.chat.list_all_sessions()) >= 4
     # update_session writes title, status and end only: the user never changes.
     renamed = await store.chat.update_session(
         dataclasses.replace(made["ana"], title="t", user_id="ben")
@@ -90,6 +95,10 @@ async def test_each_user_sees_their_memories_and_the_bots_own(store: Store) -> N
     assert len(await store.memory.search_memories(bot.id, "tea", user_id=ANY_USER)) == 3
     # Someone new sees the bot's own only.
     assert await store.memory.get_memories(bot.id, user_id="carla") == [saved[None]]
+    # Counts agree with the listings: every memory by default, a viewer's when asked.
+    assert await store.memory.count_memories(bot.id) == 3
+    assert await store.memory.count_memories(bot.id, user_id="ana") == 2
+    assert await store.memory.count_memories(bot.id, user_id=None) == 1
 
 
 async def test_get_memories_keeps_its_order_and_limit_within_a_scope(store: Store) -> None:

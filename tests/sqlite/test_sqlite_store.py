@@ -62,6 +62,12 @@ async def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="readers"):
         async with open_store(tmp_path / "b.db", readers=0):
             pass
+    # Every option is checked whatever the backend, before anything is created.
+    for option, value in [("busy_wait", -1), ("busy_wait", "soon"), ("pool_size", 0)]:
+        with pytest.raises(ValidationError, match=option):
+            async with open_store(tmp_path / "b.db", **{option: value}):  # type: ignore[arg-type]
+                pass
+    assert not (tmp_path / "b.db").exists()
 
 
 async def test_readers_cannot_write(tmp_path: Path) -> None:
@@ -107,6 +113,39 @@ async def test_altered_migration_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="changed after it was applied"):
         async with open_store(path):
             pass
+
+
+async def test_a_failed_migration_is_named_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from boternity.backends.migrations import Migration, load_migrations
+
+    path = tmp_path / "b.db"
+    async with open_store(path) as store:
+        await store.bots.create_bot(Bot(name="keep me"))
+        latest = store.schema_version
+    shipped = load_migrations("boternity.backends.sqlite.migrations")
+    broken = Migration(
+        latest + 1,
+        "broken",
+        "CREATE TABLE half_done (id INTEGER);\nINSERT INTO nowhere VALUES (1);",
+    )
+    monkeypatch.setattr(
+        "boternity.backends.sqlite.store.load_migrations", lambda _pkg: [*shipped, broken]
+    )
+    with pytest.raises(SchemaError, match=f"migration {latest + 1:04d}_broken failed") as caught:
+        async with open_store(path):
+            pass
+    assert isinstance(caught.value.__cause__.__cause__, sqlite3.OperationalError)  # type: ignore[union-attr]
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert "half_done" not in tables
+    assert versions == list(range(1, latest + 1))
+    monkeypatch.undo()
+    async with open_store(path) as store:  # and the shipped code still opens it
+        assert store.schema_version == latest
+        assert [b.name for b in await store.bots.list_bots()] == ["keep me"]
 
 
 def _hold_write_lock(path: Path, seconds: float, started: threading.Event) -> None:

@@ -7,14 +7,11 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import TypeVar
 
 from boternity.errors import ConflictError, ValidationError
 from boternity.models import MAX_BIGINT, MAX_USER_ID_LENGTH, MemoryEntry, check_text, to_utc
 from boternity.repositories import ANY_USER, UserScope, fact_key
-
-E = TypeVar("E", bound=StrEnum)
 
 M = TypeVar("M")
 
@@ -33,20 +30,16 @@ def check_slug(slug: object) -> str:
     return slug
 
 
-def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
-    """Validate paging; returns (limit or None for all, offset >= 0)."""
-    for name, value in (("limit", limit), ("offset", offset)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValidationError(f"{name} must be an int or None, got {type(value).__name__}")
-        if value is not None and not 0 <= value <= MAX_BIGINT:
-            raise ValidationError(f"{name} must be in 0..{MAX_BIGINT}, got {value}")
-    return limit, offset or 0
-
-
 def check_limit(limit: int, name: str = "limit") -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_BIGINT:
         raise ValidationError(f"{name} must be an int in 0..{MAX_BIGINT}, got {limit!r}")
     return limit
+
+
+def check_page(limit: int | None, offset: int | None) -> tuple[int | None, int]:
+    """Validate paging (each may be None); returns (limit or None for all, offset >= 0)."""
+    lim = None if limit is None else check_limit(limit)
+    return lim, 0 if offset is None else check_limit(offset, "offset")
 
 
 #: An integration's session key (e.g. an Agents SDK session id) is at most this long, so it
@@ -103,18 +96,6 @@ def check_id(value: uuid.UUID | str, name: str) -> uuid.UUID:
         except ValueError as exc:
             raise ValidationError(f"{name}: not a UUID: {value!r}") from exc
     raise ValidationError(f"{name}: expected a UUID, got {type(value).__name__}")
-
-
-def check_enum(kind: type[E], value: E | str | None, name: str) -> E | None:
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError as exc:
-        allowed = ", ".join(m.value for m in kind)
-        raise ValidationError(
-            f"{name}: unknown value {value!r} (expected one of: {allowed})"
-        ) from exc
 
 
 def check_lease(lease: timedelta) -> timedelta:

@@ -1,8 +1,11 @@
-"""Versioned SQL migrations shared by every backend.
+"""Versioned SQL migrations and the one runner every backend uses.
 
 Each backend ships numbered files ``NNNN_name.sql`` in its own ``migrations`` package folder.
 A migration is recorded with the sha256 of its text; a database whose recorded migrations were
 changed, or that is newer than this code, is refused instead of being guessed at.
+
+The runner (:class:`Migrator`) is written once, as units of work (see core/dialect.py); a
+dialect supplies only the ledger's SQL, its lock, and how a script becomes statements.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
+from boternity.backends.core.dialect import ALL, NONE, VALUE, Dialect, Unit
+from boternity.backends.core.tables import TIME
 from boternity.errors import SchemaError
+from boternity.ids import utc_now
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -65,3 +71,59 @@ def pending_migrations(
                 "the database from a backup"
             )
     return [m for m in available if m.version not in applied]
+
+
+class Migrator:
+    """Brings one database up to ``available``, one transaction per migration, each with its
+    record, so concurrent openers (any number of processes) run each exactly once.
+
+    A backend first runs :meth:`check` with no lock (a read-only command must not wait for
+    another process's write just to learn that nothing is due), then, while it gives None,
+    :meth:`step` in a write transaction, and passes a driver error to :meth:`blame`.
+    """
+
+    def __init__(self, available: list[Migration], dialect: Dialect, *, where: str) -> None:
+        self._available = available
+        self._d = dialect
+        self._where = where  # names the database in messages
+        self._running: Migration | None = None
+
+    def check(self) -> Unit[int | None]:
+        """The schema version when nothing is due, else None (after checking what ran)."""
+        recorded = []
+        if (yield self._d.sql.ledger_exists, (), VALUE):
+            recorded = yield self._d.sql.applied_migrations, (), ALL
+        return None if self._pending(recorded) else len(self._available)
+
+    def step(self) -> Unit[int | None]:
+        """Under the dialect's lock, apply the next pending migration and record it (None),
+        or give the schema version when none is left."""
+        q = self._d.sql
+        yield q.lock_migrations, (), NONE
+        # CREATE ... IF NOT EXISTS still takes a lock (and logs a notice): skip it once done.
+        if not (yield q.ledger_exists, (), VALUE):
+            yield q.create_ledger, (), NONE
+        todo = self._pending((yield q.applied_migrations, (), ALL))
+        if not todo:
+            return len(self._available)
+        m = self._running = todo[0]
+        for statement in self._d.script(m.sql):
+            yield statement, (), NONE
+        at = self._d.adapter(TIME)(utc_now())
+        yield q.record_migration, (m.version, m.name, m.checksum, at), NONE
+        self._running = None
+        return None
+
+    def blame(self, exc: BaseException) -> None:
+        """SchemaError naming the migration that ``exc`` (a driver error) stopped, if one
+        was running: its transaction was rolled back, so nothing of it is left."""
+        if (m := self._running) is not None:
+            self._running = None
+            raise SchemaError(
+                f"{self._where}: migration {m.version:04d}_{m.name} failed and was rolled back:"
+                f" {exc}"
+            ) from exc
+
+    def _pending(self, recorded: list[tuple[int, str]]) -> list[Migration]:
+        applied = {int(v): str(c) for v, c in recorded}
+        return pending_migrations(self._available, applied, where=self._where)

@@ -75,22 +75,20 @@ class Provenance:
 
 
 async def provenance(store: Store, memories: list[MemoryEntry]) -> dict[uuid.UUID, Provenance]:
-    from boternity.models import ChatMessage, ChatSession
-
-    sessions: dict[uuid.UUID, ChatSession | None] = {}
+    """Where each memory came from; two queries, however many memories."""
+    sessions = await store.chat.get_sessions_by_ids(
+        {m.session_id for m in memories if m.session_id is not None}
+    )
+    messages = await store.chat.get_messages_by_ids(
+        {m.source_message_id for m in memories if m.source_message_id is not None}
+    )
     out: dict[uuid.UUID, Provenance] = {}
     for m in memories:
         if m.is_manual and m.session_id is None:
             out[m.id] = Provenance(manual=True, date=m.created_at)
             continue
-        session = None
-        if m.session_id is not None:
-            if m.session_id not in sessions:
-                sessions[m.session_id] = await store.chat.get_session(m.session_id)
-            session = sessions[m.session_id]
-        message: ChatMessage | None = None
-        if m.source_message_id is not None:
-            message = await store.chat.get_message(m.source_message_id)
+        session = None if m.session_id is None else sessions.get(m.session_id)
+        message = None if m.source_message_id is None else messages.get(m.source_message_id)
         date = message.created_at if message else session.started_at if session else None
         out[m.id] = Provenance(
             manual=m.is_manual,
@@ -297,13 +295,10 @@ def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt 
     user's data)."""
     from boternity.cli.output import plural
     from boternity.cli.resolve import resolve_bot
-    from boternity.repositories import ANY_USER
 
     async def work(store: Store) -> tuple[Bot, int]:
         found = await resolve_bot(store, bot)
-        count = len(
-            await store.memory.get_memories(found.id, user_id=ANY_USER, include_superseded=True)
-        )
+        count = await store.memory.count_memories(found.id, include_superseded=True)
         if count == 0:
             return found, 0
         what = "the 1 memory" if count == 1 else f"all {count} memories"

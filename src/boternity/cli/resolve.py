@@ -15,7 +15,6 @@ from boternity.cli.output import short_ids
 from boternity.cli.runtime import EXIT_USAGE, AmbiguousError, CliError
 from boternity.errors import NotFoundError
 from boternity.models import Bot, ChatSession, MemoryEntry, PendingExtraction
-from boternity.repositories import ANY_USER, UserScope
 from boternity.store import Store
 from boternity.text import ellipsis
 
@@ -125,14 +124,6 @@ async def resolve_bot(store: Store, ref: str) -> Bot:
         raise missing from None
 
 
-async def all_sessions(store: Store, user_id: UserScope = ANY_USER) -> list[ChatSession]:
-    """Every bot's sessions (of exactly ``user_id``, unless ANY_USER)."""
-    sessions: list[ChatSession] = []
-    for bot in await store.bots.list_bots():
-        sessions.extend(await store.chat.list_sessions(bot.id, user_id=user_id))
-    return sessions
-
-
 async def resolve_session(
     store: Store, ref: str, *, bot_id: uuid.UUID | None = None
 ) -> ChatSession:
@@ -165,13 +156,10 @@ async def unique_prefixes(
     """The one rule for every id bnity prints: for each id, its shortest prefix (at least 8
     characters) that no other id of that kind in the database shares now, so whatever is
     printed works when typed back. Only an id's neighbours in id order can share more of it,
-    so two indexed look-ups per id answer it, whatever the size of the database."""
-    out: dict[uuid.UUID, str] = {}
-    for id_ in dict.fromkeys(ids):
-        before, after = await store.ids.neighbours(kind, id_)
-        near = [n for n in (before, after) if n is not None]
-        out[id_] = short_ids([id_], near)[id_]
-    return out
+    so one query (two index look-ups per id) answers it, whatever the size of the database."""
+    wanted = list(dict.fromkeys(ids))
+    near = await store.ids.neighbours(kind, wanted)
+    return {id_: short_ids([id_], [n for n in near[id_] if n is not None])[id_] for id_ in wanted}
 
 
 async def unique_prefix(store: Store, kind: Kind, id_: uuid.UUID) -> str:

@@ -78,7 +78,7 @@ def list_sessions(
 
     Columns: id prefix, (bot,) title, (user,) start, duration, messages, tokens, status, and
     the first and last message."""
-    from boternity.cli.resolve import all_sessions, resolve_bot, unique_prefixes
+    from boternity.cli.resolve import resolve_bot, unique_prefixes
     from boternity.repositories import ANY_USER
 
     async def work(
@@ -90,15 +90,11 @@ def list_sessions(
         if found is not None:
             sessions = await store.chat.list_sessions(found.id, user_id=whose, limit=limit + 1)
         else:
-            sessions = sorted(
-                await all_sessions(store, whose), key=lambda s: (s.started_at, s.id), reverse=True
-            )[: limit + 1]
+            sessions = await store.chat.list_all_sessions(user_id=whose, limit=limit + 1)
         more = len(sessions) > limit
-        rows = []
-        for s in sessions[:limit]:
-            first = await store.chat.get_messages(s.id, limit=1)
-            last = await store.chat.get_recent_messages(s.id, 1)
-            rows.append(SessionRow(s, first[0] if first else None, last[0] if last else None))
+        sessions = sessions[:limit]
+        ends = await store.chat.get_first_and_last_messages(s.id for s in sessions)
+        rows = [SessionRow(s, *ends.get(s.id, (None, None))) for s in sessions]
         ids = await unique_prefixes(store, "session", [r.session.id for r in rows])
         return found, rows, more, ids, slugs
 

@@ -10,12 +10,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from boternity.errors import ConflictError, NotFoundError, ValidationError
-from boternity.models import ChatMessage, ChatSession
+from boternity.models import MAX_BIGINT, ChatMessage, ChatSession
 from boternity.store import Store
 
 T = TypeVar("T")
 
-_EVERYTHING = 2**63 - 1  # the largest limit every backend accepts
+_EVERYTHING = MAX_BIGINT  # the largest limit every backend accepts
 
 
 def plain_json(value: Any, what: str) -> Any:

@@ -11,14 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from boternity.backends.common import check_id, check_page
 from boternity.backends.core.sql import Statements
-from boternity.backends.core.tables import TIME, UUID, Adapter, Table, make_decoder, make_encoder
-from boternity.errors import BoternityError, NotFoundError
+from boternity.backends.core.tables import (
+    TIME,
+    UUID,
+    UUIDS,
+    Adapter,
+    Table,
+    make_decoder,
+    make_encoder,
+)
+from boternity.errors import (
+    BoternityError,
+    ConflictError,
+    NotFoundError,
+    RepositoryError,
+    StoreBusyError,
+    ValidationError,
+)
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -34,6 +50,40 @@ UnitFactory = Callable[[], Unit[T]]
 #: Called only when a write clashes on a unique column: that column (``"bots.slug"``) ->
 #: the ConflictError message (built lazily: formatting ids on every write costs time).
 Conflicts = Callable[[], Mapping[str, str]] | None
+
+
+def id_taken(t: Table[Any], what: str, key: object = None) -> Conflicts:
+    """Conflicts for inserting a row of ``t`` whose id ``key`` (None: one of several) is taken."""
+    return lambda: {
+        f"{t.name}.id": f"a {what} with {'this id' if key is None else f'id {key}'} already exists"
+    }
+
+
+#: What a driver error means, as a backend's ``errors.translate`` classifies it: a clash on
+#: a unique column, a missing referenced row, a value the schema refuses, a busy database.
+UNIQUE, FOREIGN_KEY, REFUSED, BUSY = "unique", "foreign key", "refused", "busy"
+
+
+def driver_error(
+    exc: BaseException, kind: str, conflicts: Conflicts = None, column: str = ""
+) -> RepositoryError | ValidationError:
+    """The library error for driver error ``exc``, which its backend classified as ``kind``
+    (any other text: the message of a plain RepositoryError), with ``exc`` as its cause.
+    ``column`` is the ``"table.column"`` of a unique clash, for its message in ``conflicts``."""
+    error: RepositoryError | ValidationError
+    if kind == UNIQUE:
+        messages = conflicts() if conflicts else {}
+        error = ConflictError(messages.get(column) or f"already exists: {exc}")
+    elif kind == FOREIGN_KEY:
+        error = NotFoundError("a row this write refers to does not exist")
+    elif kind == REFUSED:
+        error = ValidationError(f"refused by the database: {exc}")
+    elif kind == BUSY:
+        error = StoreBusyError(f"the database stayed busy: {exc}")
+    else:
+        error = RepositoryError(kind)
+    error.__cause__ = exc
+    return error
 
 
 async def shielded(work: Awaitable[T]) -> T:
@@ -84,6 +134,8 @@ class Dialect:
     search_text: Callable[[list[str]], str]
     #: What to bind as LIMIT for "no limit".
     no_limit: int | None
+    #: A migration script as the statements to run, one step each.
+    script: Callable[[str], list[str]]
     _codecs: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
 
     def encoder(self, t: Table[M]) -> Callable[[M], list[Any]]:
@@ -112,10 +164,31 @@ class Repository:
         self._q = dialect.sql
         self._key = dialect.adapter(UUID)
         self._time = dialect.adapter(TIME)
+        self._keys = dialect.adapter(UUIDS)
 
     def _id(self, value: Any, name: str) -> Any:
         """A checked id argument, as bound."""
         return self._key(check_id(value, name))
+
+    def _id_list(self, values: Iterable[Any], name: str) -> Any:
+        """Ids checked and bound as one list parameter (see sql.IDS); None when there are
+        none, so there is nothing to look up."""
+        if isinstance(values, str | bytes | uuid.UUID) or not isinstance(values, Iterable):
+            raise ValidationError(
+                f"{name} must be a collection of ids, got {type(values).__name__}"
+            )
+        ids = sorted({check_id(v, name) for v in values})
+        return self._keys(ids) if ids else None
+
+    async def _by_ids(
+        self, sql: str, decode: Callable[[Any], Any], values: Iterable[Any], name: str
+    ) -> dict[uuid.UUID, Any]:
+        """The rows a list of ids names, by id, in one statement (missing ids left out)."""
+        bound = self._id_list(values, name)
+        if bound is None:
+            return {}
+        found = [decode(r) for r in await self._x.read(sql, (bound,), ALL, browse=True)]
+        return {m.id: m for m in found}
 
     def _opt_time(self, value: Any) -> Any:
         return None if value is None else self._time(value)
@@ -124,6 +197,9 @@ class Repository:
         """The one row a key names, or None."""
         row = await self._x.read(sql, params, ONE)
         return None if row is None else decode(row)
+
+    async def _count(self, sql: str, *params: Any) -> int:
+        return int(await self._x.read(sql, params, VALUE, browse=True))
 
     async def _all(
         self, sql: str, decode: Callable[[Any], M], *params: Any, browse: bool = False

@@ -10,12 +10,11 @@ import dataclasses
 import functools
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from boternity.backends.common import (
-    check_enum,
     check_id,
     check_limit,
     check_model,
@@ -40,6 +39,7 @@ from boternity.backends.core.dialect import (
     Repository,
     Step,
     Unit,
+    id_taken,
     missing,
 )
 from boternity.backends.core.tables import (
@@ -71,6 +71,7 @@ from boternity.models import (
     MemoryEventKind,
     PendingExtraction,
     SoulVersion,
+    check_enum,
     soul_hash,
 )
 from boternity.repositories import (
@@ -120,9 +121,9 @@ class BotCore(Repository):
         limit: int | None = None,
         offset: int | None = None,
     ) -> list[Bot]:
-        st = check_enum(BotStatus, status, "status")
-        cat = check_enum(BotCategory, category, "category")
-        params = (st and st.value, cat and cat.value, *self._page(limit, offset))
+        st = None if status is None else check_enum(BotStatus, status, "status").value
+        cat = None if category is None else check_enum(BotCategory, category, "category").value
+        params = (st, cat, *self._page(limit, offset))
         return await self._all(self._q.list_bots, self._bot, *params, browse=True)
 
     async def update_bot(self, bot: Bot) -> Bot:
@@ -207,12 +208,8 @@ class ChatCore(Repository):
                 if (yield from self._create_session(params, key, session.bot_id)):
                     return session
 
-        conflict = "a chat session with id {} already exists"
-        return await self._x.write(
-            unit,
-            atomic=not self._fused,
-            conflicts=lambda: {"chat_sessions.id": conflict.format(session.id)},
-        )
+        conflicts = id_taken(SESSIONS, "chat session", session.id)
+        return await self._x.write(unit, atomic=not self._fused, conflicts=conflicts)
 
     def _create_session(self, params: list[Any], key: str | None, bot: uuid.UUID) -> Unit[bool]:
         """Count the session on its bot and insert it, under ``key`` if not None. False when
@@ -250,19 +247,43 @@ class ChatCore(Repository):
         limit: int | None = None,
         offset: int | None = None,
     ) -> list[ChatSession]:
-        key, user, page = (
-            self._id(bot_id, "bot_id"),
-            check_scope(user_id),
-            self._page(limit, offset),
-        )
-        params: tuple[Any, ...]
+        q, key = self._q, self._id(bot_id, "bot_id")
+        choice = (q.list_sessions, q.user_sessions, q.userless_sessions)
+        return await self._sessions(choice, (key,), user_id, limit, offset)
+
+    async def list_all_sessions(
+        self, *, user_id: UserScope = ANY_USER, limit: int | None = None, offset: int | None = None
+    ) -> list[ChatSession]:
+        q = self._q
+        choice = (q.list_all_sessions, q.all_user_sessions, q.all_userless_sessions)
+        return await self._sessions(choice, (), user_id, limit, offset)
+
+    async def _sessions(
+        self,
+        statements: tuple[str, str, str],
+        head: tuple[Any, ...],
+        user_id: UserScope,
+        limit: int | None,
+        offset: int | None,
+    ) -> list[ChatSession]:
+        """A page of sessions whose user is ``user_id`` (statements: for any user, one user,
+        no user; each bound with ``head``, [the user,] limit and offset)."""
+        user, page = check_scope(user_id), self._page(limit, offset)
+        every, one, none = statements
         if user is ANY_USER:
-            sql, params = self._q.list_sessions, (key, *page)
+            sql, params = every, (*head, *page)
         elif user is None:
-            sql, params = self._q.userless_sessions, (key, *page)
+            sql, params = none, (*head, *page)
         else:
-            sql, params = self._q.user_sessions, (key, user, *page)
+            sql, params = one, (*head, user, *page)
         return await self._all(sql, self._session, *params, browse=True)
+
+    async def get_sessions_by_ids(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatSession]:
+        return await self._by_ids(
+            self._q.sessions_by_ids, self._session, session_ids, "session_ids"
+        )
 
     async def delete_session(self, session_id: uuid.UUID) -> None:
         key = self._id(session_id, "session_id")
@@ -283,9 +304,7 @@ class ChatCore(Repository):
         seq: int = await self._x.write(
             functools.partial(self._save_message, message, *self._message_params(message)),
             atomic=not self._fused,
-            conflicts=lambda: {
-                "chat_messages.id": f"a message with id {message.id} already exists"
-            },
+            conflicts=id_taken(MESSAGES, "message", message.id),
         )
         return _with_seq(message, seq)
 
@@ -300,13 +319,7 @@ class ChatCore(Repository):
                 seqs.append((yield from self._save_message(*each)))
             return seqs
 
-        seqs = await self._x.write(
-            unit,
-            atomic=True,
-            conflicts=lambda: {
-                "chat_messages.id": "a message with one of these ids already exists"
-            },
-        )
+        seqs = await self._x.write(unit, atomic=True, conflicts=id_taken(MESSAGES, "message"))
         return [_with_seq(m, seq) for m, seq in zip(messages, seqs, strict=True)]
 
     def _save_message(
@@ -349,6 +362,25 @@ class ChatCore(Repository):
         key = self._id(message_id, "message_id")
         return await self._get(self._q.get_message, self._message, key)
 
+    async def get_messages_by_ids(
+        self, message_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, ChatMessage]:
+        return await self._by_ids(
+            self._q.messages_by_ids, self._message, message_ids, "message_ids"
+        )
+
+    async def get_first_and_last_messages(
+        self, session_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[ChatMessage, ChatMessage]]:
+        bound = self._id_list(session_ids, "session_ids")
+        if bound is None:
+            return {}
+        ends: dict[uuid.UUID, tuple[ChatMessage, ChatMessage]] = {}
+        for row in await self._x.read(self._q.first_and_last_messages, (bound,), ALL, browse=True):
+            m = self._message(row)  # by session, then seq: a session's first row is its first
+            ends[m.session_id] = (ends[m.session_id][0] if m.session_id in ends else m, m)
+        return ends
+
     async def get_messages(
         self, session_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
     ) -> list[ChatMessage]:
@@ -382,11 +414,13 @@ class ChatCore(Repository):
 
         return await self._x.write(unit, atomic=True)
 
-    async def count_sessions(self) -> int:
-        return int(await self._x.read(self._q.count_sessions, (), VALUE, browse=True))
+    async def count_sessions(self, *, bot_id: uuid.UUID | None = None) -> int:
+        if bot_id is None:
+            return await self._count(self._q.count_sessions)
+        return await self._count(self._q.count_bot_sessions, self._id(bot_id, "bot_id"))
 
     async def count_messages(self) -> int:
-        return int(await self._x.read(self._q.count_messages, (), VALUE, browse=True))
+        return await self._count(self._q.count_messages)
 
 
 def _same_user(found: ChatSession, user_id: str | None, key: str) -> ChatSession:
@@ -399,8 +433,7 @@ def _same_user(found: ChatSession, user_id: str | None, key: str) -> ChatSession
     return found
 
 
-def _memory_conflict() -> dict[str, str]:
-    return {"session_memories.id": "a memory with this id already exists"}
+_memory_conflict = id_taken(MEMORIES, "memory")
 
 
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
@@ -556,6 +589,18 @@ class MemoryCore(Repository):
             sql, params = self._q.get_memories, (key, every, user, lim)
         return await self._all(sql, self._memory, *params, browse=True)
 
+    async def count_memories(
+        self, bot_id: uuid.UUID, *, user_id: UserScope = ANY_USER, include_superseded: bool = False
+    ) -> int:
+        key, user, every = (
+            self._id(bot_id, "bot_id"),
+            check_scope(user_id),
+            bool(include_superseded),
+        )
+        if user is ANY_USER:
+            return await self._count(self._q.count_memories, key, every)
+        return await self._count(self._q.count_visible_memories, key, every, user)
+
     async def delete_memory(self, memory_id: uuid.UUID) -> None:
         key = self._id(memory_id, "memory_id")
 
@@ -602,15 +647,11 @@ class MemoryCore(Repository):
         every = user is ANY_USER
         params = (key, self._d.search_text(terms), bool(include_superseded), limit, every,
                   None if every else user)  # fmt: skip
-        return [
-            self._memory(r) for r in await self._x.read(self._q.search, params, ALL, browse=True)
-        ]
+        return await self._all(self._q.search, self._memory, *params, browse=True)
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
         key = self._id(memory_id, "memory_id")
-        return [
-            self._event(r) for r in await self._x.read(self._q.history, (key,), ALL, browse=True)
-        ]
+        return await self._all(self._q.history, self._event, key, browse=True)
 
     async def get_memories_by_session(self, session_id: uuid.UUID) -> list[MemoryEntry]:
         key = self._id(session_id, "session_id")
@@ -644,15 +685,7 @@ class MemoryCore(Repository):
                 raise ValidationError(f"chat session {p.session_id} belongs to another bot")
             return p
 
-        conflict = "a pending extraction with id {} already exists"
-        return await self._x.write(
-            unit, conflicts=lambda: {"pending_memory_extractions.id": conflict.format(p.id)}
-        )
-
-    async def _pending_list(
-        self, sql: str, *params: object, browse: bool = False
-    ) -> list[PendingExtraction]:
-        return [self._pending(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
+        return await self._x.write(unit, conflicts=id_taken(PENDING, "pending extraction", p.id))
 
     async def get_pending_extractions(self, bot_id: uuid.UUID) -> list[PendingExtraction]:
         key = self._id(bot_id, "bot_id")
@@ -756,10 +789,7 @@ class MemoryCore(Repository):
                 )
             return s
 
-        conflict = "a context summary with id {} already exists"
-        return await self._x.write(
-            unit, conflicts=lambda: {"context_summaries.id": conflict.format(s.id)}
-        )
+        return await self._x.write(unit, conflicts=id_taken(SUMMARIES, "context summary", s.id))
 
     async def get_latest_summary(self, session_id: uuid.UUID) -> ContextSummary | None:
         key = self._id(session_id, "session_id")
@@ -843,6 +873,10 @@ def _as_uuid(value: Any) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
+def _opt_uuid(value: Any) -> uuid.UUID | None:
+    return None if value is None else _as_uuid(value)
+
+
 class IdsCore(Repository):
     """``IdIndex``: a prefix is a range of the primary key (text and uuid orders agree)."""
 
@@ -871,13 +905,11 @@ class IdsCore(Repository):
         return [_as_uuid(row[0]) for row in rows]
 
     async def neighbours(
-        self, kind: str, id_: uuid.UUID
-    ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+        self, kind: str, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID | None]]:
         table = self._table(kind)
-        key = self._id(id_, "id")
-        before = await self._x.read(getattr(self._q, f"id_before_{table}"), (key,), VALUE)
-        after = await self._x.read(getattr(self._q, f"id_after_{table}"), (key,), VALUE)
-        return (
-            None if before is None else _as_uuid(before),
-            None if after is None else _as_uuid(after),
-        )
+        bound = self._id_list(ids, "ids")
+        if bound is None:
+            return {}
+        rows = await self._x.read(getattr(self._q, f"neighbours_{table}"), (bound,), ALL)
+        return {_as_uuid(i): (_opt_uuid(below), _opt_uuid(above)) for i, below, above in rows}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from boternity.backends.core.tables import (
@@ -30,7 +31,36 @@ def insert(t: Table[Any]) -> str:
 
 
 def select(t: Table[Any], where: str, order: str = "") -> str:
-    return f"SELECT {t.cols()} FROM {t.name} WHERE {where}{order and ' ORDER BY ' + order}"
+    """SELECT of whole rows (``where`` may be empty: every row)."""
+    return f"SELECT {t.cols()} FROM {t.name}{where and ' WHERE ' + where}{order and ' ORDER BY ' + order}"
+
+
+def quoted(name: str) -> str:
+    """An identifier the database itself listed, quoted for SQL text."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+#: Stands for a bound list of ids, read as a table ``ids`` with one column, ``value``.
+#: Standard SQL has no list parameter: each dialect says how it binds one
+#: (``Statements.id_list``), and a statement takes the list as its only parameter.
+IDS = "<ids>"
+
+
+def by_ids(t: Table[Any], column: str = "id") -> str:
+    """The rows of ``t`` whose ``column`` is in a bound list of ids, in ``column`` order."""
+    return select(t, f"{column} IN (SELECT ids.value FROM {IDS})", column)
+
+
+def ids_in_range(table: str, where: str = "") -> str:
+    """Ids from low to high (bound first), in id order, at most ``limit`` (bound last)."""
+    return f"SELECT id FROM {table} WHERE id BETWEEN ? AND ?{where} ORDER BY id LIMIT ?"
+
+
+def neighbours(table: str) -> str:
+    """For each id of a bound list: it, the next id below it and the next above (or NULL)."""
+    near = "(SELECT id FROM {} WHERE id {} ids.value ORDER BY id {} LIMIT 1)"
+    below, above = near.format(table, "<", "DESC"), near.format(table, ">", "ASC")
+    return f"SELECT ids.value, {below}, {above} FROM {IDS}"
 
 
 SESSION_ORDER = "started_at DESC, id DESC"
@@ -125,6 +155,10 @@ class Statements:
     userless_sessions = select(
         SESSIONS, "bot_id = ? AND user_id IS NULL", f"{SESSION_ORDER} LIMIT ? OFFSET ?"
     )
+    list_all_sessions = select(SESSIONS, "", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    all_user_sessions = select(SESSIONS, "user_id = ?", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    all_userless_sessions = select(SESSIONS, "user_id IS NULL", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    sessions_by_ids = by_ids(SESSIONS)
     active_sessions = select(SESSIONS, "bot_id = ? AND status = 'active'", SESSION_ORDER)
     delete_session = "DELETE FROM chat_sessions WHERE id = ?"  # -> COUNT
     #: The core's save_message unit also needs these two, which check for overflow in the
@@ -134,6 +168,13 @@ class Statements:
     bump_bot_tokens = ""
     insert_message = insert(MESSAGES)
     get_message = select(MESSAGES, "id = ?")
+    messages_by_ids = by_ids(MESSAGES)
+    # messages are always seq 1..message_count: the first and the last are those two.
+    first_and_last_messages = (
+        f"SELECT {MESSAGES.cols('m.')} FROM chat_sessions s JOIN chat_messages m"
+        " ON m.session_id = s.id AND m.seq IN (1, s.message_count)"
+        f" WHERE s.id IN (SELECT ids.value FROM {IDS}) ORDER BY m.session_id, m.seq"
+    )
     get_messages = select(MESSAGES, "session_id = ?", "seq ASC LIMIT ? OFFSET ?")
     recent_messages = select(MESSAGES, "session_id = ?", "seq DESC LIMIT ?")
     message_count = "SELECT message_count FROM chat_sessions WHERE id = ?"
@@ -151,6 +192,7 @@ class Statements:
     clear_summaries = "DELETE FROM context_summaries WHERE session_id = ?"
     clear_pending = "DELETE FROM pending_memory_extractions WHERE session_id = ?"
     count_sessions = "SELECT count(*) FROM chat_sessions"
+    count_bot_sessions = "SELECT count(*) FROM chat_sessions WHERE bot_id = ?"
     count_messages = "SELECT count(*) FROM chat_messages"
 
     # memories
@@ -183,6 +225,12 @@ class Statements:
         MEMORIES, "bot_id = ? AND (? OR superseded_by IS NULL)", f"{MEMORY_ORDER} LIMIT ?"
     )
     memories_by_session = select(MEMORIES, "session_id = ?", "created_at ASC, id ASC")
+    # bot id, include superseded: every user's; and bot id, include superseded, user id|NULL:
+    # what a conversation with that user sees.
+    count_memories = (
+        "SELECT count(*) FROM session_memories WHERE bot_id = ? AND (? OR superseded_by IS NULL)"
+    )
+    count_visible_memories = f"SELECT count(*) FROM ({select_visible('id', 'bot_id = ?1 AND (?2 OR superseded_by IS NULL)', '?3')}) v"
     # The memories a memory superseded (id, fact, user_id), and the old memory a supersede
     # replaces (bot_id, superseded_by, fact, user_id): both locked for the transaction where
     # rows can be.
@@ -232,31 +280,16 @@ class Statements:
     # ids by prefix: every kind's ids in one key order (text and uuid order agree), so a
     # prefix is a range scan of the primary key, and an id's neighbours tell how long a
     # prefix must be to be unique.
-    ids_in_range_bots = "SELECT id FROM bots WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?"
-    ids_in_range_chat_sessions = (  # low, high, bot id|None, limit
-        "SELECT id FROM chat_sessions WHERE id BETWEEN ?1 AND ?2"
-        " AND bot_id = coalesce(?3, bot_id) ORDER BY id LIMIT ?4"
+    ids_in_range_bots = ids_in_range("bots")
+    ids_in_range_chat_sessions = ids_in_range(  # low, high, bot id|None, limit
+        "chat_sessions", " AND bot_id = coalesce(?, bot_id)"
     )
-    ids_in_range_session_memories = (
-        "SELECT id FROM session_memories WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?"
-    )
-    ids_in_range_pending_memory_extractions = (
-        "SELECT id FROM pending_memory_extractions WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?"
-    )
-    id_before_bots = "SELECT id FROM bots WHERE id < ? ORDER BY id DESC LIMIT 1"
-    id_after_bots = "SELECT id FROM bots WHERE id > ? ORDER BY id LIMIT 1"
-    id_before_chat_sessions = "SELECT id FROM chat_sessions WHERE id < ? ORDER BY id DESC LIMIT 1"
-    id_after_chat_sessions = "SELECT id FROM chat_sessions WHERE id > ? ORDER BY id LIMIT 1"
-    id_before_session_memories = (
-        "SELECT id FROM session_memories WHERE id < ? ORDER BY id DESC LIMIT 1"
-    )
-    id_after_session_memories = "SELECT id FROM session_memories WHERE id > ? ORDER BY id LIMIT 1"
-    id_before_pending_memory_extractions = (
-        "SELECT id FROM pending_memory_extractions WHERE id < ? ORDER BY id DESC LIMIT 1"
-    )
-    id_after_pending_memory_extractions = (
-        "SELECT id FROM pending_memory_extractions WHERE id > ? ORDER BY id LIMIT 1"
-    )
+    ids_in_range_session_memories = ids_in_range("session_memories")
+    ids_in_range_pending_memory_extractions = ids_in_range("pending_memory_extractions")
+    neighbours_bots = neighbours("bots")
+    neighbours_chat_sessions = neighbours("chat_sessions")
+    neighbours_session_memories = neighbours("session_memories")
+    neighbours_pending_memory_extractions = neighbours("pending_memory_extractions")
     # A user's data (bot id, user id), to erase and to export. Rows hanging off the user's
     # sessions are found through them; memories and their history carry the user.
     user_session_ids = "SELECT id FROM chat_sessions WHERE bot_id = ? AND user_id = ?"
@@ -285,17 +318,36 @@ class Statements:
     export_user_jobs = select(PENDING, f"session_id IN ({_SESSIONS_OF})", "created_at ASC, id ASC")
     export_user_memories = select(MEMORIES, _OWNED, "created_at ASC, id ASC")
     export_user_history = select(HISTORY, _OWNED, "created_at ASC, id ASC")
-
     latest_summary = select(
         SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
     )
     list_summaries = select(SUMMARIES, "session_id = ?", "messages_end ASC, created_at ASC, id ASC")
 
+    # the migration ledger (backends/migrations.py)
+    ledger_exists = ""  # -> true when schema_migrations exists; must be given
+    create_ledger = ""  # must be given
+    # Held to the end of the transaction; empty where a write transaction excludes others.
+    lock_migrations = ""
+    applied_migrations = "SELECT version, checksum FROM schema_migrations"
+    record_migration = (  # version, name, checksum, applied_at
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)"
+    )
+
+    #: A bound list of ids as a table ``ids`` with one column ``value`` (see IDS): must be
+    #: given by every dialect.
+    id_list = ""
+
+    def __init__(self) -> None:
+        self._rewrite(lambda sql: sql.replace(IDS, self.id_list))
+
     def numbered(self) -> Statements:
         """Every ``?`` placeholder rewritten as ``$N`` (PostgreSQL's style)."""
+        return self._rewrite(_numbered)
+
+    def _rewrite(self, change: Callable[[str], str]) -> Statements:
         for name in dir(self):
             if not name.startswith("_") and isinstance(sql := getattr(self, name), str):
-                setattr(self, name, _numbered(sql))
+                setattr(self, name, change(sql))
         return self
 
 

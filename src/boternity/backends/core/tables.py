@@ -32,8 +32,9 @@ from boternity.models import (
 
 M = TypeVar("M")
 
-#: The column kinds a dialect may store in its own way (every other value passes as is).
-UUID, TIME, FLAG, TAGS = "uuid", "time", "flag", "tags"
+#: The column kinds a dialect may store in its own way (every other value passes as is),
+#: and UUIDS, how it binds a list of ids (see sql.IDS).
+UUID, TIME, FLAG, TAGS, UUIDS = "uuid", "time", "flag", "tags", "uuids"
 _JSON = "json"  # the same on every backend: compact JSON text
 Adapter = Callable[[Any], Any]
 

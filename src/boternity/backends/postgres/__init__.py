@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from boternity.errors import RepositoryError
 
 if TYPE_CHECKING:
     from boternity.config import DatabaseTarget
-    from boternity.repositories import MaintenanceOperation, Store
+    from boternity.repositories import MaintenanceOperation, Store, StoreOptions
 
 #: Maintenance left to PostgreSQL's own tools: why, and what to use instead.
 UNSUPPORTED: dict[str, str] = {
@@ -25,58 +25,25 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 
-async def open_postgres_store(
-    url: str,
-    *,
-    pool_size: int,
-    read_url: str | None,
-    durability: Literal["normal", "full"],
-    busy_wait: float = 60.0,
-) -> Store:
-    """Open and migrate the database at ``url``. asyncpg is imported only here, so SQLite
-    users never need it installed."""
-    try:
-        from boternity.backends.postgres.store import PostgresStore
-    except ModuleNotFoundError as exc:
-        if exc.name != "asyncpg":
-            raise
-        raise RepositoryError(
-            "PostgreSQL support needs asyncpg: pip install 'boternity[postgres]'"
-        ) from exc
-    store = PostgresStore(
-        url,
-        pool_size=pool_size,
-        read_url=read_url,
-        durability=durability,
-        acquire_timeout=busy_wait,
-    )
-    await store.open()
-    return store
-
-
 class PostgresBackend:
     """:class:`~boternity.repositories.Backend` for ``postgresql://`` targets."""
 
     name = "postgresql"
 
-    async def open(
-        self,
-        target: DatabaseTarget,
-        *,
-        durability: Literal["normal", "full"],
-        readers: int,
-        pool_size: int,
-        read_url: str | None,
-        busy_wait: float,
-    ) -> Store:
+    async def open(self, target: DatabaseTarget, options: StoreOptions) -> Store:
+        """asyncpg is imported only here, so SQLite users never need it installed."""
+        try:
+            from boternity.backends.postgres.store import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise RepositoryError(
+                "PostgreSQL support needs asyncpg: pip install 'boternity[postgres]'"
+            ) from exc
         assert target.url is not None
-        return await open_postgres_store(
-            target.url,
-            pool_size=pool_size,
-            read_url=read_url,
-            durability=durability,
-            busy_wait=busy_wait,
-        )
+        store = PostgresStore(target.url, options)
+        await store.open()
+        return store
 
     def unsupported(self, operation: MaintenanceOperation) -> str | None:
         return UNSUPPORTED.get(operation)

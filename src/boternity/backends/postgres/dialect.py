@@ -116,7 +116,19 @@ CREATE_KEYED_SESSION = (
 )
 
 
+#: pg_advisory_xact_lock key held while migrating ("boternit" in ASCII); advisory locks are
+#: per database, so this only serialises openers of the same database.
+MIGRATION_LOCK = 0x626F7465726E6974
+
+
 class PostgresStatements(Statements):
+    id_list = "unnest(?::uuid[]) AS ids(value)"
+    ledger_exists = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+    create_ledger = (
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+        " name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL)"
+    )
+    lock_migrations = f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"
     # A new bot reserves exactly what it has used ($10, total_tokens_used).
     insert_bot = f"INSERT INTO bots ({BOTS.cols()}, tokens_reserved) VALUES ({_n(14)}, $10)"
     get_bot = f"SELECT {_BOT_SELECT} FROM bots b {_BOT_TOTALS} WHERE b.id = $1"
@@ -194,6 +206,8 @@ POSTGRES = Dialect(
     from_db={},
     search_text=" or ".join,
     no_limit=None,
+    # No arguments: the simple query protocol runs the whole file as one step.
+    script=lambda sql: [sql],
 )
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncpg
 
-from boternity.backends.core.dialect import Conflicts
-from boternity.errors import (
-    ConflictError,
-    NotFoundError,
-    RepositoryError,
-    StoreBusyError,
-    ValidationError,
+from boternity.backends.core.dialect import (
+    BUSY,
+    FOREIGN_KEY,
+    REFUSED,
+    UNIQUE,
+    Conflicts,
+    driver_error,
 )
+from boternity.errors import RepositoryError, ValidationError
 
 #: Everything the driver or the socket under it may raise; nothing else is translated.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
@@ -66,27 +67,21 @@ def translate(exc: BaseException, conflicts: Conflicts = None) -> RepositoryErro
     clashes, so callers name what clashed without an extra query beforehand.
     """
     code = sqlstate(exc)
-    error: RepositoryError | ValidationError
     if code == "23505":
-        error = ConflictError(
-            (conflicts() if conflicts else {}).get(_column(exc)) or f"already exists: {exc}"
-        )
-    elif code == "23503":
-        error = NotFoundError("a row this write refers to does not exist")
-    elif (
+        return driver_error(exc, UNIQUE, conflicts, _column(exc))
+    if code == "23503":
+        return driver_error(exc, FOREIGN_KEY)
+    if (
         code in ("23514", "23502")
         or code.startswith("22")
         or isinstance(exc, asyncpg.exceptions.DataError)  # a value the driver cannot encode
     ):
-        error = ValidationError(f"refused by the database: {exc}")
-    elif code in RETRYABLE or code in ("55P03", "57014"):
-        error = StoreBusyError(f"the database stayed busy: {exc}")
-    elif connection_lost(exc):
+        return driver_error(exc, REFUSED)
+    if code in RETRYABLE or code in ("55P03", "57014"):
+        return driver_error(exc, BUSY)
+    if connection_lost(exc):
         # The server's reason is worth showing; the driver's internal state errors are not
         # (they stay chained as the cause).
         reason = f" ({exc})" if isinstance(exc, asyncpg.PostgresError | OSError) else ""
-        error = RepositoryError(f"{CONNECTION_LOST}{reason}; try again")
-    else:
-        error = RepositoryError(f"postgresql error ({code or type(exc).__name__}): {exc}")
-    error.__cause__ = exc
-    return error
+        return driver_error(exc, f"{CONNECTION_LOST}{reason}; try again")
+    return driver_error(exc, f"postgresql error ({code or type(exc).__name__}): {exc}")

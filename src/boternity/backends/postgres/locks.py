@@ -49,7 +49,7 @@ class PgSessionLock:
         return await self._owner._still_held(self._key)
 
     async def reacquire(self) -> bool:
-        return await self._owner._reacquire(self._key)
+        return await self._owner._take(self._key, "taking a session lock back", held=True)
 
     def __repr__(self) -> str:
         return f"PgSessionLock({self._session_id})"
@@ -82,17 +82,24 @@ class PgSessionLocks:
 
     async def try_acquire(self, session_id: uuid.UUID) -> PgSessionLock | None:
         key = advisory_key(session_id)
+        if await self._take(key, f"session lock for {session_id}", held=False):
+            return PgSessionLock(self, session_id, key)
+        return None
+
+    async def _take(self, key: int, what: str, *, held: bool) -> bool:
+        """Take the lock ``key`` on this connection; ``held``: the answer when this object
+        holds it already (a second holder in this process is refused, a holder keeps it)."""
         async with self._mutex:
             try:
                 conn = await self._connection()
                 if key in self._held:
-                    return None
+                    return held
                 if not await conn.fetchval(_PG_TRY_LOCK, key):
-                    return None
+                    return False
             except Exception as exc:  # driver errors never leak (no URL in the message)
-                raise RepositoryError(f"session lock for {session_id}: {exc}") from exc
+                raise RepositoryError(f"{what}: {exc}") from exc
             self._held.add(key)
-            return PgSessionLock(self, session_id, key)
+            return True
 
     async def _still_held(self, key: int) -> bool:
         async with self._mutex:
@@ -106,19 +113,6 @@ class PgSessionLocks:
                 log.warning("the session-lock connection was lost: %s", exc)
                 self._drop_connection()
                 return False
-            return True
-
-    async def _reacquire(self, key: int) -> bool:
-        async with self._mutex:
-            try:
-                conn = await self._connection()
-                if key in self._held:  # the connection (and the lock) never went away
-                    return True
-                if not await conn.fetchval(_PG_TRY_LOCK, key):
-                    return False
-            except Exception as exc:
-                raise RepositoryError(f"taking a session lock back: {exc}") from exc
-            self._held.add(key)
             return True
 
     def _drop_connection(self) -> None:

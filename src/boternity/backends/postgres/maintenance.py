@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from boternity.backends.core.sql import quoted
 from boternity.backends.postgres import UNSUPPORTED
 from boternity.backends.postgres.pool import Conn, Database
 from boternity.errors import UnsupportedError
@@ -27,11 +28,6 @@ _DETAILS = (
 )
 
 
-def _quote(name: str) -> str:
-    """An identifier the database itself listed, quoted for SQL text."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 async def _table_counts(conn: Conn) -> dict[str, int]:
     tables = [(str(row[0]), str(row[1])) for row in await conn.fetch(_TABLES)]
     if not tables:
@@ -39,7 +35,7 @@ async def _table_counts(conn: Conn) -> dict[str, int]:
     names = [name for _, name in tables]
     # One statement: every count from the same snapshot.
     counts = ", ".join(
-        f"(SELECT count(*) FROM {_quote(schema)}.{_quote(name)})" for schema, name in tables
+        f"(SELECT count(*) FROM {quoted(schema)}.{quoted(name)})" for schema, name in tables
     )
     row = await conn.fetchrow(f"SELECT {counts}")
     return {name: int(row[i]) for i, name in enumerate(names)}

@@ -169,7 +169,7 @@ class Database:
         one. A cancelled caller does not cancel the write: it is let finish, so it is never
         left in doubt, and the cancellation is then re-raised.
         """
-        return shielded(self._run(self.primary, lambda c: _drive(c, unit), atomic, conflicts))
+        return shielded(self._run(self.primary, lambda c: drive(c, unit), atomic, conflicts))
 
     async def _run(
         self,
@@ -224,7 +224,7 @@ async def _step(conn: Conn, sql: str, params: Sequence[Any], shape: int) -> Any:
     return int(status.rsplit(" ", 1)[-1]) if shape == COUNT else None
 
 
-async def _drive(conn: Conn, unit: UnitFactory[T]) -> T:
+async def drive(conn: Conn, unit: UnitFactory[T]) -> T:
     """Run a unit's steps, one await each, on one connection (in the transaction around it
     when atomic). A retried unit starts again from a fresh generator."""
     steps = unit()

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from boternity.backends.sqlite.locks import LOCK_FOLDER_SUFFIX
+from boternity.backends.sqlite.maintenance import COMPANION_SUFFIXES
 from boternity.backends.sqlite.store import SqliteStore
 from boternity.errors import ValidationError
 
 if TYPE_CHECKING:
     from boternity.config import DatabaseTarget
-    from boternity.repositories import MaintenanceOperation, Store
+    from boternity.repositories import MaintenanceOperation, Store, StoreOptions
 
 __all__ = ["BACKEND", "COMPANION_SUFFIXES", "SqliteBackend", "SqliteStore"]
-
-#: Files SQLite (and boternity) keep for a database file ``X``: ``X`` itself, ``X-wal`` etc.
-COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 class SqliteBackend:
@@ -25,22 +23,11 @@ class SqliteBackend:
 
     name = "sqlite"
 
-    async def open(
-        self,
-        target: DatabaseTarget,
-        *,
-        durability: Literal["normal", "full"],
-        readers: int,
-        pool_size: int,
-        read_url: str | None,
-        busy_wait: float,
-    ) -> Store:
-        if read_url is not None:
+    async def open(self, target: DatabaseTarget, options: StoreOptions) -> Store:
+        if options.read_url is not None:
             raise ValidationError("read_url is only for PostgreSQL")
         assert target.path is not None
-        store = SqliteStore(
-            target.path, durability=durability, readers=readers, busy_wait=busy_wait
-        )
+        store = SqliteStore(target.path, options)
         await store.open()
         return store
 

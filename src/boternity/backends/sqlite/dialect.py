@@ -7,12 +7,14 @@ microseconds, so text order is time order; tags are JSON text; flags are 0/1.
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from datetime import datetime
 
 from boternity.backends.core.dialect import Dialect
 from boternity.backends.core.sql import PENDING_ORDER, Statements, visible_to
-from boternity.backends.core.tables import FLAG, MEMORIES, PENDING, TAGS, TIME, UUID
+from boternity.backends.core.tables import FLAG, MEMORIES, PENDING, TAGS, TIME, UUID, UUIDS
+from boternity.errors import SchemaError
 
 
 def ts(value: datetime) -> str:
@@ -20,7 +22,30 @@ def ts(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
+def script(sql: str) -> list[str]:
+    """Split on complete statements (sqlite3.complete_statement keeps trigger bodies whole)."""
+    out: list[str] = []
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                out.append(buffer.strip())
+            buffer = ""
+    if buffer.split("--")[0].strip():
+        raise SchemaError(f"migration ends with an incomplete statement: {buffer.strip()[:80]!r}")
+    return out
+
+
 class SqliteStatements(Statements):
+    id_list = "json_each(?) AS ids"  # a JSON array of id text
+    ledger_exists = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
+    create_ledger = (
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
     # SQLite turns an overflowing integer sum into a REAL, which could never be read back:
     # save_message checks the sums' type.
     bump_session = (
@@ -57,9 +82,16 @@ class SqliteStatements(Statements):
 SQLITE = Dialect(
     name="sqlite",
     sql=SqliteStatements(),
-    to_db={UUID: str, TIME: ts, FLAG: int, TAGS: lambda v: json.dumps(v, ensure_ascii=False)},
+    to_db={
+        UUID: str,
+        TIME: ts,
+        FLAG: int,
+        TAGS: lambda v: json.dumps(v, ensure_ascii=False),
+        UUIDS: lambda ids: json.dumps([str(i) for i in ids]),
+    },
     from_db={UUID: uuid.UUID, TIME: datetime.fromisoformat, FLAG: bool, TAGS: json.loads},
     # Each term quoted: FTS5 reads it as a plain string, never as query syntax.
     search_text=lambda terms: " OR ".join(f'"{t}"' for t in terms),
     no_limit=-1,
+    script=script,
 )

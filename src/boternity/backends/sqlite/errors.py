@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 
-from boternity.backends.core.dialect import Conflicts
-from boternity.errors import (
-    ConflictError,
-    NotFoundError,
-    RepositoryError,
-    StoreBusyError,
-    ValidationError,
+from boternity.backends.core.dialect import (
+    BUSY,
+    FOREIGN_KEY,
+    REFUSED,
+    UNIQUE,
+    Conflicts,
+    driver_error,
 )
+from boternity.errors import RepositoryError, ValidationError
 
 _BUSY = {
     "SQLITE_BUSY",
@@ -20,6 +21,15 @@ _BUSY = {
     "SQLITE_BUSY_SNAPSHOT",
     "SQLITE_BUSY_TIMEOUT",
     "SQLITE_LOCKED_SHAREDCACHE",
+}
+_KINDS = {
+    "SQLITE_CONSTRAINT_UNIQUE": UNIQUE,
+    "SQLITE_CONSTRAINT_PRIMARYKEY": UNIQUE,
+    "SQLITE_CONSTRAINT_FOREIGNKEY": FOREIGN_KEY,
+    "SQLITE_CONSTRAINT_CHECK": REFUSED,
+    "SQLITE_CONSTRAINT_NOTNULL": REFUSED,
+    "SQLITE_TOOBIG": REFUSED,
+    **dict.fromkeys(_BUSY, BUSY),
 }
 
 
@@ -31,20 +41,7 @@ def translate(exc: sqlite3.Error, conflicts: Conflicts = None) -> RepositoryErro
     """A library error for a driver error, with the driver error chained as its cause.
     ``conflicts``: the message for a clash on a unique column (``"table.column"``)."""
     name = getattr(exc, "sqlite_errorname", "")
-    error: RepositoryError | ValidationError
-    if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
-        # "UNIQUE constraint failed: bots.slug" (several columns: the first is enough)
-        column = str(exc).rpartition(": ")[2].split(",")[0]
-        error = ConflictError(
-            (conflicts() if conflicts else {}).get(column) or f"already exists: {exc}"
-        )
-    elif name == "SQLITE_CONSTRAINT_FOREIGNKEY":
-        error = NotFoundError("a row this write refers to does not exist")
-    elif name in ("SQLITE_CONSTRAINT_CHECK", "SQLITE_CONSTRAINT_NOTNULL", "SQLITE_TOOBIG"):
-        error = ValidationError(f"refused by the database: {exc}")
-    elif name in _BUSY:
-        error = StoreBusyError(f"the database stayed busy: {exc}")
-    else:
-        error = RepositoryError(f"sqlite error ({name or type(exc).__name__}): {exc}")
-    error.__cause__ = exc
-    return error
+    # "UNIQUE constraint failed: bots.slug" (several columns: the first is enough)
+    column = str(exc).rpartition(": ")[2].split(",")[0]
+    kind = _KINDS.get(name) or f"sqlite error ({name or type(exc).__name__}): {exc}"
+    return driver_error(exc, kind, conflicts, column)

@@ -25,6 +25,16 @@ __all__ = ["LOCK_FOLDER_SUFFIX", "FileSessionLock", "FileSessionLocks"]
 LOCK_FOLDER_SUFFIX = ".sessions"
 
 
+def _same_file(path: Path, fd: int) -> bool:
+    """True while ``path`` names the file open as ``fd`` (nobody unlinked or replaced it)."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
+
+
 class FileSessionLock:
     def __init__(
         self, session_id: uuid.UUID, path: Path, fd: int, owner: FileSessionLocks | None = None
@@ -44,14 +54,7 @@ class FileSessionLock:
 
     def _is_current(self) -> bool:
         """True while the file at the lock's path is the one this lock holds."""
-        if self._fd is None:
-            return False
-        try:
-            current = os.stat(self._path)
-        except FileNotFoundError:
-            return False
-        mine = os.fstat(self._fd)
-        return (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
+        return self._fd is not None and _same_file(self._path, self._fd)
 
     async def still_held(self) -> bool:
         return self._is_current()
@@ -63,14 +66,11 @@ class FileSessionLock:
             return False
         self._drop(unlink=False)  # the path is no longer ours: leave whatever is there
         try:
-            fresh = self._owner._try_acquire(self._session_id)
+            self._fd = self._owner._locked_file(self._session_id)
         except OSError as exc:  # e.g. the lock folder cannot be created any more
             raise RepositoryError(f"taking the session lock back: {exc}") from exc
-        if fresh is None:
+        if self._fd is None:
             return False
-        # Adopt the new file and descriptor.
-        self._owner._held.discard(fresh)
-        self._fd, fresh._fd = fresh._fd, None
         self._owner._held.add(self)
         return True
 
@@ -143,6 +143,15 @@ class FileSessionLocks:
         return self._try_acquire(session_id)
 
     def _try_acquire(self, session_id: uuid.UUID) -> FileSessionLock | None:
+        fd = self._locked_file(session_id)
+        if fd is None:
+            return None
+        lock = FileSessionLock(session_id, self.path_for(session_id), fd, self)
+        self._held.add(lock)
+        return lock
+
+    def _locked_file(self, session_id: uuid.UUID) -> int | None:
+        """A descriptor of the session's lock file, locked; None when another holds it."""
         self._check_database()
         path = self.path_for(session_id)
         try:
@@ -162,20 +171,13 @@ class FileSessionLocks:
             except BaseException:
                 os.close(fd)
                 raise
-            try:
-                current = os.stat(path)
-            except FileNotFoundError:
-                current = None
-            mine = os.fstat(fd)
-            if current is None or (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+            if not _same_file(path, fd):
                 os.close(fd)  # the previous holder unlinked it after we opened it
                 continue
             # For humans looking at the folder; the lock itself is what counts.
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            lock = FileSessionLock(session_id, path, fd, self)
-            self._held.add(lock)
-            return lock
+            return fd
 
     def _unusable(self, exc: OSError) -> RepositoryError:
         """A lock folder we cannot use (unwritable, a file in its place): say which, plainly."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import urllib.parse
 from pathlib import Path
 
-from boternity.backends.sqlite.pool import Readers
+from boternity.backends.core.sql import quoted
+from boternity.backends.sqlite.pool import Readers, connect_read_only
 from boternity.errors import RepositoryError
 from boternity.repositories import (
     BackupReport,
@@ -21,15 +21,10 @@ from boternity.repositories import (
 )
 from boternity.units import format_size
 
-__all__ = ["SqliteMaintenance", "schema_version_on_disk"]
+__all__ = ["COMPANION_SUFFIXES", "SqliteMaintenance", "schema_version_on_disk"]
 
-#: The files SQLite keeps for a database ``X``: ``X`` itself, ``X-wal``, ``X-shm``.
-_FILE_SUFFIXES = ("", "-wal", "-shm")
-
-
-def _quote(name: str) -> str:
-    """An identifier the database itself listed, quoted for SQL text."""
-    return '"' + name.replace('"', '""') + '"'
+#: Files SQLite keeps for a database file ``X``: ``X`` itself, ``X-wal`` etc.
+COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def _user_tables(conn: sqlite3.Connection) -> list[str]:
@@ -53,7 +48,7 @@ def _table_counts(conn: sqlite3.Connection) -> dict[str, int]:
     conn.execute("BEGIN")  # one snapshot for every count
     try:
         return {
-            name: int(conn.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0])
+            name: int(conn.execute(f"SELECT count(*) FROM {quoted(name)}").fetchone()[0])
             for name in _user_tables(conn)
         }
     finally:
@@ -111,7 +106,7 @@ class SqliteMaintenance:
 
     async def details(self) -> StoreDetails:
         files: dict[str, int] = {}
-        for suffix in _FILE_SUFFIXES:
+        for suffix in COMPANION_SUFFIXES:
             p = self._path.with_name(self._path.name + suffix)
             with contextlib.suppress(FileNotFoundError):
                 files[p.name] = p.stat().st_size
@@ -145,9 +140,8 @@ def quick_slugs(path: Path, prefix: str, limit: int) -> list[str]:
     completion runs on every Tab press); [] for a missing, locked or foreign file."""
     if not path.is_file():
         return []
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0.2)) as conn:
+        with contextlib.closing(connect_read_only(path, timeout=0.2)) as conn:
             rows = conn.execute(
                 "SELECT slug FROM bots WHERE substr(slug, 1, ?) = ? ORDER BY slug LIMIT ?",
                 (len(prefix), prefix, limit),
@@ -162,9 +156,8 @@ def schema_version_on_disk(path: Path) -> int:
     migrate it): 0 for a missing or empty file."""
     if not path.is_file():
         return 0
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, isolation_level=None)) as conn:
+        with contextlib.closing(connect_read_only(path, isolation_level=None)) as conn:
             try:
                 row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
             except sqlite3.OperationalError:

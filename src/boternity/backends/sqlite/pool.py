@@ -17,8 +17,10 @@ import queue
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from boternity.backends.core.dialect import (
     ALL,
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
-Durability = Literal["normal", "full"]
 
 _MAX_BATCH = 128
 
@@ -47,6 +48,13 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
     """Every connection, writer or reader, gets these settings and no others."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def connect_read_only(path: Path, **options: Any) -> sqlite3.Connection:
+    """A connection that can never write to the database file at ``path``."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    conn: sqlite3.Connection = sqlite3.connect(uri, uri=True, **options)
+    return conn
 
 
 def retry_busy(fn: Callable[[], T], *, wait: float, what: str) -> T:
@@ -61,8 +69,8 @@ def retry_busy(fn: Callable[[], T], *, wait: float, what: str) -> T:
     while True:
         try:
             return fn()
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
+        except (sqlite3.OperationalError, StoreBusyError) as exc:
+            if isinstance(exc, sqlite3.Error) and not is_busy(exc):
                 raise
             if time.monotonic() >= deadline:
                 raise StoreBusyError(
@@ -223,6 +231,15 @@ def _run_alone(conn: sqlite3.Connection, unit: Unit, busy_wait: float) -> tuple[
     return (True, value)
 
 
+def write_now(conn: sqlite3.Connection, unit: UnitFactory[T], busy_wait: float) -> T:
+    """Run ``unit`` now, on this thread, in its own write transaction: for opening a store,
+    before the Writer serves."""
+    ok, value = _run_alone(conn, functools.partial(drive, unit, None), busy_wait)
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
 def _library_error(exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.Error):
         return translate(exc)
@@ -361,7 +378,7 @@ def _finished(steps: Steps[T]) -> Steps[T]:
     return None  # type: ignore[return-value]
 
 
-def _drive(unit: UnitFactory[T], conflicts: Conflicts, conn: sqlite3.Connection) -> T:
+def drive(unit: UnitFactory[T], conflicts: Conflicts, conn: sqlite3.Connection) -> T:
     """Run a unit's steps synchronously, here on the writer thread, inside the transaction
     (or savepoint) the writer opened around it. The hot path of every write: one cursor for
     the whole unit (not one per statement), the common fetches inline."""
@@ -409,4 +426,4 @@ class SqliteExecutor:
     def write(
         self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None
     ) -> Coroutine[Any, Any, T]:
-        return self._writer.run(functools.partial(_drive, unit, conflicts))
+        return self._writer.run(functools.partial(drive, unit, conflicts))

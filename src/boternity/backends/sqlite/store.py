@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import tempfile
-import urllib.parse
 from pathlib import Path
 
 from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
-from boternity.backends.migrations import load_migrations, pending_migrations
-from boternity.backends.sqlite.dialect import SQLITE, ts
+from boternity.backends.migrations import Migrator, load_migrations
+from boternity.backends.sqlite.dialect import SQLITE
 from boternity.backends.sqlite.errors import translate
 from boternity.backends.sqlite.locks import FileSessionLocks
 from boternity.backends.sqlite.maintenance import SqliteMaintenance
 from boternity.backends.sqlite.pool import (
-    Durability,
     Readers,
     SqliteExecutor,
     Worker,
     Writer,
     configure,
+    connect_read_only,
+    drive,
     retry_busy,
+    write_now,
 )
-from boternity.errors import RepositoryError, SchemaError, ValidationError
-from boternity.ids import utc_now
+from boternity.errors import BoternityError, RepositoryError
 from boternity.repositories import (
     BotRepository,
     ChatRepository,
@@ -33,10 +34,12 @@ from boternity.repositories import (
     Maintenance,
     MemoryRepository,
     SessionLocks,
+    StoreOptions,
     UserRepository,
 )
 
 BUSY_TIMEOUT_MS = 5_000
+MIGRATIONS = "boternity.backends.sqlite.migrations"
 
 
 def make_private_dirs(folder: Path) -> None:
@@ -93,7 +96,7 @@ def _create_database(path: Path, *, busy_wait: float) -> None:
             # in place, 0600 from the start.
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, RepositoryError) as exc:
         raise RepositoryError(f"cannot create SQLite database {path}: {exc}") from exc
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
@@ -101,72 +104,19 @@ def _create_database(path: Path, *, busy_wait: float) -> None:
                 leftover.unlink()
 
 
-def _applied(conn: sqlite3.Connection) -> dict[int, str]:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-        " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    return _recorded(conn)
-
-
-def _recorded(conn: sqlite3.Connection) -> dict[int, str]:
-    """What ``schema_migrations`` records, read without a write lock ({} before the first)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
-    if exists is None:
-        return {}
-    return {v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")}
-
-
-def _statements(sql: str) -> list[str]:
-    """Split on complete statements (sqlite3.complete_statement keeps trigger bodies whole)."""
-    out: list[str] = []
-    buffer = ""
-    for line in sql.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                out.append(buffer.strip())
-            buffer = ""
-    if buffer.split("--")[0].strip():
-        raise SchemaError(f"migration ends with an incomplete statement: {buffer.strip()[:80]!r}")
-    return out
-
-
 def migrate(conn: sqlite3.Connection, *, where: str, busy_wait: float) -> int:
-    """Apply pending migrations, each with its record in one BEGIN IMMEDIATE transaction.
-
-    The write lock is taken only when a migration is due. Concurrent openers serialise on
-    it and re-read what is applied inside it, so each step runs exactly once. Returns the
-    schema version.
-    """
-    available = load_migrations("boternity.backends.sqlite.migrations")
-    # Read first, without the write lock: a read-only command must not wait for another
-    # process's write transaction just to learn that nothing is due.
-    recorded = retry_busy(lambda: _recorded(conn), wait=busy_wait, what="migrate")
-    if not pending_migrations(available, recorded, where=where):
-        return len(available)
-    while True:
-        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="migrate")
+    """Apply pending migrations (see Migrator), each in one BEGIN IMMEDIATE transaction:
+    concurrent openers serialise on the write lock, taken only when a migration is due.
+    Returns the schema version."""
+    m = Migrator(load_migrations(MIGRATIONS), SQLITE, where=where)
+    version = retry_busy(lambda: drive(m.check, None, conn), wait=busy_wait, what="migrate")
+    while version is None:
         try:
-            todo = pending_migrations(available, _applied(conn), where=where)
-            if not todo:
-                conn.execute("COMMIT")
-                return len(available)
-            step = todo[0]
-            for statement in _statements(step.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
-                " VALUES (?, ?, ?, ?)",
-                (step.version, step.name, step.checksum, ts(utc_now())),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            version = write_now(conn, m.step, busy_wait)
+        except BoternityError as exc:
+            m.blame(exc)
             raise
+    return version
 
 
 class SqliteStore:
@@ -174,17 +124,13 @@ class SqliteStore:
 
     backend = "sqlite"
 
-    def __init__(self, path: Path, *, durability: Durability, readers: int, busy_wait: float):
-        if durability not in ("normal", "full"):
-            raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
-        if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
-            raise ValidationError(f"readers must be an int >= 1, got {readers!r}")
+    def __init__(self, path: Path, options: StoreOptions):
         self.path = path
-        self.durability = durability
+        self.durability = options.durability
         self.schema_version = 0
-        self._busy_wait = busy_wait
+        self._busy_wait = busy_wait = options.busy_wait
         self._writer_worker = Worker("boternity-sqlite-w")
-        self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(readers)]
+        self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(options.readers)]
         self.writer = Writer(self._writer_worker, busy_wait=busy_wait)
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
         # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
@@ -205,21 +151,22 @@ class SqliteStore:
             _create_database(self.path, busy_wait=self._busy_wait)
         except OSError as exc:
             raise RepositoryError(f"cannot create SQLite database {self.path}: {exc}") from exc
+        return self._connect(read_only=False)
+
+    def _connect(self, *, read_only: bool) -> sqlite3.Connection:
+        """A connection in autocommit mode (units open their own transactions), set up;
+        the writer's also switches to WAL and migrates the database."""
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            if read_only:
+                conn = connect_read_only(self.path, isolation_level=None)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
             configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
-            mode = retry_busy(
-                lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0],
-                wait=self._busy_wait,
-                what="open",
-            )
-            if str(mode).lower() != "wal":
-                raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
-            conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
-            self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
+            if not read_only:
+                self._set_up_writer(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc) from exc
@@ -228,24 +175,22 @@ class SqliteStore:
             raise
         return conn
 
-    def _connect_reader(self) -> sqlite3.Connection:
-        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
-        try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
-        except sqlite3.Error as exc:
-            raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        try:
-            configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise translate(exc) from exc
-        return conn
+    def _set_up_writer(self, conn: sqlite3.Connection) -> None:
+        mode = retry_busy(
+            lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0],
+            wait=self._busy_wait,
+            what="open",
+        )
+        if str(mode).lower() != "wal":
+            raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
+        self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
 
     async def open(self) -> None:
         try:
             await self._writer_worker.open(self._connect_writer)
             for worker in self._reader_workers:
-                await worker.open(self._connect_reader)
+                await worker.open(functools.partial(self._connect, read_only=True))
         except BaseException:
             await self.close()
             raise
