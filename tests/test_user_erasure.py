@@ -104,3 +104,36 @@ async def test_export_user_holds_exactly_what_forget_would_erase(store: Store, d
     assert "yokohama" not in everything and "xylophone" not in everything
     nobody = await store.users.export_user(bot.id, "nobody")
     assert (nobody.sessions, nobody.memories, nobody.history) == ([], [], [])
+
+
+async def test_erasure_racing_extraction_and_chat_leaves_nothing(store: Store) -> None:
+    """forget_user while a worker completes an extraction job of the user's session and the
+    user's chat saves messages: whatever the interleaving (real concurrency on PostgreSQL's
+    pool), nothing of the user is left once all three are done; the losers fail cleanly."""
+    import asyncio
+
+    from boternity.errors import NotFoundError
+
+    bot = await f.new_bot(store)
+    for round_ in range(8):
+        user = f"racer:{round_}"
+        session = await f.new_session(store, bot.id, user_id=user)
+        said = await f.add_messages(store, session.id, 2)
+        job = await store.memory.save_pending_extraction(f.pending(bot.id, session.id))
+        memories = [
+            f.memory(bot.id, f"Fact {round_}.{i}", session_id=session.id,
+                     source_message_id=said[0].id, user_id=user)
+            for i in range(3)
+        ]  # fmt: skip
+
+        results = await asyncio.gather(
+            store.memory.complete_extraction(job.id, memories),
+            store.chat.save_message(f.message(session.id, "one more")),
+            store.users.forget_user(bot.id, user),
+            return_exceptions=True,
+        )
+        for outcome in results[:2]:  # done before the erasure, or refused after it
+            assert not isinstance(outcome, BaseException) or isinstance(outcome, NotFoundError)
+        assert not isinstance(results[2], BaseException)
+        assert await store.users.count_user(bot.id, user) == UserCounts()
+        assert await store.memory.get_memories(bot.id, user_id=user) == []
