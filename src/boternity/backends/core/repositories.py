@@ -845,7 +845,8 @@ class UserCore(Repository):
         q = self._q
 
         async def rows(sql: str, decode: Any) -> list[Any]:
-            return [decode(r) for r in await self._x.read(sql, owner, ALL, browse=True)]
+            # From the primary: an export must hold what was just written (a replica may lag).
+            return await self._all(sql, decode, *owner)
 
         return UserData(
             bot_id=check_id(bot_id, "bot_id"),
