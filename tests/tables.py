@@ -38,7 +38,36 @@ async def all_rows(url: str) -> Rows:
             for r in conn.execute("PRAGMA main.table_list")
             if r[2] == "table" and r[1] != "schema_migrations" and not r[1].startswith("sqlite_")
         ]
-        return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}"')] for t in names}
+        # With the rowid, which SQLite's own bookkeeping tables refer to (messages_to_index).
+        return {
+            t: [dict(r) for r in conn.execute(f'SELECT rowid AS "(rowid)", * FROM "{t}"')]
+            for t in names
+        }
+
+
+async def message_fts_matches(url: str, word: str, bot_id: Any) -> int:
+    """As :func:`fts_matches`, for the messages' full-text index (found through their
+    sessions); on SQLite, messages still waiting to be indexed are not in it."""
+    if is_postgres(url):
+        conn = await asyncpg.connect(url)
+        try:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
+                " WHERE s.bot_id = $2 AND m.content_tsv @@ to_tsquery('english', boternity_fold($1))",
+                word,
+                bot_id,
+            )
+            return count
+        finally:
+            await conn.close()
+    with sqlite3.connect(url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM messages_fts f LEFT JOIN chat_messages m ON m.rowid = f.rowid"
+            " LEFT JOIN chat_sessions s ON s.id = m.session_id WHERE messages_fts MATCH ?1"
+            " AND (m.rowid IS NULL OR s.bot_id = ?2)",
+            (f'"{word}"', str(bot_id)),
+        ).fetchone()
+        return int(found[0])
 
 
 async def fts_matches(url: str, word: str, bot_id: Any) -> int:
@@ -83,9 +112,16 @@ def owned_by(rows: Rows, bot_id: Any, user_id: str) -> dict[str, list[dict[str, 
         if _key(r["bot_id"]) == bot and r["user_id"] == user_id
     }
 
+    # SQLite's rowids of the user's messages, which its search bookkeeping refers to.
+    messages = {
+        r.get("(rowid)") for r in rows["chat_messages"] if _key(r["session_id"]) in sessions
+    }
+
     def mine(row: dict[str, Any]) -> bool:
         if _key(row.get("session_id")) in sessions:
             return True
+        if "message_rowid" in row:
+            return row["message_rowid"] in messages
         return "user_id" in row and _key(row.get("bot_id")) == bot and row["user_id"] == user_id
 
     return {t: [r for r in found if mine(r)] for t, found in rows.items() if t != "bots"}

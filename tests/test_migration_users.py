@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from boternity import Store, open_store
-from boternity.backends.migrations import load_migrations
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
 from boternity.repositories import ANY_USER
 from tests.conformance import factories as f
-from tests.old_schema import PACKAGES, column_values, old_database, table_rows
+from tests.upgrade import column_values, latest, old_database, table_rows
 
 
 async def _fill(store: Store) -> Bot:
@@ -57,14 +56,14 @@ async def _fill(store: Store) -> Bot:
 async def test_upgrade_keeps_every_row_and_makes_them_the_bots_own(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made = old_database(backend, tmp_path, monkeypatch, before_migration="users", fill=_fill)
+    made = old_database(backend, tmp_path, monkeypatch, before="users", fill=_fill)
     async with made as (url, bot):
         # user_id is new but for bots (their owner): compared apart, below.
         before = await table_rows(backend, url, skip={"user_id"})
         assert sum(len(rows) for rows in before.values()) > 40
         assert (await column_values(backend, url, "user_id")) == {"bots": {"owner 0", "owner 1"}}
         async with open_store(url) as store:
-            assert store.schema_version == len(load_migrations(PACKAGES[backend]))
+            assert store.schema_version == latest(backend)
             after = await table_rows(backend, url, skip={"user_id"})
             assert after.keys() == before.keys()
             for table in before:

@@ -7,7 +7,7 @@ from boternity import Store
 from boternity.models import Bot, ChatSession, MessageRole
 from boternity.repositories import UserCounts
 from tests.conformance import factories as f
-from tests.tables import all_rows, check_erased, fts_matches
+from tests.tables import all_rows, check_erased, fts_matches, message_fts_matches
 
 
 async def _populate(store: Store, bot: Bot, who: str | None, word: str) -> ChatSession:
@@ -20,6 +20,9 @@ async def _populate(store: Store, bot: Bot, who: str | None, word: str) -> ChatS
         )
         for i in range(3)
     ]
+    # A search indexes the messages waiting for the message index (SQLite batches them): the
+    # first session's are indexed, the second's still wait when the user is erased.
+    await store.chat.search_messages(word)
     await store.memory.save_context_summary(f.summary(first.id, 1, 2, summary=f"{word} summary"))
     await store.memory.save_pending_extraction(f.pending(bot.id, first.id))
     second = await f.new_session(store, bot.id, user_id=who)
@@ -59,10 +62,14 @@ async def test_forget_user_erases_exactly_one_users_rows_in_every_table(
     assert gone["chat_sessions"] == 2 and gone["chat_messages"] == 4
     assert gone["context_summaries"] == 1 and gone["pending_memory_extractions"] == 2
     assert gone["session_memories"] == 3 and gone["memory_history"] == deleted.history
-    # The full-text index forgot her facts, and still has everyone else's.
+    # The full-text indexes forgot her facts and messages, and still have everyone else's.
     assert await fts_matches(db_url, "zanzibar", bot.id) == 0
     assert await fts_matches(db_url, "yokohama", bot.id) == 3
     assert await fts_matches(db_url, "wellington", other_bot.id) == 3
+    assert await store.chat.search_messages("zanzibar") == []
+    assert await message_fts_matches(db_url, "zanzibar", bot.id) == 0
+    assert await message_fts_matches(db_url, "yokohama", bot.id) == 4
+    assert len(await store.chat.search_messages("wellington", user_id="ana")) == 4
     # The bot's totals keep what her sessions used.
     bot_after = await store.bots.get_bot(bot.id)
     assert bot_after is not None and bot_before is not None

@@ -55,6 +55,7 @@ __all__ = [
     "MemoryEntry",
     "MemoryEvent",
     "MemoryEventKind",
+    "MessageHit",
     "MessageRole",
     "PendingExtraction",
     "SessionStatus",
@@ -558,6 +559,32 @@ class ChatMessage:
         if self.metadata is None:
             return None
         return json.dumps(self.metadata, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHit:
+    """A message found by ``ChatRepository.search_messages`` (made by the store, from stored
+    rows): the message, its session's bot, and a snippet of its content around the first
+    matched word (whitespace runs as one space, "…" where cut) with ``marks``, the (start,
+    end) spans of the snippet that matched."""
+
+    message: ChatMessage
+    bot_id: uuid.UUID
+    snippet: str
+    marks: tuple[tuple[int, int], ...] = ()
+
+    def parts(self) -> list[tuple[str, bool]]:
+        """The snippet as pieces of text in order, each with whether it matched."""
+        out: list[tuple[str, bool]] = []
+        at = 0
+        for start, end in self.marks:
+            if start > at:
+                out.append((self.snippet[at:start], False))
+            out.append((self.snippet[start:end], True))
+            at = end
+        if at < len(self.snippet):
+            out.append((self.snippet[at:], False))
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

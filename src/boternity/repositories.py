@@ -26,6 +26,7 @@ from boternity.models import (
     ContextSummary,
     MemoryEntry,
     MemoryEvent,
+    MessageHit,
     PendingExtraction,
     SoulVersion,
 )
@@ -270,6 +271,24 @@ class ChatRepository(Protocol):
         ...
 
     async def count_messages(self) -> int: ...
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        user_id: str | None = None,
+        limit: int = 20,
+    ) -> list[MessageHit]:
+        """Full-text search over the messages of every session (of one bot with ``bot_id``;
+        of one user's sessions with ``user_id``: a user's transcripts are theirs alone),
+        best match first, then newest (created_at DESC, id DESC). A message matches when it
+        shares any word with the query (stop words aside; words are stemmed, and case and
+        diacritics folded, as by search_memories); the first SEARCHED_CHARS (50,000)
+        characters of each message are searched. Any string is a valid query: quotes,
+        operators and punctuation are treated as text, never as syntax. Deleted messages
+        (clear_messages, pop_message, deleted sessions and bots) are never found."""
+        ...
 
 
 @runtime_checkable

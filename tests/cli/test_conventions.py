@@ -237,6 +237,7 @@ def recording_pager(tmp_path: Path) -> tuple[Path, Path]:
         (["session", "show", "SESSION"], "Ramen is great."),
         (["memories", "helper"], "Loves ramen"),
         (["sessions"], "Crashed one"),
+        (["search", "ramen"], "Nice to meet you!"),
     ],
 )
 def test_long_output_goes_through_the_pager_on_a_terminal(

@@ -53,12 +53,14 @@ def test_db_info_counts_every_table_the_database_has(db_url: str, backend: str) 
     assert rows["extra_notes"] == 2
     assert rows["bots"] == 2 and rows["chat_messages"] == 9 and rows["session_memories"] == 4
     if backend == "sqlite":
-        assert rows["memories_fts"] == 4  # the full-text index over the memories
+        assert rows["memories_fts"] == 4  # the full-text indexes over memories and messages
+        assert rows["messages_fts"] + rows["messages_to_index"] == 9  # indexed or waiting
         assert "files" in info and info["journal_mode"] == "wal"
     else:
-        assert "memories_fts" not in rows  # a column and an index there, not a table
+        assert "memories_fts" not in rows  # columns and indexes there, not tables
+        assert "messages_fts" not in rows
         assert info["server_version"]
-    assert not [t for t in rows if t.startswith(("sqlite_", "memories_fts_"))]
+    assert not [t for t in rows if t.startswith(("sqlite_", "memories_fts_", "messages_fts_"))]
     text = _cli(db_url, "db", "info")
     assert text.exit_code == 0, text.stderr
     assert "memory_history" in text.stdout and "extra_notes" in text.stdout

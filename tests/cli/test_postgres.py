@@ -73,3 +73,11 @@ def test_chat_queue_run_and_demo_on_postgres(pg_url: str) -> None:
     assert f"User lives in {UNICODE}" in facts
     ran = cli("queue", "run", "--json")
     assert ran.exit_code == 0 and parse(ran)["claimed"] == 0
+    hits = parse(cli("search", "zoe", "--bot", "demo", "--json"))  # accents folded
+    assert {h["message"]["content"] for h in hits} == {
+        f"I live in {UNICODE}",
+        f"[offline] Noted: you live in {UNICODE}.",
+    }
+    assert all([h["snippet"][s:e] for s, e in h["marks"]] == ["Zoë"] for h in hits)
+    found = cli("search", "zoe")
+    assert found.exit_code == 0 and f"I live in {UNICODE}" in found.stdout

@@ -216,3 +216,15 @@ def test_user_export_to_stdout_and_to_a_private_file(
     assert exists.exit_code == 2 and "pass --yes" in one_line_error(exists)
     onto_db = cli("user", "export", "luna", "discord:ana", "-o", str(db_path))
     assert onto_db.exit_code == 2 and "database" in one_line_error(onto_db)
+
+
+def test_search_transcripts_of_one_user(cli: Invoke, two_users: dict[str, str]) -> None:
+    hits = parse(cli("search", "live", "--user", "discord:ana", "--json"))
+    assert {h["message"]["session_id"] for h in hits} == {two_users["discord:ana"]}
+    assert {h["user_id"] for h in hits} == {"discord:ana"}
+    everyone = parse(cli("search", "live", "--json"))
+    assert {h["user_id"] for h in everyone} == {"discord:ana", "discord:ben"}
+    table = cli("search", "live", "--bot", "luna").stdout
+    assert "User" in table and "discord:ben" in table
+    none = cli("search", "live", "--user", "nobody")
+    assert none.exit_code == 0 and "with user 'nobody'" in none.stdout

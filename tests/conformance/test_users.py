@@ -277,3 +277,22 @@ async def test_hostile_user_ids_are_plain_keys(store: Store) -> None:
         assert (await store.users.count_user(bot.id, who)).memories == (who in saved)
     assert (await store.users.forget_user(bot.id, "%")).memories == 1
     assert len(await store.memory.get_memories(bot.id, user_id=ANY_USER)) == len(HOSTILE_USERS)
+
+
+async def test_transcript_search_for_a_user_finds_only_their_sessions(store: Store) -> None:
+    bot = await f.new_bot(store)
+    other = await f.new_bot(store)
+    said = {}
+    for b, who in ((bot, "ana"), (bot, "ben"), (bot, None), (other, "ana")):
+        session = await f.new_session(store, b.id, user_id=who)
+        said[(b.id, who)] = await store.chat.save_message(
+            f.message(session.id, f"my passport number is secret {who}")
+        )
+    anas = await store.chat.search_messages("passport", user_id="ana", limit=100)
+    assert {h.message.id for h in anas} == {said[(bot.id, "ana")].id, said[(other.id, "ana")].id}
+    one = await store.chat.search_messages("passport", bot_id=bot.id, user_id="ana")
+    assert [h.message.id for h in one] == [said[(bot.id, "ana")].id]
+    assert len(await store.chat.search_messages("passport", bot_id=bot.id)) == 3
+    assert await store.chat.search_messages("passport", user_id="carla") == []
+    with pytest.raises(ValidationError, match="user_id"):
+        await store.chat.search_messages("passport", user_id="")

@@ -23,8 +23,8 @@ from boternity.models import (
     MemoryEntry,
     MessageRole,
 )
-from tests.old_schema import old_database
 from tests.postgres import workers
+from tests.upgrade import old_database
 
 pytestmark = pytest.mark.postgres
 
@@ -167,14 +167,15 @@ def test_sqlite_users_never_import_asyncpg() -> None:
 
 async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every boternity table as of schema 2 (fact_tsv left out: migration 0003
-    recomputes it; session_key and user_id left out: later migrations add them, empty)."""
+    recomputes it; session_key, content_tsv and user_id left out: later migrations add them)."""
     conn = await asyncpg.connect(url)
     try:
         out: dict[str, list[tuple[object, ...]]] = {}
         for table in sorted(TABLES - {"schema_migrations"}):
             cols = await conn.fetch(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
-                " AND column_name NOT IN ('fact_tsv', 'session_key', 'user_id') ORDER BY column_name",
+                " AND column_name NOT IN ('fact_tsv', 'session_key', 'content_tsv', 'user_id')"
+                " ORDER BY column_name",
                 table,
             )
             names = ", ".join(c[0] for c in cols)
@@ -215,7 +216,7 @@ async def test_upgrade_from_schema_2_keeps_every_row_and_folds_accents(
         "postgres",
         tmp_path,
         monkeypatch,
-        before_migration="search_folds_diacritics",
+        before="search_folds_diacritics",
         fill=_fill_schema_2,
     )
     async with made as (blank_pg_url, (bot, memories)):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import re
+from importlib import resources
+
 import asyncpg
 import pytest
 
@@ -28,3 +32,37 @@ async def test_fold_matches_sqlite_for_every_character(pg_url: str) -> None:
     assert len(folds) > 400 and len(drops) > 20
     assert [(c, g) for c, g, e in zip([*folds, *drops], got, expected, strict=True) if g != e] == []
     assert kept == "Søren Straße Æsir Łodz ok"
+
+
+def _schema_3_table() -> tuple[str, str]:
+    """The single translate() table boternity_fold used from schema 3 to 4."""
+    sql = (
+        resources.files("boternity.backends.postgres.migrations")
+        .joinpath("0003_search_folds_diacritics.sql")
+        .read_text(encoding="utf-8")
+    )
+    source, target = re.search(r"translate\(\$1, '([^']*)', '([^']*)'\)", sql).groups()  # type: ignore[union-attr]
+    return source, target
+
+
+async def test_fold_of_schema_5_is_the_table_of_schema_3_on_any_text(pg_url: str) -> None:
+    """Schema 5 applies the table in parts, each only when the text needs it: the result is
+    the same for every character alone and for text mixing them (all parts at once)."""
+    source, target = _schema_3_table()
+    table = str.maketrans(source[: len(target)], target, source[len(target) :])
+    bmp = [chr(i) for i in range(1, 0x10000) if not 0xD800 <= i < 0xE000]
+    rng = random.Random(5)
+    mixed = [
+        "".join(rng.choices(source + "abc xyz ø ß 🚀", k=rng.randint(0, 80))) for _ in range(2000)
+    ]
+    texts = [f"q{c}q" for c in bmp] + mixed + ["", "plain ascii", source, source[::-1]]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        got = await conn.fetchval(
+            "SELECT array_agg(boternity_fold(w) ORDER BY n)"
+            " FROM unnest($1::text[]) WITH ORDINALITY AS t(w, n)",
+            texts,
+        )
+    finally:
+        await conn.close()
+    assert [(t, g) for t, g in zip(texts, got, strict=True) if g != t.translate(table)] == []

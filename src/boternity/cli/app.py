@@ -10,7 +10,19 @@ from typing import Annotated
 
 import typer
 
-from boternity.cli import ask, bots, chat, completion, db, demo, memories, queue, sessions, users
+from boternity.cli import (
+    ask,
+    bots,
+    chat,
+    completion,
+    db,
+    demo,
+    memories,
+    queue,
+    search,
+    sessions,
+    users,
+)
 from boternity.cli.runtime import EXIT_CODES_HELP, BnityCommand, BnityGroup, State
 
 VERSION = "0.1.0"  # kept equal to boternity.__version__ by a test; importing it costs startup
@@ -57,7 +69,10 @@ def root(
         bool,
         typer.Option(
             "--no-pager",
-            help="Never send long output ('session show', 'memories', 'sessions') to a pager.",
+            help=(
+                "Never send long output ('session show', 'sessions', 'search', 'memories')"
+                " to a pager."
+            ),
         ),
     ] = False,
     version: Annotated[
@@ -77,6 +92,7 @@ app.command("chat", cls=chat.ChatCommand)(chat.chat)
 app.command("ask", cls=BnityCommand)(ask.ask)
 app.command("sessions", cls=BnityCommand)(sessions.list_sessions)
 app.add_typer(sessions.session_app, name="session")
+app.command("search", cls=BnityCommand)(search.search)
 app.command("memories", cls=BnityCommand)(memories.list_memories)
 app.command("remember", cls=BnityCommand)(memories.remember)
 app.command("forget", cls=BnityCommand)(memories.forget)

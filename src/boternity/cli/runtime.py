@@ -169,6 +169,7 @@ class BnityGroup(TyperGroup):
         "ask",
         "sessions",
         "session",
+        "search",
         "memories",
         "remember",
         "forget",

@@ -42,6 +42,8 @@ from boternity.backends.core.dialect import (
     id_taken,
     missing,
 )
+from boternity.backends.core.search import snippet
+from boternity.backends.core.sql import MESSAGE_FILTERS
 from boternity.backends.core.tables import (
     BOTS,
     HISTORY,
@@ -52,6 +54,7 @@ from boternity.backends.core.tables import (
     SOULS,
     SUMMARIES,
     TAGS,
+    UUID,
     copy_with,
 )
 from boternity.errors import ConflictError, ValidationError
@@ -69,6 +72,7 @@ from boternity.models import (
     MemoryEntry,
     MemoryEvent,
     MemoryEventKind,
+    MessageHit,
     PendingExtraction,
     SoulVersion,
     check_enum,
@@ -185,6 +189,7 @@ class ChatCore(Repository):
         self._session = dialect.decoder(SESSIONS)
         self._message = dialect.decoder(MESSAGES)
         self._message_of = dialect.decoder(MESSAGES, fixed="session_id")
+        self._uuid = dialect.from_db.get(UUID) or _as_uuid
 
     async def create_session(self, session: ChatSession) -> ChatSession:
         return await self._new_session(session, None, "create_session")
@@ -421,6 +426,38 @@ class ChatCore(Repository):
 
     async def count_messages(self) -> int:
         return await self._count(self._q.count_messages)
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        user_id: str | None = None,
+        limit: int = 20,
+    ) -> list[MessageHit]:
+        # One value per MESSAGE_FILTERS entry, in its order (None: any).
+        filters = {
+            "bot_id": None if bot_id is None else self._id(bot_id, "bot_id"),
+            "user_id": None if user_id is None else check_user(user_id),
+        }
+        check_limit(limit)
+        terms = search_terms(query)
+        if not terms or limit == 0:
+            return []
+        params = (self._d.search_text(terms), limit, *(filters[f] for f in MESSAGE_FILTERS))
+        if self._q.index_waiting:  # so the latest messages are found too
+            await self._x.write(self._index_waiting, atomic=True)
+        rows = await self._x.read(self._q.search_messages, params, ALL, browse=True)
+        return [self._hit(row) for row in rows]
+
+    def _index_waiting(self) -> Unit[None]:
+        yield self._q.index_waiting, (), NONE
+        yield self._q.clear_waiting, (), NONE
+
+    def _hit(self, row: Sequence[Any]) -> MessageHit:
+        message: ChatMessage = self._message(row)
+        text, marks = snippet(message.content, row[-1])
+        return MessageHit(message, self._uuid(row[-2]), text, marks)
 
 
 def _same_user(found: ChatSession, user_id: str | None, key: str) -> ChatSession:

@@ -104,6 +104,19 @@ def select_visible(cols: str, where: str, user: str, tail: str = "") -> str:
 _OWNED = "bot_id = ?1 AND user_id = ?2"
 _SESSIONS_OF = f"SELECT id FROM chat_sessions WHERE {_OWNED}"
 
+#: search_messages' filters, each a column of the session (``s``) that a keyword argument
+#: narrows to one value, None meaning any: bound in this order as ?3, ?4, ... (after the query
+#: text ?1 and the limit ?2). A new filter is one entry here and its argument in ChatCore.
+MESSAGE_FILTERS = {"bot_id": "s.bot_id", "user_id": "s.user_id"}
+
+
+def message_filters() -> str:
+    """The WHERE conditions of MESSAGE_FILTERS, for the dialects' search_messages."""
+    return " AND ".join(
+        f"({column} = ?{n} OR ?{n} IS NULL)"
+        for n, column in enumerate(MESSAGE_FILTERS.values(), start=3)
+    )
+
 
 class Statements:
     # bots
@@ -194,6 +207,15 @@ class Statements:
     count_sessions = "SELECT count(*) FROM chat_sessions"
     count_bot_sessions = "SELECT count(*) FROM chat_sessions WHERE bot_id = ?"
     count_messages = "SELECT count(*) FROM chat_messages"
+    #: Full-text search over messages, given by each dialect: Dialect.search_text(terms),
+    #: limit, then MESSAGE_FILTERS -> MESSAGES columns, the session's bot id, and the start
+    #: of the content with its matched words marked (core.search), best match first, then
+    #: created_at DESC, id DESC.
+    search_messages = ""
+    #: Messages waiting to be indexed, where a dialect indexes new messages in batches (SQLite):
+    #: index them, then stop them waiting; search_messages runs both first. Empty: none wait.
+    index_waiting = ""
+    clear_waiting = ""
 
     # memories
     memory_refs = (  # bot, session, source message, superseded_by, id -> bot exists,

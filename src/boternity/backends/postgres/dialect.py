@@ -17,7 +17,8 @@ from typing import Any
 
 from boternity.backends.core.dialect import ONE, VALUE, Dialect, Unit, missing
 from boternity.backends.core.repositories import ChatCore
-from boternity.backends.core.sql import PENDING_ORDER, Statements, visible_to
+from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
+from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters, visible_to
 from boternity.backends.core.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
 from boternity.models import MAX_BIGINT, ChatMessage
 
@@ -168,6 +169,22 @@ class PostgresStatements(Statements):
         f" AND ($5 OR {visible_to('$6', 'm.')})"
         " ORDER BY ts_rank(m.fact_tsv, q) DESC, m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT $4"
+    )
+    # As search, on content_tsv (migration 0005): the best hits first, then ts_headline for
+    # those only. The headline is of the folded text, so it marks "Zoë" for "zoe" (core.search
+    # reads the marked words back).
+    search_messages = (
+        "WITH q AS (SELECT websearch_to_tsquery('english', boternity_fold(?1)) AS q),"
+        " hits AS ("
+        "  SELECT m.id, s.bot_id, ts_rank(m.content_tsv, q.q, 1) AS rank, m.created_at"
+        "  FROM q, chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
+        f"  WHERE m.content_tsv @@ q.q AND {message_filters()}"
+        "  ORDER BY rank DESC, m.created_at DESC, m.id DESC LIMIT ?2)"
+        f" SELECT {MESSAGES.cols('m.')}, hits.bot_id,"
+        f"  ts_headline('english', boternity_fold(left(m.content, {SEARCHED_CHARS})), q.q,"
+        f"   'HighlightAll=true, StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}')"
+        " FROM q, hits JOIN chat_messages m ON m.id = hits.id"
+        " ORDER BY hits.rank DESC, hits.created_at DESC, hits.id DESC"
     )
     # SKIP LOCKED: a job another claimer is taking right now is passed over, not waited for;
     # one it already took is no longer due when re-checked, so two claimers never share a job.

@@ -12,8 +12,18 @@ import uuid
 from datetime import datetime
 
 from boternity.backends.core.dialect import Dialect
-from boternity.backends.core.sql import PENDING_ORDER, Statements, visible_to
-from boternity.backends.core.tables import FLAG, MEMORIES, PENDING, TAGS, TIME, UUID, UUIDS
+from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
+from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters, visible_to
+from boternity.backends.core.tables import (
+    FLAG,
+    MEMORIES,
+    MESSAGES,
+    PENDING,
+    TAGS,
+    TIME,
+    UUID,
+    UUIDS,
+)
 from boternity.errors import SchemaError
 
 
@@ -67,6 +77,30 @@ class SqliteStatements(Statements):
         " ORDER BY bm25(memories_fts), m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT ?4"
     )
+    # The best hits first, then highlight() for those only (it re-reads and tokenizes the
+    # text, so it must not run for every match). messages_fts indexes the view
+    # messages_fts_source: the start of each message (migration 0005).
+    search_messages = (
+        "WITH hits AS ("
+        "  SELECT messages_fts.rowid AS r, bm25(messages_fts) AS score, s.bot_id AS bot_id"
+        "  FROM messages_fts JOIN chat_messages m ON m.rowid = messages_fts.rowid"
+        "  JOIN chat_sessions s ON s.id = m.session_id"
+        f"  WHERE messages_fts MATCH ?1 AND {message_filters()}"
+        "  ORDER BY score, m.created_at DESC, m.id DESC LIMIT ?2)"
+        f" SELECT {MESSAGES.cols('m.')}, hits.bot_id,"
+        f"  highlight(messages_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}')"
+        # CROSS JOIN keeps this order: only the hits are looked up.
+        " FROM hits CROSS JOIN messages_fts CROSS JOIN chat_messages m"
+        " WHERE messages_fts.rowid = hits.r AND messages_fts MATCH ?1 AND m.rowid = hits.r"
+        " ORDER BY hits.score, m.created_at DESC, m.id DESC"
+    )
+    # New messages are indexed 64 at a time (migration 0005); a search indexes those waiting.
+    index_waiting = (
+        "INSERT INTO messages_fts (rowid, content)"
+        f" SELECT p.message_rowid, substr(m.content, 1, {SEARCHED_CHARS})"
+        " FROM messages_to_index p JOIN chat_messages m ON m.rowid = p.message_rowid"
+    )
+    clear_waiting = "DELETE FROM messages_to_index"
     # One statement under the write lock: the rows it picks are updated before any other
     # claimer (task or process) can start its own transaction.
     claim = (
