@@ -1,11 +1,13 @@
 """How fast the local embedder (WordLlama, offline) embeds short memory facts.
 
-    .venv/bin/python benchmarks/embeddings_bench.py [--facts 20000] [--runs 5]
+    .venv/bin/python benchmarks/embeddings_bench.py [--quick] [--facts 20000] [--runs 5]
 
 Embeds ``--facts`` distinct short facts (5 to 12 words, like extracted memories) through
 ``LocalEmbedder.embed`` (batches of 256 in a worker thread, as the library runs it) and prints
 the model load time, then the median and best throughput in facts per second over ``--runs``
-runs, and the latency of one query embedding (what a recall adds).
+runs, and the latency of one query embedding (what a recall adds). ``--quick``: 2,000 facts,
+2 runs. The throughput of embedding and storing memories (what the worker and ``bnity
+memories reembed`` do) is in memory_search_bench.py.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--facts", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2,000 facts, 2 runs")
     args = parser.parse_args()
+    if args.quick:
+        args.facts, args.runs = 2_000, 2
     asyncio.run(run(args.facts, args.runs))
 
 

@@ -6,9 +6,11 @@ where the near-duplicate threshold should sit.
     .venv/bin/python benchmarks/recall_eval.py [--json [FILE]]
 
 - recall@5 over the set's questions for text search (``search_memories``: every fact saved in
-  one bot of a fresh SQLite store, as memories have no user yet) and for semantic search
-  (cosine over the facts' ``local`` embeddings, numpy), over the whole bot and within the
-  asking persona's own facts (what a search scoped to one user would see);
+  one bot of a fresh SQLite store, as memories have no user yet), for semantic search
+  (cosine over the facts' ``local`` embeddings, numpy) and for hybrid search (the library's
+  ``MemorySearch``: the facts embedded as the worker does, text and meaning fused), over the
+  whole bot and within the asking persona's own facts (what a search scoped to one user
+  would see);
 - for each threshold t, the precision and recall of "a duplicate when cosine >= t" over the
   set's near-duplicate pairs (positives) and unrelated pairs (negatives), and the default it
   picks: the lowest t that flags no unrelated pair of the set. Precision comes first because a
@@ -141,6 +143,30 @@ async def text_rankings(store: Store, recall_set: RecallSet) -> Rankings:
     return rankings
 
 
+async def hybrid_rankings(store: Store, embedder: Embedder, recall_set: RecallSet) -> Rankings:
+    """Every fact saved in one new bot of ``store`` and embedded (``EmbeddingBackfill``, as
+    the worker does), then ``MemorySearch`` in hybrid mode per question."""
+    from boternity.memory import EmbeddingBackfill, MemorySearch
+
+    bot = await store.bots.create_bot(Bot(name="Recall set, hybrid"))
+    fact_of = {}
+    for f in recall_set.facts:
+        entry = MemoryEntry(
+            bot_id=bot.id,
+            fact=f.fact,
+            category=MemoryCategory(f.category),
+            importance=f.importance,
+        )
+        fact_of[(await store.memory.save_memory(entry)).id] = f.id
+    await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)
+    search = MemorySearch(store, embedder)
+    rankings = {}
+    for q in recall_set.questions:
+        found = await search.search(bot.id, q.question, mode="hybrid", limit=len(fact_of))
+        rankings[q.id] = [fact_of[h.memory.id] for h in found]
+    return rankings
+
+
 async def semantic_rankings(embedder: Embedder, recall_set: RecallSet) -> Rankings:
     """Every fact ranked per question by cosine similarity of their embeddings."""
     import numpy as np
@@ -209,6 +235,7 @@ def best_f1(rows: Sequence[ThresholdRow]) -> ThresholdRow:
 async def evaluate(recall_set: RecallSet, embedder: Embedder, store: Store) -> dict[str, Any]:
     text = await text_rankings(store, recall_set)
     semantic = await semantic_rankings(embedder, recall_set)
+    hybrid = await hybrid_rankings(store, embedder, recall_set)
     duplicates = await pair_cosines(embedder, recall_set.near_duplicates)
     unrelated = await pair_cosines(embedder, recall_set.unrelated)
     rows = threshold_table(duplicates, unrelated, THRESHOLDS)
@@ -235,7 +262,7 @@ async def evaluate(recall_set: RecallSet, embedder: Embedder, store: Store) -> d
             "unrelated": len(recall_set.unrelated),
         },
         "k": K,
-        "recall": {"text": scores(text), "semantic": scores(semantic)},
+        "recall": {"text": scores(text), "semantic": scores(semantic), "hybrid": scores(hybrid)},
         "semantic_misses": {
             "bot": misses(K, semantic, questions),
             "persona": misses(K, within_persona(semantic, recall_set), questions),
@@ -255,7 +282,11 @@ def print_report(figures: dict[str, Any]) -> None:
         f" {s['near_duplicates']} near-duplicate and {s['unrelated']} unrelated pairs"
     )
     print(f"\nrecall@{figures['k']}            whole bot   own persona")
-    for name, label in (("text", "text"), ("semantic", f"semantic ({figures['embedder']})")):
+    for name, label in (
+        ("text", "text"),
+        ("semantic", f"semantic ({figures['embedder']})"),
+        ("hybrid", "hybrid (MemorySearch)"),
+    ):
         print(f"  {label:<36} {recall[name]['bot']:6.1%}   {recall[name]['persona']:6.1%}")
     for scope, ids in figures["semantic_misses"].items():
         print(f"  semantic misses ({scope}, {len(ids)}): {', '.join(ids)}")

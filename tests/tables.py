@@ -33,15 +33,17 @@ async def all_rows(url: str) -> Rows:
             await conn.close()
     with sqlite3.connect(url) as conn:
         conn.row_factory = sqlite3.Row
-        names = [
-            r[1]
+        # (schema, name, type, columns, without rowid, strict)
+        tables = [
+            (r[1], not r[4])
             for r in conn.execute("PRAGMA main.table_list")
             if r[2] == "table" and r[1] != "schema_migrations" and not r[1].startswith("sqlite_")
         ]
         # With the rowid, which SQLite's own bookkeeping tables refer to (messages_to_index).
+        with_rowid = 'rowid AS "(rowid)", '
         return {
-            t: [dict(r) for r in conn.execute(f'SELECT rowid AS "(rowid)", * FROM "{t}"')]
-            for t in names
+            t: [dict(r) for r in conn.execute(f'SELECT {with_rowid if rowid else ""}* FROM "{t}"')]
+            for t, rowid in tables
         }
 
 
@@ -116,12 +118,21 @@ def owned_by(rows: Rows, bot_id: Any, user_id: str) -> dict[str, list[dict[str, 
     messages = {
         r.get("(rowid)") for r in rows["chat_messages"] if _key(r["session_id"]) in sessions
     }
+    # Every memory the user ever had (deleted ones are in the history): embeddings and the
+    # vector caches' change notes refer to them by id.
+    memories = {
+        _key(r["memory_id"])
+        for r in rows["memory_history"]
+        if _key(r["bot_id"]) == bot and r["user_id"] == user_id
+    }
 
     def mine(row: dict[str, Any]) -> bool:
         if _key(row.get("session_id")) in sessions:
             return True
         if "message_rowid" in row:
             return row["message_rowid"] in messages
+        if "memory_id" in row and _key(row["memory_id"]) in memories:
+            return True
         return "user_id" in row and _key(row.get("bot_id")) == bot and row["user_id"] == user_id
 
     return {t: [r for r in found if mine(r)] for t, found in rows.items() if t != "bots"}
@@ -134,12 +145,19 @@ def _sorted(rows: list[dict[str, Any]]) -> list[str]:
 def check_erased(before: Rows, after: Rows, bot_id: Any, user_id: str) -> dict[str, int]:
     """Assert, table by table, that ``after`` is ``before`` without exactly the rows of
     ``user_id`` of ``bot_id`` (the bots table aside: its totals may absorb deleted sessions).
-    Returns how many rows went, by table."""
+    The vector caches' change notes (memory_changes) gain one row per erased memory, its id
+    alone. Returns how many rows went, by table."""
     assert after.keys() == before.keys()
     gone = owned_by(before, bot_id, user_id)
+    erased = {_key(r["id"]) for r in gone["session_memories"]}
     for table, rows in before.items():
         if table == "bots":
             continue
         kept = [r for r in rows if r not in gone[table]]
-        assert _sorted(after[table]) == _sorted(kept), f"table {table}"
+        now = after[table]
+        if table == "memory_changes":
+            notes = [r for r in now if r not in kept]
+            assert sorted(_key(r["memory_id"]) for r in notes) == sorted(erased)
+            now = [r for r in now if r not in notes]
+        assert _sorted(now) == _sorted(kept), f"table {table}"
     return {t: len(rows) for t, rows in gone.items()}

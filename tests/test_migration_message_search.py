@@ -70,7 +70,8 @@ async def test_upgrade_keeps_every_row(
         url,
         _,
     ):
-        added = {"content_tsv", "user_id"}  # user_id: by a later migration
+        # memory_version and user_id: added by later migrations (0006, 0007).
+        added = {"content_tsv", "memory_version", "user_id"}
         before = await table_rows(backend, url, skip=added)
         assert sum(len(rows) for rows in before.values()) > 30
         async with open_store(url) as store:

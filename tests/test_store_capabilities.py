@@ -23,6 +23,8 @@ SCHEMA_TABLES = {
     "context_summaries",
     "session_memories",
     "memory_history",
+    "memory_embeddings",
+    "memory_changes",
     "pending_memory_extractions",
     "schema_migrations",
 }

@@ -3,11 +3,20 @@ full-text index and the queue included), on every backend (docs/users.md)."""
 
 from __future__ import annotations
 
-from boternity import Store
+import numpy as np
+
+from boternity import Store, open_store
 from boternity.models import Bot, ChatSession, MessageRole
-from boternity.repositories import UserCounts
+from boternity.repositories import ANY_USER, UserCounts
 from tests.conformance import factories as f
 from tests.tables import all_rows, check_erased, fts_matches, message_fts_matches
+
+MODEL = "test-embedder"
+#: One direction per word, so a search for one user's vector finds that user's memories.
+VECTORS = {
+    w: np.eye(4, dtype=np.float32)[n]
+    for n, w in enumerate(("zanzibar", "yokohama", "xylophone", "wellington"))
+}
 
 
 async def _populate(store: Store, bot: Bot, who: str | None, word: str) -> ChatSession:
@@ -36,8 +45,12 @@ async def _populate(store: Store, bot: Bot, who: str | None, word: str) -> ChatS
         kept.id, f.memory(bot.id, f"Moved from {word}", session_id=first.id, user_id=who)
     )
     gone = await store.memory.save_memory(f.memory(bot.id, f"Likes {word} tea", user_id=who))
+    await store.memory.save_embeddings(MODEL, [(gone.id, VECTORS[word])])
     await store.memory.delete_memory(gone.id)
-    await store.memory.save_memory(f.memory(bot.id, f"Plays {word} chess", user_id=who))
+    chess = await store.memory.save_memory(f.memory(bot.id, f"Plays {word} chess", user_id=who))
+    # Vectors of a live and a superseded memory, of two models.
+    await store.memory.save_embeddings(MODEL, [(chess.id, VECTORS[word]), (kept.id, VECTORS[word])])
+    await store.memory.save_embeddings("other-model", [(chess.id, np.ones(2, np.float32))])
     return first
 
 
@@ -52,13 +65,29 @@ async def test_forget_user_erases_exactly_one_users_rows_in_every_table(
     bot_before = await store.bots.get_bot(bot.id)
     before = await all_rows(db_url)
     expected = await store.users.count_user(bot.id, "ana")
-    # history: four memories added, one superseded, one deleted
+    # history: four memories added, one superseded, one deleted; embeddings: three (two of
+    # one model, one of another; the deleted memory's went with it)
     assert expected == UserCounts(
-        sessions=2, messages=4, summaries=1, jobs=2, memories=3, history=6
+        sessions=2, messages=4, summaries=1, jobs=2, memories=3, history=6, embeddings=3
     )
+    everyone = await store.memory.get_memories(bot.id, user_id=ANY_USER, include_superseded=True)
+    anas = {m.id for m in everyone if m.user_id == "ana"}
+    # Another store on the same database (another process) holds the bot's vectors.
+    async with open_store(db_url) as elsewhere:
+        ids, _ = await elsewhere.memory.live_embeddings(bot.id, MODEL, user_id=ANY_USER)
+        assert anas & set(ids)
     deleted = await store.users.forget_user(bot.id, "ana")
     assert deleted == expected
     gone = check_erased(before, await all_rows(db_url), bot.id, "ana")
+    assert gone["memory_embeddings"] == deleted.embeddings
+    # The other store's cached vectors drop hers at its next search.
+    async with open_store(db_url) as elsewhere:
+        ids, _ = await elsewhere.memory.live_embeddings(bot.id, MODEL, user_id=ANY_USER)
+        assert ids and not anas & set(ids)
+        found = await elsewhere.memory.nearest_memories(
+            bot.id, MODEL, VECTORS["zanzibar"], user_id=ANY_USER, limit=100
+        )
+        assert found and all(m.user_id != "ana" for m, _ in found)
     assert gone["chat_sessions"] == 2 and gone["chat_messages"] == 4
     assert gone["context_summaries"] == 1 and gone["pending_memory_extractions"] == 2
     assert gone["session_memories"] == 3 and gone["memory_history"] == deleted.history

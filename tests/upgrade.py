@@ -170,11 +170,19 @@ async def fill(store: Store) -> list[ChatSession]:
                         metadata={"n": i, "nested": [1.5, None, "é"]},
                     )
                 )
-            memory = await store.memory.save_memory(
-                f.memory(bot.id, f"fact {b}.{s}", session_id=session.id, source_message_id=m.id)
+            # An old memory superseded by a newer one, written without supersede_memory
+            # (whose unit needs bots.memory_version, added by a later migration).
+            newer = await store.memory.save_memory(
+                f.memory(bot.id, f"newer fact {b}.{s}", session_id=session.id)
             )
-            await store.memory.supersede_memory(
-                memory.id, f.memory(bot.id, f"newer fact {b}.{s}", session_id=session.id)
+            await store.memory.save_memory(
+                f.memory(
+                    bot.id,
+                    f"fact {b}.{s}",
+                    session_id=session.id,
+                    source_message_id=m.id,
+                    superseded_by=newer.id,
+                )
             )
             await store.memory.save_context_summary(f.summary(session.id, 1, 2))
             await store.memory.save_pending_extraction(f.pending(bot.id, session.id))

@@ -32,7 +32,11 @@ from boternity.models import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from boternity.config import DatabaseTarget
+    from boternity.embeddings.base import Vector
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -87,13 +91,24 @@ class UserCounts:
     jobs: int = 0  # queued extraction jobs of the user's sessions
     memories: int = 0
     history: int = 0  # memory-history rows, of deleted memories too
+    embeddings: int = 0  # the memories' vectors, of every model
 
     @property
     def total(self) -> int:
         return (
             self.sessions + self.messages + self.summaries + self.jobs + self.memories
-            + self.history
+            + self.history + self.embeddings
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEmbedding:
+    """That a memory has a vector of ``model`` (its numbers are derived from the fact, which
+    an export holds already)."""
+
+    memory_id: uuid.UUID
+    model: str
+    dimension: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +124,7 @@ class UserData:
     jobs: list[PendingExtraction] = field(default_factory=list)
     memories: list[MemoryEntry] = field(default_factory=list)  # superseded ones included
     history: list[MemoryEvent] = field(default_factory=list)
+    embeddings: list[StoredEmbedding] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -339,12 +355,13 @@ class MemoryRepository(Protocol):
         user_id: UserScope = None,
         limit: int = 10,
         include_superseded: bool = False,
+        match_all: bool = False,
     ) -> list[MemoryEntry]:
         """Full-text search over the bot's memory facts that a conversation with ``user_id``
         sees (as get_memories), best match first (ties: importance DESC, created_at DESC, id
-        DESC). A fact matches when it shares any word with the query (stop words aside). Any
-        string is a valid query: quotes, operators and punctuation are treated as text, never
-        as syntax."""
+        DESC). A fact matches when it shares any word with the query (stop words aside); with
+        ``match_all``, only when it has every one. Any string is a valid query: quotes,
+        operators and punctuation are treated as text, never as syntax."""
         ...
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
@@ -359,6 +376,62 @@ class MemoryRepository(Protocol):
     async def supersede_memory(self, old_id: uuid.UUID, new: MemoryEntry) -> MemoryEntry:
         """Insert ``new`` and point the old memory at it, in one transaction. ValidationError
         when the old memory is another user's (``may_supersede``)."""
+        ...
+
+    async def save_embeddings(
+        self, model: str, embeddings: Sequence[tuple[uuid.UUID, Vector]]
+    ) -> int:
+        """Store each memory's vector made by ``model`` (one row per memory and model,
+        replacing that model's earlier one), in one transaction; returns how many were
+        stored (a memory deleted meanwhile is skipped). Vectors are 1-D lists or arrays of
+        finite numbers, all of one length (1..16384), kept as unit-length float32.
+        ValidationError otherwise. Deleting a memory deletes its embeddings."""
+        ...
+
+    async def memories_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+    ) -> list[MemoryEntry]:
+        """Up to ``limit`` memories (of one bot, or of every bot) with no vector of
+        ``model``: live ones first, then importance DESC, created_at DESC, id."""
+        ...
+
+    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
+        """How many memories (of one bot, or of every bot) have no vector of ``model``."""
+        ...
+
+    async def without_embedding_among(
+        self, model: str, memory_ids: Iterable[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Those of ``memory_ids`` that have no vector of ``model`` (unknown ids included),
+        in one read."""
+        ...
+
+    async def live_embeddings(
+        self, bot_id: uuid.UUID, model: str, *, user_id: UserScope = None
+    ) -> tuple[list[uuid.UUID], NDArray[np.float32]]:
+        """The bot's live memories that a conversation with ``user_id`` sees (as
+        get_memories) and that have a vector of ``model``: their ids, and their vectors as
+        the rows of one float32 matrix (read-only). NotFoundError for a missing bot."""
+        ...
+
+    async def nearest_memories(
+        self,
+        bot_id: uuid.UUID,
+        model: str,
+        vector: Vector,
+        *,
+        user_id: UserScope = None,
+        limit: int = 10,
+        include_superseded: bool = False,
+    ) -> list[tuple[MemoryEntry, float]]:
+        """The ``limit`` live memories (superseded ones too if asked) that a conversation with
+        ``user_id`` sees (as get_memories: that user's and the bot's own; None, the default:
+        the bot's own; ANY_USER: all) whose vectors of ``model`` are closest to ``vector`` by
+        cosine similarity, with it, closest first.
+        Exact, not approximate. The bot's vectors are kept in the process between calls
+        and read again when any process changed its memories. Memories without a vector of
+        ``model`` are not found. NotFoundError for a missing bot; EmbeddingDimensionError
+        when ``vector`` is not as long as the stored ones."""
         ...
 
     async def save_pending_extraction(self, pending: PendingExtraction) -> PendingExtraction: ...
@@ -432,8 +505,10 @@ class UserRepository(Protocol):
 
     async def forget_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
         """Delete, in one transaction, the user's sessions with their messages, summaries and
-        queued extraction jobs, the user's memories (and their full-text index entries) and
-        every memory-history row of the user's memories. Nothing of another user or of the
+        queued extraction jobs, the user's memories (with their full-text index entries and
+        embeddings) and every memory-history row of the user's memories; every process's
+        cached vectors drop them at its next search (``memory_changes`` keeps, per erased
+        memory, its id alone). Nothing of another user or of the
         bot's own (user-less) memories is touched; the bot's token totals keep what the
         sessions used (as delete_session does). Returns what was deleted (all 0: nothing
         stored)."""

@@ -28,6 +28,8 @@ CLEAN_ENV = (
     "BOTERNITY_PROVIDER",
     "BOTERNITY_MODEL",
     "BOTERNITY_EXTRACTION_MODEL",
+    "BOTERNITY_EMBEDDINGS",
+    "BOTERNITY_EMBEDDING_MODEL",
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_BASE_URL",
     "OPENAI_API_KEY",
@@ -99,7 +101,7 @@ def parse(result: Result) -> Any:
 class FakeLlm:
     """``tests.fakes.llm_server.FakeLlmServer`` served from a background event loop, so
     synchronous CLI runs (in-process or subprocess) can talk to it. Requests are answered by
-    kind ("chat", "greeting", "title", "extraction", "summary"): the first scripted reply for
+    kind ("chat", "greeting", "title", "extraction", "summary", "embeddings"): the first scripted reply for
     that kind (``script``), else like the offline provider."""
 
     def __init__(self) -> None:
@@ -154,6 +156,8 @@ def kind_of(body: dict[str, Any]) -> str:
     from boternity.chat.window import SUMMARY_SYSTEM_PROMPT
     from boternity.memory import EXTRACTION_SYSTEM
 
+    if "input" in body and "messages" not in body:
+        return "embeddings"
     messages = body.get("messages") or []
     system = "".join(str(m.get("content")) for m in messages if m.get("role") == "system")
     system += str(body.get("system") or "")

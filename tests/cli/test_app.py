@@ -177,7 +177,8 @@ def test_bnity_help_in_a_subprocess() -> None:
 def test_help_starts_without_loading_rich_asyncio_or_sqlite() -> None:
     code = (
         "import sys, boternity.cli.app; "
-        "print([m for m in ('rich', 'asyncio', 'sqlite3', 'boternity.backends') if m in sys.modules])"
+        "print([m for m in ('rich', 'asyncio', 'sqlite3', 'numpy', 'boternity.backends')"
+        " if m in sys.modules])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

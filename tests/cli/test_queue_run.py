@@ -18,6 +18,7 @@ REPORT_FIELDS = {
     "superseded",
     "dropped",
     "errors",
+    "embedding",
 }
 
 OVERFLOW = '[{"fact": "Lives in Porto", "importance": 1e999}, {"fact": "Loves cats"}]'

@@ -54,9 +54,14 @@ def test_memories_for_a_user_are_theirs_and_the_bots(
         "User lives in Lisbon",
         "The office opens at 9",
     }
-    # Search within what Ben sees: Ana's city is not found, by word or by substring.
-    assert memories(cli, "--user", "discord:ben", "--search", "Lisbon") == []
-    assert [m["fact"] for m in memories(cli, "--search", "Lisbon")] == ["User lives in Lisbon"]
+    # Search within what Ben sees: Ana's city is not found, by word, substring or meaning.
+    for mode in ("text", "hybrid", "semantic"):
+        found = memories(cli, "--user", "discord:ben", "--search", "Lisbon", "--mode", mode)
+        assert {m["user_id"] for m in found} <= {"discord:ben", None}, mode
+        assert "User lives in Lisbon" not in {m["fact"] for m in found}, mode
+    assert memories(cli, "--user", "discord:ben", "--search", "Lisbon", "--mode", "text") == []
+    everyone = memories(cli, "--search", "Lisbon", "--mode", "text")
+    assert [m["fact"] for m in everyone] == ["User lives in Lisbon"]
     # The table shows whose each memory is.
     table = cli("memories", "luna").stdout
     assert "User" in table and "discord:ana" in table and "discord:ben" in table
@@ -189,6 +194,7 @@ def test_user_forget_without_a_terminal_needs_yes_and_reports_json(
         "jobs": 0,
         "memories": 0,
         "history": 0,
+        "embeddings": 0,
     }
     missing = cli("user", "forget", "nobot", "discord:ben", "--yes")
     assert missing.exit_code == 4

@@ -296,3 +296,30 @@ async def test_transcript_search_for_a_user_finds_only_their_sessions(store: Sto
     assert await store.chat.search_messages("passport", user_id="carla") == []
     with pytest.raises(ValidationError, match="user_id"):
         await store.chat.search_messages("passport", user_id="")
+
+
+async def test_search_by_meaning_keeps_to_what_the_user_sees(store: Store) -> None:
+    """nearest_memories and live_embeddings apply the scope rule to the cached vectors, and a
+    vector written later (the cache updated, not reloaded) keeps its owner."""
+    import numpy as np
+
+    bot = await f.new_bot(store)
+    saved = await _memories_of_three(store, bot)
+    same = np.ones(4, np.float32)  # every memory equally close to the query
+    await store.memory.save_embeddings("m", [(m.id, same) for m in saved.values()])
+    for viewer in OWNERS:
+        found = await store.memory.nearest_memories(bot.id, "m", same, user_id=viewer, limit=10)
+        assert {m.user_id for m, _ in found} == {o for o in OWNERS if visible(viewer, o)}
+        ids, matrix = await store.memory.live_embeddings(bot.id, "m", user_id=viewer)
+        assert sorted(map(str, ids)) == sorted(str(m.id) for m, _ in found)
+        assert matrix.shape == (len(ids), 4)
+    assert len(await store.memory.nearest_memories(bot.id, "m", same, user_id=ANY_USER)) == 3
+    assert [m.user_id for m, _ in await store.memory.nearest_memories(bot.id, "m", same)] == [None]
+    # A new memory of Ben's, embedded after the cache was filled: still only Ben's.
+    bens = await store.memory.save_memory(f.memory(bot.id, "Likes jazz", user_id="ben"))
+    await store.memory.save_embeddings("m", [(bens.id, same)])
+    for viewer in ("ana", None):
+        found = await store.memory.nearest_memories(bot.id, "m", same, user_id=viewer)
+        assert bens.id not in {m.id for m, _ in found}
+    found = await store.memory.nearest_memories(bot.id, "m", same, user_id="ben")
+    assert bens.id in {m.id for m, _ in found}

@@ -21,10 +21,17 @@ from hypothesis import strategies as st
 
 from boternity import Store
 from boternity.chat import ChatEngine
+from boternity.embeddings import Embedder, LocalEmbedder
 from boternity.errors import ConflictError, ValidationError
 from boternity.llm import OfflineProvider
 from boternity.llm.base import CompletionRequest, StreamEvent
-from boternity.memory import ExtractionWorker, MemoryRecall, recall_memories, remember
+from boternity.memory import (
+    ExtractionWorker,
+    MemoryRecall,
+    MemorySearch,
+    recall_memories,
+    remember,
+)
 from boternity.models import Bot, MemoryCategory, MemoryEntry
 from boternity.repositories import ANY_USER, visible
 from tests.conformance import factories as f
@@ -111,9 +118,12 @@ def check_extractions(requests: list[CompletionRequest]) -> int:
     return checked
 
 
-async def check_reads(store: Store, bot: Bot) -> None:
+async def check_reads(store: Store, bot: Bot, embedder: Embedder) -> None:
     """Every read a conversation makes, for every viewer: exactly what the scope rule lets it
-    see (nothing of another user, nothing missing)."""
+    see (nothing of another user, nothing missing): listings, full-text search, search by
+    meaning (the real local embedder's vectors, from a cache other writes keep current),
+    hybrid search, recall."""
+    await check_by_meaning(store, bot, embedder)
     for superseded in (False, True):
         everything = await store.memory.get_memories(
             bot.id, user_id=ANY_USER, include_superseded=superseded
@@ -143,6 +153,29 @@ async def check_reads(store: Store, bot: Bot) -> None:
                 assert all(visible(viewer, m.user_id) for m in chosen)
 
 
+async def check_by_meaning(store: Store, bot: Bot, embedder: Embedder) -> None:
+    (query,) = await embedder.embed(["what does the user like to drink or play?"])
+    every = await store.memory.nearest_memories(
+        bot.id, embedder.model, query, user_id=ANY_USER, limit=1000, include_superseded=True
+    )
+    event(f"vectors searched: {bool(every)}")
+    search = MemorySearch(store, embedder)
+    for viewer in OWNERS:
+        found = await store.memory.nearest_memories(
+            bot.id, embedder.model, query, user_id=viewer, limit=1000, include_superseded=True
+        )
+        assert {m.id for m, _ in found} == {m.id for m, _ in every if visible(viewer, m.user_id)}
+        ids, _ = await store.memory.live_embeddings(bot.id, embedder.model, user_id=viewer)
+        assert all(visible(viewer, m.user_id) for m in await _memories(store, ids))
+        for mode in ("hybrid", "semantic", "text"):
+            hits = await search.search(bot.id, "tea jazz", mode=mode, limit=50, user_id=viewer)
+            assert all(visible(viewer, h.memory.user_id) for h in hits), mode
+
+
+async def _memories(store: Store, ids: list[Any]) -> list[MemoryEntry]:
+    return [m for i in ids if (m := await store.memory.get_memory(i)) is not None]
+
+
 async def check_provenance(store: Store, bot: Bot) -> None:
     """A memory from a session is its user's, its source message is in that session, and a
     supersession never crosses users."""
@@ -161,7 +194,12 @@ async def check_provenance(store: Store, bot: Bot) -> None:
 
 
 async def run_operation(
-    store: Store, bot: Bot, engine: ChatEngine, provider: RecordingOffline, op: tuple[Any, ...]
+    store: Store,
+    bot: Bot,
+    engine: ChatEngine,
+    provider: RecordingOffline,
+    embedder: Embedder,
+    op: tuple[Any, ...],
 ) -> None:
     kind, who = op[0], op[1]
     if kind == "chat":
@@ -174,7 +212,8 @@ async def run_operation(
         check_requests(provider.requests[start:], who)
         if drain:
             start = len(provider.requests)
-            report = await ExtractionWorker(store, provider).run_once(bot_id=bot.id)
+            worker = ExtractionWorker(store, provider, embedder=embedder)
+            report = await worker.run_once(bot_id=bot.id)
             event(f"extraction prompts checked: {check_extractions(provider.requests[start:]) > 0}")
             event(f"memories superseded by extraction: {report.superseded > 0}")
     elif kind == "remember":
@@ -208,8 +247,13 @@ async def run_operation(
     operations=st.lists(operation, min_size=2, max_size=8), erased=st.sampled_from(["ana", "ben"])
 )
 async def test_no_user_ever_sees_another_users_memories(
-    store: Store, db_url: str, operations: list[tuple[Any, ...]], erased: str
+    store: Store,
+    db_url: str,
+    local_embedder: LocalEmbedder,
+    operations: list[tuple[Any, ...]],
+    erased: str,
 ) -> None:
+    embedder = local_embedder
     bot = await f.new_bot(store)
     provider = RecordingOffline()
     engine = ChatEngine(
@@ -217,8 +261,8 @@ async def test_no_user_ever_sees_another_users_memories(
     )
     async with provider, engine:
         for op in operations:
-            await run_operation(store, bot, engine, provider, op)
-            await check_reads(store, bot)
+            await run_operation(store, bot, engine, provider, embedder, op)
+            await check_reads(store, bot, embedder)
             await check_provenance(store, bot)
 
     # Erasing one user takes exactly their rows, in every table (the queue: jobs of chats not
@@ -235,5 +279,5 @@ async def test_no_user_ever_sees_another_users_memories(
     assert gone["session_memories"] == deleted.memories
     assert await fts_matches(db_url, MARKS[erased], bot.id) == 0
     assert {m: await fts_matches(db_url, m, bot.id) for m in others} == others
-    await check_reads(store, bot)
+    await check_reads(store, bot, embedder)
     await check_provenance(store, bot)

@@ -39,8 +39,11 @@ TABLES = {
     "pending_memory_extractions",
     "context_summaries",
     "memory_history",
+    "memory_embeddings",
+    "memory_changes",
     "schema_migrations",
 }
+SCHEMA_2_TABLES = TABLES - {"schema_migrations", "memory_embeddings", "memory_changes"}
 
 
 async def _ledger(url: str) -> list[tuple[int, str, str]]:
@@ -167,14 +170,16 @@ def test_sqlite_users_never_import_asyncpg() -> None:
 
 async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every boternity table as of schema 2 (fact_tsv left out: migration 0003
-    recomputes it; session_key, content_tsv and user_id left out: later migrations add them)."""
+    recomputes it; session_key, content_tsv, memory_version and user_id left out: migrations
+    0004 to 0007 add them)."""
     conn = await asyncpg.connect(url)
     try:
         out: dict[str, list[tuple[object, ...]]] = {}
-        for table in sorted(TABLES - {"schema_migrations"}):
+        for table in sorted(SCHEMA_2_TABLES):
             cols = await conn.fetch(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
-                " AND column_name NOT IN ('fact_tsv', 'session_key', 'content_tsv', 'user_id')"
+                " AND column_name NOT IN"
+                " ('fact_tsv', 'session_key', 'content_tsv', 'memory_version', 'user_id')"
                 " ORDER BY column_name",
                 table,
             )
@@ -193,19 +198,24 @@ async def _fill_schema_2(store: Store) -> tuple[Bot, list[MemoryEntry]]:
     await store.chat.save_message(
         ChatMessage(session_id=session.id, role=MessageRole.USER, content="Zoë is my sister")
     )
+    newer = await store.memory.save_memory(
+        MemoryEntry(
+            bot_id=bot.id, fact="Likes black tea", category=MemoryCategory.FACT, importance=3
+        )
+    )
     facts = ["Her sister Zoë plays the cello", "Ate crème brûlée", "Likes green tea"]
     memories = [
         await store.memory.save_memory(
-            MemoryEntry(bot_id=bot.id, fact=fact, category=MemoryCategory.FACT, importance=3)
+            MemoryEntry(
+                bot_id=bot.id,
+                fact=fact,
+                category=MemoryCategory.FACT,
+                importance=3,
+                superseded_by=newer.id if fact.endswith("green tea") else None,
+            )
         )
         for fact in facts
     ]
-    await store.memory.supersede_memory(
-        memories[2].id,
-        MemoryEntry(
-            bot_id=bot.id, fact="Likes black tea", category=MemoryCategory.FACT, importance=3
-        ),
-    )
     return bot, memories
 
 
@@ -235,5 +245,5 @@ async def _upgrade_schema_2(blank_pg_url: str, bot: Bot, memories: list[MemoryEn
         assert await store.memory.search_memories(bot.id, "green") == []  # still superseded
     assert await _dump(blank_pg_url) == before
     assert (
-        sum(len(rows) for rows in before.values()) == 13
-    )  # 1 bot, soul, session, message; 4 memories; 5 history
+        sum(len(rows) for rows in before.values()) == 12
+    )  # 1 bot, soul, session, message; 4 memories; 4 history

@@ -94,6 +94,7 @@ app.command("sessions", cls=BnityCommand)(sessions.list_sessions)
 app.add_typer(sessions.session_app, name="session")
 app.command("search", cls=BnityCommand)(search.search)
 app.command("memories", cls=BnityCommand)(memories.list_memories)
+BnityGroup.nested["memories", "reembed"] = memories.reembed_command
 app.command("remember", cls=BnityCommand)(memories.remember)
 app.command("forget", cls=BnityCommand)(memories.forget)
 app.add_typer(memories.memory_app, name="memory")

@@ -37,6 +37,8 @@ HISTORY_DEFAULT = 10
 #: job stays queued for ``bnity queue run`` or the next chat).
 EXIT_EXTRACTION_SECONDS = 60.0
 WORKER_INTERVAL = 5.0
+#: Memories the background worker embeds per pass (one batch: a pass never runs long).
+EMBED_PER_PASS = 256
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
 
 #: /history N beyond this shows this many (a terminal cannot usefully show more).
@@ -81,6 +83,7 @@ class ChatCore:
         self.provider_name = provider
         self.model = model
         self.notice: str | None = None
+        self.embedder_note: str | None = None
         self.startup_report: QueueReport | None = None
         self._stack = AsyncExitStack()
         self.live: LiveSession | None = None
@@ -90,6 +93,7 @@ class ChatCore:
     async def open(self) -> None:
         from boternity.chat import ChatEngine
         from boternity.cli.resolve import resolve_bot
+        from boternity.cli.runtime import worker_embedder
         from boternity.llm import RetryPolicy, select_provider
         from boternity.memory import ExtractionWorker, MemoryRecall
         from boternity.store import open_store
@@ -102,12 +106,19 @@ class ChatCore:
         )
         self.provider: LlmProvider = await stack.enter_async_context(llm)
         self.offline = self.provider.name == "offline"
+        # New memories are embedded by the worker, a batch per pass, never inline with a
+        # reply (no embedder: they are found by shared words only).
+        embedder, self.embedder_note = worker_embedder()
+        if embedder is not None:
+            stack.push_async_callback(embedder.aclose)
         # The engine owns the worker; its background loop starts after the catch-up pass.
         self.engine: ChatEngine = ChatEngine(
             self.store,
             self.provider,
             recall=MemoryRecall(self.store),
-            worker=ExtractionWorker(self.store, self.provider),
+            worker=ExtractionWorker(
+                self.store, self.provider, embedder=embedder, embed_per_pass=EMBED_PER_PASS
+            ),
             worker_interval=WORKER_INTERVAL,
             start_worker=False,
         )
@@ -599,6 +610,8 @@ class Conversation:
                 core.notice
                 or "Using the offline provider: replies are canned, not from a language model."
             )
+        if core.embedder_note:
+            ui.notice(core.embedder_note)
         try:
             with ui.busy("Processing queued memory extractions… (Ctrl+C to skip)"):
                 self.bg.call(core.catch_up())

@@ -6,16 +6,20 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 
 from boternity.cli.runtime import (
     MEMORY_CATEGORIES,
+    SEARCH_MODES,
     BnityCommand,
     BotArg,
+    EmbeddingsOpt,
     JsonOpt,
     NoPagerOpt,
     YesOpt,
     choice,
+    complete_bot,
     confirm,
     run,
     sub_app,
@@ -26,6 +30,8 @@ from boternity.cli.runtime import (
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from boternity.embeddings import Embedder
+    from boternity.memory import MemoryHit
     from boternity.models import Bot, MemoryEntry, MemoryEvent
     from boternity.repositories import UserScope
     from boternity.store import Store
@@ -34,6 +40,11 @@ memory_app = sub_app("Show or delete a single memory.")
 
 EXCERPT_CHARS = 200
 SEARCH_LIMIT = 500
+#: What the semantic ranking contributes to a hybrid search (as the library's default).
+CANDIDATES = 50
+#: Results of a hybrid or semantic search unless --limit says otherwise (meaning ranks every
+#: embedded memory, so these searches always return their best few, not "every match").
+RANKED_LIMIT = 10
 
 
 @dataclass(slots=True)
@@ -99,29 +110,124 @@ async def provenance(store: Store, memories: list[MemoryEntry]) -> dict[uuid.UUI
     return out
 
 
-async def _search(
+async def _text_search(
     store: Store,
     bot_id: uuid.UUID,
     query: str,
     pool: list[MemoryEntry],
     include_superseded: bool,
     user_id: UserScope,
-) -> list[MemoryEntry]:
+    ranked: list[MemoryEntry] | None = None,
+) -> list[MemoryHit]:
     """``pool`` narrowed to the search hits: the store's full-text matches first (best
-    first), then substring matches it missed (partial words such as 'ram' for 'ramen')."""
-    ranked = await store.memory.search_memories(
-        bot_id,
-        query,
-        user_id=user_id,
-        limit=SEARCH_LIMIT,
-        include_superseded=include_superseded,
-    )
+    first; ``ranked`` when given), then substring matches it missed (partial words such as
+    'ram' for 'ramen'), scored by rank as the library scores a text search."""
+    from boternity.memory.search import RRF_K, MemoryHit
+
+    if ranked is None:
+        ranked = await store.memory.search_memories(
+            bot_id,
+            query,
+            user_id=user_id,
+            limit=SEARCH_LIMIT,
+            include_superseded=include_superseded,
+        )
     allowed = {m.id for m in pool}
     hits = [m for m in ranked if m.id in allowed]
     seen = {m.id for m in hits}
     needle = query.casefold()
     hits += [m for m in pool if m.id not in seen and needle in m.fact.casefold()]
-    return hits
+    return [MemoryHit(m, 1 / (RRF_K + rank), rank) for rank, m in enumerate(hits, 1)]
+
+
+def _embedder_or_notice(name: str | None, mode: str, notes: list[str]) -> Embedder | None:
+    """The embedder to search with; None (and a note) when there is none to use, so hybrid
+    runs as text. An explicit --mode semantic without one is an error instead."""
+    from boternity.embeddings import select_embedder
+    from boternity.errors import EmbeddingError
+    from boternity.llm import RetryPolicy
+
+    try:  # a person waits for the query's embedding: one quick retry, then the text search
+        embedder, notice = select_embedder(name, retry=RetryPolicy.interactive(max_retries=1))
+    except EmbeddingError as exc:
+        if mode == "semantic":
+            raise
+        notes.append(f"{exc}: searching by shared words only.")
+        return None
+    if embedder is None and mode == "semantic":
+        raise EmbeddingError(
+            "semantic search needs an embedder: install boternity[local], or set"
+            " OPENAI_API_KEY / OPENAI_BASE_URL (and not --embeddings none)"
+        )
+    if embedder is None:
+        notes.append(notice or "No embedder (--embeddings none): searching by shared words only.")
+    elif notice:
+        notes.append(notice)
+    return embedder
+
+
+async def _ranked_search(
+    store: Store,
+    bot: Bot,
+    query: str,
+    pool: list[MemoryEntry],
+    *,
+    mode: str,
+    limit: int,
+    include_superseded: bool,
+    embedder_name: str | None,
+    narrowed: bool,
+    notes: list[str],
+    user_id: UserScope,
+) -> list[MemoryHit]:
+    """--search in any mode, narrowed to ``pool``. The text ranking is the full-text matches
+    then the substring ones; hybrid fuses the semantic ranking with the text ranking of the
+    facts having every word of the query (as the library does), and runs as text when the
+    query cannot be embedded. Every ranking keeps to what ``user_id`` sees."""
+    from contextlib import aclosing
+
+    from boternity.errors import EmbeddingError
+    from boternity.memory import MemorySearch
+    from boternity.memory.search import fuse, hybrid_text
+
+    embedder = None if mode == "text" else _embedder_or_notice(embedder_name, mode, notes)
+    if embedder is None:
+        return (await _text_search(store, bot.id, query, pool, include_superseded, user_id))[:limit]
+    async with aclosing(embedder):
+        missing = await store.memory.count_without_embedding(embedder.model, bot_id=bot.id)
+        if missing:
+            notes.append(
+                f"{missing} of the bot's memories have no embedding for {embedder.model} yet"
+                f" and are found by shared words only: run 'bnity memories reembed {bot.slug}'."
+            )
+        wanted = SEARCH_LIMIT if narrowed else max(limit, CANDIDATES)
+        try:
+            found = await MemorySearch(store, embedder).search(
+                bot.id,
+                query,
+                mode="semantic",
+                limit=wanted,
+                include_superseded=include_superseded,
+                user_id=user_id,
+            )
+        except EmbeddingError as exc:
+            if mode == "semantic":
+                raise
+            notes.append(f"searching by shared words only: {exc}.")
+            return (await _text_search(store, bot.id, query, pool, include_superseded, user_id))[
+                :limit
+            ]
+    allowed = {m.id for m in pool}
+    by_meaning = [h for h in found if h.memory.id in allowed]
+    if mode == "semantic":
+        return by_meaning[:limit]
+    pairs = [(h.memory, h.similarity or 0.0) for h in by_meaning]
+    words = await hybrid_text(
+        store, bot.id, query, embedder.model, limit=SEARCH_LIMIT,
+        include_superseded=include_superseded, user_id=user_id,
+    )  # fmt: skip
+    text = await _text_search(store, bot.id, query, pool, include_superseded, user_id, ranked=words)
+    return fuse([h.memory for h in text], pairs)[:limit]
 
 
 def list_memories(
@@ -141,11 +247,34 @@ def list_memories(
         typer.Option(
             metavar="QUERY",
             help=(
-                "Full-text search (facts sharing a word with QUERY, best match first),"
-                " then facts containing QUERY as text (case-insensitive)."
+                "Search, best match first (see --mode). The text search lists facts sharing a"
+                " word with QUERY, then facts containing QUERY as text (case-insensitive)."
             ),
         ),
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            click_type=choice(SEARCH_MODES),
+            help=(
+                "How --search ranks: hybrid (shared words and meaning, fused), semantic"
+                " (meaning only: needs an embedder) or text (shared words only)"
+                " [default: hybrid; text when no embedder is available, with a note]"
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=SEARCH_LIMIT,
+            help=f"At most this many results [default: {RANKED_LIMIT} for hybrid and"
+            f" semantic, every match (up to {SEARCH_LIMIT}) for text]",
+            show_default=False,
+        ),
+    ] = None,
+    embeddings: EmbeddingsOpt = None,
     user: Annotated[
         str | None,
         user_option(
@@ -156,16 +285,24 @@ def list_memories(
     no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's memories, most important first, with provenance and user.
+    """List a bot's memories, most important first, with provenance and user; or search them.
 
     Provenance is the session title, date and an excerpt of the source message, or
     "manual" for remembered facts. The user column shows whose a memory is ("-": the bot's
-    own, recalled in every conversation)."""
+    own, recalled in every conversation); --user lists and searches what a conversation
+    with that user sees. A search by meaning uses each memory's embedding, made
+    off the chat path by the extraction worker; 'bnity memories reembed [BOT]' embeds what
+    is missing (after a change of embedding model, say). Search results carry a score
+    (the fused rank score in hybrid, the cosine similarity in semantic)."""
     from boternity.cli.resolve import resolve_bot, resolve_session, unique_prefixes
     from boternity.errors import ValidationError
     from boternity.repositories import ANY_USER, visible
 
     whose = ANY_USER if user is None else user
+    if search is None and (mode is not None or limit is not None):
+        raise ValidationError("--mode and --limit apply to --search only")
+    notes: list[str] = []
+    hits: dict[uuid.UUID, MemoryHit] = {}
 
     async def work(
         store: Store,
@@ -189,13 +326,30 @@ def list_memories(
                 found.id, user_id=whose, include_superseded=all_
             )
         if search is not None:
-            memories = await _search(store, found.id, search, memories, all_, whose)
+            chosen_mode = mode or "hybrid"
+            default_limit = SEARCH_LIMIT if chosen_mode == "text" else RANKED_LIMIT
+            ranked = await _ranked_search(
+                store,
+                found,
+                search,
+                memories,
+                mode=chosen_mode,
+                limit=limit or default_limit,
+                include_superseded=all_,
+                embedder_name=embeddings,
+                narrowed=session is not None,
+                notes=notes,
+                user_id=whose,
+            )
+            hits.update((h.memory.id, h) for h in ranked)
+            memories = [h.memory for h in ranked]
         ids = await unique_prefixes(store, "memory", [m.id for m in memories])
         return found, memories, await provenance(store, memories), ids
 
     found, memories, sources, ids = run(ctx, work)
     from boternity.cli.output import (
         console,
+        echo,
         esc,
         fmt_date,
         paged,
@@ -208,11 +362,19 @@ def list_memories(
     )
     from boternity.text import ellipsis
 
+    for note in notes:
+        echo(f"note: {note}", err=True)
     if json_:
         items = []
         for m in memories:
             item = to_jsonable(m)
             item["provenance"] = sources[m.id].as_json()
+            if m.id in hits:
+                hit = hits[m.id]
+                item["score"] = hit.score
+                item["similarity"] = hit.similarity
+                item["text_rank"] = hit.text_rank
+                item["semantic_rank"] = hit.semantic_rank
             items.append(item)
         print_json(items)
         return
@@ -228,6 +390,8 @@ def list_memories(
         columns += ["Source", "Date"]
         if all_:
             columns.append("Live")
+        if search is not None:
+            columns.append("Score")
         t = table(*columns)
         for m in memories:
             row: list[Any] = [
@@ -241,6 +405,8 @@ def list_memories(
             ]
             if all_:
                 row.append("yes" if m.is_live else "superseded")
+            if search is not None:
+                row.append(f"{hits[m.id].score:.4f}")
             t.add_row(*row)
         out.print(t)
         out.print(plural(len(memories), "memory", "memories"))
@@ -389,3 +555,113 @@ def delete_memory(
         print_json({"deleted": True, "memory_id": str(deleted.id)})
         return
     typer.echo(f"Deleted memory {deleted.id}.")
+
+
+def reembed(
+    ctx: typer.Context,
+    bot: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[BOT]",
+            help="Only this bot's memories (slug, id or prefix) [default: every bot's]",
+            autocompletion=complete_bot,
+            show_default=False,
+        ),
+    ] = None,
+    embeddings: EmbeddingsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Embed the memories that have no embedding of the embedder's model, live ones first,
+    with a progress bar: after a change of embedding model, or to catch up.
+
+    The extraction worker does the same off the chat path, a batch at a time. Embeddings
+    of other models are kept, and never used by a search. Exit 1 when the embedder failed
+    (what was embedded before stays; run it again later)."""
+    import sys
+
+    from boternity.cli.output import console, echo, plural, print_json
+    from boternity.cli.resolve import resolve_bot
+    from boternity.errors import ValidationError
+
+    progress: Any = None
+    plain = not json_ and not sys.stdout.isatty()
+
+    async def work(store: Store) -> dict[str, Any]:
+        nonlocal progress
+        from boternity.embeddings import select_embedder
+        from boternity.llm import RetryPolicy
+        from boternity.memory import EmbeddingBackfill
+
+        found = await resolve_bot(store, bot) if bot is not None else None
+        bot_id = None if found is None else found.id
+        embedder, notice = select_embedder(embeddings, retry=RetryPolicy.interactive())
+        if embedder is None:
+            raise ValidationError(
+                "no embedder to embed with: install boternity[local], or set OPENAI_API_KEY /"
+                " OPENAI_BASE_URL (and not --embeddings none)"
+            )
+        if notice:
+            echo(f"note: {notice}", err=True)
+        from contextlib import aclosing
+
+        async with aclosing(embedder):
+            total = await store.memory.count_without_embedding(embedder.model, bot_id=bot_id)
+            if not json_ and not plain and total:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+                progress = Progress(
+                    TextColumn(f"Embedding memories ({embedder.model})"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    console=console(),
+                    transient=True,
+                )
+                task = progress.add_task("memories", total=total)
+                progress.start()
+
+            def advance(count: int) -> None:
+                if progress is not None:
+                    progress.advance(task, count)
+
+            try:
+                report = await EmbeddingBackfill(store, embedder).run(
+                    bot_id=bot_id, wait=False, on_batch=advance
+                )
+            finally:
+                if progress is not None:
+                    progress.stop()
+            left = await store.memory.count_without_embedding(embedder.model, bot_id=bot_id)
+        return {
+            "bot": None if found is None else found.slug,
+            "embedder": embedder.name,
+            "model": embedder.model,
+            "embedded": report.embedded,
+            "refused": report.refused,
+            "remaining": left,
+            "error": report.error,
+        }
+
+    result = run(ctx, work)
+    if json_:
+        print_json(result)
+    else:
+        where = f"'{result['bot']}'" if result["bot"] else "every bot"
+        summary = (
+            f"Embedded {plural(result['embedded'], 'memory', 'memories')} of {where}"
+            f" with {result['model']}"
+        )
+        if result["refused"]:
+            summary += f"; {result['refused']} refused by the embedder"
+        if result["remaining"]:
+            summary += f"; {result['remaining']} still without an embedding"
+        echo(summary + ".")
+    if result["error"] is not None:
+        echo(f"error: {' '.join(result['error'].split())}", err=True)
+        raise typer.Exit(1)
+
+
+def reembed_command() -> click.Command:
+    """'bnity memories reembed': a command of its own, reached through 'memories'."""
+    single = sub_app("")
+    single.command("reembed", cls=BnityCommand)(reembed)
+    return typer.main.get_command(single)

@@ -11,6 +11,7 @@ from boternity.cli.runtime import (
     MAX_COUNT,
     PROVIDERS,
     BnityCommand,
+    EmbeddingsOpt,
     JsonOpt,
     choice,
     complete_bot,
@@ -238,13 +239,17 @@ def run_jobs(
             show_default=False,
         ),
     ] = None,
+    embeddings: EmbeddingsOpt = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the worker's report as JSON.")
     ] = False,
 ) -> None:
-    """Process due extraction jobs now (exit 1 when any job failed or ran out of attempts).
+    """Process due extraction jobs now (exit 1 when any job failed or ran out of attempts),
+    then embed memories that have no embedding yet (up to 4,096; see 'bnity memories
+    reembed').
 
-    A failed job keeps its error and is retried later with backoff; see 'bnity queue'."""
+    A failed job keeps its error and is retried later with backoff; see 'bnity queue'. An
+    embedder that fails delays only the embeddings: the memories are saved either way."""
     import sys
 
     bot, json_ = group_options(ctx, bot, json_)
@@ -265,6 +270,9 @@ def run_jobs(
 
     async def work(store: Store) -> tuple[WorkerReport, str]:
         nonlocal progress
+        from contextlib import AsyncExitStack
+
+        from boternity.cli.runtime import worker_embedder
         from boternity.llm import RetryPolicy, select_provider
         from boternity.memory import ExtractionWorker
 
@@ -311,10 +319,15 @@ def run_jobs(
             task = progress.add_task("jobs", total=total)
             progress.start()
         try:
-            async with llm:
-                report = await ExtractionWorker(store, llm, model=model).run_once(
-                    limit=limit, bot_id=bot_id, on_job=on_job
-                )
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(llm)
+                embedder, note = worker_embedder(embeddings)
+                if note:
+                    err.print(text(note, style="yellow"))
+                if embedder is not None:
+                    stack.push_async_callback(embedder.aclose)
+                worker = ExtractionWorker(store, llm, model=model, embedder=embedder)
+                report = await worker.run_once(limit=limit, bot_id=bot_id, on_job=on_job)
         finally:
             if progress is not None:
                 progress.stop()
@@ -323,6 +336,7 @@ def run_jobs(
     with warnings_to_stderr():
         report, label = run(ctx, work)
     bad = report.failed + report.exhausted
+    embedded = report.embedding.embedded if report.embedding is not None else 0
     if report.claimed == 0:
         summary = "No due jobs in the extraction queue."
     else:
@@ -343,6 +357,10 @@ def run_jobs(
             summary += (
                 f" Last error: {' '.join(report.errors[-1].split())}" if report.errors else ""
             )
+    if embedded:
+        summary += f" Embedded {plural(embedded, 'memory', 'memories')}."
+    if report.embedding is not None and report.embedding.error is not None:
+        err.print(text(f"note: embedding paused: {report.embedding.error}", style="yellow"))
     if json_:
         from boternity.cli.output import print_json
 

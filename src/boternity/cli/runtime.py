@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import click
 import typer
@@ -27,6 +27,7 @@ from boternity.errors import (
 )
 
 if TYPE_CHECKING:
+    from boternity.embeddings import Embedder
     from boternity.store import Store
 
 T = TypeVar("T")
@@ -176,6 +177,18 @@ class BnityGroup(TyperGroup):
         "memory",
         "user",
     )
+
+    #: Commands spelled as a subcommand of a plain command ('bnity memories reembed'): the
+    #: word after the command picks another command, given by a factory (built on use).
+    nested: ClassVar[dict[tuple[str, str], Callable[[], click.Command]]] = {}
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and rest and (name, rest[0]) in self.nested:
+            return f"{name} {rest[0]}", self.nested[name, rest[0]](), rest[1:]
+        return name, command, rest
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Bots first, then chats, memories, the queue and the database (Typer would list
@@ -344,6 +357,22 @@ BOT_CATEGORIES = ("assistant", "creative", "research", "utility")
 BOT_STATUSES = ("active", "disabled", "archived")
 MEMORY_CATEGORIES = ("preference", "fact", "decision", "context", "correction")
 PROVIDERS = ("anthropic", "openai", "offline")
+EMBEDDERS = ("local", "openai", "none")  # boternity.embeddings.EMBEDDERS, without importing it
+SEARCH_MODES = ("hybrid", "semantic", "text")  # boternity.memory.SEARCH_MODES, likewise
+
+
+def worker_embedder(name: str | None = None) -> tuple[Embedder | None, str | None]:
+    """The embedder the extraction worker embeds new memories with (None: none), and a note
+    to show when it could not be had: memory extraction never fails for want of one."""
+    from boternity.embeddings import select_embedder
+    from boternity.errors import EmbeddingError
+    from boternity.llm import RetryPolicy
+
+    try:
+        embedder, _ = select_embedder(name, retry=RetryPolicy.interactive(max_retries=1))
+    except EmbeddingError as exc:
+        return None, f"{exc}: memories are not embedded (found by shared words only)"
+    return embedder, None
 
 
 def choice(values: Sequence[str]) -> click.Choice[str]:
@@ -389,6 +418,19 @@ NoPagerOpt = Annotated[
     bool,
     typer.Option(
         "--no-pager", help="Print everything at once ($PAGER, else less, is used on a terminal)."
+    ),
+]
+EmbeddingsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--embeddings",
+        click_type=choice(EMBEDDERS),
+        help=(
+            "Embedder [default: $BOTERNITY_EMBEDDINGS, else local when boternity[local] is"
+            " installed, else openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else none];"
+            " its model: $BOTERNITY_EMBEDDING_MODEL"
+        ),
+        show_default=False,
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

@@ -36,7 +36,7 @@ UserArg = Annotated[
 
 def describe(counts: UserCounts) -> str:
     """What a user's rows amount to, for people: "2 sessions (14 messages, …), 5 memories
-    (9 history entries)"."""
+    (9 history entries, 5 embeddings)"."""
     from boternity.cli.output import plural
 
     inside = [
@@ -44,10 +44,13 @@ def describe(counts: UserCounts) -> str:
         plural(counts.summaries, "summary", "summaries"),
         plural(counts.jobs, "queued extraction job"),
     ]
+    about = [
+        plural(counts.history, "history entry", "history entries"),
+        plural(counts.embeddings, "embedding"),
+    ]
     return (
         f"{plural(counts.sessions, 'session')} ({', '.join(inside)}),"
-        f" {plural(counts.memories, 'memory', 'memories')}"
-        f" ({plural(counts.history, 'history entry', 'history entries')})"
+        f" {plural(counts.memories, 'memory', 'memories')} ({', '.join(about)})"
     )
 
 
@@ -62,7 +65,7 @@ def forget(
     """Erase everything stored about USER for BOT, in one transaction (asks first).
 
     Their sessions with every message, summary and queued extraction job, their memories
-    (and full-text index entries) and the history of their memories. The bot's own memories
+    (with full-text index entries and embeddings) and the history of their memories. The bot's own memories
     and other users' data are not touched; the bot's token totals keep what was used."""
     from boternity.cli.resolve import resolve_bot
 
@@ -96,7 +99,8 @@ def forget(
 
 def export_json(bot: Bot, data: UserData) -> dict[str, Any]:
     """The export: each session with its messages, summaries and queued jobs, then the
-    memories (superseded ones too) and their history."""
+    memories (superseded ones too), their history, and which of them have a vector of which
+    embedding model (the numbers are derived from the facts, not exported)."""
     from boternity.ids import utc_now
 
     messages: dict[Any, list[Any]] = {}
@@ -120,6 +124,7 @@ def export_json(bot: Bot, data: UserData) -> dict[str, Any]:
         ],
         "memories": data.memories,
         "memory_history": data.history,
+        "memory_embeddings": data.embeddings,
     }
 
 
@@ -137,7 +142,7 @@ def export(
     """Export everything stored about USER for BOT as JSON (what 'user forget' would erase).
 
     {"bot", "user_id", "exported_at", "sessions": [{"session", "messages", "summaries",
-    "queued_jobs"}], "memories", "memory_history"}. FILE is never the database or one of its
+    "queued_jobs"}], "memories", "memory_history", "memory_embeddings"}. FILE is never the database or one of its
     files, and an existing FILE is replaced only after confirmation (--yes/--force), whole or
     not at all (owner-only permissions)."""
     from boternity.cli.files import output_file, write_text

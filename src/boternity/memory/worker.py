@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from boternity.embeddings.base import Embedder
 from boternity.errors import BoternityError, NotFoundError, ValidationError
 from boternity.ids import utc_now
 from boternity.llm.base import LlmProvider
 from boternity.llm.select import extraction_model
+from boternity.memory.embedding import EmbeddingBackfill, EmbeddingReport
 from boternity.memory.extraction import (
     MAX_FACTS_PER_JOB,
     build_request,
@@ -53,6 +55,8 @@ class WorkerReport:
     superseded: int = 0
     dropped: int = 0  # new facts beyond what one job may save (MAX_FACTS_PER_JOB)
     errors: list[str] = field(default_factory=list)
+    #: The embedding run after the jobs (None without an embedder).
+    embedding: EmbeddingReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +67,17 @@ class JobResult:
 
 
 class ExtractionWorker:
+    """Processes the extraction queue; with an ``embedder``, each pass then embeds memories
+    that have no vector of its model (at most ``embed_per_pass``), so recall by meaning
+    never waits on the chat path and an embedder outage delays only the vectors."""
+
     def __init__(
         self,
         store: Store,
         provider: LlmProvider,
         *,
+        embedder: Embedder | None = None,
+        embed_per_pass: int | None = 4096,
         model: str | None = None,
         lease: timedelta = timedelta(minutes=5),
         backoff_base: timedelta = timedelta(seconds=30),
@@ -84,6 +94,14 @@ class ExtractionWorker:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.clock = clock
+        self.embed_per_pass = embed_per_pass
+        self.embedding = (
+            None
+            if embedder is None
+            else EmbeddingBackfill(
+                store, embedder, backoff_base=backoff_base, backoff_cap=backoff_cap, clock=clock
+            )
+        )
 
     async def run_once(
         self,
@@ -117,6 +135,8 @@ class ExtractionWorker:
                     raise
                 if on_job is not None:
                     on_job(job, outcome)
+        if self.embedding is not None:
+            report.embedding = await self.embedding.run(bot_id=bot_id, limit=self.embed_per_pass)
         return report
 
     async def _release(self, jobs: list[PendingExtraction]) -> None:

@@ -130,8 +130,9 @@ class Dialect:
     sql: Statements
     to_db: Mapping[str, Adapter]
     from_db: Mapping[str, Adapter]
-    #: The full-text query for search terms (plain words, see common.search_terms).
-    search_text: Callable[[list[str]], str]
+    #: The full-text query for search terms (plain words, see common.search_terms) that
+    #: matches a text with any of them, or (True) only a text with every one.
+    search_text: Callable[[list[str], bool], str]
     #: What to bind as LIMIT for "no limit".
     no_limit: int | None
     #: A migration script as the statements to run, one step each.
@@ -169,6 +170,9 @@ class Repository:
     def _id(self, value: Any, name: str) -> Any:
         """A checked id argument, as bound."""
         return self._key(check_id(value, name))
+
+    def _opt_id(self, value: Any, name: str = "bot_id") -> Any:
+        return None if value is None else self._id(value, name)
 
     def _id_list(self, values: Iterable[Any], name: str) -> Any:
         """Ids checked and bound as one list parameter (see sql.IDS); None when there are

@@ -6,13 +6,14 @@ work is a generator of steps (see dialect.py) that every backend's executor runs
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boternity.backends.common import (
     check_id,
@@ -57,6 +58,16 @@ from boternity.backends.core.tables import (
     UUID,
     copy_with,
 )
+from boternity.backends.core.vectors import (
+    THREAD_FLOATS,
+    BotVectors,
+    VectorCache,
+    build,
+    check_embedding_model,
+    check_vector,
+    nearest,
+    to_bytes,
+)
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
 from boternity.models import (
@@ -81,11 +92,16 @@ from boternity.models import (
 from boternity.repositories import (
     ANY_USER,
     DEFAULT_LEASE,
+    StoredEmbedding,
     UserCounts,
     UserData,
     UserScope,
     may_supersede,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 class BotCore(Repository):
@@ -444,7 +460,7 @@ class ChatCore(Repository):
         terms = search_terms(query)
         if not terms or limit == 0:
             return []
-        params = (self._d.search_text(terms), limit, *(filters[f] for f in MESSAGE_FILTERS))
+        params = (self._d.search_text(terms, False), limit, *(filters[f] for f in MESSAGE_FILTERS))
         if self._q.index_waiting:  # so the latest messages are found too
             await self._x.write(self._index_waiting, atomic=True)
         rows = await self._x.read(self._q.search_messages, params, ALL, browse=True)
@@ -500,6 +516,7 @@ class MemoryCore(Repository):
         self._pending = dialect.decoder(PENDING)
         self._summary = dialect.decoder(SUMMARIES)
         self._event = dialect.decoder(HISTORY)
+        self._vectors = VectorCache()
 
     # --- units -------------------------------------------------------------------------
 
@@ -580,6 +597,19 @@ class MemoryCore(Repository):
         yield self._record(old, bot, user, fact, MemoryEventKind.SUPERSEDED, actor, job=job,
                            related=new_key)  # fmt: skip
 
+    def _bump(self, bot: Any) -> Unit[int]:
+        """Raise the bot's memory_version (bot as bound) and return it: the first step of a
+        unit that changes the bot's vectors (an embedding written, a memory superseded,
+        restored or deleted), before any memory row is locked (see vectors.py)."""
+        version = yield self._q.bump_memory_version, (bot,), VALUE
+        if version is None:
+            raise missing("bot", bot)
+        return int(version)
+
+    def _log(self, bot: Any, version: int, memory: Any) -> Step:
+        """Note that this memory was superseded, restored or deleted at ``version``."""
+        return self._q.log_change, (bot, version, memory), NONE
+
     def _live_facts(
         self, bot: uuid.UUID, user: str | None, *, lock: bool = True
     ) -> Unit[list[tuple[Any, str]]]:
@@ -642,13 +672,19 @@ class MemoryCore(Repository):
         key = self._id(memory_id, "memory_id")
 
         def unit() -> Unit[None]:
+            owner = yield self._q.memory_bot, (key,), VALUE
+            if owner is None:
+                raise missing("memory", memory_id)
+            version = yield from self._bump(owner)
             # Read first: the memories this one superseded become live again (SET NULL).
             restored = yield self._q.superseded_by, (key,), ALL
             row = yield self._q.delete_memory, (key,), ONE
             if row is None:
                 raise missing("memory", memory_id)
             bot, fact, user = row
+            yield self._log(bot, version, key)
             for old_id, old_fact, old_user in restored:
+                yield self._log(bot, version, old_id)
                 yield self._record(old_id, bot, old_user, old_fact, MemoryEventKind.RESTORED,
                                    MemoryActor.USER, related=key)  # fmt: skip
             yield self._record(key, bot, user, fact, MemoryEventKind.DELETED, MemoryActor.USER)
@@ -659,6 +695,10 @@ class MemoryCore(Repository):
         key = self._id(bot_id, "bot_id")
 
         def unit() -> Unit[int]:
+            version = yield self._q.bump_memory_version, (key,), VALUE
+            if version is None:
+                return 0  # no such bot: nothing to delete
+            yield self._q.log_all_memories, (version, key), NONE
             deleted = yield self._q.delete_all_memories, (key,), ALL
             for memory, fact, user in deleted:
                 yield self._record(memory, key, user, fact, MemoryEventKind.DELETED,
@@ -675,6 +715,7 @@ class MemoryCore(Repository):
         user_id: UserScope = None,
         limit: int = 10,
         include_superseded: bool = False,
+        match_all: bool = False,
     ) -> list[MemoryEntry]:
         key, user = self._id(bot_id, "bot_id"), check_scope(user_id)
         check_limit(limit)
@@ -682,8 +723,8 @@ class MemoryCore(Repository):
         if not terms or limit == 0:
             return []
         every = user is ANY_USER
-        params = (key, self._d.search_text(terms), bool(include_superseded), limit, every,
-                  None if every else user)  # fmt: skip
+        text = self._d.search_text(terms, bool(match_all))
+        params = (key, text, bool(include_superseded), limit, every, None if every else user)
         return await self._all(self._q.search, self._memory, *params, browse=True)
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
@@ -702,10 +743,146 @@ class MemoryCore(Repository):
 
         def unit() -> Unit[MemoryEntry]:
             yield from self._insert_memory(m)
+            bot = self._key(m.bot_id)
+            version = yield from self._bump(bot)
             yield from self._supersede(old, m)
+            yield self._log(bot, version, self._key(old))
             return m
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
+
+    # --- embeddings ----------------------------------------------------------------------
+
+    async def save_embeddings(self, model: str, embeddings: Sequence[tuple[uuid.UUID, Any]]) -> int:
+        model = check_embedding_model(model)
+        checked = [
+            (check_id(memory_id, "memory_id"), check_vector(vector, f"vector {i}"))
+            for i, (memory_id, vector) in enumerate(embeddings)
+        ]
+        if not checked:
+            return 0
+        dimension = checked[0][1].shape[0]
+        if any(v.shape[0] != dimension for _, v in checked):
+            raise ValidationError("the vectors of one save_embeddings call differ in length")
+        at = self._time(utc_now())
+        keys = [self._key(i) for i, _ in checked]
+        listed = self._keys(keys)
+
+        def unit() -> Unit[int]:
+            found = yield self._q.memories_by_ids, (listed,), ALL
+            owner = {row[0]: row[1] for row in found}  # memory -> bot; gone ones are skipped
+            versions = {}
+            for bot in sorted(set(owner.values()), key=str):  # one lock order
+                versions[bot] = yield from self._bump(bot)
+            saved = 0
+            for k, (_, vector) in zip(keys, checked, strict=True):
+                if k in owner:
+                    params = (model, dimension, to_bytes(vector), at, versions[owner[k]], k)
+                    saved += (yield self._q.save_embedding, params, VALUE) is not None
+            return saved
+
+        return await self._x.write(unit, atomic=True)
+
+    async def memories_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+    ) -> list[MemoryEntry]:
+        params = (self._opt_id(bot_id), check_embedding_model(model), check_limit(limit))
+        return await self._all(self._q.unembedded, self._memory, *params, browse=True)
+
+    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
+        params = (self._opt_id(bot_id), check_embedding_model(model))
+        return int(await self._x.read(self._q.count_unembedded, params, VALUE, browse=True))
+
+    async def without_embedding_among(
+        self, model: str, memory_ids: Iterable[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        model = check_embedding_model(model)
+        bound = self._id_list(memory_ids, "memory_ids")
+        if bound is None:
+            return set()
+        rows = await self._x.read(self._q.unembedded_of, (bound, model), ALL, browse=True)
+        return {_as_uuid(row[0]) for row in rows}
+
+    async def live_embeddings(
+        self, bot_id: uuid.UUID, model: str, *, user_id: UserScope = None
+    ) -> tuple[list[uuid.UUID], NDArray[np.float32]]:
+        key, user = self._id(bot_id, "bot_id"), check_scope(user_id)
+        vectors = await self._loaded(key, check_embedding_model(model))
+        rows = vectors.candidates(include_superseded=False, viewer=user)
+        keys = vectors.rows.keys
+        return [_as_uuid(keys[i]) for i in rows.nonzero()[0]], vectors.matrix[rows]
+
+    async def nearest_memories(
+        self,
+        bot_id: uuid.UUID,
+        model: str,
+        vector: Any,
+        *,
+        user_id: UserScope = None,
+        limit: int = 10,
+        include_superseded: bool = False,
+    ) -> list[tuple[MemoryEntry, float]]:
+        key, user = self._id(bot_id, "bot_id"), check_scope(user_id)
+        model = check_embedding_model(model)
+        query = check_vector(vector, "query vector")
+        check_limit(limit)
+        return await self._nearest(key, model, query, limit, bool(include_superseded), user)
+
+    async def _nearest(
+        self,
+        bot: Any,
+        model: str,
+        query: Any,
+        limit: int,
+        include_superseded: bool,
+        viewer: UserScope,
+    ) -> list[tuple[MemoryEntry, float]]:
+        """The exact search, in the process, over the cached matrix, among the rows
+        ``viewer`` may see (BotVectors.candidates). A dialect with a vector index (pgvector's
+        HNSW) may replace this step by one statement, filtering with sql.visible_to (see
+        docs/memory-search.md)."""
+        vectors = await self._loaded(bot, model)
+        search = (vectors, query, limit, include_superseded, viewer)
+        if vectors.matrix.size > THREAD_FLOATS:
+            picks = await asyncio.to_thread(nearest, *search)
+        else:
+            picks = nearest(*search)
+        if not picks:
+            return []
+        # Equal similarities in id order, whatever order the rows were read in.
+        picks.sort(key=lambda pick: (-pick[1], str(vectors.rows.keys[pick[0]])))
+        keys = [vectors.rows.keys[row] for row, _ in picks]
+        rows = await self._x.read(self._q.memories_by_ids, (self._keys(keys),), ALL)
+        found = {row[0]: self._memory(row) for row in rows}
+        # A memory deleted since the matrix was read is left out.
+        return [(found[k], score) for k, (_, score) in zip(keys, picks, strict=True) if k in found]
+
+    async def _loaded(self, bot: Any, model: str) -> BotVectors:
+        """The bot's vectors of ``model``, from the cache while its memory_version holds."""
+        version = await self._x.read(self._q.memory_version, (bot,), VALUE)
+        if version is None:
+            raise missing("bot", bot)
+        version, cache_key = int(version), (bot, model)
+        held = self._vectors.latest(cache_key)
+        if held is not None and held.version == version:
+            return self._vectors.get(cache_key, version) or held
+        # memory_version was read first: what changes meanwhile is read too, and the next
+        # search, seeing a newer version, reads it again (applying a change twice is safe).
+        if held is not None and held.version < version:
+            since = (bot, model, held.version)
+            written = await self._x.read(self._q.load_embeddings, since, ALL)
+            changed = await self._x.read(self._q.changed_memories, (bot, held.version), ALL)
+            fresh = held.updated(version, written, changed)
+            if fresh is not None:
+                self._vectors.put(cache_key, fresh)
+                return fresh
+        rows = await self._x.read(self._q.load_embeddings, (bot, model, -1), ALL)
+        if len(rows) * 256 > THREAD_FLOATS:
+            vectors = await asyncio.to_thread(build, version, rows)
+        else:
+            vectors = build(version, rows)
+        self._vectors.put(cache_key, vectors)
+        return vectors
 
     # --- the extraction queue ----------------------------------------------------------
 
@@ -731,8 +908,9 @@ class MemoryCore(Repository):
     async def list_pending_extractions(
         self, *, bot_id: uuid.UUID | None = None
     ) -> list[PendingExtraction]:
-        key = None if bot_id is None else self._id(bot_id, "bot_id")
-        return await self._all(self._q.all_pending, self._pending, key, browse=True)
+        return await self._all(
+            self._q.all_pending, self._pending, self._opt_id(bot_id), browse=True
+        )
 
     async def get_pending_extraction(self, pending_id: uuid.UUID) -> PendingExtraction | None:
         return await self._get(
@@ -760,8 +938,9 @@ class MemoryCore(Repository):
     ) -> list[PendingExtraction]:
         check_limit(limit)
         at, until = claim_window(now, lease)
-        bot = None if bot_id is None else self._id(bot_id, "bot_id")
-        params = (self._time(at), self._time(until), MAX_EXTRACTION_ATTEMPTS, bot, limit)
+        params = (
+            self._time(at), self._time(until), MAX_EXTRACTION_ATTEMPTS, self._opt_id(bot_id), limit
+        )  # fmt: skip
 
         def unit() -> Unit[list[PendingExtraction]]:
             return [self._pending(r) for r in (yield self._q.claim, params, ALL)]
@@ -801,8 +980,13 @@ class MemoryCore(Repository):
             kept, links = drop_remembered(batch, replaced, live)
             for m in kept:
                 yield from self._insert_memory(m, job=key)
+            versions = {}
+            for bot in sorted({by_id[added].bot_id for added in links}):
+                versions[bot] = yield from self._bump(self._key(bot))
             for added, old_id in links.items():
+                bot = by_id[added].bot_id
                 yield from self._supersede(old_id, by_id[added], job=key)
+                yield self._log(self._key(bot), versions[bot], self._key(old_id))
             return kept
 
         return await self._x.write(unit, atomic=True, conflicts=_memory_conflict)
@@ -861,6 +1045,10 @@ class UserCore(Repository):
         q = self._q
 
         def unit() -> Unit[UserCounts]:
+            # The bot row first, as every unit that changes a bot's vectors (see vectors.py).
+            version = yield q.bump_memory_version, (owner[0],), VALUE
+            if version is None:
+                return UserCounts()  # no such bot: nothing of anyone
             jobs = yield q.forget_user_jobs, owner, COUNT
             summaries = yield q.forget_user_summaries, owner, COUNT
             messages = yield q.forget_user_messages, owner, COUNT
@@ -871,9 +1059,12 @@ class UserCore(Repository):
                 sessions += yield q.delete_session, (session,), COUNT
             # After the sessions: a memory being extracted from one of them meanwhile is
             # either committed before (and deleted here) or refused (its session is gone).
+            yield q.forget_user_changes, owner, NONE
+            yield q.note_user_memories, (version, *owner), NONE
+            embeddings = yield q.forget_user_embeddings, owner, COUNT
             memories = yield q.forget_user_memories, owner, COUNT
             history = yield q.forget_user_history, owner, COUNT
-            return UserCounts(sessions, messages, summaries, jobs, memories, history)
+            return UserCounts(sessions, messages, summaries, jobs, memories, history, embeddings)
 
         return await self._x.write(unit, atomic=True)
 
@@ -894,7 +1085,12 @@ class UserCore(Repository):
             jobs=await rows(q.export_user_jobs, self._pending),
             memories=await rows(q.export_user_memories, self._memory),
             history=await rows(q.export_user_history, self._event),
+            embeddings=await rows(q.export_user_embeddings, self._embedding),
         )
+
+    @staticmethod
+    def _embedding(row: Sequence[Any]) -> StoredEmbedding:
+        return StoredEmbedding(_as_uuid(row[0]), row[1], int(row[2]))
 
 
 #: The table of each kind of id (keys of ``IdIndex`` calls, never user text in SQL).
@@ -937,7 +1133,7 @@ class IdsCore(Repository):
             self._key(uuid.UUID(digits.ljust(32, "f"))),
         ]
         if kind == "session":
-            params.append(None if bot_id is None else self._id(bot_id, "bot_id"))
+            params.append(self._opt_id(bot_id))
         params.append(limit)
         rows = await self._x.read(getattr(self._q, f"ids_in_range_{table}"), params, ALL)
         return [_as_uuid(row[0]) for row in rows]

@@ -103,6 +103,7 @@ def select_visible(cols: str, where: str, user: str, tail: str = "") -> str:
 #: Rows of one user of one bot (?1 bot id, ?2 user id), and the ids of that user's sessions.
 _OWNED = "bot_id = ?1 AND user_id = ?2"
 _SESSIONS_OF = f"SELECT id FROM chat_sessions WHERE {_OWNED}"
+_MEMORIES_OF = f"SELECT id FROM session_memories WHERE {_OWNED}"
 
 #: search_messages' filters, each a column of the session (``s``) that a keyword argument
 #: narrows to one value, None meaning any: bound in this order as ?3, ?4, ... (after the query
@@ -207,7 +208,7 @@ class Statements:
     count_sessions = "SELECT count(*) FROM chat_sessions"
     count_bot_sessions = "SELECT count(*) FROM chat_sessions WHERE bot_id = ?"
     count_messages = "SELECT count(*) FROM chat_messages"
-    #: Full-text search over messages, given by each dialect: Dialect.search_text(terms),
+    #: Full-text search over messages, given by each dialect: Dialect.search_text(terms, False),
     #: limit, then MESSAGE_FILTERS -> MESSAGES columns, the session's bot id, and the start
     #: of the content with its matched words marked (core.search), best match first, then
     #: created_at DESC, id DESC.
@@ -252,7 +253,9 @@ class Statements:
     count_memories = (
         "SELECT count(*) FROM session_memories WHERE bot_id = ? AND (? OR superseded_by IS NULL)"
     )
-    count_visible_memories = f"SELECT count(*) FROM ({select_visible('id', 'bot_id = ?1 AND (?2 OR superseded_by IS NULL)', '?3')}) v"
+    count_visible_memories = "SELECT count(*) FROM ({}) v".format(
+        select_visible("id", "bot_id = ?1 AND (?2 OR superseded_by IS NULL)", "?3")
+    )
     # The memories a memory superseded (id, fact, user_id), and the old memory a supersede
     # replaces (bot_id, superseded_by, fact, user_id): both locked for the transaction where
     # rows can be.
@@ -262,9 +265,9 @@ class Statements:
     delete_all_memories = (
         "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact, user_id"
     )
-    # bot id, Dialect.search_text(terms), include superseded, limit, every user (a flag),
-    # user id|NULL: the full-text index picks the rows, so the scope is a plain condition
-    # (visible_to) here.
+    # bot id, Dialect.search_text(terms, match all), include superseded, limit, every user (a
+    # flag), user id|NULL: the full-text index picks the rows, so the scope is a plain
+    # condition (visible_to) here.
     search = ""
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
@@ -275,6 +278,66 @@ class Statements:
     live_facts = select_visible("id, fact", "bot_id = ?1 AND superseded_by IS NULL", "?2")
     history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
     supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
+
+    # memory embeddings and the vectors a process keeps (see vectors.py). A unit that changes
+    # them first raises the bot's memory_version (locking the bot row before any memory row,
+    # so a bot's versions commit in order), then stamps the embeddings it writes with it and
+    # lists in memory_changes the memories it superseded, restored or deleted.
+    bump_memory_version = (  # bot id -> the new version (None: no such bot)
+        "UPDATE bots SET memory_version = memory_version + 1 WHERE id = ? RETURNING memory_version"
+    )
+    memory_version = "SELECT memory_version FROM bots WHERE id = ?"  # bot id -> VALUE
+    log_change = (  # bot id, version, memory id
+        "INSERT INTO memory_changes (bot_id, version, memory_id) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING"
+    )
+    log_all_memories = (  # version, bot id: every memory of the bot, before deleting them
+        "INSERT INTO memory_changes (bot_id, version, memory_id)"
+        " SELECT bot_id, ?1, id FROM session_memories WHERE bot_id = ?2 ON CONFLICT DO NOTHING"
+    )
+    memory_bot = "SELECT bot_id FROM session_memories WHERE id = ?"  # memory id -> VALUE
+    # Written from the memory row itself, replacing the model's earlier vector; nothing when
+    # the memory is gone. model, dimension, vector, created_at, version, memory id -> bot id
+    save_embedding = (
+        "INSERT INTO memory_embeddings"
+        " (memory_id, model, bot_id, dimension, vector, created_at, version)"
+        " SELECT id, ?1, bot_id, ?2, ?3, ?4, ?5 FROM session_memories WHERE id = ?6"
+        " ON CONFLICT (memory_id, model) DO UPDATE SET dimension = excluded.dimension,"
+        " vector = excluded.vector, created_at = excluded.created_at, version = excluded.version"
+        " RETURNING bot_id"
+    )
+    # Memories with no vector of a model: live ones first, the most useful first.
+    # bot id|None, model, limit -> MEMORIES rows; bot id|None, model -> VALUE
+    _unembedded = (
+        " FROM session_memories m WHERE m.bot_id = coalesce(?1, m.bot_id) AND NOT EXISTS"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?2)"
+    )
+    unembedded = (
+        f"SELECT {MEMORIES.cols('m.')}{_unembedded}"
+        " ORDER BY m.superseded_by IS NOT NULL, m.importance DESC, m.created_at DESC, m.id"
+        " LIMIT ?3"
+    )
+    count_unembedded = f"SELECT count(*){_unembedded}"
+    unembedded_of = (  # a bound list of ids (IDS), then the model -> the ids without one
+        f"SELECT ids.value FROM {IDS} WHERE NOT EXISTS"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?)"
+    )
+    # A bot's vectors of one model written after a version (-1: all of them):
+    # bot id, model, version -> memory id, vector bytes, live, the memory's user (whose
+    # conversations may find it: vectors.BotVectors.candidates)
+    load_embeddings = (
+        "SELECT e.memory_id, e.vector, m.superseded_by IS NULL, m.user_id"
+        " FROM memory_embeddings e JOIN session_memories m ON m.id = e.memory_id"
+        " WHERE e.bot_id = ? AND e.model = ? AND e.version > ?"
+    )
+    # The memories superseded, restored or deleted after a version, as they are now:
+    # bot id, version -> memory id, exists, live
+    changed_memories = (
+        "SELECT DISTINCT c.memory_id, m.id IS NOT NULL, m.superseded_by IS NULL"
+        " FROM memory_changes c LEFT JOIN session_memories m ON m.id = c.memory_id"
+        " WHERE c.bot_id = ? AND c.version > ?"
+    )
+    memories_by_ids = by_ids(MEMORIES)  # a bound list of ids (IDS)
 
     # the extraction queue
     insert_pending = (  # PENDING -> id, inserted only when the session exists and is the bot's
@@ -315,13 +378,29 @@ class Statements:
     # A user's data (bot id, user id), to erase and to export. Rows hanging off the user's
     # sessions are found through them; memories and their history carry the user.
     user_session_ids = "SELECT id FROM chat_sessions WHERE bot_id = ? AND user_id = ?"
-    count_user = (  # -> sessions, messages, summaries, jobs, memories, history
+    count_user = (  # -> sessions, messages, summaries, jobs, memories, history, embeddings
         f"SELECT (SELECT count(*) FROM chat_sessions WHERE {_OWNED}),"
         f" (SELECT count(*) FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})),"
         f" (SELECT count(*) FROM context_summaries WHERE session_id IN ({_SESSIONS_OF})),"
         f" (SELECT count(*) FROM pending_memory_extractions WHERE session_id IN ({_SESSIONS_OF})),"
         f" (SELECT count(*) FROM session_memories WHERE {_OWNED}),"
-        f" (SELECT count(*) FROM memory_history WHERE {_OWNED})"
+        f" (SELECT count(*) FROM memory_history WHERE {_OWNED}),"
+        f" (SELECT count(*) FROM memory_embeddings WHERE memory_id IN ({_MEMORIES_OF}))"
+    )
+    # The user's memories leave every process's cached vectors: the notes of earlier changes
+    # to them go (bot id, user id; every memory of the user has history), and one note per
+    # memory at this erasure's version (bumped first) says it is gone (version, bot id, user
+    # id).
+    forget_user_changes = (
+        "DELETE FROM memory_changes WHERE bot_id = ?1 AND memory_id IN"
+        f" (SELECT memory_id FROM memory_history WHERE {_OWNED})"
+    )
+    note_user_memories = (
+        "INSERT INTO memory_changes (bot_id, version, memory_id)"
+        " SELECT bot_id, ?1, id FROM session_memories WHERE bot_id = ?2 AND user_id = ?3"
+    )
+    forget_user_embeddings = (  # -> COUNT
+        f"DELETE FROM memory_embeddings WHERE memory_id IN ({_MEMORIES_OF})"
     )
     forget_user_jobs = (  # -> COUNT
         f"DELETE FROM pending_memory_extractions WHERE session_id IN ({_SESSIONS_OF})"
@@ -340,6 +419,10 @@ class Statements:
     export_user_jobs = select(PENDING, f"session_id IN ({_SESSIONS_OF})", "created_at ASC, id ASC")
     export_user_memories = select(MEMORIES, _OWNED, "created_at ASC, id ASC")
     export_user_history = select(HISTORY, _OWNED, "created_at ASC, id ASC")
+    export_user_embeddings = (  # -> memory id, model, dimension
+        "SELECT memory_id, model, dimension FROM memory_embeddings"
+        f" WHERE memory_id IN ({_MEMORIES_OF}) ORDER BY memory_id, model"
+    )
     latest_summary = select(
         SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
     )

@@ -221,7 +221,7 @@ POSTGRES = Dialect(
     sql=PostgresStatements().numbered(),
     to_db={},
     from_db={},
-    search_text=" or ".join,
+    search_text=lambda terms, every: (" " if every else " or ").join(terms),
     no_limit=None,
     # No arguments: the simple query protocol runs the whole file as one step.
     script=lambda sql: [sql],

@@ -125,7 +125,7 @@ SQLITE = Dialect(
     },
     from_db={UUID: uuid.UUID, TIME: datetime.fromisoformat, FLAG: bool, TAGS: json.loads},
     # Each term quoted: FTS5 reads it as a plain string, never as query syntax.
-    search_text=lambda terms: " OR ".join(f'"{t}"' for t in terms),
+    search_text=lambda terms, every: (" AND " if every else " OR ").join(f'"{t}"' for t in terms),
     no_limit=-1,
     script=script,
 )

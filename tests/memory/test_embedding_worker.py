@@ -1,0 +1,159 @@
+"""The worker embeds memories off the chat path: after each pass, memories without a vector
+of the embedder's model are embedded (extracted, remembered, superseding ones alike). An
+embedder outage (the fake server's /v1/embeddings going down, then coming back) never loses
+or delays a memory: it is saved and found by text at once, and embedded once the embedder is
+back. On every backend, over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from boternity import Store
+from boternity.embeddings import OpenAIEmbedder
+from boternity.llm import AnthropicProvider, RetryPolicy
+from boternity.memory import (
+    EmbeddingBackfill,
+    ExtractionWorker,
+    MemorySearch,
+    remember,
+)
+from boternity.models import MemoryCategory, MemoryEntry
+from tests.fakes.llm_server import (
+    FakeLlmServer,
+    anthropic_message,
+    embeddings_reply,
+    openai_error,
+)
+from tests.memory.test_worker import Clock, conversation, enqueue, facts_reply, provider, server
+
+__all__ = ["provider", "server"]  # the worker tests' fixtures: the LLM side
+
+MODEL = "fake-embed"
+
+
+@pytest.fixture
+async def embed_server() -> AsyncIterator[FakeLlmServer]:
+    """The embeddings endpoint on its own server, so it can go down alone."""
+    async with FakeLlmServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def embedder(embed_server: FakeLlmServer) -> AsyncIterator[OpenAIEmbedder]:
+    async with OpenAIEmbedder(
+        base_url=embed_server.openai_base_url,
+        api_key="k",
+        model=MODEL,
+        retry=RetryPolicy(max_retries=0),
+    ) as e:
+        yield e
+
+
+async def test_an_outage_delays_only_the_vectors_and_recovery_embeds_everything(
+    store: Store,
+    server: FakeLlmServer,
+    provider: AnthropicProvider,
+    embed_server: FakeLlmServer,
+    embedder: OpenAIEmbedder,
+) -> None:
+    clock = Clock()
+    worker = ExtractionWorker(store, provider, embedder=embedder, clock=clock)
+    bot, session, _ = await conversation(store, "I live in Porto", "Nice!", "I keep bees")
+    await enqueue(store, session, 1, 3)
+    server.enqueue(
+        anthropic_message(
+            facts_reply(
+                {"fact": "Lives in Porto", "category": "fact", "importance": 4, "source_seq": 1},
+                {"fact": "Keeps bees", "category": "fact", "importance": 3, "source_seq": 3},
+            )
+        )
+    )
+    await embed_server.close()  # the embeddings endpoint is down: connections are refused
+
+    report = await worker.run_once()
+    assert (report.completed, report.memories_saved) == (1, 2)  # nothing waited for vectors
+    assert report.embedding is not None and report.embedding.embedded == 0
+    assert report.embedding.error is not None and "could not embed" in report.embedding.error
+    assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id) == 2
+    search = MemorySearch(store, embedder)
+    found = await search.search(bot.id, "Porto")
+    assert found.mode == "text" and [h.memory.fact for h in found] == ["Lives in Porto"]
+
+    # While it is down, remember() and supersession add memories the same way.
+    kept = await remember(store, bot.id, "Allergic to wasps")
+    porto = next(m for m in await store.memory.get_memories(bot.id) if m.fact == "Lives in Porto")
+    moved = await store.memory.supersede_memory(
+        porto.id,
+        MemoryEntry(
+            bot_id=bot.id, fact="Lives in Braga", category=MemoryCategory.FACT, importance=4
+        ),
+    )
+    # The next pass waits out the backoff instead of knocking on a closed door.
+    report = await worker.run_once()
+    assert report.embedding is not None and report.embedding.waiting
+
+    await embed_server.start()  # back, on the same port
+    clock.advance(timedelta(seconds=31))
+    report = await worker.run_once()
+    assert report.embedding is not None and report.embedding.error is None
+    assert report.embedding.embedded == 4  # live first, the superseded one too
+    assert await store.memory.count_without_embedding(MODEL) == 0
+    requests = [r for r in embed_server.requests if r.path == "/v1/embeddings"]
+    assert len(requests) == 1 and requests[0].json["input"][:3] == [
+        "Lives in Braga",  # importance 4, live
+        "Allergic to wasps",
+        "Keeps bees",
+    ]
+    ids, _ = await store.memory.live_embeddings(bot.id, MODEL)
+    assert set(ids) == {moved.id, kept.id} | {
+        m.id for m in await store.memory.get_memories(bot.id) if m.fact == "Keeps bees"
+    }
+    found = await search.search(bot.id, "Keeps bees", mode="semantic", limit=1)
+    assert [h.memory.fact for h in found] == ["Keeps bees"]
+    # Nothing left: the next pass asks the embedder nothing.
+    asked = len(embed_server.requests)
+    report = await worker.run_once()
+    assert report.embedding is not None and report.embedding.embedded == 0
+    assert len(embed_server.requests) == asked
+
+
+async def test_a_fact_the_embedder_refuses_does_not_hold_back_the_others(
+    store: Store, embed_server: FakeLlmServer, embedder: OpenAIEmbedder
+) -> None:
+    bot, _, _ = await conversation(store, "hi")
+    for fact, importance in (("First fact", 5), ("Poison fact", 3), ("Third fact", 3)):
+        await remember(store, bot.id, fact, importance=importance)
+    # The batch (First, Third, Poison: importance, then newest) is refused; one at a time,
+    # First and Third go through and Poison is refused again.
+    embed_server.enqueue(
+        openai_error(400, "input rejected"),
+        embeddings_reply({"input": ["First fact"], "model": MODEL}),
+        embeddings_reply({"input": ["Third fact"], "model": MODEL}),
+        openai_error(400, "input rejected"),
+    )
+    backfill = EmbeddingBackfill(store, embedder)
+    report = await backfill.run()
+    assert (report.embedded, report.refused, report.error) == (2, 1, None)
+    [left] = await store.memory.memories_without_embedding(MODEL)
+    assert left.fact == "Poison fact"  # still found by text
+    # This process does not ask again for it; nothing else is due.
+    requests = len(embed_server.requests)
+    assert (await backfill.run()).embedded == 0
+    assert len(embed_server.requests) == requests
+
+
+async def test_bounded_runs_and_progress(store: Store, embedder: OpenAIEmbedder) -> None:
+    bot, _, _ = await conversation(store, "hi")
+    for i in range(7):
+        await remember(store, bot.id, f"fact number {i}")
+    seen: list[int] = []
+    backfill = EmbeddingBackfill(store, embedder, batch=3)
+    report = await backfill.run(bot_id=bot.id, limit=5, on_batch=seen.append)
+    assert report.embedded == 5 and seen == [3, 2]
+    assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id) == 2
+    assert (await backfill.run(bot_id=bot.id)).embedded == 2
+    with pytest.raises(ValueError, match="batch"):
+        EmbeddingBackfill(store, embedder, batch=0)
