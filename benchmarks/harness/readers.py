@@ -476,15 +476,16 @@ class MemoryReaders:
         self.bot: Any = data.memory_bot if data.backend == "postgres" else str(data.memory_bot)
 
     async def floor_memories(self) -> int:
-        return len(await self._floor_query(self.memories_sql, (self.bot, False, 50)))
+        # bot, include superseded, user (None: the bot's own memories), limit
+        return len(await self._floor_query(self.memories_sql, (self.bot, False, None, 50)))
 
     async def ours_memories(self) -> int:
         return len(await self.ours.store.memory.get_memories(self.data.memory_bot, limit=50))
 
     async def floor_search(self) -> int:
-        return len(
-            await self._floor_query(self.search_sql, (self.bot, self.search_text, False, 10))
-        )
+        # bot, query, include superseded, limit, every user, user (None: the bot's own)
+        params = (self.bot, self.search_text, False, 10, False, None)
+        return len(await self._floor_query(self.search_sql, params))
 
     async def ours_search(self) -> int:
         return len(await self.ours.store.memory.search_memories(self.data.memory_bot, SEARCH_QUERY))

@@ -69,13 +69,13 @@ async def test_superseded_memories_are_never_recalled(store: Store) -> None:
 
 async def test_recall_hook_gives_the_engine_prompt_lines(store: Store) -> None:
     bot = await bot_with_memories(store)
-    lines = await MemoryRecall(store, budget_tokens=10_000)(bot, "hi")
+    lines = await MemoryRecall(store, budget_tokens=10_000)(bot, "hi", user_id=None)
     assert lines[0] in {
         "[fact] Has a severe peanut allergy",
         "[fact] Prefers answers in Portuguese",
     }
     assert len(lines) == 6
-    assert await MemoryRecall(store, budget_tokens=0)(bot, "kyoto") == []
+    assert await MemoryRecall(store, budget_tokens=0)(bot, "kyoto", user_id=None) == []
 
 
 async def test_remember_is_manual_with_default_importance_and_refuses_duplicates(

@@ -18,6 +18,7 @@ from boternity.cli.runtime import (
     EXIT_USAGE,
     BotArg,
     CliError,
+    ConversationUserOpt,
     JsonOpt,
     run,
     stdin_is_interactive,
@@ -41,6 +42,7 @@ def ask(
     ] = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
+    user: ConversationUserOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Ask a bot one question: a new session, one turn, the reply on stdout.
@@ -61,7 +63,7 @@ def ask(
         if notice:
             echo(f"note: {notice}", err=True)
         async with llm as chosen, ChatEngine(store, chosen, recall=MemoryRecall(store)) as engine:
-            live = await engine.start_session(found, greet=False)
+            live = await engine.start_session(found, greet=False, user_id=user)
             streamed = ""
             try:
                 turn = live.send(text)
@@ -80,7 +82,14 @@ def ask(
     if json_:
         from boternity.cli.output import print_json
 
-        print_json({"session_id": session.id, "bot_id": session.bot_id, "reply": reply})
+        print_json(
+            {
+                "session_id": session.id,
+                "bot_id": session.bot_id,
+                "user_id": session.user_id,
+                "reply": reply,
+            }
+        )
 
 
 def _prompt(question: str | None) -> str:

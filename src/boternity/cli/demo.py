@@ -88,7 +88,7 @@ async def run_demo(store: Store, say: Any) -> DemoResult:
         report = await ExtractionWorker(store, provider).run_once(bot_id=bot.id)
     messages = await store.chat.get_messages(session.id)
     ended = await store.chat.get_session(session.id)
-    memories = await store.memory.get_memories(bot.id, include_superseded=True)
+    memories = await store.memory.get_memories(bot.id, include_superseded=True)  # no user here
     return DemoResult(
         bot=bot,
         created=created,

@@ -1,7 +1,8 @@
 """Choosing which memories go into the system prompt, within a token budget.
 
-All live memories when they fit, most important first. When they don't, memories relevant
-to the current user turn (full-text search) come first, then the rest by importance.
+All live memories the conversation may see (its user's and the bot's own, see
+docs/users.md) when they fit, most important first. When they don't, memories relevant to the
+current user turn (full-text search) come first, then the rest by importance.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ async def recall_memories(
     user_text: str,
     *,
     budget_tokens: int,
+    user_id: str | None = None,
     count_tokens: Callable[[str], int] = estimate_tokens,
 ) -> list[MemoryEntry]:
-    live = await store.memory.get_memories(bot_id)
+    """What to recall for a conversation with ``user_id`` (None: a session without a user)."""
+    live = await store.memory.get_memories(bot_id, user_id=user_id)
     cost = {m.id: count_tokens(memory_line(m)) + 1 for m in live}
     if sum(cost.values()) <= budget_tokens:
         return live
     relevant = (
-        await store.memory.search_memories(bot_id, user_text, limit=RELEVANT_LIMIT)
+        await store.memory.search_memories(bot_id, user_text, user_id=user_id, limit=RELEVANT_LIMIT)
         if user_text.strip()
         else []
     )
@@ -52,7 +55,8 @@ async def recall_memories(
 
 
 class MemoryRecall:
-    """The chat engine's recall hook: memory lines for the system prompt of each turn.
+    """The chat engine's recall hook: memory lines for the system prompt of each turn, from
+    the memories the session's user may see.
 
     ``budget_tokens`` caps what the memories may cost (estimated like the rest of the
     prompt); within it, what the user just said decides which memories come first.
@@ -69,12 +73,13 @@ class MemoryRecall:
         self.budget_tokens = budget_tokens
         self.count_tokens = count_tokens
 
-    async def __call__(self, bot: Bot, user_text: str, /) -> list[str]:
+    async def __call__(self, bot: Bot, user_text: str, /, *, user_id: str | None) -> list[str]:
         chosen = await recall_memories(
             self.store,
             bot.id,
             user_text,
             budget_tokens=self.budget_tokens,
+            user_id=user_id,
             count_tokens=self.count_tokens,
         )
         return [memory_line(m) for m in chosen]

@@ -200,11 +200,19 @@ class ExtractionWorker:
         if not any(m.content.strip() for m in messages):
             await memory.complete_extraction(job.id, [])
             return JobResult()
-        known = short_ids(await memory.get_memories(job.bot_id, limit=MAX_KNOWN_MEMORIES))
+        session = await self.store.chat.get_session(job.session_id)
+        if session is None:
+            raise NotFoundError(f"chat session {job.session_id} not found")
+        # The session's user owns what is extracted, and the model only ever sees what a
+        # conversation with that user may see.
+        user = session.user_id
+        known = short_ids(
+            await memory.get_memories(job.bot_id, user_id=user, limit=MAX_KNOWN_MEMORIES)
+        )
         request = build_request(self.model, messages, known)
         completion = await self.provider.complete(request)
         facts = parse_reply(completion.text)
-        plan = plan_memories(job, messages, known, facts)
+        plan = plan_memories(job, messages, known, facts, user_id=user)
         if plan.dropped:
             log.warning(
                 "extraction job %s: saving the first %d new facts, dropped %d more",
