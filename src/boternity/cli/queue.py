@@ -272,7 +272,7 @@ def run_jobs(
         nonlocal progress
         from contextlib import AsyncExitStack
 
-        from boternity.cli.runtime import worker_embedder
+        from boternity.cli.runtime import embedder_or_note
         from boternity.llm import RetryPolicy, select_provider
         from boternity.memory import ExtractionWorker
 
@@ -321,7 +321,7 @@ def run_jobs(
         try:
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(llm)
-                embedder, note = worker_embedder(embeddings)
+                embedder, note = embedder_or_note(embeddings)
                 if note:
                     err.print(text(note, style="yellow"))
                 if embedder is not None:
