@@ -163,7 +163,7 @@ async def test_an_embedder_that_is_down_leaves_recall_by_words(
 ) -> None:
     bot, cello = await crowded_bot(store, local_embedder)
     async with (
-        FakeLlmServer(default=openai_error(503, "down")) as fake,
+        FakeLlmServer(default=lambda _: openai_error(503, "down")) as fake,
         OpenAIEmbedder(
             api_key="k", base_url=fake.openai_base_url, retry=RetryPolicy(max_retries=0)
         ) as down,
