@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from boternity import Store
+from boternity.backends.common import search_terms
 from boternity.errors import NotFoundError, ValidationError
 from boternity.models import (
     Bot,
@@ -59,6 +60,20 @@ async def test_search_finds_memories_sharing_a_word_with_the_query(store: Store)
     assert [m.id for m in found] == [saved["berlin"].id]
     both = await store.memory.search_memories(bot.id, "cats and tea")
     assert {m.id for m in both} == {saved["cats"].id, saved["tea"].id}
+
+
+async def test_what_an_apostrophe_leaves_of_a_word_matches_nothing(store: Store) -> None:
+    """ "s" of "What's" is no word: it would match every possessive ("Ana's") on SQLite."""
+    bot = await store.bots.create_bot(Bot(name="Possessive"))
+    for fact in ("Ana's cat is called Miso", "Don't call before 9", "You're a night owl"):
+        await store.memory.save_memory(memory(bot.id, fact))
+    for query in ("What's my occupation?", "I'm fine, I'd say", "we'll see, they've gone"):
+        assert await store.memory.search_memories(bot.id, query) == [], query
+    [cat] = await store.memory.search_memories(bot.id, "What's Ana's pet, a cat?")
+    assert cat.fact == "Ana's cat is called Miso"
+    assert search_terms("What's Ana's cat? I'm sure you're right, don't, I'll, I've, I'd") == [
+        "ana", "cat", "sure", "right", "don",
+    ]  # fmt: skip
 
 
 async def test_search_stems_and_folds_case(store: Store) -> None:

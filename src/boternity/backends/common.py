@@ -137,7 +137,11 @@ _STOP_WORDS = frozenset([
     "just", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that",
     "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too",
     "up", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will",
-    "with", "would", "you", "your"
+    "with", "would", "you", "your",
+    # What an apostrophe leaves of a word ("Ana's", "don't", "I'm", "I'd", "I'll", "you're",
+    # "I've"): as words of their own they match every possessive or contraction (PostgreSQL's
+    # English configuration drops some of them; SQLite's tokenizer keeps them all).
+    "s", "t", "m", "d", "ll", "re", "ve",
 ])  # fmt: skip
 _WORD = re.compile(r"\w+")
 MAX_SEARCH_TERMS = 32
