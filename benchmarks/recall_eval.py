@@ -5,10 +5,9 @@ where the near-duplicate threshold should sit.
 
     .venv/bin/python benchmarks/recall_eval.py [--json [FILE]]
 
-- recall@5 over the set's questions for text search (``search_memories``: every fact saved in
-  one bot of a fresh SQLite store, as memories have no user yet), for semantic search
-  (cosine over the facts' ``local`` embeddings, numpy) and for hybrid search (the library's
-  ``MemorySearch``: the facts embedded as the worker does, text and meaning fused), over the
+- recall@5 over the set's questions for the library's search (``MemorySearch``) in each mode,
+  text, semantic (the ``local`` embedder) and hybrid: every fact saved in one bot of a fresh
+  SQLite store (as memories have no user yet) and embedded as the worker does, over the
   whole bot and within the asking persona's own facts (what a search scoped to one user
   would see);
 - for each threshold t, the precision and recall of "a duplicate when cosine >= t" over the
@@ -28,6 +27,7 @@ import asyncio
 import json
 import sys
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import Any
 
 from boternity import Store, open_store
 from boternity.embeddings import Embedder, LocalEmbedder
+from boternity.memory import SEARCH_MODES, MemorySearch, SearchMode
 from boternity.models import Bot, MemoryCategory, MemoryEntry
 
 SET_PATH = Path(__file__).resolve().parents[1] / "tests" / "memory" / "recall_set.json"
@@ -124,8 +125,14 @@ def misses(k: int, rankings: Rankings, questions: Sequence[Question]) -> list[st
     return [q.id for q in questions if not set(q.targets) <= set(rankings[q.id][:k])]
 
 
-async def text_rankings(store: Store, recall_set: RecallSet) -> Rankings:
-    """Every fact saved in one new bot of ``store``, then ``search_memories`` per question."""
+async def filled_bot(
+    store: Store, recall_set: RecallSet, embedder: Embedder | None = None
+) -> tuple[Bot, dict[uuid.UUID, str]]:
+    """Every fact of the set saved in one new bot of ``store`` (memories have no user yet) and,
+    with an ``embedder``, embedded as the worker does (``EmbeddingBackfill``); the bot, and
+    each memory's fact id."""
+    from boternity.memory import EmbeddingBackfill
+
     bot = await store.bots.create_bot(Bot(name="Recall set"))
     fact_of = {}
     for f in recall_set.facts:
@@ -136,39 +143,39 @@ async def text_rankings(store: Store, recall_set: RecallSet) -> Rankings:
             importance=f.importance,
         )
         fact_of[(await store.memory.save_memory(entry)).id] = f.id
-    rankings = {}
-    for q in recall_set.questions:
-        found = await store.memory.search_memories(bot.id, q.question, limit=len(fact_of))
-        rankings[q.id] = [fact_of[m.id] for m in found]
-    return rankings
+    if embedder is not None:
+        await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)
+    return bot, fact_of
 
 
-async def hybrid_rankings(store: Store, embedder: Embedder, recall_set: RecallSet) -> Rankings:
-    """Every fact saved in one new bot of ``store`` and embedded (``EmbeddingBackfill``, as
-    the worker does), then ``MemorySearch`` in hybrid mode per question."""
-    from boternity.memory import EmbeddingBackfill, MemorySearch
-
-    bot = await store.bots.create_bot(Bot(name="Recall set, hybrid"))
-    fact_of = {}
-    for f in recall_set.facts:
-        entry = MemoryEntry(
-            bot_id=bot.id,
-            fact=f.fact,
-            category=MemoryCategory(f.category),
-            importance=f.importance,
-        )
-        fact_of[(await store.memory.save_memory(entry)).id] = f.id
-    await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)
+async def library_rankings(
+    store: Store,
+    recall_set: RecallSet,
+    embedder: Embedder | None,
+    modes: Sequence[SearchMode] = SEARCH_MODES,
+) -> dict[SearchMode, Rankings]:
+    """The library's own search (``MemorySearch``) in each mode, for every question, over one
+    bot holding every fact (``filled_bot``)."""
+    bot, fact_of = await filled_bot(store, recall_set, embedder)
     search = MemorySearch(store, embedder)
-    rankings = {}
-    for q in recall_set.questions:
-        found = await search.search(bot.id, q.question, mode="hybrid", limit=len(fact_of))
-        rankings[q.id] = [fact_of[h.memory.id] for h in found]
+    rankings: dict[SearchMode, Rankings] = {}
+    for mode in modes:
+        rankings[mode] = {}
+        for q in recall_set.questions:
+            found = await search.search(bot.id, q.question, mode=mode, limit=len(fact_of))
+            assert found.mode == mode, found.notice
+            rankings[mode][q.id] = [fact_of[h.memory.id] for h in found]
     return rankings
+
+
+async def text_rankings(store: Store, recall_set: RecallSet) -> Rankings:
+    """The library's text search (no embedder) for every question."""
+    return (await library_rankings(store, recall_set, None, ("text",)))["text"]
 
 
 async def semantic_rankings(embedder: Embedder, recall_set: RecallSet) -> Rankings:
-    """Every fact ranked per question by cosine similarity of their embeddings."""
+    """Every fact ranked per question by cosine similarity of their embeddings, computed here
+    (numpy): what the library's semantic search must agree with."""
     import numpy as np
 
     facts = np.stack(await embedder.embed([f.fact for f in recall_set.facts]))
@@ -233,9 +240,8 @@ def best_f1(rows: Sequence[ThresholdRow]) -> ThresholdRow:
 
 
 async def evaluate(recall_set: RecallSet, embedder: Embedder, store: Store) -> dict[str, Any]:
-    text = await text_rankings(store, recall_set)
-    semantic = await semantic_rankings(embedder, recall_set)
-    hybrid = await hybrid_rankings(store, embedder, recall_set)
+    rankings = await library_rankings(store, recall_set, embedder)
+    text, semantic, hybrid = rankings["text"], rankings["semantic"], rankings["hybrid"]
     duplicates = await pair_cosines(embedder, recall_set.near_duplicates)
     unrelated = await pair_cosines(embedder, recall_set.unrelated)
     rows = threshold_table(duplicates, unrelated, THRESHOLDS)
@@ -285,7 +291,7 @@ def print_report(figures: dict[str, Any]) -> None:
     for name, label in (
         ("text", "text"),
         ("semantic", f"semantic ({figures['embedder']})"),
-        ("hybrid", "hybrid (MemorySearch)"),
+        ("hybrid", "hybrid"),
     ):
         print(f"  {label:<36} {recall[name]['bot']:6.1%}   {recall[name]['persona']:6.1%}")
     for scope, ids in figures["semantic_misses"].items():
