@@ -16,7 +16,8 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from boternity.errors import BoternityError, ValidationError
 from boternity.llm.base import ChatTurn, CompletionRequest
@@ -29,6 +30,10 @@ from boternity.models import (
     check_text,
 )
 from boternity.repositories import fact_key
+
+if TYPE_CHECKING:
+    from boternity.embeddings.base import Vector
+    from boternity.memory.similar import FactMeaning
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +246,11 @@ class Plan:
     supersedes: dict[uuid.UUID, uuid.UUID]  # new memory id -> live memory it replaces
     skipped_duplicates: int
     dropped: int = 0  # new facts beyond MAX_FACTS_PER_JOB, not saved
+    #: New facts that repeat a known memory (the same fact, or the same by meaning): the fact,
+    #: not saved, and the memory it repeats.
+    repeated: list[tuple[MemoryEntry, MemoryEntry]] = field(default_factory=list)
+    #: The vectors of the new memories, when the embedder made them (saved with them).
+    vectors: dict[uuid.UUID, Vector] = field(default_factory=dict)
 
 
 def plan_memories(
@@ -248,24 +258,32 @@ def plan_memories(
     messages: Sequence[ChatMessage],
     known: dict[str, MemoryEntry],
     facts: Sequence[ExtractedFact],
+    *,
+    meaning: FactMeaning | None = None,
 ) -> Plan:
     """What to save: provenance resolved, duplicates of live memories dropped, supersedes
-    checked against the bot's live memories, at most MAX_FACTS_PER_JOB new memories."""
+    checked against the bot's live memories, at most MAX_FACTS_PER_JOB new memories.
+
+    With ``meaning`` (the embedder's view of ``facts``), a fact that does not supersede a
+    memory and repeats a live memory or an earlier fact of the reply by meaning (cosine
+    similarity at or above its threshold) is a duplicate too: ``repeated`` names the memory
+    it repeats."""
     by_seq = {m.seq: m for m in messages}
     user_messages = [m for m in messages if m.role is MessageRole.USER]
     fallback = user_messages[-1] if user_messages else (messages[-1] if messages else None)
-    seen = {fact_key(m.fact) for m in known.values()}
+    # fact key -> the known memory with that fact (None: a new fact of this reply)
+    seen: dict[str, MemoryEntry | None] = {fact_key(m.fact): m for m in known.values()}
     replaced: set[uuid.UUID] = set()
     memories: list[MemoryEntry] = []
     supersedes: dict[uuid.UUID, uuid.UUID] = {}
+    repeated: list[tuple[MemoryEntry, MemoryEntry]] = []
+    vectors: dict[uuid.UUID, Vector] = {}
+    kept: list[int] = []  # the facts planned as new memories, by index
     duplicates = dropped = 0
-    for f in facts:
+    for index, f in enumerate(facts):
         key = fact_key(f.fact)
-        if not key or key in seen:
+        if not key:
             duplicates += 1
-            continue
-        if len(memories) >= MAX_FACTS_PER_JOB:
-            dropped += 1
             continue
         source = by_seq.get(f.source_seq) if f.source_seq is not None else None
         source = source or fallback
@@ -281,8 +299,23 @@ def plan_memories(
         except ValidationError as exc:  # a rule of the model the parser does not know
             log.warning("skipping extracted fact %s: %s", _brief(f.fact), exc)
             continue
-        seen.add(key)
         old = known.get(f.supersedes) if f.supersedes else None
+        duplicate, twin = key in seen, seen.get(key)
+        if not duplicate and old is None and meaning is not None:  # an update never repeats
+            twin = meaning.repeats(index)
+            duplicate = twin is not None or meaning.repeats_any(index, kept)
+        if duplicate:
+            duplicates += 1
+            if twin is not None:  # a known memory: its history records the repeat
+                repeated.append((entry, twin))
+            continue
+        if len(memories) >= MAX_FACTS_PER_JOB:
+            dropped += 1
+            continue
+        seen[key] = None
+        kept.append(index)
+        if meaning is not None:
+            vectors[entry.id] = meaning.vectors[index]
         if f.supersedes and old is None:
             log.warning(
                 "extracted fact names unknown memory %s to supersede; saved as new",
@@ -293,5 +326,10 @@ def plan_memories(
             supersedes[entry.id] = old.id
         memories.append(entry)
     return Plan(
-        memories=memories, supersedes=supersedes, skipped_duplicates=duplicates, dropped=dropped
+        memories=memories,
+        supersedes=supersedes,
+        skipped_duplicates=duplicates,
+        dropped=dropped,
+        repeated=repeated,
+        vectors=vectors,
     )
