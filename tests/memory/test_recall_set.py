@@ -21,6 +21,7 @@ from benchmarks.recall_eval import (
     chosen_threshold,
     library_rankings,
     load_set,
+    pair_cosines,
     recall_at,
     semantic_rankings,
     text_rankings,
@@ -31,6 +32,8 @@ from benchmarks.recall_eval import (
 from boternity import Store
 from boternity.backends.common import search_terms
 from boternity.embeddings import LocalEmbedder
+from boternity.memory import EmbeddingBackfill
+from boternity.memory.similar import DUPLICATE_THRESHOLD, Similar
 from boternity.models import Bot, MemoryCategory, MemoryEntry
 
 #: The most text search may find: the set's questions share no word with their targets.
@@ -197,3 +200,37 @@ def test_the_benchmark_reports_recall_and_the_threshold_as_json(recall_set: Reca
     lower = [r for r in figures["thresholds"] if r["threshold"] < chosen["threshold"]]
     assert all(r["false_duplicates"] > 0 for r in lower)
     assert len(figures["hardest_unrelated"]) == 5
+
+
+async def test_the_default_duplicate_threshold_is_the_evaluations_choice_and_the_library_keeps_it(
+    store: Store, recall_set: RecallSet, local_embedder: LocalEmbedder
+) -> None:
+    """The worker's duplicate check (``Similar``: the new fact's closest live memory in the
+    store, at or above the threshold) on each pair of the set, one bot per pair: precision 1
+    (no unrelated fact is taken for a repeat, so none is lost) and the recall the evaluation
+    reports for the threshold it chose."""
+    duplicates = await pair_cosines(local_embedder, recall_set.near_duplicates)
+    unrelated = await pair_cosines(local_embedder, recall_set.unrelated)
+    chosen = chosen_threshold(threshold_table(duplicates, unrelated, THRESHOLDS))
+    assert chosen is not None and chosen.threshold == DUPLICATE_THRESHOLD
+    assert chosen.precision == 1.0 and 0 < chosen.recall < 0.5
+
+    bots = []
+    for pair in (*recall_set.near_duplicates, *recall_set.unrelated):
+        bot = await store.bots.create_bot(Bot(name=f"Pair {len(bots)}"))
+        await store.memory.save_memory(
+            MemoryEntry(bot_id=bot.id, fact=pair.a, category=MemoryCategory.FACT, importance=3)
+        )
+        bots.append((bot, pair))
+    backfill = EmbeddingBackfill(store, local_embedder)
+    await backfill.run()
+    similar = Similar(store, backfill, DUPLICATE_THRESHOLD)
+    flagged = []
+    for bot, pair in bots:
+        meaning = await similar.facts(bot.id, [pair.b])
+        assert meaning is not None
+        flagged.append(meaning.repeats(0) is not None)
+    found = sum(flagged[: len(recall_set.near_duplicates)])
+    false = sum(flagged[len(recall_set.near_duplicates) :])
+    assert (found, false) == (chosen.duplicates_found, 0)
+    assert found / len(recall_set.near_duplicates) == chosen.recall
