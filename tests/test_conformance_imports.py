@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-ALLOWED = {"boternity", "boternity.models", "boternity.errors", "tests.conformance"}
+ALLOWED = {
+    "boternity",
+    "boternity.models",
+    "boternity.errors",
+    "boternity.repositories",
+    "tests.conformance",
+}
 SUITE = Path(__file__).parent / "conformance"
 
 

@@ -3,15 +3,15 @@ and the old memories are embedded and found by meaning afterwards."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from boternity import Store, open_store
 from boternity.models import Bot, ChatSession, MemoryEntry
 from tests.conformance import factories as f
-from tests.upgrade import assert_rows_kept, blank, latest, old_schema, table_rows
-
-__all__ = ["blank"]  # the fixture: a database with no schema at all
+from tests.upgrade import assert_rows_kept, latest, old_database, table_rows
 
 NEW_TABLES = {"memory_embeddings", "memory_changes"}
 
@@ -39,20 +39,20 @@ async def _fill(store: Store) -> list[MemoryEntry]:
 
 
 async def test_upgrade_keeps_every_row_and_old_memories_can_be_embedded(
-    blank: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend, url = blank
-    version = old_schema(monkeypatch, backend, before="memory_embeddings")
-    async with open_store(url) as store:
-        assert store.schema_version == version
-        memories = await _fill(store)
-    before = await table_rows(backend, url)
-    assert not NEW_TABLES & set(before)
-    monkeypatch.undo()
+    made = old_database(backend, tmp_path, monkeypatch, before="memory_embeddings", fill=_fill)
+    async with made as (url, memories):
+        await _upgrade_and_embed(backend, url, memories)
 
+
+async def _upgrade_and_embed(backend: str, url: str, memories: list[MemoryEntry]) -> None:
+    added = {"memory_version", "user_id"}  # user_id: by a later migration (0007)
+    before = await table_rows(backend, url, skip=added)
+    assert not NEW_TABLES & set(before)
     async with open_store(url) as store:
         assert store.schema_version == latest(backend)
-        await assert_rows_kept(backend, url, before, added={"memory_version"})
+        await assert_rows_kept(backend, url, before, added=added)
         after = await table_rows(backend, url)
         assert set(after) == set(before) | NEW_TABLES
         assert after["memory_embeddings"] == after["memory_changes"] == []

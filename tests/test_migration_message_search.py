@@ -3,33 +3,41 @@ old message is found, on every backend."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from boternity import open_store
-from boternity.models import ChatMessage, MessageRole
+from boternity import Store, open_store
+from boternity.models import ChatMessage, ChatSession, MessageRole
 from tests.conformance import factories as f
-from tests.upgrade import assert_rows_kept, blank, fill, latest, old_schema, table_rows
+from tests.upgrade import assert_rows_kept, fill, latest, old_database, table_rows
 
-__all__ = ["blank"]  # the fixture
+
+async def _fill_with_zoe(store: Store) -> tuple[list[ChatSession], ChatMessage]:
+    sessions = await fill(store)  # 12 messages "old message b.s.i ✓"
+    zoe = await store.chat.save_message(
+        ChatMessage(
+            session_id=sessions[3].id,
+            role=MessageRole.ASSISTANT,
+            content="Your sister Zoë lives in Zürich, " + "lorem ipsum " * 5000 + "late",
+        )
+    )
+    return sessions, zoe
 
 
 async def test_upgrade_indexes_every_old_message(
-    blank: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend, url = blank
-    assert old_schema(monkeypatch, backend, before="message_search") == 4
-    async with open_store(url) as store:
-        assert store.schema_version == 4
-        sessions = await fill(store)  # 12 messages "old message b.s.i ✓"
-        zoe = await store.chat.save_message(
-            ChatMessage(
-                session_id=sessions[3].id,
-                role=MessageRole.ASSISTANT,
-                content="Your sister Zoë lives in Zürich, " + "lorem ipsum " * 5000 + "late",
-            )
-        )
-    monkeypatch.undo()
+    made = old_database(
+        backend, tmp_path, monkeypatch, before="message_search", fill=_fill_with_zoe
+    )
+    async with made as (url, (sessions, zoe)):
+        await _search_old_messages(url, backend, sessions, zoe)
 
+
+async def _search_old_messages(
+    url: str, backend: str, sessions: list[ChatSession], zoe: ChatMessage
+) -> None:
     async with open_store(url) as store:
         assert store.schema_version == latest(backend) >= 5
         hits = await store.chat.search_messages("old", limit=100)
@@ -56,16 +64,16 @@ async def test_upgrade_indexes_every_old_message(
 
 
 async def test_upgrade_keeps_every_row(
-    blank: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend, url = blank
-    old_schema(monkeypatch, backend, before="message_search")
-    async with open_store(url) as store:
-        await fill(store)
-    before = await table_rows(backend, url)
-    assert sum(len(rows) for rows in before.values()) > 30
-    monkeypatch.undo()
-    async with open_store(url) as store:
-        assert store.schema_version == latest(backend)
-    # memory_version: added by the memory embeddings migration (0006).
-    await assert_rows_kept(backend, url, before, added={"content_tsv", "memory_version"})
+    async with old_database(backend, tmp_path, monkeypatch, before="message_search", fill=fill) as (
+        url,
+        _,
+    ):
+        # memory_version and user_id: added by later migrations (0006, 0007).
+        added = {"content_tsv", "memory_version", "user_id"}
+        before = await table_rows(backend, url, skip=added)
+        assert sum(len(rows) for rows in before.values()) > 30
+        async with open_store(url) as store:
+            assert store.schema_version == latest(backend)
+        await assert_rows_kept(backend, url, before, added=added)

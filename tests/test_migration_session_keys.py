@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from boternity import open_store
 from boternity.models import ChatSession
 from tests.conformance import factories as f
-from tests.upgrade import assert_rows_kept, blank, fill, latest, old_schema, table_rows
-
-__all__ = ["blank"]  # the fixture
+from tests.upgrade import assert_rows_kept, fill, latest, old_database, table_rows
 
 
 async def test_upgrade_keeps_every_row_and_old_sessions_work(
-    blank: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend, url = blank
-    version = old_schema(monkeypatch, backend, before="session_keys")
-    async with open_store(url) as store:
-        assert store.schema_version == version
-        sessions = await fill(store)
-    before = await table_rows(backend, url)
-    assert sum(len(rows) for rows in before.values()) > 30
-    monkeypatch.undo()
+    made = old_database(backend, tmp_path, monkeypatch, before="session_keys", fill=fill)
+    async with made as (url, sessions):
+        await _upgrade_and_check(backend, url, sessions)
 
+
+async def _upgrade_and_check(backend: str, url: str, sessions: list[ChatSession]) -> None:
+    # Later migrations add columns too (message search: content_tsv on PostgreSQL; memory
+    # embeddings: bots.memory_version; users).
+    added = {"session_key", "content_tsv", "memory_version", "user_id"}
+    before = await table_rows(backend, url, skip=added)
+    assert sum(len(rows) for rows in before.values()) > 30
     async with open_store(url) as store:
         assert store.schema_version == latest(backend)
-        # Later migrations add columns too (message search: content_tsv on PostgreSQL; memory
-        # embeddings: bots.memory_version).
-        added = {"session_key", "content_tsv", "memory_version"}
         await assert_rows_kept(backend, url, before, added=added)
         # Old sessions have no key; new keyed sessions and pops work beside them.
         old_session = sessions[0]

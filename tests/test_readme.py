@@ -21,8 +21,8 @@ _BLOCK = re.compile(r"^```python([^\n]*)\n(.*?)^```", re.S | re.M)
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)|`(\.\./[^`]+)`")
 
 
-def python_blocks() -> list[tuple[str, str]]:
-    return [(info.strip(), body) for info, body in _BLOCK.findall(README.read_text())]
+def python_blocks(page: Path = README) -> list[tuple[str, str]]:
+    return [(info.strip(), body) for info, body in _BLOCK.findall(page.read_text())]
 
 
 def test_every_python_block_is_a_whole_program() -> None:
@@ -69,6 +69,29 @@ def test_python_blocks_run_as_pasted_twice(tmp_path: Path) -> None:
     ).stdout
     assert "Luna remembers: User lives in Berlin" in out  # the worker step made a memory
     assert not (tmp_path / "home" / ".boternity").exists()  # only the README's own bots.db
+
+
+@pytest.mark.slow
+def test_the_users_page_example_runs_as_pasted_twice(tmp_path: Path) -> None:
+    """docs/users.md's example: a user's memories are theirs, erasure and export work."""
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    env.update(HOME=str(tmp_path / "home"), PYTHONUTF8="1")
+    [(info, body)] = python_blocks(ROOT / "docs" / "users.md")
+    assert info == ""
+    script = tmp_path / "users.py"
+    script.write_text(body)
+    for round_ in (1, 2):
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, (round_, done.stderr)
+        assert "user_id='discord:ana'" in done.stdout and "erased 5 rows" in done.stdout
 
 
 def test_links_stay_inside_the_repository() -> None:

@@ -87,7 +87,9 @@ MAX_DESCRIPTION_LENGTH = 2_000
 #: Bot.tags: how many, and each tag's length.
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 100
-#: Bot.user_id: the caller's own id for the bot's owner.
+#: Bot.user_id (the caller's own id for the bot's owner), and ChatSession.user_id and
+#: MemoryEntry.user_id (the application's key for the person a conversation or memory belongs
+#: to, such as "discord:81234"): an index key, 4 * 200 = 800 bytes at most.
 MAX_USER_ID_LENGTH = 200
 #: SoulVersion.content: the system prompt sent with every request.
 MAX_SOUL_LENGTH = 100_000
@@ -119,11 +121,13 @@ LIMITS: dict[str, int] = {
     "SoulVersion.message": MAX_NOTE_LENGTH,
     "ChatSession.model": MAX_MODEL_LENGTH,
     "ChatSession.title": MAX_TITLE_LENGTH,
+    "ChatSession.user_id": MAX_USER_ID_LENGTH,
     "ChatMessage.content": MAX_MESSAGE_LENGTH,
     "ChatMessage.model": MAX_MODEL_LENGTH,
     "ChatMessage.stop_reason": MAX_NOTE_LENGTH,
     "ChatMessage.metadata (bytes)": MAX_METADATA_BYTES,
     "MemoryEntry.fact": MAX_FACT_LENGTH,
+    "MemoryEntry.user_id": MAX_USER_ID_LENGTH,
     "ContextSummary.summary": MAX_SUMMARY_LENGTH,
 }
 
@@ -217,6 +221,14 @@ def _text(obj: object, name: str, *, empty: bool = True, limit: int | None = Non
 def _opt_text(obj: object, name: str, *, empty: bool = True, limit: int | None = None) -> None:
     if getattr(obj, name) is not None:
         _text(obj, name, empty=empty, limit=limit)
+
+
+def _owner(obj: object) -> None:
+    """``user_id`` of a session, memory or memory event: None (no user) or a non-empty key of
+    at most MAX_USER_ID_LENGTH characters. Blank text is refused rather than taken for a
+    person: an application that lost its user's id must not pool everyone's memories under
+    ""."""
+    _opt_text(obj, "user_id", empty=False, limit=MAX_USER_ID_LENGTH)
 
 
 def check_length(value: str, limit: int, what: str) -> None:
@@ -465,7 +477,11 @@ class SoulVersion:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatSession:
     """A conversation. Length limits: ``model`` MAX_MODEL_LENGTH, ``title``
-    MAX_TITLE_LENGTH."""
+    MAX_TITLE_LENGTH, ``user_id`` MAX_USER_ID_LENGTH.
+
+    ``user_id``: the person the conversation is with (the application's own key), or None for
+    a session without a user. It never changes; memories extracted from the session belong to
+    that user (see docs/users.md)."""
 
     bot_id: uuid.UUID
     model: str
@@ -478,6 +494,7 @@ class ChatSession:
     message_count: int = 0
     status: SessionStatus = SessionStatus.ACTIVE
     last_activity_at: datetime | None = None
+    user_id: str | None = None
 
     def __post_init__(self) -> None:
         _uuid(self, "bot_id")
@@ -491,6 +508,7 @@ class ChatSession:
         _int(self, "message_count")
         _enum(self, "status", SessionStatus)
         _opt_time(self, "last_activity_at")
+        _owner(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -600,7 +618,12 @@ class ContextSummary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryEntry:
-    """A long-term memory of a bot. Length limit: ``fact`` MAX_FACT_LENGTH."""
+    """A long-term memory of a bot. Length limits: ``fact`` MAX_FACT_LENGTH, ``user_id``
+    MAX_USER_ID_LENGTH.
+
+    ``user_id``: the person the memory belongs to (only they, and admin listings, see it), or
+    None for the bot's own memories, which every conversation of the bot sees. A memory from a
+    session has the session's user (see docs/users.md)."""
 
     bot_id: uuid.UUID
     fact: str
@@ -612,6 +635,7 @@ class MemoryEntry:
     is_manual: bool = False
     id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utc_now)
+    user_id: str | None = None
 
     def __post_init__(self) -> None:
         _uuid(self, "bot_id")
@@ -625,6 +649,7 @@ class MemoryEntry:
             raise _invalid(self, "is_manual", f"expected bool, got {type(self.is_manual).__name__}")
         _uuid(self, "id")
         _time(self, "created_at")
+        _owner(self)
         if self.superseded_by == self.id:
             raise _invalid(self, "superseded_by", "a memory cannot supersede itself")
 
@@ -681,6 +706,8 @@ class MemoryEvent:
 
     ``job_id``: the extraction job that added it. ``related_memory_id``: for ``superseded``,
     the memory that replaced it; for ``restored``, the deleted memory that had replaced it.
+    ``user_id``: the memory's user, so erasing a user also erases the history of memories
+    deleted before.
     """
 
     memory_id: uuid.UUID
@@ -692,6 +719,7 @@ class MemoryEvent:
     related_memory_id: uuid.UUID | None = None
     id: uuid.UUID = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utc_now)
+    user_id: str | None = None
 
     def __post_init__(self) -> None:
         _uuid(self, "memory_id")
@@ -703,3 +731,4 @@ class MemoryEvent:
         _opt_uuid(self, "related_memory_id")
         _uuid(self, "id")
         _time(self, "created_at")
+        _owner(self)

@@ -7,13 +7,14 @@ backend module. Every list has a total order: its documented keys, then ``id``.
 
 from __future__ import annotations
 
+import enum
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 from boternity.errors import ValidationError
 from boternity.models import (
@@ -46,6 +47,84 @@ def fact_key(fact: str) -> str:
     """The form two facts are compared in, by the memory pipeline and the stores alike: case,
     inner whitespace and trailing punctuation do not make a fact new."""
     return _TRAILING.sub("", " ".join(fact.casefold().split()))
+
+
+# --- users: who may see what (docs/users.md) ----------------------------------------------------
+
+
+class AnyUser(enum.Enum):
+    """The type of :data:`ANY_USER`."""
+
+    ANY_USER = "any user"
+
+
+#: ``user_id=ANY_USER``: every user's rows, for admin listings (``bnity memories``, ``bnity
+#: sessions``); never for what goes into a conversation.
+ANY_USER: Final = AnyUser.ANY_USER
+
+#: Whose rows a read returns: a user's id, None (no user), or ANY_USER.
+UserScope = str | None | Literal[AnyUser.ANY_USER]
+
+
+def visible(viewer: str | None, owner: str | None) -> bool:
+    """The scope rule: a conversation with ``viewer`` (None: a session without a user) sees a
+    memory of ``owner`` when the memory is the bot's own (no user) or the viewer's. The stores
+    apply it in SQL (``backends/core/sql.py``: visible_to, select_visible)."""
+    return owner is None or owner == viewer
+
+
+def may_supersede(new_owner: str | None, old_owner: str | None) -> bool:
+    """A memory only replaces a memory of the same user, and a user-less one only a user-less
+    one: no conversation retires another person's memory, nor a fact about the bot's world
+    that every conversation relies on (a user's correction of it is that user's memory)."""
+    return new_owner == old_owner
+
+
+@dataclass(frozen=True, slots=True)
+class UserCounts:
+    """Rows of one user of one bot, by kind: what :meth:`UserRepository.forget_user` deleted
+    or :meth:`UserRepository.count_user` found."""
+
+    sessions: int = 0
+    messages: int = 0
+    summaries: int = 0
+    jobs: int = 0  # queued extraction jobs of the user's sessions
+    memories: int = 0
+    history: int = 0  # memory-history rows, of deleted memories too
+    embeddings: int = 0  # the memories' vectors, of every model
+
+    @property
+    def total(self) -> int:
+        return (
+            self.sessions + self.messages + self.summaries + self.jobs + self.memories
+            + self.history + self.embeddings
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEmbedding:
+    """That a memory has a vector of ``model`` (its numbers are derived from the fact, which
+    an export holds already)."""
+
+    memory_id: uuid.UUID
+    model: str
+    dimension: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserData:
+    """Everything stored for one user of one bot (a data-subject export): each list in time
+    order; messages, summaries and jobs by session, then in session order."""
+
+    bot_id: uuid.UUID
+    user_id: str
+    sessions: list[ChatSession] = field(default_factory=list)
+    messages: list[ChatMessage] = field(default_factory=list)
+    summaries: list[ContextSummary] = field(default_factory=list)
+    jobs: list[PendingExtraction] = field(default_factory=list)
+    memories: list[MemoryEntry] = field(default_factory=list)  # superseded ones included
+    history: list[MemoryEvent] = field(default_factory=list)
+    embeddings: list[StoredEmbedding] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -97,7 +176,8 @@ class BotRepository(Protocol):
 @runtime_checkable
 class ChatRepository(Protocol):
     async def create_session(self, session: ChatSession) -> ChatSession:
-        """Insert a session and count it on its bot. NotFoundError for a missing bot."""
+        """Insert a session (with its user, if any: it never changes) and count it on its bot.
+        NotFoundError for a missing bot."""
         ...
 
     async def get_session(self, session_id: uuid.UUID) -> ChatSession | None: ...
@@ -107,15 +187,22 @@ class ChatRepository(Protocol):
         ...
 
     async def list_sessions(
-        self, bot_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
+        self,
+        bot_id: uuid.UUID,
+        *,
+        user_id: UserScope = ANY_USER,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[ChatSession]:
-        """started_at DESC, id DESC."""
+        """started_at DESC, id DESC. ``user_id``: only the sessions of exactly that user
+        (None: the sessions without a user); ANY_USER: all of them."""
         ...
 
     async def list_all_sessions(
-        self, *, limit: int | None = None, offset: int | None = None
+        self, *, user_id: UserScope = ANY_USER, limit: int | None = None, offset: int | None = None
     ) -> list[ChatSession]:
-        """Every bot's sessions in one list, started_at DESC, id DESC."""
+        """Every bot's sessions in one list (of exactly ``user_id``, as list_sessions),
+        started_at DESC, id DESC."""
         ...
 
     async def get_sessions_by_ids(
@@ -140,7 +227,8 @@ class ChatRepository(Protocol):
         """The session of ``session.bot_id`` stored under ``key``; when there is none, insert
         ``session`` under that key (as create_session would) and return it. A key names at most
         one session per bot, and concurrent callers (any task or process) all get the same
-        one. Deleting the session frees its key. NotFoundError for a missing bot."""
+        one. Deleting the session frees its key. NotFoundError for a missing bot;
+        ConflictError when the key names a session of another user (``session.user_id``)."""
         ...
 
     async def save_message(self, message: ChatMessage) -> ChatMessage:
@@ -201,9 +289,15 @@ class ChatRepository(Protocol):
     async def count_messages(self) -> int: ...
 
     async def search_messages(
-        self, query: str, *, bot_id: uuid.UUID | None = None, limit: int = 20
+        self,
+        query: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        user_id: str | None = None,
+        limit: int = 20,
     ) -> list[MessageHit]:
-        """Full-text search over the messages of every session (of one bot with ``bot_id``),
+        """Full-text search over the messages of every session (of one bot with ``bot_id``;
+        of one user's sessions with ``user_id``: a user's transcripts are theirs alone),
         best match first, then newest (created_at DESC, id DESC). A message matches when it
         shares any word with the query (stop words aside; words are stemmed, and case and
         diacritics folded, as by search_memories); the first SEARCHED_CHARS (50,000)
@@ -217,9 +311,11 @@ class ChatRepository(Protocol):
 class MemoryRepository(Protocol):
     async def save_memory(self, entry: MemoryEntry, *, unique: bool = False) -> MemoryEntry:
         """NotFoundError when the bot, session, source message or superseding memory is
-        missing; ValidationError when the session or message belongs elsewhere. ``unique``:
-        ConflictError when the bot has a live memory of the same fact (``fact_key``), checked
-        and inserted as one step per bot, so concurrent savers cannot both succeed."""
+        missing; ValidationError when the session or message belongs elsewhere, or to another
+        user than ``entry.user_id`` (a memory from a session is the session's user's), or the
+        superseding memory is another user's. ``unique``: ConflictError when a conversation
+        with the entry's user already sees a live memory of the same fact (``fact_key``),
+        checked and inserted as one step per bot, so concurrent savers cannot both succeed."""
         ...
 
     async def get_memory(self, memory_id: uuid.UUID) -> MemoryEntry | None: ...
@@ -228,34 +324,44 @@ class MemoryRepository(Protocol):
         self,
         bot_id: uuid.UUID,
         *,
+        user_id: UserScope = None,
         limit: int | None = None,
         include_superseded: bool = False,
     ) -> list[MemoryEntry]:
-        """importance DESC, created_at DESC, id DESC."""
+        """The bot's memories as a conversation with ``user_id`` sees them: that user's and
+        the bot's user-less ones; None (a session without a user): only the user-less ones;
+        ANY_USER: every memory of the bot (admin listings). importance DESC, created_at DESC,
+        id DESC."""
         ...
 
-    async def count_memories(self, bot_id: uuid.UUID, *, include_superseded: bool = False) -> int:
-        """How many memories ``get_memories`` would list without a limit."""
+    async def count_memories(
+        self, bot_id: uuid.UUID, *, user_id: UserScope = ANY_USER, include_superseded: bool = False
+    ) -> int:
+        """How many memories ``get_memories(bot_id, user_id=…)`` would list without a limit;
+        by default every memory of the bot, whoever's (a count for admin displays)."""
         ...
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None: ...
 
-    async def delete_all_memories(self, bot_id: uuid.UUID) -> int: ...
+    async def delete_all_memories(self, bot_id: uuid.UUID) -> int:
+        """Delete every memory of the bot, whoever's (each deletion is in the history)."""
+        ...
 
     async def search_memories(
         self,
         bot_id: uuid.UUID,
         query: str,
         *,
+        user_id: UserScope = None,
         limit: int = 10,
         include_superseded: bool = False,
         match_all: bool = False,
     ) -> list[MemoryEntry]:
-        """Full-text search over the bot's memory facts, best match first (ties: importance
-        DESC, created_at DESC, id DESC). A fact matches when it shares any word with the
-        query (stop words aside); with ``match_all``, only when it has every one. Any string
-        is a valid query: quotes, operators and punctuation are treated as text, never as
-        syntax."""
+        """Full-text search over the bot's memory facts that a conversation with ``user_id``
+        sees (as get_memories), best match first (ties: importance DESC, created_at DESC, id
+        DESC). A fact matches when it shares any word with the query (stop words aside); with
+        ``match_all``, only when it has every one. Any string is a valid query: quotes,
+        operators and punctuation are treated as text, never as syntax."""
         ...
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
@@ -268,7 +374,8 @@ class MemoryRepository(Protocol):
         ...
 
     async def supersede_memory(self, old_id: uuid.UUID, new: MemoryEntry) -> MemoryEntry:
-        """Insert ``new`` and point the old memory at it, in one transaction."""
+        """Insert ``new`` and point the old memory at it, in one transaction. ValidationError
+        when the old memory is another user's (``may_supersede``)."""
         ...
 
     async def save_embeddings(
@@ -300,11 +407,11 @@ class MemoryRepository(Protocol):
         ...
 
     async def live_embeddings(
-        self, bot_id: uuid.UUID, model: str
+        self, bot_id: uuid.UUID, model: str, *, user_id: UserScope = None
     ) -> tuple[list[uuid.UUID], NDArray[np.float32]]:
-        """The bot's live memories that have a vector of ``model``: their ids, and their
-        vectors as the rows of one float32 matrix (read-only; shared with later calls while
-        the bot's memories do not change). NotFoundError for a missing bot."""
+        """The bot's live memories that a conversation with ``user_id`` sees (as
+        get_memories) and that have a vector of ``model``: their ids, and their vectors as
+        the rows of one float32 matrix (read-only). NotFoundError for a missing bot."""
         ...
 
     async def nearest_memories(
@@ -313,11 +420,14 @@ class MemoryRepository(Protocol):
         model: str,
         vector: Vector,
         *,
+        user_id: UserScope = None,
         limit: int = 10,
         include_superseded: bool = False,
     ) -> list[tuple[MemoryEntry, float]]:
-        """The bot's ``limit`` live memories (superseded ones too if asked) whose vectors of
-        ``model`` are closest to ``vector`` by cosine similarity, with it, closest first.
+        """The ``limit`` live memories (superseded ones too if asked) that a conversation with
+        ``user_id`` sees (as get_memories: that user's and the bot's own; None, the default:
+        the bot's own; ANY_USER: all) whose vectors of ``model`` are closest to ``vector`` by
+        cosine similarity, with it, closest first.
         Exact, not approximate. The bot's vectors are kept in the process between calls
         and read again when any process changed its memories. Memories without a vector of
         ``model`` are not found. NotFoundError for a missing bot; EmbeddingDimensionError
@@ -364,11 +474,13 @@ class MemoryRepository(Protocol):
         supersedes: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> list[MemoryEntry]:
         """Save the memories (``supersedes`` maps a new memory's id to the live memory it
-        replaces) and delete the job, in one transaction. NotFoundError if the job is gone.
+        replaces, which must be of the same user) and delete the job, in one transaction.
+        NotFoundError if the job is gone.
 
-        A memory whose fact its bot already holds live (or earlier in the batch; compared by
-        ``fact_key``) is skipped with its supersession, checked and inserted as one step per
-        bot, so concurrent workers never save a fact twice. Returns the memories saved."""
+        A memory whose fact a conversation with its user already sees live (or earlier in the
+        batch; compared by ``fact_key``) is skipped with its supersession, checked and inserted
+        as one step per bot, so concurrent workers never save a fact twice. Returns the
+        memories saved."""
         ...
 
     async def save_context_summary(self, summary: ContextSummary) -> ContextSummary: ...
@@ -379,6 +491,32 @@ class MemoryRepository(Protocol):
 
     async def list_summaries(self, session_id: uuid.UUID) -> list[ContextSummary]:
         """messages_end ASC, created_at ASC, id ASC."""
+        ...
+
+
+@runtime_checkable
+class UserRepository(Protocol):
+    """One user's data of one bot, for the requests a deployed bot must answer: what do you
+    hold about me (export), and forget me (erasure). ``user_id`` is a user's id, never None."""
+
+    async def count_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
+        """What :meth:`forget_user` would delete now."""
+        ...
+
+    async def forget_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
+        """Delete, in one transaction, the user's sessions with their messages, summaries and
+        queued extraction jobs, the user's memories (with their full-text index entries and
+        embeddings) and every memory-history row of the user's memories; every process's
+        cached vectors drop them at its next search (``memory_changes`` keeps, per erased
+        memory, its id alone). Nothing of another user or of the
+        bot's own (user-less) memories is touched; the bot's token totals keep what the
+        sessions used (as delete_session does). Returns what was deleted (all 0: nothing
+        stored)."""
+        ...
+
+    async def export_user(self, bot_id: uuid.UUID, user_id: str) -> UserData:
+        """Everything :meth:`forget_user` would delete, as models. Several reads: a session
+        written meanwhile may be caught half-way."""
         ...
 
 
@@ -493,7 +631,7 @@ class Maintenance(Protocol):
 
 
 class Store(Protocol):
-    """An open database: three repositories, where they live, and the backend's
+    """An open database: four repositories, where they live, and the backend's
     capabilities."""
 
     @property
@@ -509,6 +647,9 @@ class Store(Protocol):
 
     @property
     def memory(self) -> MemoryRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
 
     @property
     def schema_version(self) -> int: ...

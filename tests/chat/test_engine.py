@@ -434,23 +434,30 @@ async def test_disabled_bots_get_no_new_sessions(
 async def test_recall_lines_reach_the_prompt_and_recall_errors_do_not_cost_the_reply(
     store: Store, bot: Bot, provider: ScriptedProvider
 ) -> None:
-    calls: list[tuple[str, str]] = []
+    calls: list[tuple[str, str, str | None]] = []
 
-    async def recall(for_bot: Bot, user_text: str) -> Sequence[str]:
-        calls.append((for_bot.name, user_text))
+    async def recall(for_bot: Bot, user_text: str, *, user_id: str | None) -> Sequence[str]:
+        calls.append((for_bot.name, user_text, user_id))
         if user_text == "boom":
             raise RuntimeError("vector store down")
         return ["User lives in Paris"]
 
     async with ChatEngine(store, provider, recall=recall) as engine:
-        live = await engine.start_session(bot)
+        live = await engine.start_session(bot, user_id="slack:U1")
         await live.ask("where do I live?")
         await live.ask("boom")
-    first, second = provider.of("chat")
+        anonymous = await engine.start_session(bot)
+        await anonymous.ask("hi")
+    first, second, _ = provider.of("chat")
     assert first.system is not None and "<memories>" in first.system
     assert "- User lives in Paris" in first.system
     assert second.system is not None and "- User lives in Paris" not in second.system
-    assert calls == [("Ada", "where do I live?"), ("Ada", "boom")]
+    # The session's user reaches recall, every turn; None for a session without one.
+    assert calls == [
+        ("Ada", "where do I live?", "slack:U1"),
+        ("Ada", "boom", "slack:U1"),
+        ("Ada", "hi", None),
+    ]
 
 
 async def test_parallel_sessions_of_one_bot_keep_separate_exact_transcripts(

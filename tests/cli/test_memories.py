@@ -21,6 +21,7 @@ MEMORY_FIELDS = {
     "is_manual",
     "id",
     "created_at",
+    "user_id",
 }
 
 

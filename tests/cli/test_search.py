@@ -17,7 +17,7 @@ from tests.cli.test_conventions import bnity, ok_json, on_a_terminal
 
 pytestmark = pytest.mark.slow
 
-HIT_FIELDS = {"message", "bot_id", "bot_slug", "snippet", "marks"}
+HIT_FIELDS = {"message", "bot_id", "bot_slug", "user_id", "snippet", "marks"}
 
 
 def prefixes(world: World) -> dict[str, str]:

@@ -21,6 +21,7 @@ SESSION_FIELDS = {
     "message_count",
     "status",
     "last_activity_at",
+    "user_id",
 }
 MESSAGE_FIELDS = {
     "session_id",

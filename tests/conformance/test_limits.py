@@ -96,6 +96,19 @@ async def _session_model(store: Store, n: int) -> Any:
     return got is not None and got.model == _text(n)
 
 
+async def _session_user(store: Store, n: int) -> Any:
+    made = await f.new_session(store, user_id=_text(n))
+    listed = await store.chat.list_sessions(made.bot_id, user_id=_text(n))
+    return [s.id for s in listed] == [made.id] and listed[0].user_id == _text(n)
+
+
+async def _memory_user(store: Store, n: int) -> Any:
+    made = await f.new_bot(store)
+    saved = await store.memory.save_memory(f.memory(made.id, user_id=_text(n)))
+    seen = await store.memory.get_memories(made.id, user_id=_text(n))
+    return seen == [saved] and (await store.memory.get_memories(made.id)) == []
+
+
 async def _title(store: Store, n: int) -> Any:
     made = await f.new_session(store)
     await store.chat.update_session(dataclasses.replace(made, title=_text(n)))
@@ -168,11 +181,13 @@ CASES: dict[str, Case] = {
     "SoulVersion.message": _soul_message,
     "ChatSession.model": _session_model,
     "ChatSession.title": _title,
+    "ChatSession.user_id": _session_user,
     "ChatMessage.content": _content,
     "ChatMessage.model": _message_model,
     "ChatMessage.stop_reason": _stop_reason,
     "ChatMessage.metadata (bytes)": _metadata,
     "MemoryEntry.fact": _fact,
+    "MemoryEntry.user_id": _memory_user,
     "ContextSummary.summary": _summary,
 }
 

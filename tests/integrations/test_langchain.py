@@ -25,7 +25,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 from boternity import Store, open_store
-from boternity.errors import NotFoundError, ValidationError
+from boternity.errors import ConflictError, NotFoundError, ValidationError
 from boternity.integrations.langchain import MESSAGE_KEY, BoternityChatMessageHistory
 from boternity.models import Bot, MessageRole
 
@@ -325,3 +325,17 @@ async def test_limit_gives_the_latest_messages(store: Store, bot: Bot) -> None:
     assert len(await full.aget_messages()) == 6
     with pytest.raises(ValidationError):
         BoternityChatMessageHistory("window", store=store, bot=bot.slug, limit=-1)
+
+
+async def test_a_history_belongs_to_its_user_and_is_refused_to_another(
+    store: Store, bot: Bot
+) -> None:
+    anas = BoternityChatMessageHistory("chat-7", store=store, bot=bot.slug, user_id="ana")
+    await anas.aadd_messages([HumanMessage(content="I am Ana")])
+    [stored] = await store.chat.list_sessions(bot.id, user_id="ana")
+    bens = BoternityChatMessageHistory("chat-7", store=store, bot=bot.slug, user_id="ben")
+    with pytest.raises(ConflictError, match="another user"):
+        await bens.aget_messages()
+    with pytest.raises(ConflictError, match="another user"):
+        await bens.aadd_messages([HumanMessage(content="hi")])
+    assert [m.content for m in await store.chat.get_messages(stored.id)] == ["I am Ana"]

@@ -11,7 +11,7 @@ import pytest
 from agents import Agent, RunConfig, Runner, SessionSettings, TResponseInputItem, function_tool
 
 from boternity import Store
-from boternity.errors import NotFoundError, ValidationError
+from boternity.errors import ConflictError, NotFoundError, ValidationError
 from boternity.integrations.openai_agents import ITEM_KEY, BoternitySession
 from boternity.models import Bot, MessageRole
 from tests.integrations.agents_fakes import ScriptedModel, reasoning, text, tool_call
@@ -373,3 +373,21 @@ async def test_open_from_a_url_closes_its_store(db_url: str) -> None:
         assert contents(await session.get_items()) == ["persisted"]
     with pytest.raises(NotFoundError):
         await BoternitySession.open("user-1", db_url, bot="nobody")
+
+
+async def test_a_session_belongs_to_its_user_and_is_refused_to_another(
+    store: Store, bot: Bot
+) -> None:
+    anas = BoternitySession("support-42", store=store, bot=bot.slug, user_id="slack:ana")
+    await anas.add_items(items("My order is late"))
+    [stored] = await store.chat.list_sessions(bot.id, user_id="slack:ana")
+    assert stored.id == await anas.chat_session_id()
+    for other in ("slack:ben", None):
+        intruder = BoternitySession("support-42", store=store, bot=bot.slug, user_id=other)
+        with pytest.raises(ConflictError, match="another user"):
+            await intruder.get_items()
+        with pytest.raises(ConflictError, match="another user"):
+            await intruder.add_items(items("show me"))
+    assert [m.content for m in await store.chat.get_messages(stored.id)] == ["My order is late"]
+    with pytest.raises(ValidationError, match="user_id"):
+        BoternitySession("x", store=store, bot=bot.slug, user_id=" ")

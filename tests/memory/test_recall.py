@@ -83,13 +83,13 @@ async def test_superseded_memories_are_never_recalled(store: Store) -> None:
 
 async def test_recall_hook_gives_the_engine_prompt_lines(store: Store) -> None:
     bot = await bot_with_memories(store)
-    lines = await MemoryRecall(store, budget_tokens=10_000)(bot, "hi")
+    lines = await MemoryRecall(store, budget_tokens=10_000)(bot, "hi", user_id=None)
     assert lines[0] in {
         "[fact] Has a severe peanut allergy",
         "[fact] Prefers answers in Portuguese",
     }
     assert len(lines) == 6
-    assert await MemoryRecall(store, budget_tokens=0)(bot, "kyoto") == []
+    assert await MemoryRecall(store, budget_tokens=0)(bot, "kyoto", user_id=None) == []
 
 
 async def test_remember_is_manual_with_default_importance_and_refuses_duplicates(
@@ -150,10 +150,10 @@ async def test_with_an_embedder_the_turn_recalls_a_memory_sharing_no_word_with_i
 ) -> None:
     bot, cello = await crowded_bot(store, local_embedder)
     question = "which instrument should I practise tonight?"
-    by_meaning = await MemoryRecall(store, embedder=local_embedder)(bot, question)
+    by_meaning = await MemoryRecall(store, embedder=local_embedder)(bot, question, user_id=None)
     assert by_meaning[0] == memory_line(cello)
     assert len(by_meaning) > 1  # the rest of the budget: the most important ones
-    by_words = await MemoryRecall(store)(bot, question)
+    by_words = await MemoryRecall(store)(bot, question, user_id=None)
     assert memory_line(cello) not in by_words
     assert by_words[0] == memory_line((await store.memory.get_memories(bot.id, limit=1))[0])
 
@@ -168,7 +168,7 @@ async def test_an_embedder_that_is_down_leaves_recall_by_words(
             api_key="k", base_url=fake.openai_base_url, retry=RetryPolicy(max_retries=0)
         ) as down,
     ):
-        lines = await MemoryRecall(store, embedder=down)(bot, "the orchestra cello")
+        lines = await MemoryRecall(store, embedder=down)(bot, "the orchestra cello", user_id=None)
     assert lines[0] == memory_line(cello)  # found by its words
     assert fake.requests, "the embedder was asked"
 
@@ -192,7 +192,7 @@ async def test_a_turn_reads_what_could_fit_not_every_memory(
     bot, _ = await crowded_bot(store, local_embedder)
     reads = CountingReads(store)
     monkeypatch.setattr(store.memory, "get_memories", reads)
-    lines = await MemoryRecall(store, embedder=local_embedder)(bot, "what do I play?")
+    lines = await MemoryRecall(store, embedder=local_embedder)(bot, "what do I play?", user_id=None)
     assert reads.rows == [PAGE]  # one page of the most important: more than fits
     assert 0 < len(lines) < PAGE
     # Lines cheaper than the budget: one more read, bounded by the budget, tells all fit.

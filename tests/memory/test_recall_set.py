@@ -16,6 +16,7 @@ from benchmarks.recall_eval import (
     SET_PATH,
     THRESHOLDS,
     K,
+    Pair,
     RecallSet,
     best_f1,
     chosen_threshold,
@@ -215,7 +216,7 @@ async def test_the_default_duplicate_threshold_is_the_evaluations_choice_and_the
     assert chosen is not None and chosen.threshold == DUPLICATE_THRESHOLD
     assert chosen.precision == 1.0 and 0 < chosen.recall < 0.5
 
-    bots = []
+    bots: list[tuple[Bot, Pair]] = []
     for pair in (*recall_set.near_duplicates, *recall_set.unrelated):
         bot = await store.bots.create_bot(Bot(name=f"Pair {len(bots)}"))
         await store.memory.save_memory(
@@ -227,7 +228,7 @@ async def test_the_default_duplicate_threshold_is_the_evaluations_choice_and_the
     similar = Similar(store, backfill, DUPLICATE_THRESHOLD)
     flagged = []
     for bot, pair in bots:
-        meaning = await similar.facts(bot.id, [pair.b])
+        meaning = await similar.facts(bot.id, None, [pair.b])
         assert meaning is not None
         flagged.append(meaning.repeats(0) is not None)
     found = sum(flagged[: len(recall_set.near_duplicates)])

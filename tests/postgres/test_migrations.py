@@ -6,11 +6,12 @@ import asyncio
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from boternity import open_store
+from boternity import Store, open_store
 from boternity.backends.migrations import Migration, load_migrations
 from boternity.backends.postgres.store import MIGRATIONS_PACKAGE
 from boternity.errors import RepositoryError, SchemaError
@@ -23,6 +24,7 @@ from boternity.models import (
     MessageRole,
 )
 from tests.postgres import workers
+from tests.upgrade import old_database
 
 pytestmark = pytest.mark.postgres
 
@@ -168,8 +170,8 @@ def test_sqlite_users_never_import_asyncpg() -> None:
 
 async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every boternity table as of schema 2 (fact_tsv left out: migration 0003
-    recomputes it; session_key, content_tsv and memory_version left out: migrations 0004,
-    0005 and 0006 add them)."""
+    recomputes it; session_key, content_tsv, memory_version and user_id left out: migrations
+    0004 to 0007 add them)."""
     conn = await asyncpg.connect(url)
     try:
         out: dict[str, list[tuple[object, ...]]] = {}
@@ -177,7 +179,7 @@ async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
             cols = await conn.fetch(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
                 " AND column_name NOT IN"
-                " ('fact_tsv', 'session_key', 'content_tsv', 'memory_version')"
+                " ('fact_tsv', 'session_key', 'content_tsv', 'memory_version', 'user_id')"
                 " ORDER BY column_name",
                 table,
             )
@@ -189,41 +191,50 @@ async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
         await conn.close()
 
 
-async def test_upgrade_from_schema_2_keeps_every_row_and_folds_accents(
-    blank_pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shipped = load_migrations(MIGRATIONS_PACKAGE)
-    monkeypatch.setattr(
-        "boternity.backends.postgres.store.load_migrations", lambda _pkg: shipped[:2]
+async def _fill_schema_2(store: Store) -> tuple[Bot, list[MemoryEntry]]:
+    bot = await store.bots.create_bot(Bot(name="Old"))
+    await store.bots.save_soul(bot.id, "You are kind.")
+    session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
+    await store.chat.save_message(
+        ChatMessage(session_id=session.id, role=MessageRole.USER, content="Zoë is my sister")
     )
-    async with open_store(blank_pg_url) as store:
-        assert store.schema_version == 2
-        bot = await store.bots.create_bot(Bot(name="Old"))
-        await store.bots.save_soul(bot.id, "You are kind.")
-        session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
-        await store.chat.save_message(
-            ChatMessage(session_id=session.id, role=MessageRole.USER, content="Zoë is my sister")
+    newer = await store.memory.save_memory(
+        MemoryEntry(
+            bot_id=bot.id, fact="Likes black tea", category=MemoryCategory.FACT, importance=3
         )
-        newer = await store.memory.save_memory(
+    )
+    facts = ["Her sister Zoë plays the cello", "Ate crème brûlée", "Likes green tea"]
+    memories = [
+        await store.memory.save_memory(
             MemoryEntry(
-                bot_id=bot.id, fact="Likes black tea", category=MemoryCategory.FACT, importance=3
+                bot_id=bot.id,
+                fact=fact,
+                category=MemoryCategory.FACT,
+                importance=3,
+                superseded_by=newer.id if fact.endswith("green tea") else None,
             )
         )
-        facts = ["Her sister Zoë plays the cello", "Ate crème brûlée", "Likes green tea"]
-        memories = [
-            await store.memory.save_memory(
-                MemoryEntry(
-                    bot_id=bot.id,
-                    fact=fact,
-                    category=MemoryCategory.FACT,
-                    importance=3,
-                    superseded_by=newer.id if fact.endswith("green tea") else None,
-                )
-            )
-            for fact in facts
-        ]
+        for fact in facts
+    ]
+    return bot, memories
+
+
+async def test_upgrade_from_schema_2_keeps_every_row_and_folds_accents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = old_database(
+        "postgres",
+        tmp_path,
+        monkeypatch,
+        before="search_folds_diacritics",
+        fill=_fill_schema_2,
+    )
+    async with made as (blank_pg_url, (bot, memories)):
+        await _upgrade_schema_2(blank_pg_url, bot, memories)
+
+
+async def _upgrade_schema_2(blank_pg_url: str, bot: Bot, memories: list[MemoryEntry]) -> None:
     before = await _dump(blank_pg_url)
-    monkeypatch.undo()
 
     async with open_store(blank_pg_url) as store:
         assert store.schema_version == LATEST >= 3

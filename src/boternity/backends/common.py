@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from boternity.errors import ConflictError, ValidationError
-from boternity.models import MAX_BIGINT, MemoryEntry, check_text, to_utc
-from boternity.repositories import fact_key
+from boternity.models import MAX_BIGINT, MAX_USER_ID_LENGTH, MemoryEntry, check_text, to_utc
+from boternity.repositories import ANY_USER, UserScope, fact_key
 
 M = TypeVar("M")
 
@@ -58,6 +58,25 @@ def check_session_key(key: object) -> str:
     return key
 
 
+def check_user(user_id: object, name: str = "user_id") -> str:
+    """A user's id argument: text a ChatSession.user_id could hold (never None here)."""
+    if not isinstance(user_id, str):
+        raise ValidationError(f"{name} must be a user's id (str), got {type(user_id).__name__}")
+    check_text(user_id, name)
+    if not user_id.strip() or len(user_id) > MAX_USER_ID_LENGTH:
+        raise ValidationError(
+            f"{name} must be 1..{MAX_USER_ID_LENGTH} characters, not blank, got {len(user_id)}"
+        )
+    return user_id
+
+
+def check_scope(user_id: object) -> UserScope:
+    """A ``user_id=`` argument of a read: a user's id, None (no user) or ANY_USER."""
+    if user_id is None or user_id is ANY_USER:
+        return user_id
+    return check_user(user_id)
+
+
 def check_version(version: int) -> int:
     """A soul version to look up: any 64-bit int (versions that don't exist just aren't found)."""
     if isinstance(version, bool) or not isinstance(version, int):
@@ -101,15 +120,16 @@ def claim_window(now: datetime | None, lease: timedelta) -> tuple[datetime, date
 def drop_remembered(
     batch: Sequence[MemoryEntry],
     supersedes: Mapping[uuid.UUID, uuid.UUID],
-    live: Iterable[tuple[object, str]],
+    live: Iterable[tuple[object, str | None, str]],
 ) -> tuple[list[MemoryEntry], dict[uuid.UUID, uuid.UUID]]:
-    """The memories of ``batch`` whose fact their bot does not hold yet (``live``: the
-    (bot id, fact) of its live memories), and the supersessions left: one of a skipped memory
-    goes with it. Called in the saving transaction, with the bots locked."""
-    seen = {(str(bot), fact_key(fact)) for bot, fact in live}
+    """The memories of ``batch`` whose fact a conversation with their user does not see yet
+    (``live``: (bot id, user id, fact) of the live memories each bot and user of the batch
+    sees), and the supersessions left: one of a skipped memory goes with it. Called in the
+    saving transaction, with the bots locked."""
+    seen = {(str(bot), user, fact_key(fact)) for bot, user, fact in live}
     kept: list[MemoryEntry] = []
     for m in batch:
-        key = (str(m.bot_id), fact_key(m.fact))
+        key = (str(m.bot_id), m.user_id, fact_key(m.fact))
         if key not in seen:
             seen.add(key)
             kept.append(m)
@@ -120,8 +140,9 @@ def drop_remembered(
 
 
 def check_not_remembered(entry: MemoryEntry, live: Iterable[tuple[object, str]]) -> None:
-    """ConflictError when ``live`` (the (id, fact) of the bot's live memories) already holds
-    the entry's fact. Called in the saving transaction, with the bot locked."""
+    """ConflictError when ``live`` (the (id, fact) of the live memories a conversation with
+    the entry's user sees) already holds the entry's fact. Called in the saving transaction,
+    with the bot locked."""
     key = fact_key(entry.fact)
     for memory_id, fact in live:
         if fact_key(fact) == key:

@@ -98,10 +98,14 @@ class QueueWorker(Protocol):
 
 
 class Recall(Protocol):
-    """Recalled memories for a turn: text lines for the ``<memories>`` section, given the bot
-    and what the user just said. The memory pipeline provides one; the default is none."""
+    """Recalled memories for a turn: text lines for the ``<memories>`` section, given the bot,
+    what the user just said and the session's user (None: a session without a user), whose
+    scope the lines must respect (docs/users.md). The memory pipeline provides one; the
+    default is none."""
 
-    async def __call__(self, bot: Bot, user_text: str, /) -> Sequence[str]: ...
+    async def __call__(
+        self, bot: Bot, user_text: str, /, *, user_id: str | None
+    ) -> Sequence[str]: ...
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -283,16 +287,26 @@ class ChatEngine:
     # --- sessions ----------------------------------------------------------------------------
 
     async def start_session(
-        self, bot: Bot | uuid.UUID, *, greet: bool = False, model: str | None = None
+        self,
+        bot: Bot | uuid.UUID,
+        *,
+        greet: bool = False,
+        model: str | None = None,
+        user_id: str | None = None,
     ) -> LiveSession:
-        """A new session for an active bot, owned by this process. With ``greet`` the bot
+        """A new session for an active bot, owned by this process. ``user_id``: the person
+        it is with (the application's own key, e.g. "discord:81234"): only their memories and
+        the bot's own are recalled, and what is extracted from it is theirs; None for a
+        session without a user, which sees only the bot's own memories. With ``greet`` the bot
         opens with an in-character greeting (stored as the first, assistant, message; on a
         provider error there is simply no greeting)."""
         self._check_open()
         await self.start()
         found = await load_bot(self.store, bot.id if isinstance(bot, Bot) else bot)
         _check_available(found)
-        session = ChatSession(bot_id=found.id, model=(model or "").strip() or self.model)
+        session = ChatSession(
+            bot_id=found.id, model=(model or "").strip() or self.model, user_id=user_id
+        )
         # Own the session before it exists: a recovering process must never see it active
         # with a free lock.
         lock = await self.locks.try_acquire(session.id)

@@ -332,7 +332,7 @@ class LiveSession:
         if recall is None:
             return []
         try:
-            return [str(line) for line in await recall(bot, text)]
+            return [str(line) for line in await recall(bot, text, user_id=self.session.user_id)]
         except Exception as exc:  # a memory problem must not cost the user their reply
             log.warning("memory recall failed for bot %s: %s", bot.id, exc)
             return []

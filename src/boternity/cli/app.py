@@ -21,6 +21,7 @@ from boternity.cli import (
     queue,
     search,
     sessions,
+    users,
 )
 from boternity.cli.runtime import EXIT_CODES_HELP, BnityCommand, BnityGroup, State
 
@@ -97,6 +98,7 @@ BnityGroup.nested["memories", "reembed"] = memories.reembed_command
 app.command("remember", cls=BnityCommand)(memories.remember)
 app.command("forget", cls=BnityCommand)(memories.forget)
 app.add_typer(memories.memory_app, name="memory")
+app.add_typer(users.user_app, name="user")
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(db.db_app, name="db")
 app.command("completion", cls=BnityCommand)(completion.completion)

@@ -18,6 +18,7 @@ from boternity.cli.runtime import (
     EXIT_USAGE,
     BotArg,
     CliError,
+    ConversationUserOpt,
     EmbeddingsOpt,
     JsonOpt,
     embedder_or_note,
@@ -43,6 +44,7 @@ def ask(
     ] = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
+    user: ConversationUserOpt = None,
     embeddings: EmbeddingsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -73,7 +75,7 @@ def ask(
             closing.push_async_callback(embedder.aclose)
         recall = MemoryRecall(store, embedder=embedder)
         async with closing, llm as chosen, ChatEngine(store, chosen, recall=recall) as engine:
-            live = await engine.start_session(found, greet=False)
+            live = await engine.start_session(found, greet=False, user_id=user)
             streamed = ""
             try:
                 turn = live.send(text)
@@ -92,7 +94,14 @@ def ask(
     if json_:
         from boternity.cli.output import print_json
 
-        print_json({"session_id": session.id, "bot_id": session.bot_id, "reply": reply})
+        print_json(
+            {
+                "session_id": session.id,
+                "bot_id": session.bot_id,
+                "user_id": session.user_id,
+                "reply": reply,
+            }
+        )
 
 
 def _prompt(question: str | None) -> str:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from boternity.cli.loop import LoopThread
     from boternity.llm import LlmProvider
     from boternity.models import Bot, ChatMessage, ChatSession
+    from boternity.repositories import AnyUser
     from boternity.store import Store
 
 
@@ -72,11 +73,14 @@ class ChatCore:
         resume: str | None,
         provider: str | None,
         model: str | None,
+        user: str | None = None,
         embeddings: str | None = None,
     ) -> None:
         self.db = db
         self.bot_ref = bot_ref
         self.resume = resume
+        #: Who the conversation is with (``--user``); a resumed session's user otherwise.
+        self.user = user
         self.provider_name = provider
         self.model = model
         self.embeddings = embeddings  # --embeddings: local, openai or none
@@ -145,9 +149,12 @@ class ChatCore:
         if self.resume is not None:
             ref, self.resume = self.resume, None
             if ref == LATEST:
-                recent = await self.store.chat.list_sessions(self.bot.id, limit=1)
+                recent = await self.store.chat.list_sessions(
+                    self.bot.id, user_id=self.users(), limit=1
+                )
                 if not recent:
-                    raise NotFoundError(f"bot {self.bot.slug!r} has no session to resume")
+                    whose = "" if self.user is None else f" with user {self.user!r}"
+                    raise NotFoundError(f"bot {self.bot.slug!r} has no session{whose} to resume")
                 target = recent[0]
             else:
                 target = await resolve_session(self.store, ref, bot_id=self.bot.id)
@@ -155,11 +162,22 @@ class ChatCore:
                     raise ValidationError(
                         f"session {target.id} belongs to another bot, not {self.bot.slug!r}"
                     )
+                if self.user is not None and target.user_id != self.user:
+                    raise ValidationError(
+                        f"session {target.id} is not a session of user {self.user!r}"
+                    )
             self.live = await self.engine.resume_session(target.id)
+            self.user = target.user_id  # /new goes on with the same person
         else:
-            self.live = await self.engine.start_session(self.bot, greet=greet)
+            self.live = await self.engine.start_session(self.bot, greet=greet, user_id=self.user)
         self.session_ref = await self.ref(self.live.id)
         return self.live
+
+    def users(self) -> str | AnyUser:
+        """Whose sessions to list: the user's, or everyone's without ``--user``."""
+        from boternity.repositories import ANY_USER
+
+        return ANY_USER if self.user is None else self.user
 
     async def ref(self, session_id: uuid.UUID) -> str:
         """The id as printed: its shortest prefix unique in the database now."""
@@ -200,7 +218,7 @@ class ChatCore:
     async def sessions(self) -> tuple[list[ChatSession], dict[uuid.UUID, str]]:
         from boternity.cli.resolve import unique_prefixes
 
-        sessions = await self.store.chat.list_sessions(self.bot.id, limit=10)
+        sessions = await self.store.chat.list_sessions(self.bot.id, user_id=self.users(), limit=10)
         return sessions, await unique_prefixes(self.store, "session", [s.id for s in sessions])
 
     async def remember(self, fact: str) -> str:
@@ -209,7 +227,13 @@ class ChatCore:
 
         assert self.live is not None
         try:
-            saved = await remember(self.store, self.bot.id, fact, session_id=self.live.id)
+            saved = await remember(
+                self.store,
+                self.bot.id,
+                fact,
+                session_id=self.live.id,
+                user_id=self.live.session.user_id,
+            )
         except ConflictError:
             return f"Already remembered: {' '.join(fact.split())}"
         return f"Remembered: {saved.fact}"
@@ -356,7 +380,11 @@ class PlainUi(Ui):
 
     def started(self, live: LiveSession, resumed: list[ChatMessage] | None) -> None:
         verb = "resumed" if resumed is not None else "started"
-        self.info(f"session {live.id} {verb} with {live.bot.slug}")
+        user = live.session.user_id
+        self.info(
+            f"session {live.id} {verb} with {live.bot.slug}"
+            + ("" if user is None else f" for user {user}")
+        )
 
     def greeting(self, message: ChatMessage) -> None:
         self.reply_start()
@@ -457,7 +485,8 @@ class TerminalUi(Ui):
         self.out.print(
             safe(
                 f"{_model_label(live.session.model, core.provider.label)}"
-                f" · session {core.session_ref}",
+                f" · session {core.session_ref}"
+                + ("" if live.session.user_id is None else f" · user {live.session.user_id}"),
                 style="dim",
             )
         )

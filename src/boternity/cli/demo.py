@@ -108,7 +108,7 @@ async def run_demo(store: Store, say: Any) -> DemoResult:
         by_words = await MemorySearch(store).search(bot.id, MEANING_QUESTION, mode="text")
     messages = await store.chat.get_messages(session.id)
     ended = await store.chat.get_session(session.id)
-    memories = await store.memory.get_memories(bot.id, include_superseded=True)
+    memories = await store.memory.get_memories(bot.id, include_superseded=True)  # no user here
     return DemoResult(
         bot=bot,
         created=created,

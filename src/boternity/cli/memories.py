@@ -24,6 +24,7 @@ from boternity.cli.runtime import (
     run,
     sub_app,
     use_pager,
+    user_option,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from boternity.embeddings import Embedder
     from boternity.memory import MemoryHit
     from boternity.models import Bot, MemoryEntry, MemoryEvent
+    from boternity.repositories import UserScope
     from boternity.store import Store
 
 memory_app = sub_app("Show or delete a single memory.")
@@ -114,6 +116,7 @@ async def _text_search(
     query: str,
     pool: list[MemoryEntry],
     include_superseded: bool,
+    user_id: UserScope,
     ranked: list[MemoryEntry] | None = None,
 ) -> list[MemoryHit]:
     """``pool`` narrowed to the search hits: the store's full-text matches first (best
@@ -123,7 +126,11 @@ async def _text_search(
 
     if ranked is None:
         ranked = await store.memory.search_memories(
-            bot_id, query, limit=SEARCH_LIMIT, include_superseded=include_superseded
+            bot_id,
+            query,
+            user_id=user_id,
+            limit=SEARCH_LIMIT,
+            include_superseded=include_superseded,
         )
     allowed = {m.id for m in pool}
     hits = [m for m in ranked if m.id in allowed]
@@ -171,11 +178,12 @@ async def _ranked_search(
     embedder_name: str | None,
     narrowed: bool,
     notes: list[str],
+    user_id: UserScope,
 ) -> list[MemoryHit]:
     """--search in any mode, narrowed to ``pool``. The text ranking is the full-text matches
     then the substring ones; hybrid fuses the semantic ranking with the text ranking of the
     facts having every word of the query (as the library does), and runs as text when the
-    query cannot be embedded."""
+    query cannot be embedded. Every ranking keeps to what ``user_id`` sees."""
     from contextlib import aclosing
 
     from boternity.errors import EmbeddingError
@@ -184,7 +192,7 @@ async def _ranked_search(
 
     embedder = None if mode == "text" else _embedder_or_notice(embedder_name, mode, notes)
     if embedder is None:
-        return (await _text_search(store, bot.id, query, pool, include_superseded))[:limit]
+        return (await _text_search(store, bot.id, query, pool, include_superseded, user_id))[:limit]
     async with aclosing(embedder):
         missing = await store.memory.count_without_embedding(embedder.model, bot_id=bot.id)
         if missing:
@@ -195,13 +203,20 @@ async def _ranked_search(
         wanted = SEARCH_LIMIT if narrowed else max(limit, CANDIDATES)
         try:
             found = await MemorySearch(store, embedder).search(
-                bot.id, query, mode="semantic", limit=wanted, include_superseded=include_superseded
+                bot.id,
+                query,
+                mode="semantic",
+                limit=wanted,
+                include_superseded=include_superseded,
+                user_id=user_id,
             )
         except EmbeddingError as exc:
             if mode == "semantic":
                 raise
             notes.append(f"searching by shared words only: {exc}.")
-            return (await _text_search(store, bot.id, query, pool, include_superseded))[:limit]
+            return (await _text_search(store, bot.id, query, pool, include_superseded, user_id))[
+                :limit
+            ]
     allowed = {m.id for m in pool}
     by_meaning = [h for h in found if h.memory.id in allowed]
     if mode == "semantic":
@@ -209,9 +224,9 @@ async def _ranked_search(
     pairs = [(h.memory, h.similarity or 0.0) for h in by_meaning]
     words = await hybrid_text(
         store, bot.id, query, embedder.model, limit=SEARCH_LIMIT,
-        include_superseded=include_superseded,
+        include_superseded=include_superseded, user_id=user_id,
     )  # fmt: skip
-    text = await _text_search(store, bot.id, query, pool, include_superseded, ranked=words)
+    text = await _text_search(store, bot.id, query, pool, include_superseded, user_id, ranked=words)
     return fuse([h.memory for h in text], pairs)[:limit]
 
 
@@ -260,19 +275,30 @@ def list_memories(
         ),
     ] = None,
     embeddings: EmbeddingsOpt = None,
+    user: Annotated[
+        str | None,
+        user_option(
+            "What a conversation with this user recalls: their memories and the bot's own"
+            " [default: every memory, whoever's]."
+        ),
+    ] = None,
     no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """List a bot's memories, most important first, with provenance; or search them.
+    """List a bot's memories, most important first, with provenance and user; or search them.
 
     Provenance is the session title, date and an excerpt of the source message, or
-    "manual" for remembered facts. A search by meaning uses each memory's embedding, made
+    "manual" for remembered facts. The user column shows whose a memory is ("-": the bot's
+    own, recalled in every conversation); --user lists and searches what a conversation
+    with that user sees. A search by meaning uses each memory's embedding, made
     off the chat path by the extraction worker; 'bnity memories reembed [BOT]' embeds what
     is missing (after a change of embedding model, say). Search results carry a score
     (the fused rank score in hybrid, the cosine similarity in semantic)."""
     from boternity.cli.resolve import resolve_bot, resolve_session, unique_prefixes
     from boternity.errors import ValidationError
+    from boternity.repositories import ANY_USER, visible
 
+    whose = ANY_USER if user is None else user
     if search is None and (mode is not None or limit is not None):
         raise ValidationError("--mode and --limit apply to --search only")
     notes: list[str] = []
@@ -291,10 +317,14 @@ def list_memories(
             memories = await store.memory.get_memories_by_session(chosen.id)
             if not all_:
                 memories = [m for m in memories if m.is_live]
+            if user is not None:
+                memories = [m for m in memories if visible(user, m.user_id)]
             # the same order as the full list: importance, then newest
             memories.sort(key=lambda m: (m.importance, m.created_at, m.id), reverse=True)
         else:
-            memories = await store.memory.get_memories(found.id, include_superseded=all_)
+            memories = await store.memory.get_memories(
+                found.id, user_id=whose, include_superseded=all_
+            )
         if search is not None:
             chosen_mode = mode or "hybrid"
             default_limit = SEARCH_LIMIT if chosen_mode == "text" else RANKED_LIMIT
@@ -309,6 +339,7 @@ def list_memories(
                 embedder_name=embeddings,
                 narrowed=session is not None,
                 notes=notes,
+                user_id=whose,
             )
             hits.update((h.memory.id, h) for h in ranked)
             memories = [h.memory for h in ranked]
@@ -351,9 +382,12 @@ def list_memories(
         out = console()
         if not memories:
             what = "matching memories" if search or session else "memories"
-            out.print(f"No {what} for '{esc(found.slug)}'.")
+            seen = "" if user is None else f" seen by user '{esc(user)}'"
+            out.print(f"No {what} for '{esc(found.slug)}'{seen}.")
             return
-        columns = ["ID!", "Fact", "Category", "Importance", "Source", "Date"]
+        users = any(m.user_id is not None for m in memories)
+        columns = ["ID!", "Fact", *(("User",) if users else ()), "Category", "Importance"]
+        columns += ["Source", "Date"]
         if all_:
             columns.append("Live")
         if search is not None:
@@ -363,6 +397,7 @@ def list_memories(
             row: list[Any] = [
                 ids[m.id],
                 text(ellipsis(m.fact, 60)),
+                *((text(ellipsis(m.user_id or "-", 24)),) if users else ()),
                 m.category.value,
                 stars(m.importance),
                 text(sources[m.id].describe()),
@@ -385,16 +420,25 @@ def remember(
         str, typer.Option(click_type=choice(MEMORY_CATEGORIES), help="What kind of memory.")
     ] = "fact",
     importance: Annotated[int, typer.Option(min=1, max=5, help="1 (trivia) to 5 (essential).")] = 4,
+    user: Annotated[
+        str | None,
+        user_option(
+            "Remember it for this user only [default: the bot's own memory, recalled in every"
+            " conversation]."
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Save a fact by hand (a manual memory, not tied to any session); refused when the bot
-    already remembers it."""
+    already remembers it (for --user: when a conversation with that user recalls it)."""
     from boternity.cli.resolve import resolve_bot
     from boternity.memory import remember as remember_fact
 
     async def work(store: Store) -> tuple[Bot, MemoryEntry]:
         found = await resolve_bot(store, bot)
-        saved = await remember_fact(store, found.id, fact, category=category, importance=importance)
+        saved = await remember_fact(
+            store, found.id, fact, category=category, importance=importance, user_id=user
+        )
         return found, saved
 
     found, saved = run(ctx, work)
@@ -405,14 +449,16 @@ def remember(
         return
     from boternity.cli.output import echo
 
+    whom = "" if saved.user_id is None else f", user {saved.user_id}"
     echo(
         f"Remembered for '{found.slug}'"
-        f" ({saved.category.value}, importance {saved.importance}): {saved.fact}"
+        f" ({saved.category.value}, importance {saved.importance}{whom}): {saved.fact}"
     )
 
 
 def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt = False) -> None:
-    """Delete ALL memories of a bot (asks first)."""
+    """Delete ALL memories of a bot, every user's (asks first; 'bnity user forget' erases one
+    user's data)."""
     from boternity.cli.output import plural
     from boternity.cli.resolve import resolve_bot
 
@@ -469,6 +515,7 @@ def show_memory(
         ("Fact", found.fact),
         ("ID", str(found.id)),
         ("Bot", f"{bot.name} ({bot.slug})" if bot else str(found.bot_id)),
+        ("User", found.user_id if found.user_id is not None else "- (the bot's own)"),
         ("Category", found.category.value),
         ("Importance", f"{stars(found.importance)} ({found.importance}/5)"),
         ("Source", source.describe()),

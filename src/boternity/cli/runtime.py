@@ -175,6 +175,7 @@ class BnityGroup(TyperGroup):
         "remember",
         "forget",
         "memory",
+        "user",
     )
 
     #: Commands spelled as a subcommand of a plain command ('bnity memories reembed'): the
@@ -392,6 +393,22 @@ BotArg = Annotated[
     str,
     typer.Argument(
         metavar="BOT", help="Bot slug, id or unique id prefix.", autocompletion=complete_bot
+    ),
+]
+
+
+def user_option(help_text: str) -> Any:
+    """A ``--user USER`` option: a person, as the application calls them (docs/users.md)."""
+    return typer.Option("--user", metavar="USER", help=help_text, show_default=False)
+
+
+#: ``--user`` of the commands that talk to a bot.
+ConversationUserOpt = Annotated[
+    str | None,
+    user_option(
+        "The person the conversation is with (the application's id for them, e.g."
+        " discord:81234): only their memories and the bot's own are recalled, and what is"
+        " learned is theirs [default: no user: only the bot's own memories]"
     ),
 ]
 

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import MAX_COUNT, JsonOpt, NoPagerOpt, complete_bot, run, use_pager
+from boternity.cli.runtime import (
+    MAX_COUNT,
+    JsonOpt,
+    NoPagerOpt,
+    complete_bot,
+    run,
+    use_pager,
+    user_option,
+)
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -37,6 +45,9 @@ def search(
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N messages, best first.")
     ] = 20,
+    user: Annotated[
+        str | None, user_option("Only the sessions with this user [default: every session].")
+    ] = None,
     no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -46,17 +57,24 @@ def search(
     ('lived' finds 'lives', 'zoe' finds 'Zoë'); common words ('the', 'where') are left out, and
     quotes or operators are plain text. The first 50,000 characters of a message are searched.
 
-    Columns: session id prefix, (bot,) message number, who said it, when, and a snippet with
-    the matched words highlighted. --json gives each message whole, its bot, the snippet and
-    the [start, end) spans of the snippet that matched."""
+    Columns: session id prefix, (bot,) (user,) message number, who said it, when, and a
+    snippet with the matched words highlighted. --json gives each message whole, its bot, its
+    session's user, the snippet and the [start, end) spans of the snippet that matched."""
     from boternity.cli.resolve import resolve_bot, unique_prefixes
 
     async def work(
         store: Store,
-    ) -> tuple[Bot | None, list[MessageHit], bool, dict[uuid.UUID, Bot], dict[uuid.UUID, str]]:
+    ) -> tuple[
+        Bot | None,
+        list[MessageHit],
+        bool,
+        dict[uuid.UUID, Bot],
+        dict[uuid.UUID, str],
+        dict[uuid.UUID, str | None],
+    ]:
         found = await resolve_bot(store, bot) if bot is not None else None
         hits = await store.chat.search_messages(
-            query, bot_id=None if found is None else found.id, limit=limit + 1
+            query, bot_id=None if found is None else found.id, user_id=user, limit=limit + 1
         )
         more = len(hits) > limit
         hits = hits[:limit]
@@ -65,25 +83,30 @@ def search(
             got = await store.bots.get_bot(bot_id)
             if got is not None:
                 bots[bot_id] = got
+        sessions = await store.chat.get_sessions_by_ids(h.message.session_id for h in hits)
+        users = {i: s.user_id for i, s in sessions.items()}
         ids = await unique_prefixes(store, "session", [h.message.session_id for h in hits])
-        return found, hits, more, bots, ids
+        return found, hits, more, bots, ids, users
 
-    found, hits, more, bots, ids = run(ctx, work)
+    found, hits, more, bots, ids, users = run(ctx, work)
     from boternity.cli.output import console, esc, fmt_time, paged, plural, print_json, table
     from boternity.text import ellipsis
 
     if json_:
-        print_json([_as_json(h, bots) for h in hits])
+        print_json([_as_json(h, bots, users) for h in hits])
         return
     with paged(use_pager(ctx, no_pager)):
         out = console()
         if not hits:
             where = f" in the sessions of '{esc(found.slug)}'" if found else ""
-            out.print(f"No messages match '{esc(ellipsis(query, 60))}'{where}.")
+            whose = f" with user '{esc(user)}'" if user is not None else ""
+            out.print(f"No messages match '{esc(ellipsis(query, 60))}'{where}{whose}.")
             return
+        with_users = any(users.get(h.message.session_id) is not None for h in hits)
         t = table(
             "Session!",
             *(() if found else ("Bot",)),
+            *(("User",) if with_users else ()),
             "#>",
             "From!",
             "Time (UTC)!",
@@ -94,6 +117,7 @@ def search(
             t.add_row(
                 ids[h.message.session_id],
                 *(() if found else (_bot_cell(owner, h.bot_id),)),
+                *((_user_cell(users.get(h.message.session_id)),) if with_users else ()),
                 str(h.message.seq),
                 _role(h, owner),
                 fmt_time(h.message.created_at),
@@ -104,15 +128,25 @@ def search(
         out.print(plural(len(hits), "message") + tail)
 
 
-def _as_json(hit: MessageHit, bots: dict[uuid.UUID, Bot]) -> dict[str, Any]:
-    """Every field of the hit, exact (the whole message, the snippet and its spans), and the
-    bot's slug."""
+def _as_json(
+    hit: MessageHit, bots: dict[uuid.UUID, Bot], users: dict[uuid.UUID, str | None]
+) -> dict[str, Any]:
+    """Every field of the hit, exact (the whole message, the snippet and its spans), the
+    bot's slug and the session's user."""
     from boternity.cli.output import to_jsonable
 
     item: dict[str, Any] = to_jsonable(hit)
     owner = bots.get(hit.bot_id)
     item["bot_slug"] = None if owner is None else owner.slug
+    item["user_id"] = users.get(hit.message.session_id)
     return item
+
+
+def _user_cell(user_id: str | None) -> Text:
+    from boternity.cli.output import text
+    from boternity.text import ellipsis
+
+    return text(ellipsis(user_id or "-", 24))
 
 
 def _bot_cell(owner: Bot | None, bot_id: uuid.UUID) -> Text:

@@ -21,6 +21,7 @@ from boternity.cli.runtime import (
     run,
     sub_app,
     use_pager,
+    user_option,
 )
 
 if TYPE_CHECKING:
@@ -67,24 +68,29 @@ def list_sessions(
     limit: Annotated[
         int, typer.Option(min=1, max=MAX_COUNT, help="Show at most N sessions, newest first.")
     ] = 20,
+    user: Annotated[
+        str | None, user_option("Only the sessions with this user [default: every session].")
+    ] = None,
     no_pager: NoPagerOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """List chat sessions (of one bot, or of all bots), newest first, with message previews.
 
-    Columns: id prefix, (bot,) title, start, duration, messages, tokens, status, and the
-    first and last message."""
+    Columns: id prefix, (bot,) title, (user,) start, duration, messages, tokens, status, and
+    the first and last message."""
     from boternity.cli.resolve import resolve_bot, unique_prefixes
+    from boternity.repositories import ANY_USER
 
     async def work(
         store: Store,
     ) -> tuple[Bot | None, list[SessionRow], bool, dict[uuid.UUID, str], dict[uuid.UUID, str]]:
         slugs = {b.id: b.slug for b in await store.bots.list_bots()}
         found = await resolve_bot(store, bot) if bot is not None else None
+        whose = ANY_USER if user is None else user
         if found is not None:
-            sessions = await store.chat.list_sessions(found.id, limit=limit + 1)
+            sessions = await store.chat.list_sessions(found.id, user_id=whose, limit=limit + 1)
         else:
-            sessions = await store.chat.list_all_sessions(limit=limit + 1)
+            sessions = await store.chat.list_all_sessions(user_id=whose, limit=limit + 1)
         more = len(sessions) > limit
         sessions = sessions[:limit]
         ends = await store.chat.get_first_and_last_messages(s.id for s in sessions)
@@ -119,12 +125,19 @@ def list_sessions(
     with paged(use_pager(ctx, no_pager)):
         out = console()
         if not rows:
-            out.print(f"No sessions for '{esc(found.slug)}' yet." if found else "No sessions yet.")
+            whose = "" if user is None else f" with user '{esc(user)}'"
+            out.print(
+                f"No sessions for '{esc(found.slug)}'{whose} yet."
+                if found
+                else f"No sessions{whose} yet."
+            )
             return
+        users = any(r.session.user_id is not None for r in rows)
         t = table(
             "ID!",
             *(() if found else ("Bot",)),
             "Title",
+            *(("User",) if users else ()),
             "Started (UTC)!",
             "Duration!",
             "Msgs>",
@@ -141,6 +154,7 @@ def list_sessions(
                 ids[s.id],
                 *(() if found else (text(slugs.get(s.bot_id, str(s.bot_id)[:8])),)),
                 text(ellipsis(s.title or "(untitled)", 40)),
+                *((text(ellipsis(s.user_id or "-", 24)),) if users else ()),
                 fmt_time(s.started_at),
                 duration(s),
                 str(s.message_count),
@@ -173,6 +187,7 @@ def _metadata(bot: Bot | None, session: ChatSession) -> list[tuple[str, str]]:
     rows = [
         ("Session", str(session.id)),
         ("Bot", f"{bot.name} ({bot.slug})" if bot else str(session.bot_id)),
+        ("User", session.user_id if session.user_id is not None else "-"),
         ("Model", session.model),
         ("Status", session.status.value),
         ("Started", fmt_time(session.started_at) + " UTC"),

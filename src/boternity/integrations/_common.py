@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from boternity.errors import NotFoundError, ValidationError
+from boternity.errors import ConflictError, NotFoundError, ValidationError
 from boternity.models import MAX_BIGINT, ChatMessage, ChatSession
 from boternity.store import Store
 
@@ -29,20 +29,32 @@ def plain_json(value: Any, what: str) -> Any:
 
 class KeyedConversation:
     """The chat session of ``bot`` stored under ``key``: looked up on reads, created on the
-    first write (race-safe in the store), and remembered once known."""
+    first write (race-safe in the store), and remembered once known. ``user_id``: the person
+    the conversation is with (None: no user); a key naming another user's session is refused
+    (ConflictError), on reads as on writes."""
 
     def __init__(
-        self, store: Store, bot: str | uuid.UUID, key: str, *, model: str, title: str | None
+        self,
+        store: Store,
+        bot: str | uuid.UUID,
+        key: str,
+        *,
+        model: str,
+        title: str | None,
+        user_id: str | None = None,
     ) -> None:
         if not isinstance(key, str):
             raise ValidationError(f"session id must be str, got {type(key).__name__}")
         if not isinstance(bot, str | uuid.UUID):
             raise ValidationError(f"bot must be a slug or an id, got {type(bot).__name__}")
+        # Checked now (blank, too long, not text), before anything is stored.
+        ChatSession(bot_id=uuid.UUID(int=0), model="-", user_id=user_id)
         self.store = store
         self.bot = bot
         self.key = key
         self.model = model
         self.title = title
+        self.user_id = user_id
         self._bot_id: uuid.UUID | None = None
         self._session_id: uuid.UUID | None = None
 
@@ -72,13 +84,20 @@ class KeyedConversation:
         if self._session_id is None:
             found = await self.store.chat.get_session_by_key(await self.bot_id(), self.key)
             if found is not None:
+                if found.user_id != self.user_id:
+                    raise ConflictError(
+                        f"session id {self.key!r} names a session of another user"
+                        f" (session {found.id})"
+                    )
                 self._session_id = found.id
         return self._session_id
 
     async def session_id(self) -> uuid.UUID:
         """The session's id, creating the session on first use."""
         if self._session_id is None:
-            template = ChatSession(bot_id=await self.bot_id(), model=self.model, title=self.title)
+            template = ChatSession(
+                bot_id=await self.bot_id(), model=self.model, title=self.title, user_id=self.user_id
+            )
             found = await self.store.chat.get_or_create_session_by_key(template, self.key)
             self._session_id = found.id
         return self._session_id

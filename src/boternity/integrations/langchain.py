@@ -82,11 +82,12 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
     """A LangChain ``BaseChatMessageHistory`` kept in boternity.
 
     ``bot``: the slug or id of an existing bot. ``model`` and ``title`` describe the chat
-    session when it is created. ``limit``: ``messages`` gives only the latest ``limit``
-    messages (read with an index, however long the session), for a chain that should see a
-    window of the conversation; None gives them all. ``loop``: the event loop the store was opened on, for the
-    sync methods; by default the loop running when the history is made (or, failing that,
-    the first one an async method runs on).
+    session when it is created; ``user_id``, the person it is with (docs/users.md): a
+    session id naming another user's session is refused. ``limit``: ``messages`` gives only
+    the latest ``limit`` messages (read with an index, however long the session), for a
+    chain that should see a window of the conversation; None gives them all. ``loop``: the
+    event loop the store was opened on, for the sync methods; by default the loop running
+    when the history is made (or, failing that, the first one an async method runs on).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
         bot: str | uuid.UUID,
         model: str = "langchain",
         title: str | None = None,
+        user_id: str | None = None,
         limit: int | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
@@ -107,7 +109,9 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
         self.session_id = session_id
         self.store = store
         self.limit = limit
-        self._conversation = KeyedConversation(store, bot, session_id, model=model, title=title)
+        self._conversation = KeyedConversation(
+            store, bot, session_id, model=model, title=title, user_id=user_id
+        )
         if loop is None:
             with contextlib.suppress(RuntimeError):
                 loop = asyncio.get_running_loop()
@@ -123,6 +127,7 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
         bot: str | uuid.UUID,
         model: str = "langchain",
         title: str | None = None,
+        user_id: str | None = None,
         limit: int | None = None,
         **store_options: Any,
     ) -> Self:
@@ -141,6 +146,7 @@ class BoternityChatMessageHistory(BaseChatMessageHistory):
             bot=bot,
             model=model,
             title=title,
+            user_id=user_id,
             limit=limit,
             loop=thread.loop,
         )

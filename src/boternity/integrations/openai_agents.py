@@ -65,8 +65,9 @@ class BoternitySession:
     """A session of the OpenAI Agents SDK (its ``Session`` protocol), kept in boternity.
 
     ``bot``: the slug or id of an existing bot. ``model`` and ``title`` describe the chat
-    session when it is created. ``session_settings``: the SDK's settings (``limit`` is the
-    default of ``get_items``).
+    session when it is created; ``user_id``, the person it is with (docs/users.md): a
+    session id naming another user's session is refused. ``session_settings``: the SDK's
+    settings (``limit`` is the default of ``get_items``).
     """
 
     session_settings: SessionSettings | None = None
@@ -79,12 +80,15 @@ class BoternitySession:
         bot: str | uuid.UUID,
         model: str = "openai-agents",
         title: str | None = None,
+        user_id: str | None = None,
         session_settings: SessionSettings | None = None,
     ) -> None:
         self.session_id = session_id
         self.store = store
         self.session_settings = session_settings or SessionSettings()
-        self._conversation = KeyedConversation(store, bot, session_id, model=model, title=title)
+        self._conversation = KeyedConversation(
+            store, bot, session_id, model=model, title=title, user_id=user_id
+        )
         # Per run (one RunContextWrapper each): the usage already recorded on messages.
         self._recorded: weakref.WeakKeyDictionary[Any, tuple[int, int]] = (
             weakref.WeakKeyDictionary()
@@ -100,6 +104,7 @@ class BoternitySession:
         bot: str | uuid.UUID,
         model: str = "openai-agents",
         title: str | None = None,
+        user_id: str | None = None,
         session_settings: SessionSettings | None = None,
         **store_options: Any,
     ) -> Self:
@@ -114,6 +119,7 @@ class BoternitySession:
                 bot=bot,
                 model=model,
                 title=title,
+                user_id=user_id,
                 session_settings=session_settings,
             )
             await session.chat_session_id()  # a missing bot fails here, not mid-run

@@ -1,7 +1,8 @@
 """Turning a range of messages into memories: the request, the reply parser, the plan.
 
-The model sees the messages of the job's range with their seq numbers, and the bot's live
-memories with short ids (m1, m2, …), and answers with a JSON array of
+The model sees the messages of the job's range with their seq numbers, and the live memories
+the session's user may see (theirs and the bot's own, docs/users.md) with short ids (m1, m2,
+…), and answers with a JSON array of
 ``{fact, category, importance, source_seq, supersedes}``. Replies are parsed leniently
 (code fences, prose around the array); invalid entries are skipped and logged; a reply with
 no parseable array is an error, so the job is retried rather than silently "empty".
@@ -29,7 +30,7 @@ from boternity.models import (
     PendingExtraction,
     check_text,
 )
-from boternity.repositories import fact_key
+from boternity.repositories import fact_key, may_supersede
 
 if TYPE_CHECKING:
     from boternity.embeddings.base import Vector
@@ -259,10 +260,12 @@ def plan_memories(
     known: dict[str, MemoryEntry],
     facts: Sequence[ExtractedFact],
     *,
+    user_id: str | None = None,
     meaning: FactMeaning | None = None,
 ) -> Plan:
-    """What to save: provenance resolved, duplicates of live memories dropped, supersedes
-    checked against the bot's live memories, at most MAX_FACTS_PER_JOB new memories.
+    """What to save, owned by ``user_id`` (the session's user): provenance resolved,
+    duplicates of known memories dropped, supersedes checked against the known memories (only
+    ones of the same user may be replaced), at most MAX_FACTS_PER_JOB new memories.
 
     With ``meaning`` (the embedder's view of ``facts``), a fact that does not supersede a
     memory and repeats a live memory or an earlier fact of the reply by meaning (cosine
@@ -295,6 +298,7 @@ def plan_memories(
                 importance=f.importance,
                 session_id=job.session_id,
                 source_message_id=None if source is None else source.id,
+                user_id=user_id,
             )
         except ValidationError as exc:  # a rule of the model the parser does not know
             log.warning("skipping extracted fact %s: %s", _brief(f.fact), exc)
@@ -321,6 +325,12 @@ def plan_memories(
                 "extracted fact names unknown memory %s to supersede; saved as new",
                 _brief(f.supersedes),
             )
+        elif old is not None and not may_supersede(user_id, old.user_id):
+            log.info(
+                "extracted fact would supersede memory %s of the bot (no user); saved as new",
+                old.id,
+            )
+            old = None
         if old is not None and old.id not in replaced:
             replaced.add(old.id)
             supersedes[entry.id] = old.id

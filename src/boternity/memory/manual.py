@@ -18,8 +18,11 @@ async def remember(
     category: MemoryCategory | str = MemoryCategory.FACT,
     importance: int = MANUAL_IMPORTANCE,
     session_id: uuid.UUID | None = None,
+    user_id: str | None = None,
 ) -> MemoryEntry:
-    """Save a manual memory. ConflictError when the bot already remembers the same fact."""
+    """Save a manual memory: ``user_id``'s (it must be the session's user when
+    ``session_id`` is given), or the bot's own, seen by every conversation, when None.
+    ConflictError when a conversation with that user already recalls the same fact."""
     kind = check_enum(MemoryCategory, category, "category")
     entry = MemoryEntry(
         bot_id=bot_id,
@@ -28,6 +31,7 @@ async def remember(
         importance=importance,
         session_id=session_id,
         is_manual=True,
+        user_id=user_id,
     )
     # The store checks for the same live fact and inserts in one step: two concurrent
     # remember() calls cannot both save it.

@@ -1,6 +1,7 @@
 """Choosing which memories go into the system prompt, within a token budget.
 
-All live memories when they fit, most important first. When they don't, the memories most
+All live memories the conversation may see (its user's and the bot's own, see
+docs/users.md) when they fit, most important first. When they don't, the memories most
 relevant to the current user turn come first (``MemorySearch``: by meaning and shared words
 with an embedder, by shared words without), then the rest by importance. A turn reads only
 as many memories as could fit (and the search's hits), never every memory of a big bot.
@@ -34,24 +35,27 @@ async def recall_memories(
     user_text: str,
     *,
     budget_tokens: int,
+    user_id: str | None = None,
     count_tokens: Callable[[str], int] = estimate_tokens,
     embedder: Embedder | None = None,
     search: MemorySearch | None = None,
 ) -> list[MemoryEntry]:
-    """The memories to recall for ``user_text``, within ``budget_tokens``: all of the bot's
-    live memories when they fit, else the relevant ones first, then by importance.
-    ``search`` (else one made with ``embedder``) finds the relevant ones."""
+    """The memories to recall for ``user_text`` in a conversation with ``user_id`` (None: a
+    session without a user), within ``budget_tokens``: all the live memories it may see when
+    they fit, else the relevant ones first, then by importance. ``search`` (else one made
+    with ``embedder``) finds the relevant ones."""
 
     def cost(m: MemoryEntry) -> int:
         return count_tokens(memory_line(m)) + 1
 
-    important, complete = await _most_important(store, bot_id, budget_tokens, cost)
+    important, complete = await _most_important(store, bot_id, user_id, budget_tokens, cost)
     if complete and sum(map(cost, important)) <= budget_tokens:
         return important
     relevant: list[MemoryEntry] = []
     if user_text.strip():
         search = search or MemorySearch(store, embedder)
-        relevant = (await search.search(bot_id, user_text, limit=RELEVANT_LIMIT)).memories
+        found = await search.search(bot_id, user_text, limit=RELEVANT_LIMIT, user_id=user_id)
+        relevant = found.memories
     chosen: list[MemoryEntry] = []
     taken: set[uuid.UUID] = set()
     used = 0
@@ -66,21 +70,26 @@ async def recall_memories(
 
 
 async def _most_important(
-    store: Store, bot_id: uuid.UUID, budget_tokens: int, cost: Callable[[MemoryEntry], int]
+    store: Store,
+    bot_id: uuid.UUID,
+    user_id: str | None,
+    budget_tokens: int,
+    cost: Callable[[MemoryEntry], int],
 ) -> tuple[list[MemoryEntry], bool]:
-    """The bot's most important live memories, as many as the budget could hold, and whether
-    they are all of its live memories. A line costs at least one token, so no more than
+    """The most important live memories ``user_id`` may see, as many as the budget could
+    hold, and whether they are all of them. A line costs at least one token, so no more than
     ``budget_tokens`` lines ever fit: a second, bigger read happens only when a page of
     lines is cheaper than the budget."""
-    page = await store.memory.get_memories(bot_id, limit=PAGE)
+    page = await store.memory.get_memories(bot_id, user_id=user_id, limit=PAGE)
     if len(page) < PAGE or sum(map(cost, page)) > budget_tokens:
         return page, len(page) < PAGE
-    wider = await store.memory.get_memories(bot_id, limit=budget_tokens + 1)
+    wider = await store.memory.get_memories(bot_id, user_id=user_id, limit=budget_tokens + 1)
     return wider, len(wider) <= budget_tokens
 
 
 class MemoryRecall:
-    """The chat engine's recall hook: memory lines for the system prompt of each turn.
+    """The chat engine's recall hook: memory lines for the system prompt of each turn, from
+    the memories the session's user may see.
 
     ``budget_tokens`` caps what the memories may cost (estimated like the rest of the
     prompt); within it, what the user just said decides which memories come first: found by
@@ -101,12 +110,13 @@ class MemoryRecall:
         self.count_tokens = count_tokens
         self.search = MemorySearch(store, embedder)
 
-    async def __call__(self, bot: Bot, user_text: str, /) -> list[str]:
+    async def __call__(self, bot: Bot, user_text: str, /, *, user_id: str | None) -> list[str]:
         chosen = await recall_memories(
             self.store,
             bot.id,
             user_text,
             budget_tokens=self.budget_tokens,
+            user_id=user_id,
             count_tokens=self.count_tokens,
             search=self.search,
         )

@@ -29,6 +29,7 @@ from typing import Literal, TypeVar, get_args
 from boternity.embeddings.base import Embedder
 from boternity.errors import EmbeddingError, ValidationError
 from boternity.models import MemoryEntry
+from boternity.repositories import UserScope
 from boternity.store import Store
 
 T = TypeVar("T")
@@ -157,8 +158,12 @@ class MemorySearch:
         mode: SearchMode = "hybrid",
         limit: int = 10,
         include_superseded: bool = False,
+        user_id: UserScope = None,
     ) -> SearchResult:
-        """The bot's memories that best match ``query``, at most ``limit``, best first.
+        """The bot's memories that best match ``query``, at most ``limit``, best first,
+        among those a conversation with ``user_id`` sees (theirs and the bot's own; None, the
+        default: the bot's own; ANY_USER: all, for admin listings): every ranking keeps
+        that scope.
 
         ``semantic`` without an embedder, or when it fails, raises ``EmbeddingError``;
         ``hybrid`` then runs as ``text`` and says why in ``notice``.
@@ -175,11 +180,13 @@ class MemorySearch:
                     " OPENAI_API_KEY / OPENAI_BASE_URL)"
                 )
             mode, notice = "text", "no embedder is configured: searching by shared words only"
-            return await self._text_only(bot_id, query, limit, include_superseded, notice)
+            return await self._text_only(bot_id, query, limit, include_superseded, user_id, notice)
         if mode == "text" or not query.strip() or limit == 0:
-            return await self._text_only(bot_id, query, limit, include_superseded, None, mode)
+            return await self._text_only(
+                bot_id, query, limit, include_superseded, user_id, None, mode
+            )
         wanted = max(self.candidates, limit) if mode == "hybrid" else limit
-        semantic = self._semantic(bot_id, query, wanted, include_superseded)
+        semantic = self._semantic(bot_id, query, wanted, include_superseded, user_id)
         if mode == "semantic":
             found = await semantic
             hits = [
@@ -194,11 +201,12 @@ class MemorySearch:
             self.embedder.model,
             limit=wanted,
             include_superseded=include_superseded,
+            user_id=user_id,
         )
         text, by_meaning = await asyncio.gather(text_task, _or_error(semantic))
         if isinstance(by_meaning, EmbeddingError):
             notice = f"searching by shared words only: {by_meaning}"
-            return await self._text_only(bot_id, query, limit, include_superseded, notice)
+            return await self._text_only(bot_id, query, limit, include_superseded, user_id, notice)
         return SearchResult(fuse(text, by_meaning, rrf_k=self.rrf_k)[:limit], "hybrid")
 
     async def _text_only(
@@ -207,16 +215,22 @@ class MemorySearch:
         query: str,
         limit: int,
         include_superseded: bool,
+        user_id: UserScope,
         notice: str | None,
         mode: SearchMode = "text",
     ) -> SearchResult:
         found = await self.store.memory.search_memories(
-            bot_id, query, limit=limit, include_superseded=include_superseded
+            bot_id, query, user_id=user_id, limit=limit, include_superseded=include_superseded
         )
         return SearchResult(_ranked(found, self.rrf_k), mode, notice)
 
     async def _semantic(
-        self, bot_id: uuid.UUID, query: str, limit: int, include_superseded: bool
+        self,
+        bot_id: uuid.UUID,
+        query: str,
+        limit: int,
+        include_superseded: bool,
+        user_id: UserScope,
     ) -> list[tuple[MemoryEntry, float]]:
         assert self.embedder is not None
         (vector,) = await self.embedder.embed([query_text(query)])
@@ -224,6 +238,7 @@ class MemorySearch:
             bot_id,
             self.embedder.model,
             vector,
+            user_id=user_id,
             limit=limit,
             include_superseded=include_superseded,
         )
@@ -237,18 +252,24 @@ async def hybrid_text(
     *,
     limit: int,
     include_superseded: bool = False,
+    user_id: UserScope = None,
 ) -> list[MemoryEntry]:
-    """The text ranking a hybrid search fuses, best first: the memories that have every word
+    """The text ranking a hybrid search fuses (among what ``user_id`` sees), best first: the memories that have every word
     of the query, then those sharing only some that have no vector of ``model`` (meaning
     cannot speak for them, so shared words are all there is). A memory with a vector that
     shares only some words is left to the meaning ranking: such a word match is rarely the
     answer, and counted it pushes the answer down."""
     every, some = await asyncio.gather(
         store.memory.search_memories(
-            bot_id, query, limit=limit, include_superseded=include_superseded, match_all=True
+            bot_id,
+            query,
+            user_id=user_id,
+            limit=limit,
+            include_superseded=include_superseded,
+            match_all=True,
         ),
         store.memory.search_memories(
-            bot_id, query, limit=limit, include_superseded=include_superseded
+            bot_id, query, user_id=user_id, limit=limit, include_superseded=include_superseded
         ),
     )
     seen = {m.id for m in every}
@@ -279,8 +300,14 @@ async def search_memories(
     mode: SearchMode = "hybrid",
     limit: int = 10,
     include_superseded: bool = False,
+    user_id: UserScope = None,
 ) -> SearchResult:
     """``MemorySearch(store, embedder).search(...)`` in one call."""
     return await MemorySearch(store, embedder).search(
-        bot_id, query, mode=mode, limit=limit, include_superseded=include_superseded
+        bot_id,
+        query,
+        mode=mode,
+        limit=limit,
+        include_superseded=include_superseded,
+        user_id=user_id,
     )

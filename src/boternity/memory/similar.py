@@ -93,11 +93,12 @@ class Similar:
         self.threshold = threshold
 
     async def known(
-        self, bot_id: uuid.UUID, messages: Sequence[ChatMessage]
+        self, bot_id: uuid.UUID, user_id: str | None, messages: Sequence[ChatMessage]
     ) -> list[MemoryEntry] | None:
-        """The bot's live memories most similar to any of ``messages`` (each memory counted
-        by its closest message), closest first, at most ``KNOWN_BY_MEANING``; None when
-        meaning cannot say (no embedder to use, or no memory has a vector)."""
+        """The live memories a conversation with ``user_id`` sees that are most similar to
+        any of ``messages`` (each memory counted by its closest message), closest first, at
+        most ``KNOWN_BY_MEANING``; None when meaning cannot say (no embedder to use, or no
+        memory has a vector)."""
         texts = [
             m.content.strip()[:MAX_EMBEDDED_CHARS]
             for m in messages
@@ -108,7 +109,7 @@ class Similar:
             return None
         best: dict[uuid.UUID, tuple[float, MemoryEntry]] = {}
         for vector in vectors:
-            found = await self._nearest(bot_id, vector, KNOWN_BY_MEANING)
+            found = await self._nearest(bot_id, user_id, vector, KNOWN_BY_MEANING)
             if found is None:
                 return None
             for memory, similarity in found:
@@ -117,27 +118,30 @@ class Similar:
         ranked = sorted(best.values(), key=lambda s: (-s[0], str(s[1].id)))
         return [memory for _, memory in ranked[:KNOWN_BY_MEANING]] or None
 
-    async def facts(self, bot_id: uuid.UUID, facts: Sequence[str]) -> FactMeaning | None:
-        """Each fact's vector and closest live memory; None when the embedder cannot say."""
+    async def facts(
+        self, bot_id: uuid.UUID, user_id: str | None, facts: Sequence[str]
+    ) -> FactMeaning | None:
+        """Each fact's vector and closest live memory a conversation with ``user_id`` sees;
+        None when the embedder cannot say."""
         vectors = await self._embed(list(facts), "the extracted facts")
         if not vectors:
             return None
         nearest: list[tuple[MemoryEntry, float] | None] = []
         for vector in vectors:
-            found = await self._nearest(bot_id, vector, 1)
+            found = await self._nearest(bot_id, user_id, vector, 1)
             if found is None:
                 return None
             nearest.append(found[0] if found else None)
         return FactMeaning(vectors, nearest, self.threshold)
 
     async def _nearest(
-        self, bot_id: uuid.UUID, vector: Vector, limit: int
+        self, bot_id: uuid.UUID, user_id: str | None, vector: Vector, limit: int
     ) -> list[tuple[MemoryEntry, float]] | None:
         """The closest live memories; None when the stored vectors cannot be compared with
         the embedder's (another dimension under the same model name)."""
         try:
             return await self.store.memory.nearest_memories(
-                bot_id, self.backfill.embedder.model, vector, limit=limit
+                bot_id, self.backfill.embedder.model, vector, user_id=user_id, limit=limit
             )
         except EmbeddingError as exc:
             log.warning("cannot compare with the stored vectors: %s", exc)

@@ -218,18 +218,25 @@ class ExtractionWorker:
         if not any(m.content.strip() for m in messages):
             await memory.complete_extraction(job.id, [])
             return JobResult()
-        # The memories closest in meaning to the conversation, else the most important.
-        shown = None if self.similar is None else await self.similar.known(job.bot_id, messages)
+        session = await self.store.chat.get_session(job.session_id)
+        if session is None:
+            raise NotFoundError(f"chat session {job.session_id} not found")
+        # The session's user owns what is extracted, and the model only ever sees what a
+        # conversation with that user may see: the memories closest in meaning to the
+        # conversation, else the most important.
+        user = session.user_id
+        similar = self.similar
+        shown = None if similar is None else await similar.known(job.bot_id, user, messages)
         if shown is None:
-            shown = await memory.get_memories(job.bot_id, limit=MAX_KNOWN_MEMORIES)
+            shown = await memory.get_memories(job.bot_id, user_id=user, limit=MAX_KNOWN_MEMORIES)
         known = short_ids(shown)
         request = build_request(self.model, messages, known)
         completion = await self.provider.complete(request)
         facts = parse_reply(completion.text)
         meaning = None
-        if self.similar is not None and facts:
-            meaning = await self.similar.facts(job.bot_id, [f.fact for f in facts])
-        plan = plan_memories(job, messages, known, facts, meaning=meaning)
+        if similar is not None and facts:
+            meaning = await similar.facts(job.bot_id, user, [f.fact for f in facts])
+        plan = plan_memories(job, messages, known, facts, user_id=user, meaning=meaning)
         if plan.dropped:
             log.warning(
                 "extraction job %s: saving the first %d new facts, dropped %d more",

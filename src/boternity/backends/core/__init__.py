@@ -1,9 +1,10 @@
-"""The repository core: BotRepository, ChatRepository and MemoryRepository written once.
+"""The repository core: BotRepository, ChatRepository, MemoryRepository and UserRepository written
+once.
 
 A backend supplies a Dialect (its SQL and value adapters) and an Executor (how it runs a
 statement and a unit of work); see docs/architecture.md.
 """
 
-from boternity.backends.core.repositories import BotCore, ChatCore, IdsCore, MemoryCore
+from boternity.backends.core.repositories import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
 
-__all__ = ["BotCore", "ChatCore", "IdsCore", "MemoryCore"]
+__all__ = ["BotCore", "ChatCore", "IdsCore", "MemoryCore", "UserCore"]

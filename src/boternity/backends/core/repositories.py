@@ -20,8 +20,10 @@ from boternity.backends.common import (
     check_limit,
     check_model,
     check_not_remembered,
+    check_scope,
     check_session_key,
     check_slug,
+    check_user,
     check_version,
     claim_window,
     drop_remembered,
@@ -87,7 +89,15 @@ from boternity.models import (
     check_enum,
     soul_hash,
 )
-from boternity.repositories import DEFAULT_LEASE
+from boternity.repositories import (
+    ANY_USER,
+    DEFAULT_LEASE,
+    StoredEmbedding,
+    UserCounts,
+    UserData,
+    UserScope,
+    may_supersede,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -215,7 +225,7 @@ class ChatCore(Repository):
                 if key is not None:
                     row = yield self._q.keyed_session, (params[1], key), ONE
                     if row is not None:
-                        return self._session(row)
+                        return _same_user(self._session(row), session.user_id, key)
                 if (yield from self._create_session(params, key, session.bot_id)):
                     return session
 
@@ -251,16 +261,43 @@ class ChatCore(Repository):
         )
 
     async def list_sessions(
-        self, bot_id: uuid.UUID, *, limit: int | None = None, offset: int | None = None
+        self,
+        bot_id: uuid.UUID,
+        *,
+        user_id: UserScope = ANY_USER,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[ChatSession]:
-        params = (self._id(bot_id, "bot_id"), *self._page(limit, offset))
-        return await self._all(self._q.list_sessions, self._session, *params, browse=True)
+        q, key = self._q, self._id(bot_id, "bot_id")
+        choice = (q.list_sessions, q.user_sessions, q.userless_sessions)
+        return await self._sessions(choice, (key,), user_id, limit, offset)
 
     async def list_all_sessions(
-        self, *, limit: int | None = None, offset: int | None = None
+        self, *, user_id: UserScope = ANY_USER, limit: int | None = None, offset: int | None = None
     ) -> list[ChatSession]:
-        page = self._page(limit, offset)
-        return await self._all(self._q.list_all_sessions, self._session, *page, browse=True)
+        q = self._q
+        choice = (q.list_all_sessions, q.all_user_sessions, q.all_userless_sessions)
+        return await self._sessions(choice, (), user_id, limit, offset)
+
+    async def _sessions(
+        self,
+        statements: tuple[str, str, str],
+        head: tuple[Any, ...],
+        user_id: UserScope,
+        limit: int | None,
+        offset: int | None,
+    ) -> list[ChatSession]:
+        """A page of sessions whose user is ``user_id`` (statements: for any user, one user,
+        no user; each bound with ``head``, [the user,] limit and offset)."""
+        user, page = check_scope(user_id), self._page(limit, offset)
+        every, one, none = statements
+        if user is ANY_USER:
+            sql, params = every, (*head, *page)
+        elif user is None:
+            sql, params = none, (*head, *page)
+        else:
+            sql, params = one, (*head, user, *page)
+        return await self._all(sql, self._session, *params, browse=True)
 
     async def get_sessions_by_ids(
         self, session_ids: Iterable[uuid.UUID]
@@ -407,10 +444,18 @@ class ChatCore(Repository):
         return await self._count(self._q.count_messages)
 
     async def search_messages(
-        self, query: str, *, bot_id: uuid.UUID | None = None, limit: int = 20
+        self,
+        query: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        user_id: str | None = None,
+        limit: int = 20,
     ) -> list[MessageHit]:
         # One value per MESSAGE_FILTERS entry, in its order (None: any).
-        filters = {"bot_id": None if bot_id is None else self._id(bot_id, "bot_id")}
+        filters = {
+            "bot_id": None if bot_id is None else self._id(bot_id, "bot_id"),
+            "user_id": None if user_id is None else check_user(user_id),
+        }
         check_limit(limit)
         terms = search_terms(query)
         if not terms or limit == 0:
@@ -431,11 +476,35 @@ class ChatCore(Repository):
         return MessageHit(message, self._uuid(row[-2]), text, marks)
 
 
+def _same_user(found: ChatSession, user_id: str | None, key: str) -> ChatSession:
+    """The session stored under ``key``, if it is ``user_id``'s: a key never hands one
+    person's conversation to another."""
+    if found.user_id != user_id:
+        raise ConflictError(
+            f"session key {key!r} names a session of another user (session {found.id})"
+        )
+    return found
+
+
 _memory_conflict = id_taken(MEMORIES, "memory")
 
 
 def _check_memory(entry: object, what: str = "memory") -> MemoryEntry:
     return check_model(entry, MemoryEntry, what)
+
+
+def _check_owner(m: MemoryEntry, session_user: str | None, where: str) -> None:
+    """A memory from a session belongs to the session's user (provenance and owner agree)."""
+    if m.user_id != session_user:
+        raise ValidationError(
+            f"memory user_id does not match the user of {where}"
+            " (a memory from a session belongs to the session's user)"
+        )
+
+
+def _bot_then_user(pair: tuple[uuid.UUID, str | None]) -> tuple[uuid.UUID, bool, str]:
+    bot, user = pair
+    return bot, user is not None, user or ""
 
 
 class MemoryCore(Repository):
@@ -452,12 +521,13 @@ class MemoryCore(Repository):
     # --- units -------------------------------------------------------------------------
 
     def _record(
-        self, memory: Any, bot: Any, fact: str, event: MemoryEventKind, actor: MemoryActor,
-        *, job: Any = None, related: Any = None,
+        self, memory: Any, bot: Any, user: str | None, fact: str, event: MemoryEventKind,
+        actor: MemoryActor, *, job: Any = None, related: Any = None,
     ) -> Step:  # fmt: skip
-        """One memory_history row (ids as bound), in the transaction of the change."""
+        """One memory_history row (ids as bound), in the transaction of the change; ``user``:
+        the memory's, so erasing the user erases its history too."""
         row = (self._key(new_id()), memory, bot, event.value, actor.value, fact, job, related,
-               self._time(utc_now()))  # fmt: skip
+               self._time(utc_now()), user)  # fmt: skip
         return self._q.insert_history, row, NONE
 
     def _insert_memory(self, m: MemoryEntry, job: Any = None) -> Unit[None]:
@@ -466,7 +536,8 @@ class MemoryCore(Repository):
         p = self._encode_memory(m)
         refs = (p[1], p[2], p[6], p[7], p[0])
         row = yield self._q.memory_refs, refs, ONE
-        bot_ok, session_bot, message_session, message_bot, newer_bot, taken = row
+        (bot_ok, session_bot, session_user, message_session, message_bot, message_user,
+         newer_bot, newer_user, taken) = row  # fmt: skip
         if not bot_ok:
             raise missing("bot", m.bot_id)
         if m.session_id is not None:
@@ -474,6 +545,7 @@ class MemoryCore(Repository):
                 raise missing("chat session", m.session_id)
             if session_bot != p[1]:
                 raise ValidationError(f"chat session {m.session_id} belongs to another bot")
+            _check_owner(m, session_user, f"chat session {m.session_id}")
         if m.source_message_id is not None:
             if message_session is None:
                 raise missing("source message", m.source_message_id)
@@ -481,12 +553,17 @@ class MemoryCore(Repository):
                 raise ValidationError(
                     f"source message {m.source_message_id} is not in this memory's session"
                 )
+            _check_owner(m, message_user, f"the session of source message {m.source_message_id}")
         if m.superseded_by is not None:
             if newer_bot is None:
                 raise missing("superseding memory", m.superseded_by)
             if newer_bot != p[1]:
                 raise ValidationError(
                     f"superseding memory {m.superseded_by} belongs to another bot"
+                )
+            if not may_supersede(newer_user, m.user_id):
+                raise ValidationError(
+                    f"superseding memory {m.superseded_by} belongs to another user"
                 )
         if taken:
             raise ConflictError(f"a memory with id {m.id} already exists")
@@ -495,23 +572,29 @@ class MemoryCore(Repository):
             actor = MemoryActor.EXTRACTION
         else:
             actor = MemoryActor.USER if m.is_manual else MemoryActor.SYSTEM
-        yield self._record(p[0], p[1], m.fact, MemoryEventKind.ADDED, actor, job=job)
+        yield self._record(p[0], p[1], m.user_id, m.fact, MemoryEventKind.ADDED, actor, job=job)
 
     def _supersede(self, old_id: uuid.UUID, new: MemoryEntry, job: Any = None) -> Unit[None]:
         old, new_key = self._key(old_id), self._key(new.id)
         row = yield self._q.lock_memory, (old,), ONE
         if row is None:
             raise missing("memory", old_id)
-        bot, superseded_by, fact = row
+        bot, superseded_by, fact, user = row
         if bot != self._key(new.bot_id):
             raise ValidationError(f"memory {old_id} belongs to another bot")
+        if not may_supersede(new.user_id, user):
+            raise ValidationError(
+                f"memory {old_id} belongs to "
+                + ("another user" if user is not None else "the bot (no user)")
+                + ": a memory is only superseded by one of the same user"
+            )
         if superseded_by is not None:
             raise ConflictError(f"memory {old_id} is already superseded by {superseded_by}")
         if old_id == new.id:
             raise ValidationError("a memory cannot supersede itself")
         yield self._q.supersede, (new_key, old), NONE
         actor = MemoryActor.EXTRACTION if job is not None else MemoryActor.USER
-        yield self._record(old, bot, fact, MemoryEventKind.SUPERSEDED, actor, job=job,
+        yield self._record(old, bot, user, fact, MemoryEventKind.SUPERSEDED, actor, job=job,
                            related=new_key)  # fmt: skip
 
     def _bump(self, bot: Any) -> Unit[int]:
@@ -527,13 +610,17 @@ class MemoryCore(Repository):
         """Note that this memory was superseded, restored or deleted at ``version``."""
         return self._q.log_change, (bot, version, memory), NONE
 
-    def _live_facts(self, bot: uuid.UUID) -> Unit[list[tuple[Any, str]]]:
-        """(id, fact) of the bot's live memories, for a duplicate check in the saving unit,
-        after taking the bot's lock: check and insert are one step per bot (a READ COMMITTED
+    def _live_facts(
+        self, bot: uuid.UUID, user: str | None, *, lock: bool = True
+    ) -> Unit[list[tuple[Any, str]]]:
+        """(id, fact) of the live memories a conversation of the bot with ``user`` sees, for
+        a duplicate check in the saving unit, after taking the bot's lock (``lock``; once per
+        bot and unit is enough): check and insert are one step per bot (a READ COMMITTED
         transaction sees what the previous lock holder committed)."""
         key = self._key(bot)
-        yield self._q.lock_bot, (key,), NONE
-        facts: list[tuple[Any, str]] = yield self._q.live_facts, (key,), ALL
+        if lock:
+            yield self._q.lock_bot, (key,), NONE
+        facts: list[tuple[Any, str]] = yield self._q.live_facts, (key, user), ALL
         return facts
 
     # --- memories ----------------------------------------------------------------------
@@ -543,7 +630,7 @@ class MemoryCore(Repository):
 
         def unit() -> Unit[MemoryEntry]:
             if unique:
-                check_not_remembered(m, (yield from self._live_facts(m.bot_id)))
+                check_not_remembered(m, (yield from self._live_facts(m.bot_id, m.user_id)))
             yield from self._insert_memory(m)
             return m
 
@@ -556,15 +643,30 @@ class MemoryCore(Repository):
         self,
         bot_id: uuid.UUID,
         *,
+        user_id: UserScope = None,
         limit: int | None = None,
         include_superseded: bool = False,
     ) -> list[MemoryEntry]:
-        params = (self._id(bot_id, "bot_id"), bool(include_superseded), self._page(limit, None)[0])
-        return await self._all(self._q.get_memories, self._memory, *params, browse=True)
+        key, user = self._id(bot_id, "bot_id"), check_scope(user_id)
+        every, lim = bool(include_superseded), self._page(limit, None)[0]
+        params: tuple[Any, ...]
+        if user is ANY_USER:
+            sql, params = self._q.all_memories, (key, every, lim)
+        else:
+            sql, params = self._q.get_memories, (key, every, user, lim)
+        return await self._all(sql, self._memory, *params, browse=True)
 
-    async def count_memories(self, bot_id: uuid.UUID, *, include_superseded: bool = False) -> int:
-        key = self._id(bot_id, "bot_id")
-        return await self._count(self._q.count_memories, key, bool(include_superseded))
+    async def count_memories(
+        self, bot_id: uuid.UUID, *, user_id: UserScope = ANY_USER, include_superseded: bool = False
+    ) -> int:
+        key, user, every = (
+            self._id(bot_id, "bot_id"),
+            check_scope(user_id),
+            bool(include_superseded),
+        )
+        if user is ANY_USER:
+            return await self._count(self._q.count_memories, key, every)
+        return await self._count(self._q.count_visible_memories, key, every, user)
 
     async def delete_memory(self, memory_id: uuid.UUID) -> None:
         key = self._id(memory_id, "memory_id")
@@ -579,13 +681,13 @@ class MemoryCore(Repository):
             row = yield self._q.delete_memory, (key,), ONE
             if row is None:
                 raise missing("memory", memory_id)
-            bot, fact = row
+            bot, fact, user = row
             yield self._log(bot, version, key)
-            for old_id, old_fact in restored:
+            for old_id, old_fact, old_user in restored:
                 yield self._log(bot, version, old_id)
-                yield self._record(old_id, bot, old_fact, MemoryEventKind.RESTORED,
+                yield self._record(old_id, bot, old_user, old_fact, MemoryEventKind.RESTORED,
                                    MemoryActor.USER, related=key)  # fmt: skip
-            yield self._record(key, bot, fact, MemoryEventKind.DELETED, MemoryActor.USER)
+            yield self._record(key, bot, user, fact, MemoryEventKind.DELETED, MemoryActor.USER)
 
         await self._x.write(unit, atomic=True)
 
@@ -598,8 +700,9 @@ class MemoryCore(Repository):
                 return 0  # no such bot: nothing to delete
             yield self._q.log_all_memories, (version, key), NONE
             deleted = yield self._q.delete_all_memories, (key,), ALL
-            for memory, fact in deleted:
-                yield self._record(memory, key, fact, MemoryEventKind.DELETED, MemoryActor.USER)
+            for memory, fact, user in deleted:
+                yield self._record(memory, key, user, fact, MemoryEventKind.DELETED,
+                                   MemoryActor.USER)  # fmt: skip
             return len(deleted)
 
         return await self._x.write(unit, atomic=True)
@@ -609,17 +712,19 @@ class MemoryCore(Repository):
         bot_id: uuid.UUID,
         query: str,
         *,
+        user_id: UserScope = None,
         limit: int = 10,
         include_superseded: bool = False,
         match_all: bool = False,
     ) -> list[MemoryEntry]:
-        key = self._id(bot_id, "bot_id")
+        key, user = self._id(bot_id, "bot_id"), check_scope(user_id)
         check_limit(limit)
         terms = search_terms(query)
         if not terms or limit == 0:
             return []
+        every = user is ANY_USER
         text = self._d.search_text(terms, bool(match_all))
-        params = (key, text, bool(include_superseded), limit)
+        params = (key, text, bool(include_superseded), limit, every, None if every else user)
         return await self._all(self._q.search, self._memory, *params, browse=True)
 
     async def get_memory_history(self, memory_id: uuid.UUID) -> list[MemoryEvent]:
@@ -699,10 +804,11 @@ class MemoryCore(Repository):
         return {_as_uuid(row[0]) for row in rows}
 
     async def live_embeddings(
-        self, bot_id: uuid.UUID, model: str
+        self, bot_id: uuid.UUID, model: str, *, user_id: UserScope = None
     ) -> tuple[list[uuid.UUID], NDArray[np.float32]]:
-        vectors = await self._loaded(self._id(bot_id, "bot_id"), check_embedding_model(model))
-        rows = vectors.candidates(include_superseded=False)
+        key, user = self._id(bot_id, "bot_id"), check_scope(user_id)
+        vectors = await self._loaded(key, check_embedding_model(model))
+        rows = vectors.candidates(include_superseded=False, viewer=user)
         keys = vectors.rows.keys
         return [_as_uuid(keys[i]) for i in rows.nonzero()[0]], vectors.matrix[rows]
 
@@ -712,26 +818,35 @@ class MemoryCore(Repository):
         model: str,
         vector: Any,
         *,
+        user_id: UserScope = None,
         limit: int = 10,
         include_superseded: bool = False,
     ) -> list[tuple[MemoryEntry, float]]:
-        key = self._id(bot_id, "bot_id")
+        key, user = self._id(bot_id, "bot_id"), check_scope(user_id)
         model = check_embedding_model(model)
         query = check_vector(vector, "query vector")
         check_limit(limit)
-        return await self._nearest(key, model, query, limit, bool(include_superseded))
+        return await self._nearest(key, model, query, limit, bool(include_superseded), user)
 
     async def _nearest(
-        self, bot: Any, model: str, query: Any, limit: int, include_superseded: bool
+        self,
+        bot: Any,
+        model: str,
+        query: Any,
+        limit: int,
+        include_superseded: bool,
+        viewer: UserScope,
     ) -> list[tuple[MemoryEntry, float]]:
-        """The exact search, in the process, over the cached matrix. A dialect with a
-        vector index (pgvector's HNSW) may replace this step by one statement (see
+        """The exact search, in the process, over the cached matrix, among the rows
+        ``viewer`` may see (BotVectors.candidates). A dialect with a vector index (pgvector's
+        HNSW) may replace this step by one statement, filtering with sql.visible_to (see
         docs/memory-search.md)."""
         vectors = await self._loaded(bot, model)
+        search = (vectors, query, limit, include_superseded, viewer)
         if vectors.matrix.size > THREAD_FLOATS:
-            picks = await asyncio.to_thread(nearest, vectors, query, limit, include_superseded)
+            picks = await asyncio.to_thread(nearest, *search)
         else:
-            picks = nearest(vectors, query, limit, include_superseded)
+            picks = nearest(*search)
         if not picks:
             return []
         # Equal similarities in id order, whatever order the rows were read in.
@@ -855,8 +970,13 @@ class MemoryCore(Repository):
                 # Another worker finished it (its lease ran out): saving again would duplicate.
                 raise missing("pending extraction", job, " (already completed?)")
             live = []
-            for bot in sorted({m.bot_id for m in batch}):  # one lock order: no deadlock
-                live += [(bot, fact) for _, fact in (yield from self._live_facts(bot))]
+            locked = set()
+            # One lock order (by bot): no deadlock. Each user's duplicates are what that
+            # user's conversations see.
+            for bot, user in sorted({(m.bot_id, m.user_id) for m in batch}, key=_bot_then_user):
+                facts = yield from self._live_facts(bot, user, lock=bot not in locked)
+                locked.add(bot)
+                live += [(bot, user, fact) for _, fact in facts]
             kept, links = drop_remembered(batch, replaced, live)
             for m in kept:
                 yield from self._insert_memory(m, job=key)
@@ -899,6 +1019,78 @@ class MemoryCore(Repository):
     async def list_summaries(self, session_id: uuid.UUID) -> list[ContextSummary]:
         key = self._id(session_id, "session_id")
         return await self._all(self._q.list_summaries, self._summary, key, browse=True)
+
+
+class UserCore(Repository):
+    """``UserRepository``: one user's data of one bot, counted, erased or exported."""
+
+    def __init__(self, executor: Executor, dialect: Dialect) -> None:
+        super().__init__(executor, dialect)
+        self._session = dialect.decoder(SESSIONS)
+        self._message = dialect.decoder(MESSAGES)
+        self._summary = dialect.decoder(SUMMARIES)
+        self._pending = dialect.decoder(PENDING)
+        self._memory = dialect.decoder(MEMORIES)
+        self._event = dialect.decoder(HISTORY)
+
+    def _owner(self, bot_id: uuid.UUID, user_id: str) -> tuple[Any, str]:
+        return self._id(bot_id, "bot_id"), check_user(user_id)
+
+    async def count_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
+        row = await self._x.read(self._q.count_user, self._owner(bot_id, user_id), ONE)
+        return UserCounts(*(int(n) for n in row))
+
+    async def forget_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
+        owner = self._owner(bot_id, user_id)
+        q = self._q
+
+        def unit() -> Unit[UserCounts]:
+            # The bot row first, as every unit that changes a bot's vectors (see vectors.py).
+            version = yield q.bump_memory_version, (owner[0],), VALUE
+            if version is None:
+                return UserCounts()  # no such bot: nothing of anyone
+            jobs = yield q.forget_user_jobs, owner, COUNT
+            summaries = yield q.forget_user_summaries, owner, COUNT
+            messages = yield q.forget_user_messages, owner, COUNT
+            sessions = 0
+            # One at a time through delete_session, so each backend keeps the bot's totals
+            # as it does for any deleted session.
+            for (session,) in (yield q.user_session_ids, owner, ALL):
+                sessions += yield q.delete_session, (session,), COUNT
+            # After the sessions: a memory being extracted from one of them meanwhile is
+            # either committed before (and deleted here) or refused (its session is gone).
+            yield q.forget_user_changes, owner, NONE
+            yield q.note_user_memories, (version, *owner), NONE
+            embeddings = yield q.forget_user_embeddings, owner, COUNT
+            memories = yield q.forget_user_memories, owner, COUNT
+            history = yield q.forget_user_history, owner, COUNT
+            return UserCounts(sessions, messages, summaries, jobs, memories, history, embeddings)
+
+        return await self._x.write(unit, atomic=True)
+
+    async def export_user(self, bot_id: uuid.UUID, user_id: str) -> UserData:
+        owner = self._owner(bot_id, user_id)
+        q = self._q
+
+        async def rows(sql: str, decode: Any) -> list[Any]:
+            # From the primary: an export must hold what was just written (a replica may lag).
+            return await self._all(sql, decode, *owner)
+
+        return UserData(
+            bot_id=check_id(bot_id, "bot_id"),
+            user_id=owner[1],
+            sessions=await rows(q.export_user_sessions, self._session),
+            messages=await rows(q.export_user_messages, self._message),
+            summaries=await rows(q.export_user_summaries, self._summary),
+            jobs=await rows(q.export_user_jobs, self._pending),
+            memories=await rows(q.export_user_memories, self._memory),
+            history=await rows(q.export_user_history, self._event),
+            embeddings=await rows(q.export_user_embeddings, self._embedding),
+        )
+
+    @staticmethod
+    def _embedding(row: Sequence[Any]) -> StoredEmbedding:
+        return StoredEmbedding(_as_uuid(row[0]), row[1], int(row[2]))
 
 
 #: The table of each kind of id (keys of ``IdIndex`` calls, never user text in SQL).

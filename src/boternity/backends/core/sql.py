@@ -65,11 +65,50 @@ def neighbours(table: str) -> str:
 
 SESSION_ORDER = "started_at DESC, id DESC"
 PENDING_ORDER = "next_attempt_at ASC, id ASC"
+MEMORY_ORDER = "importance DESC, created_at DESC, id DESC"
+
+
+# --- the scope rule (docs/users.md) -----------------------------------------------------------
+# A conversation with a user sees that user's memories and the bot's user-less ones; one
+# without a user (NULL bound) sees only the user-less ones: ``user_id = NULL`` is never true.
+# repositories.visible is the same rule in Python. Every read of memories for a conversation
+# (listing, recall, full-text and semantic search, the duplicate check, the extraction
+# prompt's known memories) goes through one of the two forms below.
+
+
+def _owners(user: str, alias: str) -> tuple[str, str]:
+    """The two kinds of rows a conversation with ``user`` (a placeholder) may see."""
+    return f"{alias}user_id IS NULL", f"{alias}user_id = {user}"
+
+
+def visible_to(user: str, alias: str = "") -> str:
+    """The scope rule as a condition on memory rows (``alias``: "m." for a joined table);
+    ``user`` is the placeholder bound to the conversation's user id, or to NULL."""
+    return "({} OR {})".format(*_owners(user, alias))
+
+
+def select_visible(cols: str, where: str, user: str, tail: str = "") -> str:
+    """SELECT ``cols`` FROM session_memories WHERE ``where`` AND the scope rule, ``tail``
+    (ORDER BY, LIMIT) applied to the whole: one branch per kind of owner, so each is one range
+    of the (bot_id, user_id, …) index and ordered branches merge without a sort (neither
+    backend's planner does that for an OR without statistics). ``where`` and ``tail`` are
+    repeated, so their placeholders must be numbered (``?1``)."""
+    branches = (
+        f"SELECT {cols} FROM session_memories WHERE {where} AND {owner}"
+        for owner in _owners(user, "")
+    )
+    return " UNION ALL ".join(branches) + (tail and " " + tail)
+
+
+#: Rows of one user of one bot (?1 bot id, ?2 user id), and the ids of that user's sessions.
+_OWNED = "bot_id = ?1 AND user_id = ?2"
+_SESSIONS_OF = f"SELECT id FROM chat_sessions WHERE {_OWNED}"
+_MEMORIES_OF = f"SELECT id FROM session_memories WHERE {_OWNED}"
 
 #: search_messages' filters, each a column of the session (``s``) that a keyword argument
 #: narrows to one value, None meaning any: bound in this order as ?3, ?4, ... (after the query
 #: text ?1 and the limit ?2). A new filter is one entry here and its argument in ChatCore.
-MESSAGE_FILTERS = {"bot_id": "s.bot_id"}
+MESSAGE_FILTERS = {"bot_id": "s.bot_id", "user_id": "s.user_id"}
 
 
 def message_filters() -> str:
@@ -113,7 +152,8 @@ class Statements:
     )
     insert_session = insert(SESSIONS)
     insert_keyed_session = (  # SESSIONS, then session_key
-        f"INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key) VALUES ({', '.join('?' * 12)})"
+        f"INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key)"
+        f" VALUES ({', '.join('?' * (len(SESSIONS.columns) + 1))})"
     )
     keyed_session = select(SESSIONS, "bot_id = ? AND session_key = ?")
     get_session = select(SESSIONS, "id = ?")
@@ -122,7 +162,16 @@ class Statements:
         f" RETURNING {SESSIONS.cols()}"
     )
     list_sessions = select(SESSIONS, "bot_id = ?", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    # bot id, user id, limit, offset: the sessions of exactly one user; and of no user.
+    user_sessions = select(
+        SESSIONS, "bot_id = ? AND user_id = ?", f"{SESSION_ORDER} LIMIT ? OFFSET ?"
+    )
+    userless_sessions = select(
+        SESSIONS, "bot_id = ? AND user_id IS NULL", f"{SESSION_ORDER} LIMIT ? OFFSET ?"
+    )
     list_all_sessions = select(SESSIONS, "", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    all_user_sessions = select(SESSIONS, "user_id = ?", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
+    all_userless_sessions = select(SESSIONS, "user_id IS NULL", f"{SESSION_ORDER} LIMIT ? OFFSET ?")
     sessions_by_ids = by_ids(SESSIONS)
     active_sessions = select(SESSIONS, "bot_id = ? AND status = 'active'", SESSION_ORDER)
     delete_session = "DELETE FROM chat_sessions WHERE id = ?"  # -> COUNT
@@ -171,39 +220,62 @@ class Statements:
 
     # memories
     memory_refs = (  # bot, session, source message, superseded_by, id -> bot exists,
-        # the session's bot, the message's session and bot, the superseding memory's bot,
-        # id taken: everything a new memory refers to, in one round trip
+        # the session's bot and user, the message's session, bot and user, the superseding
+        # memory's bot and user, id taken: everything a new memory refers to, in one round trip
         "SELECT EXISTS (SELECT 1 FROM bots WHERE id = ?1),"
         " (SELECT bot_id FROM chat_sessions WHERE id = ?2),"
+        " (SELECT user_id FROM chat_sessions WHERE id = ?2),"
         " (SELECT session_id FROM chat_messages WHERE id = ?3),"
         " (SELECT s.bot_id FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
         "  WHERE m.id = ?3),"
+        " (SELECT s.user_id FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
+        "  WHERE m.id = ?3),"
         " (SELECT bot_id FROM session_memories WHERE id = ?4),"
+        " (SELECT user_id FROM session_memories WHERE id = ?4),"
         " EXISTS (SELECT 1 FROM session_memories WHERE id = ?5)"
     )
     insert_memory = insert(MEMORIES)
     insert_history = insert(HISTORY)
     get_memory = select(MEMORIES, "id = ?")
-    get_memories = select(  # bot id, include superseded, limit
-        MEMORIES, "bot_id = ? AND (? OR superseded_by IS NULL)",
-        "importance DESC, created_at DESC, id DESC LIMIT ?",
+    # bot id, include superseded, user id|NULL, limit: the memories a conversation with that
+    # user sees.
+    get_memories = select_visible(
+        MEMORIES.cols(), "bot_id = ?1 AND (?2 OR superseded_by IS NULL)", "?3",
+        f"ORDER BY {MEMORY_ORDER} LIMIT ?4",
     )  # fmt: skip
+    # bot id, include superseded, limit: every user's (admin listings).
+    all_memories = select(
+        MEMORIES, "bot_id = ? AND (? OR superseded_by IS NULL)", f"{MEMORY_ORDER} LIMIT ?"
+    )
     memories_by_session = select(MEMORIES, "session_id = ?", "created_at ASC, id ASC")
-    count_memories = (  # bot id, include superseded
+    # bot id, include superseded: every user's; and bot id, include superseded, user id|NULL:
+    # what a conversation with that user sees.
+    count_memories = (
         "SELECT count(*) FROM session_memories WHERE bot_id = ? AND (? OR superseded_by IS NULL)"
     )
-    # The memories a memory superseded (id, fact), and the old memory a supersede replaces
-    # (bot_id, superseded_by, fact): both locked for the transaction where rows can be.
-    superseded_by = "SELECT id, fact FROM session_memories WHERE superseded_by = ?"
-    lock_memory = "SELECT bot_id, superseded_by, fact FROM session_memories WHERE id = ?"
-    delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact"
-    delete_all_memories = "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact"
-    search = ""  # bot id, Dialect.search_text(terms, every), include superseded, limit
+    count_visible_memories = "SELECT count(*) FROM ({}) v".format(
+        select_visible("id", "bot_id = ?1 AND (?2 OR superseded_by IS NULL)", "?3")
+    )
+    # The memories a memory superseded (id, fact, user_id), and the old memory a supersede
+    # replaces (bot_id, superseded_by, fact, user_id): both locked for the transaction where
+    # rows can be.
+    superseded_by = "SELECT id, fact, user_id FROM session_memories WHERE superseded_by = ?"
+    lock_memory = "SELECT bot_id, superseded_by, fact, user_id FROM session_memories WHERE id = ?"
+    delete_memory = "DELETE FROM session_memories WHERE id = ? RETURNING bot_id, fact, user_id"
+    delete_all_memories = (
+        "DELETE FROM session_memories WHERE bot_id = ? RETURNING id, fact, user_id"
+    )
+    # bot id, Dialect.search_text(terms, match all), include superseded, limit, every user (a
+    # flag), user id|NULL: the full-text index picks the rows, so the scope is a plain
+    # condition (visible_to) here.
+    search = ""
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
     # needs no lock: an empty statement is not run.
     lock_bot = ""  # bot id
-    live_facts = "SELECT id, fact FROM session_memories WHERE bot_id = ? AND superseded_by IS NULL"
+    # bot id, user id|NULL: only what that user's conversations see, so a fact another user
+    # holds is neither a duplicate nor revealed by a ConflictError.
+    live_facts = select_visible("id, fact", "bot_id = ?1 AND superseded_by IS NULL", "?2")
     history = select(HISTORY, "memory_id = ?", "created_at ASC, id ASC")
     supersede = "UPDATE session_memories SET superseded_by = ? WHERE id = ?"  # new id, old id
 
@@ -251,9 +323,10 @@ class Statements:
         " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?)"
     )
     # A bot's vectors of one model written after a version (-1: all of them):
-    # bot id, model, version -> memory id, vector bytes, live
+    # bot id, model, version -> memory id, vector bytes, live, the memory's user (whose
+    # conversations may find it: vectors.BotVectors.candidates)
     load_embeddings = (
-        "SELECT e.memory_id, e.vector, m.superseded_by IS NULL"
+        "SELECT e.memory_id, e.vector, m.superseded_by IS NULL, m.user_id"
         " FROM memory_embeddings e JOIN session_memories m ON m.id = e.memory_id"
         " WHERE e.bot_id = ? AND e.model = ? AND e.version > ?"
     )
@@ -302,6 +375,54 @@ class Statements:
     neighbours_chat_sessions = neighbours("chat_sessions")
     neighbours_session_memories = neighbours("session_memories")
     neighbours_pending_memory_extractions = neighbours("pending_memory_extractions")
+    # A user's data (bot id, user id), to erase and to export. Rows hanging off the user's
+    # sessions are found through them; memories and their history carry the user.
+    user_session_ids = "SELECT id FROM chat_sessions WHERE bot_id = ? AND user_id = ?"
+    count_user = (  # -> sessions, messages, summaries, jobs, memories, history, embeddings
+        f"SELECT (SELECT count(*) FROM chat_sessions WHERE {_OWNED}),"
+        f" (SELECT count(*) FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})),"
+        f" (SELECT count(*) FROM context_summaries WHERE session_id IN ({_SESSIONS_OF})),"
+        f" (SELECT count(*) FROM pending_memory_extractions WHERE session_id IN ({_SESSIONS_OF})),"
+        f" (SELECT count(*) FROM session_memories WHERE {_OWNED}),"
+        f" (SELECT count(*) FROM memory_history WHERE {_OWNED}),"
+        f" (SELECT count(*) FROM memory_embeddings WHERE memory_id IN ({_MEMORIES_OF}))"
+    )
+    # The user's memories leave every process's cached vectors: the notes of earlier changes
+    # to them go (bot id, user id; every memory of the user has history), and one note per
+    # memory at this erasure's version (bumped first) says it is gone (version, bot id, user
+    # id).
+    forget_user_changes = (
+        "DELETE FROM memory_changes WHERE bot_id = ?1 AND memory_id IN"
+        f" (SELECT memory_id FROM memory_history WHERE {_OWNED})"
+    )
+    note_user_memories = (
+        "INSERT INTO memory_changes (bot_id, version, memory_id)"
+        " SELECT bot_id, ?1, id FROM session_memories WHERE bot_id = ?2 AND user_id = ?3"
+    )
+    forget_user_embeddings = (  # -> COUNT
+        f"DELETE FROM memory_embeddings WHERE memory_id IN ({_MEMORIES_OF})"
+    )
+    forget_user_jobs = (  # -> COUNT
+        f"DELETE FROM pending_memory_extractions WHERE session_id IN ({_SESSIONS_OF})"
+    )
+    forget_user_summaries = f"DELETE FROM context_summaries WHERE session_id IN ({_SESSIONS_OF})"
+    forget_user_messages = f"DELETE FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})"
+    forget_user_memories = f"DELETE FROM session_memories WHERE {_OWNED}"  # -> COUNT
+    forget_user_history = f"DELETE FROM memory_history WHERE {_OWNED}"  # -> COUNT
+    export_user_sessions = select(SESSIONS, _OWNED, "started_at ASC, id ASC")
+    export_user_messages = select(
+        MESSAGES, f"session_id IN ({_SESSIONS_OF})", "session_id ASC, seq ASC"
+    )
+    export_user_summaries = select(
+        SUMMARIES, f"session_id IN ({_SESSIONS_OF})", "session_id ASC, messages_end ASC, id ASC"
+    )
+    export_user_jobs = select(PENDING, f"session_id IN ({_SESSIONS_OF})", "created_at ASC, id ASC")
+    export_user_memories = select(MEMORIES, _OWNED, "created_at ASC, id ASC")
+    export_user_history = select(HISTORY, _OWNED, "created_at ASC, id ASC")
+    export_user_embeddings = (  # -> memory id, model, dimension
+        "SELECT memory_id, model, dimension FROM memory_embeddings"
+        f" WHERE memory_id IN ({_MEMORIES_OF}) ORDER BY memory_id, model"
+    )
     latest_summary = select(
         SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
     )

@@ -77,18 +77,19 @@ BOTS = _table("bots", Bot, """id slug name description status category tags user
     conversation_count total_tokens_used version_count created_at updated_at last_active_at""")  # fmt: skip
 SOULS = _table("soul_versions", SoulVersion, "id bot_id content hash version message created_at")
 SESSIONS = _table("chat_sessions", ChatSession, """id bot_id title started_at ended_at
-    total_input_tokens total_output_tokens message_count model status last_activity_at""")  # fmt: skip
+    total_input_tokens total_output_tokens message_count model status last_activity_at
+    user_id""")  # fmt: skip
 MESSAGES = _table("chat_messages", ChatMessage, """id session_id seq role content created_at
     input_tokens output_tokens model stop_reason response_ms metadata""")  # fmt: skip
 MEMORIES = _table("session_memories", MemoryEntry, """id bot_id session_id fact category
-    importance source_message_id superseded_by created_at is_manual""")  # fmt: skip
+    importance source_message_id superseded_by created_at is_manual user_id""")  # fmt: skip
 PENDING = _table("pending_memory_extractions", PendingExtraction, """id session_id bot_id
     attempt_count last_attempt_at next_attempt_at error_message messages_start messages_end
     created_at""")  # fmt: skip
 SUMMARIES = _table("context_summaries", ContextSummary,
     "id session_id summary messages_start messages_end token_count created_at")  # fmt: skip
 HISTORY = _table("memory_history", MemoryEvent,
-    "id memory_id bot_id event actor fact job_id related_memory_id created_at")  # fmt: skip
+    "id memory_id bot_id event actor fact job_id related_memory_id created_at user_id")  # fmt: skip
 
 
 def _expr(value: str, kind: Any, nullable: bool, adapters: Mapping[str, Adapter],

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from boternity.errors import EmbeddingDimensionError, ValidationError
 from boternity.models import check_text
+from boternity.repositories import ANY_USER, UserScope
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,20 +76,30 @@ def to_bytes(vector: NDArray[np.float32]) -> bytes:
 
 class _Rows:
     """The rows of one bot's matrix, appended to in place: a matrix with spare capacity, the
-    memory id of each row, and each memory's current row. Readers see only the rows their
-    ``BotVectors`` counts, so a later append never changes what they read."""
+    memory id of each row, each memory's current row, and each row's owner (the memory's
+    user, as a code: 0 for none; a memory's user never changes). Readers see only the rows
+    their ``BotVectors`` counts, so a later append never changes what they read."""
 
-    def __init__(self, matrix: NDArray[np.float32], keys: list[Any]) -> None:
+    def __init__(
+        self, matrix: NDArray[np.float32], keys: list[Any], owners: Sequence[str | None]
+    ) -> None:
+        import numpy as np
+
         self.matrix = matrix
         self.keys = keys
         self.where = {k: i for i, k in enumerate(keys)}
+        self.codes: dict[str | None, int] = {None: 0}
+        self.owners = np.fromiter((self.code(o) for o in owners), np.int32, len(keys))
         self.lock = threading.Lock()
+
+    def code(self, owner: str | None) -> int:
+        return self.codes.setdefault(owner, len(self.codes))
 
     @property
     def filled(self) -> int:
         return len(self.keys)
 
-    def append(self, key: Any, vector: NDArray[np.float32]) -> int:
+    def append(self, key: Any, vector: NDArray[np.float32], owner: str | None) -> int:
         import numpy as np
 
         row = len(self.keys)
@@ -96,7 +107,12 @@ class _Rows:
             grown = np.empty((max(16, row * 2), self.matrix.shape[1]), np.float32)
             grown[:row] = self.matrix[:row]
             self.matrix = grown
+        if row == self.owners.shape[0]:
+            owners = np.zeros(max(16, row * 2), np.int32)
+            owners[:row] = self.owners[:row]
+            self.owners = owners
         self.matrix[row] = vector
+        self.owners[row] = self.code(owner)
         self.keys.append(key)
         self.where[key] = row
         return row
@@ -126,10 +142,19 @@ class BotVectors:
     def dimension(self) -> int:
         return int(self.rows.matrix.shape[1])
 
-    def candidates(self, include_superseded: bool) -> NDArray[np.bool_]:
+    def candidates(self, include_superseded: bool, viewer: UserScope) -> NDArray[np.bool_]:
         """The rows a search may return: the one place that rule lives. Rows holding a
-        memory's current vector, of live memories unless ``include_superseded``."""
-        return self.current if include_superseded else self.current & self.live
+        memory's current vector, of live memories unless ``include_superseded``, that a
+        conversation with ``viewer`` may see (repositories.visible, as an array: the memory
+        is the bot's own or the viewer's; ANY_USER: every row)."""
+        rows = self.current if include_superseded else self.current & self.live
+        if viewer is ANY_USER:
+            return rows
+        owners = self.rows.owners[: self.count]
+        seen: NDArray[np.bool_] = owners == 0
+        if viewer in self.rows.codes:
+            seen |= owners == self.rows.codes[viewer]
+        return rows & seen
 
     def updated(
         self,
@@ -137,8 +162,8 @@ class BotVectors:
         vectors: Sequence[Sequence[Any]],
         changes: Sequence[Sequence[Any]],
     ) -> BotVectors | None:
-        """These vectors brought up to ``version``: ``vectors`` (memory id, bytes, live) were
-        written since, ``changes`` (memory id, exists, live) are the memories superseded,
+        """These vectors brought up to ``version``: ``vectors`` (memory id, bytes, live,
+        user) were written since, ``changes`` (memory id, exists, live) are the memories superseded,
         restored or deleted since. Applying a change twice does no harm. None when reading
         everything again is better (many rows changed, or others appended meanwhile)."""
         import numpy as np
@@ -156,12 +181,12 @@ class BotVectors:
             current[: self.count] = self.current
             live = np.zeros(room, np.bool_)
             live[: self.count] = self.live
-            for key, blob, alive in vectors:
+            for key, blob, alive, owner in vectors:
                 old = self.rows.where.pop(key, None)
                 if old is not None:
                     current[old] = False
                 if len(blob) == size:  # another length is left out, as by build()
-                    row = self.rows.append(key, np.frombuffer(blob, "<f4"))
+                    row = self.rows.append(key, np.frombuffer(blob, "<f4"), owner)
                     current[row], live[row] = True, bool(alive)
             for key, exists, alive in changes:
                 at = self.rows.where.get(key)
@@ -177,7 +202,7 @@ class BotVectors:
 
 
 def build(version: int, rows: Sequence[Sequence[Any]]) -> BotVectors:
-    """Rows of (memory id, vector bytes, live) as one matrix. Vectors of another length than
+    """Rows of (memory id, vector bytes, live, user) as one matrix. Vectors of another length than
     most of them (a model that changed its dimension under one name) are left out until
     they are embedded again."""
     import numpy as np
@@ -191,17 +216,22 @@ def build(version: int, rows: Sequence[Sequence[Any]]) -> BotVectors:
     matrix = flat.astype(np.float32).reshape(len(kept), size // 4)
     live = np.fromiter((bool(r[2]) for r in kept), np.bool_, len(kept))
     current = np.ones(len(kept), np.bool_)
-    return BotVectors(version, _Rows(matrix, [r[0] for r in kept]), len(kept), current, live)
+    rows_ = _Rows(matrix, [r[0] for r in kept], [r[3] for r in kept])
+    return BotVectors(version, rows_, len(kept), current, live)
 
 
 def nearest(
-    vectors: BotVectors, query: NDArray[np.float32], limit: int, include_superseded: bool
+    vectors: BotVectors,
+    query: NDArray[np.float32],
+    limit: int,
+    include_superseded: bool,
+    viewer: UserScope,
 ) -> list[tuple[int, float]]:
-    """(row, cosine similarity) of the ``limit`` candidates closest to ``query``, closest
-    first."""
+    """(row, cosine similarity) of the ``limit`` candidates (for ``viewer``) closest to
+    ``query``, closest first."""
     import numpy as np
 
-    allowed = vectors.candidates(include_superseded)
+    allowed = vectors.candidates(include_superseded, viewer)
     total = int(allowed.sum())
     if total == 0 or limit == 0:
         return []

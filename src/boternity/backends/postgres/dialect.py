@@ -18,7 +18,7 @@ from typing import Any
 from boternity.backends.core.dialect import ONE, VALUE, Dialect, Unit, missing
 from boternity.backends.core.repositories import ChatCore
 from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
-from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters
+from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters, visible_to
 from boternity.backends.core.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
 from boternity.models import MAX_BIGINT, ChatMessage
 
@@ -96,18 +96,19 @@ SAVE_MESSAGE = (
 )
 # Count the session on its bot and insert it in one statement: no bot, no row. A new session
 # holds its first token reservation step (_reserved of a zero total).
+_SESSION_COLUMNS = len(SESSIONS.columns)
 CREATE_SESSION = (
     "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1,"
     f" tokens_reserved = tokens_reserved + {RESERVE_STEP} WHERE id = $2 RETURNING id)"
-    f" INSERT INTO chat_sessions ({SESSIONS.cols()}) SELECT $1, b.id, {_n(9, start=3)} FROM b"
-    " RETURNING id"
+    f" INSERT INTO chat_sessions ({SESSIONS.cols()})"
+    f" SELECT $1, b.id, {_n(_SESSION_COLUMNS - 2, start=3)} FROM b RETURNING id"
 )
-# The same under a key ($12), counted only if inserted: another writer's insert of the key is
+# The same under a key (the last parameter), counted only if inserted: another writer's insert of the key is
 # waited for and, once committed, makes this one insert and count nothing (the caller then
 # looks the key up again). Returns (the bot exists, the session was inserted).
 CREATE_KEYED_SESSION = (
     f"WITH i AS (INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key)"
-    f"  SELECT $1, b.id, {_n(10, start=3)} FROM bots b WHERE b.id = $2"
+    f"  SELECT $1, b.id, {_n(_SESSION_COLUMNS - 1, start=3)} FROM bots b WHERE b.id = $2"
     "  ON CONFLICT (bot_id, session_key) WHERE session_key IS NOT NULL DO NOTHING"
     "  RETURNING bot_id),"
     " u AS (UPDATE bots SET conversation_count = conversation_count + 1,"
@@ -165,6 +166,7 @@ class PostgresStatements(Statements):
         f"SELECT {MEMORIES.cols('m.')}"
         " FROM session_memories m, websearch_to_tsquery('english', boternity_fold($2)) q"
         " WHERE m.bot_id = $1 AND m.fact_tsv @@ q AND ($3 OR m.superseded_by IS NULL)"
+        f" AND ($5 OR {visible_to('$6', 'm.')})"
         " ORDER BY ts_rank(m.fact_tsv, q) DESC, m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT $4"
     )

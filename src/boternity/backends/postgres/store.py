@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from boternity.backends.core import BotCore, IdsCore, MemoryCore
+from boternity.backends.core import BotCore, IdsCore, MemoryCore, UserCore
 from boternity.backends.migrations import Migrator, load_migrations
 from boternity.backends.postgres.dialect import POSTGRES, PostgresChat
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
@@ -102,6 +102,7 @@ class PostgresStore:
         self.bots = BotCore(self._db, POSTGRES)
         self.chat = PostgresChat(self._db, POSTGRES)
         self.memory = MemoryCore(self._db, POSTGRES)
+        self.users = UserCore(self._db, POSTGRES)
         self.ids = IdsCore(self._db, POSTGRES)
         self.maintenance = PostgresMaintenance(self._db)
 

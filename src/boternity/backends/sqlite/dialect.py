@@ -13,7 +13,7 @@ from datetime import datetime
 
 from boternity.backends.core.dialect import Dialect
 from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
-from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters
+from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters, visible_to
 from boternity.backends.core.tables import (
     FLAG,
     MEMORIES,
@@ -73,6 +73,7 @@ class SqliteStatements(Statements):
         f"SELECT {MEMORIES.cols('m.')}"
         " FROM memories_fts JOIN session_memories m ON m.rowid = memories_fts.rowid"
         " WHERE memories_fts MATCH ?2 AND m.bot_id = ?1 AND (?3 OR m.superseded_by IS NULL)"
+        f" AND (?5 OR {visible_to('?6', 'm.')})"
         " ORDER BY bm25(memories_fts), m.importance DESC, m.created_at DESC, m.id DESC"
         " LIMIT ?4"
     )

@@ -9,7 +9,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore
+from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
 from boternity.backends.migrations import Migrator, load_migrations
 from boternity.backends.sqlite.dialect import SQLITE
 from boternity.backends.sqlite.errors import translate
@@ -35,6 +35,7 @@ from boternity.repositories import (
     MemoryRepository,
     SessionLocks,
     StoreOptions,
+    UserRepository,
 )
 
 BUSY_TIMEOUT_MS = 5_000
@@ -137,6 +138,7 @@ class SqliteStore:
         self.bots: BotRepository = BotCore(executor, SQLITE)
         self.chat: ChatRepository = ChatCore(executor, SQLITE)
         self.memory: MemoryRepository = MemoryCore(executor, SQLITE)
+        self.users: UserRepository = UserCore(executor, SQLITE)
         self.ids: IdIndex = IdsCore(executor, SQLITE)
         self.maintenance: Maintenance = SqliteMaintenance(path, self.readers)
 
