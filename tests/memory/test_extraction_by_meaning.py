@@ -20,7 +20,15 @@ from boternity.llm import AnthropicProvider, RetryPolicy
 from boternity.memory import EmbeddingBackfill, ExtractionWorker
 from boternity.memory.similar import DUPLICATE_THRESHOLD, KNOWN_BY_MEANING
 from boternity.memory.worker import MAX_KNOWN_MEMORIES
-from boternity.models import Bot, MemoryCategory, MemoryEntry
+from boternity.models import (
+    Bot,
+    ChatMessage,
+    ChatSession,
+    MemoryCategory,
+    MemoryEntry,
+    MemoryEventKind,
+    MessageRole,
+)
 from tests.fakes.llm_server import FakeLlmServer, RecordedRequest, Reply, anthropic_message
 from tests.memory.test_worker import conversation, enqueue
 
@@ -114,7 +122,9 @@ REPLY = [
     fact("Chloé works as a nurse in Lyon"),  # repeats the first (0.973)
     fact("Ana is planning a trip to Japan in November"),  # an update of the second (0.937)
     fact("Farid grows tomatoes in his allotment"),
-    fact("Farid has tomatoes growing on his allotment"),  # repeats the one before (0.977)
+    # Like the one before (0.977), but facts of one reply are not compared with each other:
+    # with no memory to keep its words, one taken for a repeat would be lost.
+    fact("Farid has tomatoes growing on his allotment"),
 ]
 
 
@@ -133,20 +143,30 @@ async def test_a_fact_repeating_a_memory_by_meaning_is_not_saved_and_the_rest_ar
         limit=1, lease=worker.lease, now=utc_now() + timedelta(seconds=1)
     )
     result = await worker.extract(job)
-    assert (result.saved, result.embedded) == (2, 2)
-    assert await live_facts(store, bot) == sorted(
-        [*EXISTING, "Ana is planning a trip to Japan in November", str(REPLY[2]["fact"])]
-    )
+    assert (result.saved, result.embedded, result.repeated) == (3, 3, 1)
+    nurse = next(m for m in await store.memory.get_memories(bot.id) if m.fact == EXISTING[0])
+    history = await store.memory.get_memory_history(nurse.id)
+    assert [(e.event, e.fact, e.job_id) for e in history[1:]] == [
+        (MemoryEventKind.REPEATED, "Chloé works as a nurse in Lyon", job.id)
+    ]
+    assert await live_facts(store, bot) == sorted([*EXISTING, *(str(f["fact"]) for f in REPLY[1:])])
     # The new memories were embedded with their job: nothing is left for the backfill.
     assert await store.memory.count_without_embedding(local_embedder.model, bot_id=bot.id) == 0
 
-    # Without an embedder, only the same text is a duplicate: all four are saved.
+    # Without an embedder, only the same text is a duplicate: all four are saved, and the
+    # same fact again is recorded as a repeat.
     bot, session, _ = await conversation(store, "news about my friends", "tell me")
     for text in EXISTING:
         await save(store, bot, text)
     await enqueue(store, session, 1, 2)
+    model.answer = lambda _: [*REPLY, fact("chloé is a NURSE in Lyon!")]
     report = await ExtractionWorker(store, provider).run_once()
-    assert report.memories_saved == 4
+    assert (report.memories_saved, report.repeated) == (4, 1)
+    nurse = next(m for m in await store.memory.get_memories(bot.id) if m.fact == EXISTING[0])
+    history = await store.memory.get_memory_history(nurse.id)
+    assert [(e.event, e.fact) for e in history[1:]] == [
+        (MemoryEventKind.REPEATED, "chloé is a NURSE in Lyon!")
+    ]
 
 
 async def test_an_update_naming_the_memory_it_replaces_is_never_a_repeat(
@@ -221,3 +241,55 @@ async def test_the_threshold_is_a_cosine_similarity_from_the_argument_or_the_env
         monkeypatch.setenv("BOTERNITY_DUPLICATE_THRESHOLD", bad_env)
         with pytest.raises(ValidationError, match="BOTERNITY_DUPLICATE_THRESHOLD must be"):
             threshold()
+
+
+async def test_meaning_keeps_the_users_scope(
+    store: Store, provider: AnthropicProvider, model: Model, local_embedder: LocalEmbedder
+) -> None:
+    """Ben's job shows the model only what a conversation with Ben sees, and his fact that
+    repeats Ana's memory is his own new memory; one that repeats the bot's own is a repeat,
+    recorded as his."""
+    bot, _, _ = await conversation(store, "hello")
+    anas = await store.memory.save_memory(
+        MemoryEntry(bot_id=bot.id, fact=EXISTING[0], category=MemoryCategory.FACT,
+                    importance=3, user_id="ana")
+    )  # fmt: skip
+    shared = await save(store, bot, EXISTING[1])
+    await EmbeddingBackfill(store, local_embedder).run(bot_id=bot.id)
+    session = await store.chat.create_session(ChatSession(bot_id=bot.id, model="m", user_id="ben"))
+    await store.chat.save_message(
+        ChatMessage(session_id=session.id, role=MessageRole.USER, content="Chloé, a nurse?")
+    )
+    model.answer = lambda _: [REPLY[0], fact("Ana is planning a trip to Japan in april")]
+    await enqueue(store, session, 1, 1)
+    report = await ExtractionWorker(store, provider, embedder=local_embedder).run_once()
+    assert set(shown(model.prompts[-1]).values()) == {EXISTING[1]}  # not Ana's
+    assert (report.memories_saved, report.repeated) == (1, 1)
+    seen_by_ben = await store.memory.get_memories(bot.id, user_id="ben")
+    [bens] = [m for m in seen_by_ben if m.user_id == "ben"]
+    assert bens.fact == REPLY[0]["fact"]
+    assert len(await store.memory.get_memory_history(anas.id)) == 1  # nothing of Ben's
+    repeat = (await store.memory.get_memory_history(shared.id))[-1]
+    assert (repeat.event, repeat.user_id) == (MemoryEventKind.REPEATED, "ben")
+
+
+def test_facts_past_those_compared_by_meaning_are_checked_by_their_text() -> None:
+    """A reply longer than ``MAX_COMPARED_FACTS``: only its first facts were embedded."""
+    import uuid
+
+    import numpy as np
+
+    from boternity.memory.extraction import ExtractedFact, plan_memories
+    from boternity.memory.similar import FactMeaning
+    from boternity.models import PendingExtraction
+
+    bot_id = uuid.uuid4()
+    tea = MemoryEntry(bot_id=bot_id, fact="Likes tea", category=MemoryCategory.FACT, importance=3)
+    job = PendingExtraction(bot_id=bot_id, session_id=uuid.uuid4())
+    facts = [ExtractedFact(text, MemoryCategory.FACT, 3) for text in ("A", "B", "likes TEA")]
+    vector = np.ones(2, np.float32) / np.sqrt(2)
+    meaning = FactMeaning([vector], [(tea, 0.2)], threshold=0.94)  # the first fact only
+    plan = plan_memories(job, [], {"m1": tea}, facts, meaning=meaning)
+    assert [m.fact for m in plan.memories] == ["A", "B"]
+    assert [(new.fact, old) for new, old in plan.repeated] == [("likes TEA", tea)]
+    assert list(plan.vectors.values()) == [vector]

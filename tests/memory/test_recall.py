@@ -206,3 +206,21 @@ async def test_a_turn_reads_what_could_fit_not_every_memory(
         store, bot.id, "hi", budget_tokens=250, count_tokens=lambda _: 0, embedder=local_embedder
     )
     assert reads.rows == [PAGE, 251] and len(some) == 250
+
+
+async def test_recall_by_meaning_keeps_the_users_scope(
+    store: Store, local_embedder: LocalEmbedder
+) -> None:
+    bot, cello = await crowded_bot(store, local_embedder)  # the bot's own memories
+    anas = await store.memory.save_memory(
+        MemoryEntry(bot_id=bot.id, fact="Ana plays the violin in a quartet",
+                    category=MemoryCategory.FACT, importance=1, user_id="ana")
+    )  # fmt: skip
+    await EmbeddingBackfill(store, local_embedder).run(bot_id=bot.id)
+    recall = MemoryRecall(store, embedder=local_embedder)
+    question = "which instrument should I practise tonight?"
+    for_ana = await recall(bot, question, user_id="ana")
+    assert {memory_line(anas), memory_line(cello)} <= set(for_ana[:2])
+    for user in ("ben", None):
+        seen = await recall(bot, question, user_id=user)
+        assert seen[0] == memory_line(cello) and memory_line(anas) not in seen

@@ -837,6 +837,8 @@ def _report_line(what: str, report: QueueReport) -> str:
     parts = [f"{plural(report.memories_saved, 'memory', 'memories')} saved"]
     if report.superseded:
         parts.append(f"{report.superseded} superseded")
+    if report.repeated:
+        parts.append(f"{report.repeated} already remembered")
     if report.dropped:
         parts.append(
             f"{plural(report.dropped, 'more fact')} dropped"

@@ -346,6 +346,11 @@ def run_jobs(
             f" {plural(report.memories_saved, 'memory', 'memories')} saved,"
             f" {report.superseded} superseded."
         )
+        if report.repeated:
+            summary += (
+                f" {plural(report.repeated, 'fact')} already remembered (recorded in the"
+                " memory's history)."
+            )
         if report.dropped:
             from boternity.memory.extraction import MAX_FACTS_PER_JOB
 

@@ -250,7 +250,8 @@ class Plan:
     #: New facts that repeat a known memory (the same fact, or the same by meaning): the fact,
     #: not saved, and the memory it repeats.
     repeated: list[tuple[MemoryEntry, MemoryEntry]] = field(default_factory=list)
-    #: The vectors of the new memories, when the embedder made them (saved with them).
+    #: The vectors of the new memories and repeats, when the embedder made them (saved with
+    #: those the store saves).
     vectors: dict[uuid.UUID, Vector] = field(default_factory=dict)
 
 
@@ -267,10 +268,10 @@ def plan_memories(
     duplicates of known memories dropped, supersedes checked against the known memories (only
     ones of the same user may be replaced), at most MAX_FACTS_PER_JOB new memories.
 
-    With ``meaning`` (the embedder's view of ``facts``), a fact that does not supersede a
-    memory and repeats a live memory or an earlier fact of the reply by meaning (cosine
-    similarity at or above its threshold) is a duplicate too: ``repeated`` names the memory
-    it repeats."""
+    With ``meaning`` (the embedder's view of the first facts), a fact that does not name a
+    memory to supersede and repeats a live memory by meaning (cosine similarity at or above
+    its threshold) is a duplicate too. ``repeated`` names the memory each duplicate repeats,
+    so its words are kept in that memory's history."""
     by_seq = {m.seq: m for m in messages}
     user_messages = [m for m in messages if m.role is MessageRole.USER]
     fallback = user_messages[-1] if user_messages else (messages[-1] if messages else None)
@@ -281,7 +282,6 @@ def plan_memories(
     supersedes: dict[uuid.UUID, uuid.UUID] = {}
     repeated: list[tuple[MemoryEntry, MemoryEntry]] = []
     vectors: dict[uuid.UUID, Vector] = {}
-    kept: list[int] = []  # the facts planned as new memories, by index
     duplicates = dropped = 0
     for index, f in enumerate(facts):
         key = fact_key(f.fact)
@@ -307,18 +307,19 @@ def plan_memories(
         duplicate, twin = key in seen, seen.get(key)
         if not duplicate and old is None and meaning is not None:  # an update never repeats
             twin = meaning.repeats(index)
-            duplicate = twin is not None or meaning.repeats_any(index, kept)
+            duplicate = twin is not None
         if duplicate:
             duplicates += 1
             if twin is not None:  # a known memory: its history records the repeat
                 repeated.append((entry, twin))
+                if meaning is not None and index < len(meaning.vectors):  # saved after all
+                    vectors[entry.id] = meaning.vectors[index]  # if the memory is gone
             continue
         if len(memories) >= MAX_FACTS_PER_JOB:
             dropped += 1
             continue
         seen[key] = None
-        kept.append(index)
-        if meaning is not None:
+        if meaning is not None and index < len(meaning.vectors):
             vectors[entry.id] = meaning.vectors[index]
         if f.supersedes and old is None:
             log.warning(

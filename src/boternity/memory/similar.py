@@ -4,7 +4,9 @@
   messages (``KNOWN_BY_MEANING``, with short ids), not every memory, so ``supersedes`` can
   name the right one however many the bot has.
 - Near-duplicates: each new fact's closest live memory; at or above the threshold (cosine
-  similarity) the fact repeats that memory and is not saved again.
+  similarity) the fact repeats that memory and is not saved again (its words go to that
+  memory's history). Facts of one reply are not compared with each other: without a memory
+  to record them in, a fact taken for a repeat of another would be lost.
 
 The embedder never fails a job: without one, while it is down (the worker's embedding
 backoff), or while no memory has a vector of its model, extraction does what it does
@@ -38,6 +40,9 @@ DUPLICATE_THRESHOLD = 0.94
 ENV_DUPLICATE_THRESHOLD = "BOTERNITY_DUPLICATE_THRESHOLD"
 #: The start of a long message is what is embedded (remote embedders limit their input).
 MAX_EMBEDDED_CHARS = 2_000
+#: The facts of one reply compared with the memories (a job saves at most 50 new facts;
+#: those past this many are checked by their text only).
+MAX_COMPARED_FACTS = 200
 
 
 def duplicate_threshold(value: float | None = None, env: Mapping[str, str] | None = None) -> float:
@@ -73,14 +78,10 @@ class FactMeaning:
     threshold: float
 
     def repeats(self, index: int) -> MemoryEntry | None:
-        """The live memory fact ``index`` repeats (cosine similarity >= threshold)."""
-        found = self.nearest[index]
+        """The live memory fact ``index`` repeats (cosine similarity >= threshold); None
+        also for a fact past those embedded (``MAX_COMPARED_FACTS``)."""
+        found = self.nearest[index] if index < len(self.nearest) else None
         return found[0] if found is not None and found[1] >= self.threshold else None
-
-    def repeats_any(self, index: int, others: Sequence[int]) -> bool:
-        """Whether fact ``index`` repeats one of the facts ``others`` (of the same reply)."""
-        vector = self.vectors[index]
-        return any(float(vector @ self.vectors[i]) >= self.threshold for i in others)
 
 
 class Similar:
@@ -123,7 +124,7 @@ class Similar:
     ) -> FactMeaning | None:
         """Each fact's vector and closest live memory a conversation with ``user_id`` sees;
         None when the embedder cannot say."""
-        vectors = await self._embed(list(facts), "the extracted facts")
+        vectors = await self._embed(list(facts[:MAX_COMPARED_FACTS]), "the extracted facts")
         if not vectors:
             return None
         nearest: list[tuple[MemoryEntry, float] | None] = []

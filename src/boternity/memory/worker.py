@@ -56,6 +56,9 @@ class WorkerReport:
     memories_saved: int = 0
     superseded: int = 0
     dropped: int = 0  # new facts beyond what one job may save (MAX_FACTS_PER_JOB)
+    #: Facts not saved because they repeat a live memory (the same fact, or the same by
+    #: meaning with an embedder): each is recorded in that memory's history.
+    repeated: int = 0
     errors: list[str] = field(default_factory=list)
     #: The embedding run after the jobs (None without an embedder); its ``embedded`` also
     #: counts the memories embedded as their job saved them.
@@ -68,6 +71,7 @@ class JobResult:
     superseded: int = 0
     dropped: int = 0
     embedded: int = 0  # of the memories saved, those whose vectors were stored with them
+    repeated: int = 0  # facts not saved: they repeat a live memory (recorded in its history)
 
 
 class ExtractionWorker:
@@ -200,6 +204,7 @@ class ExtractionWorker:
         report.memories_saved += result.saved
         report.superseded += result.superseded
         report.dropped += result.dropped
+        report.repeated += result.repeated
         if report.embedding is not None:
             report.embedding.embedded += result.embedded
         return "completed"
@@ -244,13 +249,23 @@ class ExtractionWorker:
                 MAX_FACTS_PER_JOB,
                 plan.dropped,
             )
-        # The store skips facts saved meanwhile (by another worker): count what it kept.
-        saved = await memory.complete_extraction(job.id, plan.memories, supersedes=plan.supersedes)
+        # The store skips facts saved meanwhile (by another worker): count what it kept. A
+        # repeat is recorded in its memory's history, or saved if that memory is gone.
+        saved = await memory.complete_extraction(
+            job.id,
+            [*plan.memories, *(new for new, _ in plan.repeated)],
+            supersedes=plan.supersedes,
+            repeats={new.id: old.id for new, old in plan.repeated},
+        )
         kept = {m.id for m in saved}
         superseded = sum(1 for new in plan.supersedes if new in kept)
         embedded = await self._save_vectors(plan.vectors, kept)
         return JobResult(
-            saved=len(saved), superseded=superseded, dropped=plan.dropped, embedded=embedded
+            saved=len(saved),
+            superseded=superseded,
+            dropped=plan.dropped,
+            embedded=embedded,
+            repeated=sum(1 for new, _ in plan.repeated if new.id not in kept),
         )
 
     async def _save_vectors(self, vectors: dict[uuid.UUID, Vector], kept: set[uuid.UUID]) -> int:
