@@ -27,7 +27,6 @@ from benchmarks.recall_eval import (
     semantic_rankings,
     text_rankings,
     threshold_table,
-    within_persona,
 )
 
 from boternity import Store
@@ -134,16 +133,21 @@ async def test_library_search_recall_at_5_hybrid_beats_text_by_30_points_and_mea
 ) -> None:
     """``MemorySearch`` in its three modes, on every backend, as shipped: the facts embedded
     by the backfill the worker runs, then searched through the library."""
-    rankings = await library_rankings(store, recall_set, local_embedder)
-    for scope in (lambda r: r, lambda r: within_persona(r, recall_set)):
+    whole = await library_rankings(store, recall_set, local_embedder)
+    # Each persona's facts its own, each question asked in its persona's conversation.
+    scoped = await library_rankings(store, recall_set, local_embedder, users=True)
+    for rankings in (whole, scoped):
         text, semantic, hybrid = (
-            recall_at(K, scope(rankings[mode]), recall_set.questions)
+            recall_at(K, rankings[mode], recall_set.questions)
             for mode in ("text", "semantic", "hybrid")
         )
         assert text <= TEXT_RECALL_CEILING, text
         assert semantic - text >= SEMANTIC_LEAD, (text, semantic)
         assert hybrid - text >= SEMANTIC_LEAD, (text, hybrid)
         assert hybrid >= semantic, (semantic, hybrid)
+    owner = {f.id: f.user_id for f in recall_set.facts}
+    for q in recall_set.questions:  # the user scope: only the persona's own facts
+        assert {owner[fact] for fact in scoped["hybrid"][q.id]} == {q.user_id}
 
 
 async def test_the_library_semantic_ranking_is_the_exact_cosine_ranking(
