@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import EmbeddingDimensionError, ValidationError
-from boternity.models import check_text
+from boternity.models import MAX_EMBEDDING_DIMENSION, check_text
 from boternity.repositories import ANY_USER, UserScope
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-#: The longest vector stored (the schema's CHECK says the same); OpenAI's largest is 3072.
-MAX_DIMENSION = 16_384
+MAX_DIMENSION = MAX_EMBEDDING_DIMENSION
 MAX_MODEL_NAME = 200
 #: What the cached matrices of one store may hold together; the one in use is always kept.
 CACHE_BYTES = 1 << 30
