@@ -232,6 +232,29 @@ async def test_changes_made_through_another_handle_are_seen(store: Store, other:
     assert await ids_near(store, bot, unit(2)) == []
 
 
+async def test_vectors_re_embedded_at_another_dimension_are_searched_by_a_cached_handle(
+    store: Store, other: Store
+) -> None:
+    """A model that changed its dimension under one name, re-embedded by another process: a
+    handle holding the old matrix reads everything again (its rows' length changed), so its
+    searches at the new dimension find the memories. (It left the new vectors out and kept
+    searching an emptied matrix: nothing was ever found again in that process.)"""
+    bot = await f.new_bot(store)
+    saved = await memories(store, bot, 3)
+    await store.memory.save_embeddings(MODEL, [(m.id, unit(i)) for i, m in enumerate(saved)])
+    assert len(await ids_near(store, bot, unit(0))) == 3  # the 8-dimension matrix is cached
+    wide = {m.id: unit(10 + i, 12) for i, m in enumerate(saved)}
+    await other.memory.save_embeddings(MODEL, list(wide.items()))
+    assert await ids_near(store, bot, unit(10, 12)) == brute_force(wide, unit(10, 12), 3)
+    with pytest.raises(EmbeddingDimensionError, match="dimension 8"):
+        await ids_near(store, bot, unit(0))
+    # Half re-embedded: the dimension most vectors have is searched, as by a fresh handle.
+    await other.memory.save_embeddings(MODEL, [(saved[0].id, unit(0))])
+    assert await ids_near(store, bot, unit(11, 12)) == brute_force(
+        {k: v for k, v in wide.items() if k != saved[0].id}, unit(11, 12), 3
+    )
+
+
 async def test_the_cache_stays_exact_through_many_changes_from_two_handles(
     store: Store, other: Store, db_url: str
 ) -> None:

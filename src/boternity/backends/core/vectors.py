@@ -173,6 +173,9 @@ class BotVectors:
                 self.rows.filled != self.count
                 or self.count == 0  # no dimension known yet
                 or len(vectors) > max(1024, self.count // 4)
+                # A vector of another length (the model changed its dimension): build()
+                # decides again which length is searched, as a fresh process would.
+                or any(len(blob) != size for _, blob, _, _ in vectors)
             ):
                 return None
             room = self.count + len(vectors)
@@ -184,9 +187,8 @@ class BotVectors:
                 old = self.rows.where.pop(key, None)
                 if old is not None:
                     current[old] = False
-                if len(blob) == size:  # another length is left out, as by build()
-                    row = self.rows.append(key, np.frombuffer(blob, "<f4"), owner)
-                    current[row], live[row] = True, bool(alive)
+                row = self.rows.append(key, np.frombuffer(blob, "<f4"), owner)
+                current[row], live[row] = True, bool(alive)
             for key, exists, alive in changes:
                 at = self.rows.where.get(key)
                 if at is not None and not exists:
