@@ -389,14 +389,24 @@ class MemoryRepository(Protocol):
         ...
 
     async def memories_without_embedding(
-        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+        self,
+        model: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        limit: int = 100,
+        dimension: int | None = None,
     ) -> list[MemoryEntry]:
         """Up to ``limit`` memories (of one bot, or of every bot) with no vector of
-        ``model``: live ones first, then importance DESC, created_at DESC, id."""
+        ``model``: live ones first, then importance DESC, created_at DESC, id. With
+        ``dimension``, a vector of another length counts as none (the model changed its
+        dimension under one name: those vectors are never searched)."""
         ...
 
-    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
-        """How many memories (of one bot, or of every bot) have no vector of ``model``."""
+    async def count_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, dimension: int | None = None
+    ) -> int:
+        """How many memories (of one bot, or of every bot) have no vector of ``model``
+        (of length ``dimension``, when given)."""
         ...
 
     async def without_embedding_among(

@@ -338,6 +338,31 @@ async def test_concurrent_writers_keep_the_cache_exact(store: Store, other: Stor
         assert await ids_near(h, bot, unit(7), limit=50) == brute_force(live, unit(7), 50)
 
 
+async def test_a_vector_of_another_dimension_counts_as_none_when_a_dimension_is_given(
+    store: Store,
+) -> None:
+    bot = await f.new_bot(store)
+    a, b, c = await memories(store, bot, 3)
+    await store.memory.save_embeddings(MODEL, [(a.id, unit(1)), (b.id, unit(2))])
+    await store.memory.save_embeddings(MODEL, [(b.id, unit(2, 12))])  # b: now 12 numbers
+    listed = store.memory.memories_without_embedding
+    assert {m.id for m in await listed(MODEL, bot_id=bot.id)} == {c.id}
+    assert {m.id for m in await listed(MODEL, bot_id=bot.id, dimension=DIM)} == {b.id, c.id}
+    assert {m.id for m in await listed(MODEL, dimension=12, limit=5)} == {a.id, c.id}
+    count = store.memory.count_without_embedding
+    assert [await count(MODEL, bot_id=bot.id, dimension=d) for d in (None, DIM, 12, 3)] == [
+        1,
+        2,
+        2,
+        3,
+    ]
+    for bad in (0, -1, True, 1.5, "8"):
+        with pytest.raises(ValidationError, match="dimension"):
+            await count(MODEL, dimension=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="dimension"):
+            await listed(MODEL, dimension=bad)  # type: ignore[arg-type]
+
+
 async def test_which_memories_have_no_vector_of_a_model(store: Store) -> None:
     bot = await f.new_bot(store)
     a, b, c = await memories(store, bot, 3)

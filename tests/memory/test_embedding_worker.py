@@ -157,3 +157,29 @@ async def test_bounded_runs_and_progress(store: Store, embedder: OpenAIEmbedder)
     assert (await backfill.run(bot_id=bot.id)).embedded == 2
     with pytest.raises(ValueError, match="batch"):
         EmbeddingBackfill(store, embedder, batch=0)
+
+
+async def test_vectors_of_another_dimension_under_the_model_name_are_embedded_again(
+    store: Store, embed_server: FakeLlmServer
+) -> None:
+    """The model behind a name changed its dimension (an Ollama tag pulled again, OpenAI's
+    ``dimensions``): the old vectors are never searched, and the error says to re-embed, so
+    re-embedding must replace them (it saw them as embedded and did nothing: stuck)."""
+    bot, _, _ = await conversation(store, "hi")
+    facts = ["Ana keeps bees in Porto", "Ben plays the cello", "Ana's cat is called Miso"]
+    saved = [await remember(store, bot.id, fact) for fact in facts]
+    old = [(m.id, [1.0] + [0.0] * 7) for m in saved]  # what the model made before: 8 numbers
+    await store.memory.save_embeddings(MODEL, old)
+    async with OpenAIEmbedder(
+        base_url=embed_server.openai_base_url, api_key="k", model=MODEL, dimension=64
+    ) as embedder:
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id) == 0
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id, dimension=64) == 3
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id, dimension=8) == 0
+        report = await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)
+        assert report.embedded == 3
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id, dimension=64) == 0
+        found = await MemorySearch(store, embedder).search(
+            bot.id, "who plays the cello", mode="semantic", limit=1
+        )
+    assert [hit.memory.fact for hit in found] == ["Ben plays the cello"]

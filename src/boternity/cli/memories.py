@@ -605,7 +605,9 @@ def reembed(
         from contextlib import aclosing
 
         async with aclosing(embedder):
-            total = await store.memory.count_without_embedding(embedder.model, bot_id=bot_id)
+            total = await store.memory.count_without_embedding(
+                embedder.model, bot_id=bot_id, dimension=embedder.dimension
+            )
             if not json_ and not plain and total:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -630,7 +632,9 @@ def reembed(
             finally:
                 if progress is not None:
                     progress.stop()
-            left = await store.memory.count_without_embedding(embedder.model, bot_id=bot_id)
+            left = await store.memory.count_without_embedding(
+                embedder.model, bot_id=bot_id, dimension=embedder.dimension
+            )
         return {
             "bot": None if found is None else found.slug,
             "embedder": embedder.name,

@@ -95,8 +95,13 @@ class EmbeddingBackfill:
             # Listing what lacks a vector reads every memory of the bot (or of all bots):
             # one listing serves several batches.
             size = self.batch * PAGE if limit is None else min(self.batch * PAGE, limit - done)
+            # A vector of another length than the embedder's counts as none: after the model
+            # changed its dimension under one name, the old vectors are embedded again.
             listed = await self.store.memory.memories_without_embedding(
-                model, bot_id=bot_id, limit=size + len(self._refused)
+                model,
+                bot_id=bot_id,
+                limit=size + len(self._refused),
+                dimension=self.embedder.dimension,
             )
             page = [m for m in listed if m.id not in self._refused][:size]
             if not page:

@@ -784,14 +784,30 @@ class MemoryCore(Repository):
         return await self._x.write(unit, atomic=True)
 
     async def memories_without_embedding(
-        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+        self,
+        model: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        limit: int = 100,
+        dimension: int | None = None,
     ) -> list[MemoryEntry]:
-        params = (self._opt_id(bot_id), check_embedding_model(model), check_limit(limit))
+        params = (*self._unembedded(model, bot_id, dimension), check_limit(limit))
         return await self._all(self._q.unembedded, self._memory, *params, browse=True)
 
-    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
-        params = (self._opt_id(bot_id), check_embedding_model(model))
+    async def count_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, dimension: int | None = None
+    ) -> int:
+        params = self._unembedded(model, bot_id, dimension)
         return int(await self._x.read(self._q.count_unembedded, params, VALUE, browse=True))
+
+    def _unembedded(
+        self, model: str, bot_id: uuid.UUID | None, dimension: int | None
+    ) -> tuple[Any, str, int | None]:
+        if dimension is not None and (
+            isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1
+        ):
+            raise ValidationError(f"dimension must be a positive integer, got {dimension!r}")
+        return self._opt_id(bot_id), check_embedding_model(model), dimension
 
     async def without_embedding_among(
         self, model: str, memory_ids: Iterable[uuid.UUID]

@@ -308,14 +308,16 @@ class Statements:
     )
     # Memories with no vector of a model: live ones first, the most useful first.
     # bot id|None, model, limit -> MEMORIES rows; bot id|None, model -> VALUE
+    # bot id or NULL, model, dimension or NULL (a vector of another length counts as none)
     _unembedded = (
         " FROM session_memories m WHERE m.bot_id = coalesce(?1, m.bot_id) AND NOT EXISTS"
-        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?2)"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?2"
+        " AND e.dimension = coalesce(?3, e.dimension))"
     )
     unembedded = (
         f"SELECT {MEMORIES.cols('m.')}{_unembedded}"
         " ORDER BY m.superseded_by IS NOT NULL, m.importance DESC, m.created_at DESC, m.id"
-        " LIMIT ?3"
+        " LIMIT ?4"
     )
     count_unembedded = f"SELECT count(*){_unembedded}"
     unembedded_of = (  # a bound list of ids (IDS), then the model -> the ids without one
