@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from boternity import Store
@@ -168,7 +169,7 @@ async def test_vectors_of_another_dimension_under_the_model_name_are_embedded_ag
     bot, _, _ = await conversation(store, "hi")
     facts = ["Ana keeps bees in Porto", "Ben plays the cello", "Ana's cat is called Miso"]
     saved = [await remember(store, bot.id, fact) for fact in facts]
-    old = [(m.id, [1.0] + [0.0] * 7) for m in saved]  # what the model made before: 8 numbers
+    old = [(m.id, np.eye(8, dtype=np.float32)[0]) for m in saved]  # the old model: 8 numbers
     await store.memory.save_embeddings(MODEL, old)
     async with OpenAIEmbedder(
         base_url=embed_server.openai_base_url, api_key="k", model=MODEL, dimension=64
