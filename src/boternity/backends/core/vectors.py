@@ -233,8 +233,7 @@ def nearest(
     import numpy as np
 
     allowed = vectors.candidates(include_superseded, viewer)
-    total = int(allowed.sum())
-    if total == 0 or limit == 0:
+    if limit == 0 or not allowed.any():
         return []
     if query.shape[0] != vectors.dimension:
         raise EmbeddingDimensionError(
@@ -244,6 +243,12 @@ def nearest(
     # numpy's own loop, not BLAS: OpenBLAS would start threads that keep spinning after the
     # product, taking the CPU from the database threads (x10 on a busy 2-core machine).
     scores = np.einsum("ij,j->i", vectors.matrix, query)
+    # A stored vector that is not numbers (NaN bytes written past save_embeddings) is never
+    # a hit: a NaN similarity would sort anywhere and is not valid JSON.
+    allowed = allowed & np.isfinite(scores)
+    total = int(allowed.sum())
+    if total == 0:
+        return []
     scores[~allowed] = -np.inf
     count = min(limit, total)
     if count < scores.shape[0]:
