@@ -8,6 +8,7 @@ import sqlite3
 import struct
 
 import asyncpg
+import numpy as np
 
 from boternity import Store, open_store
 from boternity.models import MemoryEntry
@@ -15,6 +16,10 @@ from tests.conformance import factories as f
 from tests.tables import is_postgres
 
 MODEL = "m"
+
+
+def vec(*numbers: float) -> np.ndarray:
+    return np.array(numbers, np.float32)
 
 
 async def _write_vector(url: str, memory: MemoryEntry, blob: bytes) -> None:
@@ -33,10 +38,12 @@ async def _write_vector(url: str, memory: MemoryEntry, blob: bytes) -> None:
 async def test_a_vector_of_nan_bytes_is_never_a_hit(store: Store, db_url: str) -> None:
     bot = await f.new_bot(store)
     a, b, c = [await store.memory.save_memory(f.memory(bot.id, f"fact {i}")) for i in range(3)]
-    await store.memory.save_embeddings(MODEL, [(a.id, [1, 0]), (b.id, [0, 1]), (c.id, [1, 1])])
+    await store.memory.save_embeddings(
+        MODEL, [(a.id, vec(1, 0)), (b.id, vec(0, 1)), (c.id, vec(1, 1))]
+    )
     await _write_vector(db_url, b, struct.pack("<2f", float("nan"), 1.0))
     async with open_store(db_url) as fresh:
-        found = await fresh.memory.nearest_memories(bot.id, MODEL, [1, 0], limit=10)
+        found = await fresh.memory.nearest_memories(bot.id, MODEL, vec(1, 0), limit=10)
         assert [(m.id, round(s, 4)) for m, s in found] == [(a.id, 1.0), (c.id, 0.7071)]
-        only = await fresh.memory.nearest_memories(bot.id, MODEL, [0, 1], limit=1)
+        only = await fresh.memory.nearest_memories(bot.id, MODEL, vec(0, 1), limit=1)
         assert [m.id for m, _ in only] == [c.id]
