@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from boternity.cli.runtime import EMBEDDERS as CLI_EMBEDDERS
 from boternity.cli.runtime import SEARCH_MODES as CLI_SEARCH_MODES
 from boternity.embeddings import EMBEDDERS
@@ -10,7 +16,9 @@ from boternity.embeddings.local import DEFAULT_MODEL as LOCAL_MODEL
 from boternity.memory import SEARCH_MODES
 from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse
 from tests.cli.fixtures import World
+from tests.cli.test_chat import BNITY, _env
 from tests.fakes.llm_server import openai_error
+from tests.terminal import Terminal
 
 FACTS = ["Plays the cello in an orchestra", "Drives an old Volvo", "Lives in Lisbon since 2019"]
 NONE = {"BOTERNITY_EMBEDDINGS": "none"}
@@ -148,3 +156,22 @@ def parse_any(stdout: str) -> dict[str, object]:
 
     data: dict[str, object] = json.loads(stdout)
     return data
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_reembed_progress_shows_a_model_name_with_brackets_as_written(
+    tmp_path: Path, llm: FakeLlm
+) -> None:
+    """The progress bar's label is Rich markup: a model name is text in it, never markup (a
+    name with "[/x]" crashed reembed with a traceback on a terminal)."""
+    db = str(tmp_path / "tty.db")
+    model = "embed[/x][bold]v2"
+    env = {**_env(llm), "BOTERNITY_EMBEDDINGS": "openai", "BOTERNITY_EMBEDDING_MODEL": model}
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=env)
+    subprocess.run([*BNITY, "--db", db, "remember", "luna", "Plays the cello"], check=True, env=env)
+    with Terminal([*BNITY, "--db", db, "memories", "reembed", "luna"], env) as term:
+        term.read_until(b"Embedded 1 memory")
+    output = term.output
+    assert term.close() == 0, output.decode(errors="replace")
+    assert b"Traceback" not in output and b"MarkupError" not in output

@@ -579,7 +579,7 @@ def reembed(
     (what was embedded before stays; run it again later)."""
     import sys
 
-    from boternity.cli.output import console, echo, plural, print_json
+    from boternity.cli.output import console, echo, esc, plural, print_json
     from boternity.cli.resolve import resolve_bot
     from boternity.errors import ValidationError
 
@@ -612,7 +612,7 @@ def reembed(
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
                 progress = Progress(
-                    TextColumn(f"Embedding memories ({embedder.model})"),
+                    TextColumn(f"Embedding memories ({esc(embedder.model)})"),
                     BarColumn(),
                     MofNCompleteColumn(),
                     console=console(),
