@@ -184,3 +184,27 @@ async def test_vectors_of_another_dimension_under_the_model_name_are_embedded_ag
             bot.id, "who plays the cello", mode="semantic", limit=1
         )
     assert [hit.memory.fact for hit in found] == ["Ben plays the cello"]
+
+
+async def test_an_embedder_of_the_wrong_dimension_stops_the_run_without_refusing_facts(
+    store: Store, embed_server: FakeLlmServer
+) -> None:
+    """Vectors of another length than the model's (a server behind OPENAI_BASE_URL serving
+    another model under the name) say nothing about the facts: the run stops after one request
+    and backs off, as in an outage. (Each batch was split into one request per fact and every
+    fact marked refused: 256 wasted requests per worker pass, and good facts skipped.)"""
+    bot, _, _ = await conversation(store, "hi")
+    for i in range(5):
+        await remember(store, bot.id, f"fact number {i}")
+    clock = Clock()
+    async with OpenAIEmbedder(
+        base_url=embed_server.openai_base_url, api_key="k", model=MODEL, dimension=32
+    ) as wrong:
+        backfill = EmbeddingBackfill(store, wrong, clock=clock)
+        report = await backfill.run(bot_id=bot.id)
+        assert (report.embedded, report.refused) == (0, 0)
+        assert report.error is not None and "dimension 64, expected 32" in report.error
+        assert len(embed_server.requests) == 1
+        assert (await backfill.run(bot_id=bot.id)).waiting  # backing off
+        assert len(embed_server.requests) == 1
+    assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id) == 5

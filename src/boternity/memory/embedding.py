@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from boternity.embeddings.base import Embedder
-from boternity.errors import EmbeddingError, EmbeddingUnavailableError, ValidationError
+from boternity.errors import (
+    EmbeddingDimensionError,
+    EmbeddingError,
+    EmbeddingUnavailableError,
+    ValidationError,
+)
 from boternity.ids import utc_now
 from boternity.models import MemoryEntry
 from boternity.store import Store
@@ -27,6 +32,10 @@ log = logging.getLogger(__name__)
 BATCH = 256
 #: Batches per listing of the memories that lack a vector.
 PAGE = 8
+#: Errors of the embedder, not of a fact: the run stops and backs off. An outage, or vectors
+#: of another length than the model's (a server serving another model under the name): trying
+#: each fact alone would only repeat the request, and mark good facts refused.
+_PAUSES = (EmbeddingUnavailableError, EmbeddingDimensionError)
 #: Facts an embedder refused on their own (not an outage) are skipped by this process;
 #: past this many the run stops instead (something is wrong with the embedder, not a fact).
 MAX_REFUSED = 1_000
@@ -110,7 +119,7 @@ class EmbeddingBackfill:
                 batch = page[start : start + self.batch]
                 try:
                     stored = await self._embed(batch, report)
-                except EmbeddingUnavailableError as exc:
+                except _PAUSES as exc:
                     self._outages += 1
                     delay = backoff_delay(
                         self._outages, base=self.backoff_base, cap=self.backoff_cap
@@ -134,7 +143,7 @@ class EmbeddingBackfill:
         one memory at a time, so one fact it cannot take does not hold back the others."""
         try:
             vectors = await self.embedder.embed([m.fact for m in batch])
-        except EmbeddingUnavailableError:
+        except _PAUSES:
             raise
         except (EmbeddingError, ValidationError) as exc:
             if len(batch) == 1:
