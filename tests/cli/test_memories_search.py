@@ -175,3 +175,13 @@ def test_reembed_progress_shows_a_model_name_with_brackets_as_written(
     output = term.output
     assert term.close() == 0, output.decode(errors="replace")
     assert b"Traceback" not in output and b"MarkupError" not in output
+
+
+def test_an_empty_or_blank_search_matches_nothing_in_every_mode(cli: Invoke, world: World) -> None:
+    """As in the library and 'bnity search': no words, no match (every fact used to be
+    listed, scored as a hit, since "" is a substring of every text)."""
+    helper_with_facts(cli)
+    for query in ("", "   ", "\t"):
+        for mode in ("hybrid", "text"):
+            found = cli("memories", "helper", "--search", query, "--mode", mode, "--json", env=NONE)
+            assert found.exit_code == 0 and parse(found) == [], (query, mode)

@@ -135,8 +135,9 @@ async def _text_search(
     allowed = {m.id for m in pool}
     hits = [m for m in ranked if m.id in allowed]
     seen = {m.id for m in hits}
-    needle = query.casefold()
-    hits += [m for m in pool if m.id not in seen and needle in m.fact.casefold()]
+    needle = query.strip().casefold()
+    if needle:  # an empty or blank query is a substring of every fact, and matches nothing
+        hits += [m for m in pool if m.id not in seen and needle in m.fact.casefold()]
     return [MemoryHit(m, 1 / (RRF_K + rank), rank) for rank, m in enumerate(hits, 1)]
 
 
