@@ -317,3 +317,28 @@ def test_bad_options_are_refused() -> None:
         OpenAIEmbedder(batch_size=0)
     with pytest.raises(ValidationError, match="dimension"):
         OpenAIEmbedder(dimension=-1)
+
+
+class _SmallReplies(OpenAIEmbedder):
+    max_reply_bytes = 4096
+
+
+async def test_a_reply_past_the_size_limit_is_refused_not_read_whole(
+    server: FakeLlmServer, retry: RetryPolicy, sleeps: Sleeps
+) -> None:
+    """A broken or hostile server cannot make a worker read an unbounded body into memory
+    (the limit is 256 MiB; a subclass lowers it here). An error reply is read only as far as
+    the limit, and its status still decides (a 503 is retried)."""
+    server.enqueue(openai_embeddings([[1.0] * 2000]))
+    async with _SmallReplies(
+        base_url=server.openai_base_url, api_key=KEY, model="embed-test", retry=retry
+    ) as small:
+        with pytest.raises(EmbeddingError, match="larger than 4,096 bytes") as caught:
+            await small.embed(["a"])
+        assert not isinstance(caught.value, EmbeddingUnavailableError)
+        assert sleeps.delays == []  # not retried
+        server.enqueue(json_reply({"error": {"message": "x" * 100_000}}, status=503))
+        server.enqueue(openai_embeddings([[1.0, 0.0]]))
+        (vector,) = await small.embed(["b"])
+    assert vector.tolist() == [1.0, 0.0] and len(sleeps.delays) == 1
+    assert OpenAIEmbedder.max_reply_bytes == 256 << 20
