@@ -195,7 +195,9 @@ async def _ranked_search(
     if embedder is None:
         return (await _text_search(store, bot.id, query, pool, include_superseded, user_id))[:limit]
     async with aclosing(embedder):
-        missing = await store.memory.count_without_embedding(embedder.model, bot_id=bot.id)
+        missing = await store.memory.count_without_embedding(
+            embedder.model, bot_id=bot.id, dimension=embedder.dimension
+        )
         if missing:
             notes.append(
                 f"{missing} of the bot's memories have no embedding for {embedder.model} yet"
