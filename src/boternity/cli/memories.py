@@ -611,6 +611,14 @@ def reembed(
             total = await store.memory.count_without_embedding(
                 embedder.model, bot_id=bot_id, dimension=embedder.dimension
             )
+            if total == 0 and embedder.dimension is None:
+                # A model not known in advance whose stored vectors all look current: one
+                # short request learns its dimension now, so vectors it made before under
+                # the same name at another length are embedded again.
+                await embedder.embed(["dimension"])
+                total = await store.memory.count_without_embedding(
+                    embedder.model, bot_id=bot_id, dimension=embedder.dimension
+                )
             if not json_ and not plain and total:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
