@@ -293,11 +293,12 @@ class ChatRepository(Protocol):
         query: str,
         *,
         bot_id: uuid.UUID | None = None,
-        user_id: str | None = None,
+        user_id: UserScope = ANY_USER,
         limit: int = 20,
     ) -> list[MessageHit]:
         """Full-text search over the messages of every session (of one bot with ``bot_id``;
-        of one user's sessions with ``user_id``: a user's transcripts are theirs alone),
+        of one user's sessions with ``user_id``: a user's transcripts are theirs alone; None:
+        the sessions without a user, as everywhere else; ANY_USER, the default: all),
         best match first, then newest (created_at DESC, id DESC). A message matches when it
         shares any word with the query (stop words aside; words are stemmed, and case and
         diacritics folded, as by search_memories); the first SEARCHED_CHARS (50,000)

@@ -448,13 +448,15 @@ class ChatCore(Repository):
         query: str,
         *,
         bot_id: uuid.UUID | None = None,
-        user_id: str | None = None,
+        user_id: UserScope = ANY_USER,
         limit: int = 20,
     ) -> list[MessageHit]:
+        scope = check_scope(user_id)
         # One value per MESSAGE_FILTERS entry, in its order (None: any).
         filters = {
             "bot_id": None if bot_id is None else self._id(bot_id, "bot_id"),
-            "user_id": None if user_id is None else check_user(user_id),
+            "user_id": None if scope is None or scope is ANY_USER else scope,
+            "without_user": True if scope is None else None,
         }
         check_limit(limit)
         terms = search_terms(query)

@@ -108,7 +108,13 @@ _MEMORIES_OF = f"SELECT id FROM session_memories WHERE {_OWNED}"
 #: search_messages' filters, each a column of the session (``s``) that a keyword argument
 #: narrows to one value, None meaning any: bound in this order as ?3, ?4, ... (after the query
 #: text ?1 and the limit ?2). A new filter is one entry here and its argument in ChatCore.
-MESSAGE_FILTERS = {"bot_id": "s.bot_id", "user_id": "s.user_id"}
+#: ``without_user`` (True or NULL): only sessions without a user, as a conversation without a
+#: user sees (docs/users.md, rule 3).
+MESSAGE_FILTERS = {
+    "bot_id": "s.bot_id",
+    "user_id": "s.user_id",
+    "without_user": "(s.user_id IS NULL)",
+}
 
 
 def message_filters() -> str:
