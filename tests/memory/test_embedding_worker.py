@@ -6,7 +6,7 @@ back. On every backend, over real HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -208,3 +208,35 @@ async def test_an_embedder_of_the_wrong_dimension_stops_the_run_without_refusing
         assert (await backfill.run(bot_id=bot.id)).waiting  # backing off
         assert len(embed_server.requests) == 1
     assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id) == 5
+
+
+class _Careless:
+    """An application's own Embedder that returns what the store refuses: NaN for a fact
+    with "nan" in it, and one vector too few for a batch holding "short"."""
+
+    name, model, dimension = "careless", "careless-v1", 4
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def embed(self, texts: Sequence[str]) -> list[np.ndarray]:
+        self.calls += 1
+        vectors = [np.full(4, np.nan if "nan" in t else 1.0, np.float32) for t in texts]
+        return vectors[:-1] if len(texts) > 1 and any("short" in t for t in texts) else vectors
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_vectors_the_store_refuses_skip_only_their_fact(store: Store) -> None:
+    """A batch whose vectors the store refuses (ValidationError) or that has too few vectors
+    is tried a memory at a time, like a batch the embedder refuses: the other facts are
+    embedded, the bad one is skipped. (The error escaped the run, and the worker's pass.)"""
+    bot, _, _ = await conversation(store, "hi")
+    for fact in ("Ana keeps bees", "a nan fact", "Ben plays cello", "a short one"):
+        await remember(store, bot.id, fact)
+    careless = _Careless()
+    report = await EmbeddingBackfill(store, careless).run(bot_id=bot.id)
+    assert (report.embedded, report.refused, report.error) == (3, 1, None)
+    [left] = await store.memory.memories_without_embedding("careless-v1", bot_id=bot.id)
+    assert left.fact == "a nan fact"

@@ -140,9 +140,18 @@ class EmbeddingBackfill:
 
     async def _embed(self, batch: list[MemoryEntry], report: EmbeddingReport) -> int:
         """Embed and store one batch; a batch the embedder refuses (not an outage) is tried
-        one memory at a time, so one fact it cannot take does not hold back the others."""
+        one memory at a time, so one fact it cannot take does not hold back the others. So
+        is a batch whose vectors the store refuses (an ``Embedder`` of the application's
+        returning NaN, too many numbers, or a vector too few)."""
         try:
-            vectors = await self.embedder.embed([m.fact for m in batch])
+            vectors = list(await self.embedder.embed([m.fact for m in batch]))
+            if len(vectors) != len(batch):
+                raise EmbeddingError(
+                    f"the embedder returned {len(vectors)} vectors for {len(batch)} texts",
+                    embedder=self.embedder.name,
+                )
+            pairs = [(m.id, v) for m, v in zip(batch, vectors, strict=True)]
+            return await self.store.memory.save_embeddings(self.embedder.model, pairs)
         except _PAUSES:
             raise
         except (EmbeddingError, ValidationError) as exc:
@@ -155,5 +164,3 @@ class EmbeddingBackfill:
             for memory in batch:
                 stored += await self._embed([memory], report)
             return stored
-        pairs = [(m.id, v) for m, v in zip(batch, vectors, strict=True)]
-        return await self.store.memory.save_embeddings(self.embedder.model, pairs)
