@@ -108,6 +108,9 @@ MAX_METADATA_BYTES = 1_000_000
 MAX_FACT_LENGTH = 10_000
 #: ContextSummary.summary.
 MAX_SUMMARY_LENGTH = 100_000
+#: The longest embedding stored (the schema's CHECK says the same; OpenAI's largest is 3072):
+#: an embedder replying with longer vectors is refused before anything is stored.
+MAX_EMBEDDING_DIMENSION = 16_384
 
 #: Every limit by the fields it applies to (for docs and tests).
 LIMITS: dict[str, int] = {

@@ -169,7 +169,9 @@ async def test_superseded_memories_only_when_asked(
         assert old.id in {h.memory.id for h in every}
 
 
-@pytest.mark.parametrize("query", ["", "   ", "a\x00b car", "\ud800 car?", '"OR NOT (" car*'])
+@pytest.mark.parametrize(
+    "query", ["", "   ", "a\x00b car", "\ud800 car?", '"OR NOT (" car*', "\x00", " \x00\t"]
+)
 async def test_any_string_is_a_query_in_every_mode(
     store: Store, bot: Bot, local_embedder: LocalEmbedder, query: str
 ) -> None:

@@ -448,13 +448,15 @@ class ChatCore(Repository):
         query: str,
         *,
         bot_id: uuid.UUID | None = None,
-        user_id: str | None = None,
+        user_id: UserScope = ANY_USER,
         limit: int = 20,
     ) -> list[MessageHit]:
+        scope = check_scope(user_id)
         # One value per MESSAGE_FILTERS entry, in its order (None: any).
         filters = {
             "bot_id": None if bot_id is None else self._id(bot_id, "bot_id"),
-            "user_id": None if user_id is None else check_user(user_id),
+            "user_id": None if scope is None or scope is ANY_USER else scope,
+            "without_user": True if scope is None else None,
         }
         check_limit(limit)
         terms = search_terms(query)
@@ -784,14 +786,30 @@ class MemoryCore(Repository):
         return await self._x.write(unit, atomic=True)
 
     async def memories_without_embedding(
-        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+        self,
+        model: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        limit: int = 100,
+        dimension: int | None = None,
     ) -> list[MemoryEntry]:
-        params = (self._opt_id(bot_id), check_embedding_model(model), check_limit(limit))
+        params = (*self._unembedded(model, bot_id, dimension), check_limit(limit))
         return await self._all(self._q.unembedded, self._memory, *params, browse=True)
 
-    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
-        params = (self._opt_id(bot_id), check_embedding_model(model))
+    async def count_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, dimension: int | None = None
+    ) -> int:
+        params = self._unembedded(model, bot_id, dimension)
         return int(await self._x.read(self._q.count_unembedded, params, VALUE, browse=True))
+
+    def _unembedded(
+        self, model: str, bot_id: uuid.UUID | None, dimension: int | None
+    ) -> tuple[Any, str, int | None]:
+        if dimension is not None and (
+            isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1
+        ):
+            raise ValidationError(f"dimension must be a positive integer, got {dimension!r}")
+        return self._opt_id(bot_id), check_embedding_model(model), dimension
 
     async def without_embedding_among(
         self, model: str, memory_ids: Iterable[uuid.UUID]
