@@ -165,6 +165,7 @@ class MemoryEventKind(StrEnum):
     SUPERSEDED = "superseded"
     DELETED = "deleted"
     RESTORED = "restored"  # the memory that superseded it was deleted: it is live again
+    REPEATED = "repeated"  # an extracted fact said it again (maybe in other words): not saved
 
 
 class MemoryActor(StrEnum):
@@ -707,10 +708,12 @@ class PendingExtraction:
 class MemoryEvent:
     """One change to a memory, from the memory history (kept after the memory is deleted).
 
-    ``job_id``: the extraction job that added it. ``related_memory_id``: for ``superseded``,
-    the memory that replaced it; for ``restored``, the deleted memory that had replaced it.
-    ``user_id``: the memory's user, so erasing a user also erases the history of memories
-    deleted before.
+    ``job_id``: the extraction job that added it (for ``repeated``: that extracted the
+    repeat). ``related_memory_id``: for ``superseded``, the memory that replaced it; for
+    ``restored``, the deleted memory that had replaced it. ``fact``: the memory's fact; for
+    ``repeated``, the new fact's own words. ``user_id``: whose text the row holds, so erasing
+    a user also erases the history of memories deleted before: the memory's user; for
+    ``repeated``, the user of the conversation that said it again.
     """
 
     memory_id: uuid.UUID

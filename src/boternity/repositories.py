@@ -483,6 +483,7 @@ class MemoryRepository(Protocol):
         memories: Sequence[MemoryEntry],
         *,
         supersedes: Mapping[uuid.UUID, uuid.UUID] | None = None,
+        repeats: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> list[MemoryEntry]:
         """Save the memories (``supersedes`` maps a new memory's id to the live memory it
         replaces, which must be of the same user) and delete the job, in one transaction.
@@ -490,8 +491,11 @@ class MemoryRepository(Protocol):
 
         A memory whose fact a conversation with its user already sees live (or earlier in the
         batch; compared by ``fact_key``) is skipped with its supersession, checked and inserted
-        as one step per bot, so concurrent workers never save a fact twice. Returns the
-        memories saved."""
+        as one step per bot, so concurrent workers never save a fact twice. ``repeats`` maps a
+        new memory's id to the live memory it says again in other words (a near-duplicate):
+        it is skipped too while its user still sees that memory live, and saved otherwise.
+        Each memory skipped for a live one is recorded in that memory's history (``repeated``,
+        with its own words and its user). Returns the memories saved."""
         ...
 
     async def save_context_summary(self, summary: ContextSummary) -> ContextSummary: ...

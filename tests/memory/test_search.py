@@ -194,3 +194,11 @@ async def test_bad_arguments_are_refused(store: Store, bot: Bot) -> None:
     with pytest.raises(ValidationError, match="candidates"):
         MemorySearch(store, candidates=0)
     assert (await search.search(bot.id, "x", limit=0)).hits == []
+
+
+def test_search_terms_leave_out_what_an_apostrophe_leaves_of_a_word() -> None:
+    from boternity.backends.common import search_terms
+
+    assert search_terms("What's Ana's cat? I'm sure you're right, don't, I'll, I've, I'd") == [
+        "ana", "cat", "sure", "right", "don",
+    ]  # fmt: skip

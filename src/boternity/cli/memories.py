@@ -507,6 +507,7 @@ def show_memory(
 
     found, bot, source, history = run(ctx, work)
     from boternity.cli.output import console, fmt_time, key_values, print_json, stars, to_jsonable
+    from boternity.text import ellipsis
 
     if json_:
         item = to_jsonable(found)
@@ -530,6 +531,8 @@ def show_memory(
         line = f"{fmt_time(event.created_at)} UTC  {event.event.value} by {event.actor.value}"
         if event.related_memory_id is not None:
             line += f" (memory {event.related_memory_id})"
+        if event.event.value == "repeated":  # in the words said again
+            line += f": “{ellipsis(event.fact, 60)}”"
         rows.append(("History" if i == 0 else "", line))
     console().print(key_values(rows))
 

@@ -78,6 +78,11 @@ class EmbeddingBackfill:
         self._outages = 0
         self._resume_at: datetime | None = None
 
+    @property
+    def paused(self) -> bool:
+        """Whether an outage's backoff is running: embedding waits until it has."""
+        return self._resume_at is not None and self.clock() < self._resume_at
+
     async def run(
         self,
         *,
@@ -95,7 +100,7 @@ class EmbeddingBackfill:
         from boternity.memory.worker import backoff_delay
 
         report = EmbeddingReport()
-        if wait and self._resume_at is not None and self.clock() < self._resume_at:
+        if wait and self.paused:
             report.waiting = True
             return report
         model = self.embedder.model

@@ -973,14 +973,19 @@ class MemoryCore(Repository):
         memories: Sequence[MemoryEntry],
         *,
         supersedes: Mapping[uuid.UUID, uuid.UUID] | None = None,
+        repeats: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> list[MemoryEntry]:
         job = check_id(pending_id, "pending_id")
         batch = [_check_memory(m) for m in memories]
         replaced = dict(supersedes or {})
+        said_again = dict(repeats or {})
         by_id = {m.id: m for m in batch}
-        for added in replaced:
-            if added not in by_id:
-                raise ValidationError(f"supersedes names {added}, which is not in this batch")
+        for name, links in (("supersedes", replaced), ("repeats", said_again)):
+            for added in links:
+                if added not in by_id:
+                    raise ValidationError(f"{name} names {added}, which is not in this batch")
+        for added in replaced.keys() & said_again.keys():
+            raise ValidationError(f"memory {added} cannot both supersede and repeat a memory")
         key = self._key(job)
 
         def unit() -> Unit[list[MemoryEntry]]:
@@ -994,10 +999,24 @@ class MemoryCore(Repository):
             for bot, user in sorted({(m.bot_id, m.user_id) for m in batch}, key=_bot_then_user):
                 facts = yield from self._live_facts(bot, user, lock=bot not in locked)
                 locked.add(bot)
-                live += [(bot, user, fact) for _, fact in facts]
-            kept, links = drop_remembered(batch, replaced, live)
+                live += [(bot, user, memory_id, fact) for memory_id, fact in facts]
+            # A repeat of a memory its user still sees live is recorded, not saved; one of a
+            # memory gone or replaced meanwhile is saved like any other (nothing is lost).
+            seen = {(str(bot), user, str(memory_id)) for bot, user, memory_id, _ in live}
+            again = {
+                added: self._key(old)
+                for added, old in said_again.items()
+                if (str(by_id[added].bot_id), by_id[added].user_id, str(self._key(old))) in seen
+            }
+            rest = [m for m in batch if m.id not in again]
+            kept, links, same = drop_remembered(rest, replaced, live)
             for m in kept:
                 yield from self._insert_memory(m, job=key)
+            for added, memory in {**again, **same}.items():
+                m = by_id[added]
+                yield self._record(memory, self._key(m.bot_id), m.user_id, m.fact,
+                                   MemoryEventKind.REPEATED, MemoryActor.EXTRACTION,
+                                   job=key)  # fmt: skip
             versions = {}
             for bot in sorted({by_id[added].bot_id for added in links}):
                 versions[bot] = yield from self._bump(self._key(bot))

@@ -399,9 +399,10 @@ class Statements:
     # to them go (bot id, user id; every memory of the user has history), and one note per
     # memory at this erasure's version (bumped first) says it is gone (version, bot id, user
     # id).
-    forget_user_changes = (
+    forget_user_changes = (  # the user's memories: their own 'added' rows (a 'repeated' row
+        # of the user may be in the history of another's memory, whose notes stay)
         "DELETE FROM memory_changes WHERE bot_id = ?1 AND memory_id IN"
-        f" (SELECT memory_id FROM memory_history WHERE {_OWNED})"
+        f" (SELECT memory_id FROM memory_history WHERE {_OWNED} AND event = 'added')"
     )
     note_user_memories = (
         "INSERT INTO memory_changes (bot_id, version, memory_id)"
