@@ -5,12 +5,11 @@ where the near-duplicate threshold should sit.
 
     .venv/bin/python benchmarks/recall_eval.py [--json [FILE]]
 
-- recall@5 over the set's questions for text search (``search_memories``: every fact saved in
-  one bot of a fresh SQLite store, as memories have no user yet), for semantic search
-  (cosine over the facts' ``local`` embeddings, numpy) and for hybrid search (the library's
-  ``MemorySearch``: the facts embedded as the worker does, text and meaning fused), over the
-  whole bot and within the asking persona's own facts (what a search scoped to one user
-  would see);
+- recall@5 over the set's questions for the library's search (``MemorySearch``) in each mode,
+  text, semantic (the ``local`` embedder) and hybrid: every fact saved in one bot of a fresh
+  SQLite store and embedded as the worker does; over the whole bot (the facts the bot's
+  own), and as each persona's conversation sees them (the facts the personas' own, each
+  question searched in its persona's user scope);
 - for each threshold t, the precision and recall of "a duplicate when cosine >= t" over the
   set's near-duplicate pairs (positives) and unrelated pairs (negatives), and the default it
   picks: the lowest t that flags no unrelated pair of the set. Precision comes first because a
@@ -28,6 +27,7 @@ import asyncio
 import json
 import sys
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import Any
 
 from boternity import Store, open_store
 from boternity.embeddings import Embedder, LocalEmbedder
+from boternity.memory import SEARCH_MODES, MemorySearch, SearchMode
 from boternity.models import Bot, MemoryCategory, MemoryEntry
 
 SET_PATH = Path(__file__).resolve().parents[1] / "tests" / "memory" / "recall_set.json"
@@ -112,21 +113,20 @@ def recall_at(k: int, rankings: Rankings, questions: Sequence[Question]) -> floa
     return sum(shares) / len(shares)
 
 
-def within_persona(rankings: Rankings, recall_set: RecallSet) -> Rankings:
-    """Each question's ranking kept to its own persona's facts (a search scoped to one user)."""
-    owner = {f.id: f.user_id for f in recall_set.facts}
-    asker = {q.id: q.user_id for q in recall_set.questions}
-    return {qid: [f for f in ranked if owner[f] == asker[qid]] for qid, ranked in rankings.items()}
-
-
 def misses(k: int, rankings: Rankings, questions: Sequence[Question]) -> list[str]:
     """The questions with a target outside their first k results."""
     return [q.id for q in questions if not set(q.targets) <= set(rankings[q.id][:k])]
 
 
-async def text_rankings(store: Store, recall_set: RecallSet) -> Rankings:
-    """Every fact saved in one new bot of ``store``, then ``search_memories`` per question."""
-    bot = await store.bots.create_bot(Bot(name="Recall set"))
+async def filled_bot(
+    store: Store, recall_set: RecallSet, embedder: Embedder | None = None, *, users: bool = False
+) -> tuple[Bot, dict[uuid.UUID, str]]:
+    """Every fact of the set saved in one new bot of ``store`` (the bot's own, or with
+    ``users`` its persona's) and, with an ``embedder``, embedded as the worker does
+    (``EmbeddingBackfill``); the bot, and each memory's fact id."""
+    from boternity.memory import EmbeddingBackfill
+
+    bot = await store.bots.create_bot(Bot(name=f"Recall set {uuid.uuid4().hex[:8]}"))
     fact_of = {}
     for f in recall_set.facts:
         entry = MemoryEntry(
@@ -134,41 +134,52 @@ async def text_rankings(store: Store, recall_set: RecallSet) -> Rankings:
             fact=f.fact,
             category=MemoryCategory(f.category),
             importance=f.importance,
+            user_id=f.user_id if users else None,
         )
         fact_of[(await store.memory.save_memory(entry)).id] = f.id
-    rankings = {}
-    for q in recall_set.questions:
-        found = await store.memory.search_memories(bot.id, q.question, limit=len(fact_of))
-        rankings[q.id] = [fact_of[m.id] for m in found]
-    return rankings
+    if embedder is not None:
+        await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)
+    return bot, fact_of
 
 
-async def hybrid_rankings(store: Store, embedder: Embedder, recall_set: RecallSet) -> Rankings:
-    """Every fact saved in one new bot of ``store`` and embedded (``EmbeddingBackfill``, as
-    the worker does), then ``MemorySearch`` in hybrid mode per question."""
-    from boternity.memory import EmbeddingBackfill, MemorySearch
-
-    bot = await store.bots.create_bot(Bot(name="Recall set, hybrid"))
-    fact_of = {}
-    for f in recall_set.facts:
-        entry = MemoryEntry(
-            bot_id=bot.id,
-            fact=f.fact,
-            category=MemoryCategory(f.category),
-            importance=f.importance,
-        )
-        fact_of[(await store.memory.save_memory(entry)).id] = f.id
-    await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)
+async def library_rankings(
+    store: Store,
+    recall_set: RecallSet,
+    embedder: Embedder | None,
+    modes: Sequence[SearchMode] = SEARCH_MODES,
+    *,
+    users: bool = False,
+) -> dict[SearchMode, Rankings]:
+    """The library's own search (``MemorySearch``) in each mode, for every question, over one
+    bot holding every fact (``filled_bot``): the bot's own facts, searched as a conversation
+    without a user sees them; with ``users``, each persona's facts its own, each question
+    searched as a conversation with its persona (the library's user scope)."""
+    bot, fact_of = await filled_bot(store, recall_set, embedder, users=users)
     search = MemorySearch(store, embedder)
-    rankings = {}
-    for q in recall_set.questions:
-        found = await search.search(bot.id, q.question, mode="hybrid", limit=len(fact_of))
-        rankings[q.id] = [fact_of[h.memory.id] for h in found]
+    rankings: dict[SearchMode, Rankings] = {}
+    for mode in modes:
+        rankings[mode] = {}
+        for q in recall_set.questions:
+            found = await search.search(
+                bot.id,
+                q.question,
+                mode=mode,
+                limit=len(fact_of),
+                user_id=q.user_id if users else None,
+            )
+            assert found.mode == mode, found.notice
+            rankings[mode][q.id] = [fact_of[h.memory.id] for h in found]
     return rankings
+
+
+async def text_rankings(store: Store, recall_set: RecallSet) -> Rankings:
+    """The library's text search (no embedder) for every question."""
+    return (await library_rankings(store, recall_set, None, ("text",)))["text"]
 
 
 async def semantic_rankings(embedder: Embedder, recall_set: RecallSet) -> Rankings:
-    """Every fact ranked per question by cosine similarity of their embeddings."""
+    """Every fact ranked per question by cosine similarity of their embeddings, computed here
+    (numpy): what the library's semantic search must agree with."""
     import numpy as np
 
     facts = np.stack(await embedder.embed([f.fact for f in recall_set.facts]))
@@ -233,19 +244,19 @@ def best_f1(rows: Sequence[ThresholdRow]) -> ThresholdRow:
 
 
 async def evaluate(recall_set: RecallSet, embedder: Embedder, store: Store) -> dict[str, Any]:
-    text = await text_rankings(store, recall_set)
-    semantic = await semantic_rankings(embedder, recall_set)
-    hybrid = await hybrid_rankings(store, embedder, recall_set)
+    rankings = await library_rankings(store, recall_set, embedder)
+    scoped = await library_rankings(store, recall_set, embedder, users=True)
+    semantic = rankings["semantic"]
     duplicates = await pair_cosines(embedder, recall_set.near_duplicates)
     unrelated = await pair_cosines(embedder, recall_set.unrelated)
     rows = threshold_table(duplicates, unrelated, THRESHOLDS)
     chosen = chosen_threshold(rows)
     questions = recall_set.questions
 
-    def scores(rankings: Rankings) -> dict[str, float]:
+    def scores(mode: SearchMode) -> dict[str, float]:
         return {
-            "bot": recall_at(K, rankings, questions),
-            "persona": recall_at(K, within_persona(rankings, recall_set), questions),
+            "bot": recall_at(K, rankings[mode], questions),
+            "persona": recall_at(K, scoped[mode], questions),
         }
 
     def closest(pairs: Sequence[Pair], cosines: Sequence[float], lowest: bool) -> list[Any]:
@@ -262,10 +273,10 @@ async def evaluate(recall_set: RecallSet, embedder: Embedder, store: Store) -> d
             "unrelated": len(recall_set.unrelated),
         },
         "k": K,
-        "recall": {"text": scores(text), "semantic": scores(semantic), "hybrid": scores(hybrid)},
+        "recall": {mode: scores(mode) for mode in SEARCH_MODES},
         "semantic_misses": {
             "bot": misses(K, semantic, questions),
-            "persona": misses(K, within_persona(semantic, recall_set), questions),
+            "persona": misses(K, scoped["semantic"], questions),
         },
         "thresholds": [asdict(r) for r in rows],
         "chosen_threshold": asdict(chosen) if chosen else None,
@@ -281,11 +292,11 @@ def print_report(figures: dict[str, Any]) -> None:
         f"recall set: {s['personas']} personas, {s['facts']} facts, {s['questions']} questions,"
         f" {s['near_duplicates']} near-duplicate and {s['unrelated']} unrelated pairs"
     )
-    print(f"\nrecall@{figures['k']}            whole bot   own persona")
+    print(f"\nrecall@{figures['k']}            whole bot   persona's own (user scope)")
     for name, label in (
         ("text", "text"),
         ("semantic", f"semantic ({figures['embedder']})"),
-        ("hybrid", "hybrid (MemorySearch)"),
+        ("hybrid", "hybrid"),
     ):
         print(f"  {label:<36} {recall[name]['bot']:6.1%}   {recall[name]['persona']:6.1%}")
     for scope, ids in figures["semantic_misses"].items():

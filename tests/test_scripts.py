@@ -45,7 +45,7 @@ def installed(project: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_demo_installs_the_runtime_dependencies_only(tmp_path: Path) -> None:
+def test_demo_installs_the_runtime_dependencies_and_the_local_embedder_only(tmp_path: Path) -> None:
     project = scratch_copy(tmp_path)
     env = env_for(tmp_path)
     demo = subprocess.run(
@@ -58,8 +58,10 @@ def test_demo_installs_the_runtime_dependencies_only(tmp_path: Path) -> None:
     )
     assert demo.returncode == 0, demo.stderr
     assert "What Demo remembers" in demo.stdout
+    # The local embedder is installed with it: the demo finds a memory by meaning.
+    assert "by meaning (wordllama/l2_supercat_256), “User works as a nurse”" in demo.stdout
     names = installed(project)
-    assert {"boternity", "typer", "rich", "httpx"} <= names
+    assert {"boternity", "typer", "rich", "httpx", "wordllama"} <= names
     assert not names & set(DEV_TOOLS), names & set(DEV_TOOLS)
 
     # scripts/test's set-up (plain bootstrap) installs the dev group ...

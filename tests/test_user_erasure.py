@@ -173,3 +173,23 @@ async def test_erasure_racing_extraction_and_chat_leaves_nothing(store: Store) -
         assert not isinstance(results[2], BaseException)
         assert await store.users.count_user(bot.id, user) == UserCounts()
         assert await store.memory.get_memories(bot.id, user_id=user) == []
+
+
+async def test_erasing_a_user_who_repeated_the_bots_memory_keeps_that_memorys_changes_seen(
+    store: Store, db_url: str
+) -> None:
+    """A user's repeat is a row of theirs in the history of the bot's own memory; erasing the
+    user must not take the notes another process's cached vectors need about that memory."""
+    bot = await f.new_bot(store)
+    shop = await store.memory.save_memory(f.memory(bot.id, "The shop opens at 9"))
+    await store.memory.save_embeddings(MODEL, [(shop.id, VECTORS["zanzibar"])])
+    async with open_store(db_url) as other:
+        [(seen, _)] = await other.memory.nearest_memories(bot.id, MODEL, VECTORS["zanzibar"])
+        assert seen.id == shop.id  # the other process now holds the bot's vectors
+        session = await f.new_session(store, bot.id, user_id="ben")
+        job = await store.memory.save_pending_extraction(f.pending(bot.id, session.id))
+        again = f.memory(bot.id, "The shop opens at nine", user_id="ben")
+        await store.memory.complete_extraction(job.id, [again], repeats={again.id: shop.id})
+        await store.memory.supersede_memory(shop.id, f.memory(bot.id, "The shop opens at 10"))
+        assert (await store.users.forget_user(bot.id, "ben")).history == 1
+        assert await other.memory.nearest_memories(bot.id, MODEL, VECTORS["zanzibar"]) == []

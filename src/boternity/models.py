@@ -108,6 +108,9 @@ MAX_METADATA_BYTES = 1_000_000
 MAX_FACT_LENGTH = 10_000
 #: ContextSummary.summary.
 MAX_SUMMARY_LENGTH = 100_000
+#: The longest embedding stored (the schema's CHECK says the same; OpenAI's largest is 3072):
+#: an embedder replying with longer vectors is refused before anything is stored.
+MAX_EMBEDDING_DIMENSION = 16_384
 
 #: Every limit by the fields it applies to (for docs and tests).
 LIMITS: dict[str, int] = {
@@ -162,6 +165,7 @@ class MemoryEventKind(StrEnum):
     SUPERSEDED = "superseded"
     DELETED = "deleted"
     RESTORED = "restored"  # the memory that superseded it was deleted: it is live again
+    REPEATED = "repeated"  # an extracted fact said it again (maybe in other words): not saved
 
 
 class MemoryActor(StrEnum):
@@ -704,10 +708,12 @@ class PendingExtraction:
 class MemoryEvent:
     """One change to a memory, from the memory history (kept after the memory is deleted).
 
-    ``job_id``: the extraction job that added it. ``related_memory_id``: for ``superseded``,
-    the memory that replaced it; for ``restored``, the deleted memory that had replaced it.
-    ``user_id``: the memory's user, so erasing a user also erases the history of memories
-    deleted before.
+    ``job_id``: the extraction job that added it (for ``repeated``: that extracted the
+    repeat). ``related_memory_id``: for ``superseded``, the memory that replaced it; for
+    ``restored``, the deleted memory that had replaced it. ``fact``: the memory's fact; for
+    ``repeated``, the new fact's own words. ``user_id``: whose text the row holds, so erasing
+    a user also erases the history of memories deleted before: the memory's user; for
+    ``repeated``, the user of the conversation that said it again.
     """
 
     memory_id: uuid.UUID

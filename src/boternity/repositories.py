@@ -293,11 +293,12 @@ class ChatRepository(Protocol):
         query: str,
         *,
         bot_id: uuid.UUID | None = None,
-        user_id: str | None = None,
+        user_id: UserScope = ANY_USER,
         limit: int = 20,
     ) -> list[MessageHit]:
         """Full-text search over the messages of every session (of one bot with ``bot_id``;
-        of one user's sessions with ``user_id``: a user's transcripts are theirs alone),
+        of one user's sessions with ``user_id``: a user's transcripts are theirs alone; None:
+        the sessions without a user, as everywhere else; ANY_USER, the default: all),
         best match first, then newest (created_at DESC, id DESC). A message matches when it
         shares any word with the query (stop words aside; words are stemmed, and case and
         diacritics folded, as by search_memories); the first SEARCHED_CHARS (50,000)
@@ -389,14 +390,24 @@ class MemoryRepository(Protocol):
         ...
 
     async def memories_without_embedding(
-        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+        self,
+        model: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        limit: int = 100,
+        dimension: int | None = None,
     ) -> list[MemoryEntry]:
         """Up to ``limit`` memories (of one bot, or of every bot) with no vector of
-        ``model``: live ones first, then importance DESC, created_at DESC, id."""
+        ``model``: live ones first, then importance DESC, created_at DESC, id. With
+        ``dimension``, a vector of another length counts as none (the model changed its
+        dimension under one name: those vectors are never searched)."""
         ...
 
-    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
-        """How many memories (of one bot, or of every bot) have no vector of ``model``."""
+    async def count_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, dimension: int | None = None
+    ) -> int:
+        """How many memories (of one bot, or of every bot) have no vector of ``model``
+        (of length ``dimension``, when given)."""
         ...
 
     async def without_embedding_among(
@@ -472,6 +483,7 @@ class MemoryRepository(Protocol):
         memories: Sequence[MemoryEntry],
         *,
         supersedes: Mapping[uuid.UUID, uuid.UUID] | None = None,
+        repeats: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> list[MemoryEntry]:
         """Save the memories (``supersedes`` maps a new memory's id to the live memory it
         replaces, which must be of the same user) and delete the job, in one transaction.
@@ -479,8 +491,11 @@ class MemoryRepository(Protocol):
 
         A memory whose fact a conversation with its user already sees live (or earlier in the
         batch; compared by ``fact_key``) is skipped with its supersession, checked and inserted
-        as one step per bot, so concurrent workers never save a fact twice. Returns the
-        memories saved."""
+        as one step per bot, so concurrent workers never save a fact twice. ``repeats`` maps a
+        new memory's id to the live memory it says again in other words (a near-duplicate):
+        it is skipped too while its user still sees that memory live, and saved otherwise.
+        Each memory skipped for a live one is recorded in that memory's history (``repeated``,
+        with its own words and its user). Returns the memories saved."""
         ...
 
     async def save_context_summary(self, summary: ContextSummary) -> ContextSummary: ...

@@ -59,6 +59,11 @@ def test_demo_on_a_fresh_machine_twice(tmp_path: Path) -> None:
     lisbon = next(line for line in out.splitlines() if "User lives in Lisbon" in line)
     assert "“I live in Lisbon and I work as a nurse.”" in lisbon and "superseded" in lisbon
     assert "ANTHROPIC_API_KEY" in out and "OPENAI_BASE_URL" in out and "bnity chat demo" in out
+    # a question sharing no word with any memory: nothing by words, the answer by meaning
+    assert (
+        "“What is my job?” finds nothing by shared words; by meaning"
+        " (wordllama/l2_supercat_256), “User works as a nurse” (cosine similarity 0."
+    ) in " ".join(out.split())
     assert (data / "boternity.db").is_file()
 
     second = bnity(env, "demo")
@@ -101,6 +106,11 @@ def test_demo_with_db_and_json(cli: Invoke, db_path: Path) -> None:
     assert berlin["provenance"]["session_title"] == first["session"]["title"]
     assert by_fact["User lives in Lisbon"]["superseded_by"] == berlin["id"]
     assert db_path.is_file()
+    meaning = first["found_by_meaning"]
+    assert meaning["question"] == "What is my job?" and meaning["by_words"] == []
+    assert meaning["embedder"] == "wordllama/l2_supercat_256" and meaning["mode"] == "hybrid"
+    [hit] = meaning["hits"]
+    assert hit["fact"] == "User works as a nurse" and 0 < hit["similarity"] < 1
 
     second = parse(cli("demo", "--json"))
     assert second["bot_created"] is False and second["bot"]["id"] == first["bot"]["id"]
@@ -113,3 +123,16 @@ def test_demo_plain_output_mentions_db(cli: Invoke, db_path: Path) -> None:
     result = cli("demo")
     assert result.exit_code == 0, result.stderr
     assert f"bnity --db {db_path} chat demo" in result.stdout
+
+
+def test_demo_without_the_local_embedder_says_how_to_get_it(
+    cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("boternity.embeddings.local.available", lambda: False)
+    result = cli("demo")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "by meaning, it needs the local embedder (pip install 'boternity[local]';"
+        " scripts/demo installs it)."
+    ) in " ".join(result.stdout.split())
+    assert parse(cli("demo", "--json"))["found_by_meaning"]["hits"] == []

@@ -3,14 +3,25 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from boternity import Store
 from boternity.cli.runtime import EMBEDDERS as CLI_EMBEDDERS
 from boternity.cli.runtime import SEARCH_MODES as CLI_SEARCH_MODES
 from boternity.embeddings import EMBEDDERS
 from boternity.embeddings.local import DEFAULT_MODEL as LOCAL_MODEL
 from boternity.memory import SEARCH_MODES
-from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse
+from boternity.repositories import ANY_USER
+from tests.cli.conftest import FakeLlm, Invoke, one_line_error, parse, with_store
 from tests.cli.fixtures import World
+from tests.cli.test_chat import BNITY, _env
 from tests.fakes.llm_server import openai_error
+from tests.terminal import Terminal
 
 FACTS = ["Plays the cello in an orchestra", "Drives an old Volvo", "Lives in Lisbon since 2019"]
 NONE = {"BOTERNITY_EMBEDDINGS": "none"}
@@ -148,3 +159,58 @@ def parse_any(stdout: str) -> dict[str, object]:
 
     data: dict[str, object] = json.loads(stdout)
     return data
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_reembed_progress_shows_a_model_name_with_brackets_as_written(
+    tmp_path: Path, llm: FakeLlm
+) -> None:
+    """The progress bar's label is Rich markup: a model name is text in it, never markup (a
+    name with "[/x]" crashed reembed with a traceback on a terminal)."""
+    db = str(tmp_path / "tty.db")
+    model = "embed[/x][bold]v2"
+    env = {**_env(llm), "BOTERNITY_EMBEDDINGS": "openai", "BOTERNITY_EMBEDDING_MODEL": model}
+    subprocess.run([*BNITY, "--db", db, "bot", "create", "Luna"], check=True, env=env)
+    subprocess.run([*BNITY, "--db", db, "remember", "luna", "Plays the cello"], check=True, env=env)
+    with Terminal([*BNITY, "--db", db, "memories", "reembed", "luna"], env) as term:
+        term.read_until(b"Embedded 1 memory")
+    output = term.output
+    assert term.close() == 0, output.decode(errors="replace")
+    assert b"Traceback" not in output and b"MarkupError" not in output
+
+
+def test_an_empty_or_blank_search_matches_nothing_in_every_mode(cli: Invoke, world: World) -> None:
+    """As in the library and 'bnity search': no words, no match (every fact used to be
+    listed, scored as a hit, since "" is a substring of every text)."""
+    helper_with_facts(cli)
+    for query in ("", "   ", "\t"):
+        for mode in ("hybrid", "text"):
+            found = cli("memories", "helper", "--search", query, "--mode", mode, "--json", env=NONE)
+            assert found.exit_code == 0 and parse(found) == [], (query, mode)
+
+
+def test_reembed_replaces_vectors_a_model_made_at_another_dimension(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    """A model served under the same name now makes vectors of another length: search says to
+    run reembed, and reembed embeds them again, also for a model whose dimension is learnt
+    from its first reply (it found nothing missing and did nothing)."""
+    env = {**llm.env(), "BOTERNITY_EMBEDDINGS": "openai", "BOTERNITY_EMBEDDING_MODEL": "fake"}
+    helper_with_facts(cli)
+
+    async def old_vectors(store: Store) -> None:
+        rows = await store.memory.get_memories(world.bot.id, user_id=ANY_USER)
+        await store.memory.save_embeddings("fake", [(m.id, np.ones(8, np.float32)) for m in rows])
+
+    with_store(world.db, old_vectors)
+    failed = cli("memories", "helper", "--search", "Volvo", "--mode", "semantic", env=env)
+    assert failed.exit_code == 1 and "reembed" in one_line_error(failed)
+    report = parse(cli("memories", "reembed", "helper", "--json", env=env))
+    assert (report["embedded"], report["remaining"]) == (6, 0)
+    found = parse(
+        cli("memories", "helper", "--search", "old Volvo", "--mode", "semantic", "--json", env=env)
+    )
+    assert found[0]["fact"] == "Drives an old Volvo"
+    again = parse(cli("memories", "reembed", "helper", "--json", env=env))
+    assert again["embedded"] == 0  # nothing left to replace

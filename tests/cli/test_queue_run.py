@@ -17,6 +17,7 @@ REPORT_FIELDS = {
     "memories_saved",
     "superseded",
     "dropped",
+    "repeated",
     "errors",
     "embedding",
 }
@@ -182,3 +183,23 @@ def test_ctrl_c_during_queue_run_gives_the_job_back_due_now(
     assert job["attempt_count"] == 0 and job["state"] != "waiting", job
     again = cli("queue", "run", "--json", env=llm.env())
     assert parse(again)["completed"] == 1, again.stderr
+
+
+def test_a_fact_already_remembered_is_reported_and_shown_in_the_memorys_history(
+    cli: Invoke, world: World, llm: FakeLlm
+) -> None:
+    llm.script(
+        "extraction",
+        openai_completion('[{"fact": "loves RAMEN 🍜!"}, {"fact": "Plays the oboe"}]'),
+    )
+    result = cli("queue", "run", "--embeddings", "none", env=llm.env())
+    assert result.exit_code == 0, result.stderr
+    summary = result.stdout.splitlines()[-1]
+    assert "1 memory saved" in summary
+    assert "1 fact already remembered (recorded in the memory's history)." in summary
+    ramen = next(m for m in world.memories if m.fact == "Loves ramen 🍜")
+    shown = cli("memory", "show", str(ramen.id))
+    assert shown.exit_code == 0, shown.stderr
+    assert "repeated by extraction: “loves RAMEN 🍜!”" in shown.stdout
+    history = parse(cli("memory", "show", str(ramen.id), "--json"))["history"]
+    assert [(e["event"], e["fact"]) for e in history][-1] == ("repeated", "loves RAMEN 🍜!")

@@ -232,6 +232,29 @@ async def test_changes_made_through_another_handle_are_seen(store: Store, other:
     assert await ids_near(store, bot, unit(2)) == []
 
 
+async def test_vectors_re_embedded_at_another_dimension_are_searched_by_a_cached_handle(
+    store: Store, other: Store
+) -> None:
+    """A model that changed its dimension under one name, re-embedded by another process: a
+    handle holding the old matrix reads everything again (its rows' length changed), so its
+    searches at the new dimension find the memories. (It left the new vectors out and kept
+    searching an emptied matrix: nothing was ever found again in that process.)"""
+    bot = await f.new_bot(store)
+    saved = await memories(store, bot, 3)
+    await store.memory.save_embeddings(MODEL, [(m.id, unit(i)) for i, m in enumerate(saved)])
+    assert len(await ids_near(store, bot, unit(0))) == 3  # the 8-dimension matrix is cached
+    wide = {m.id: unit(10 + i, 12) for i, m in enumerate(saved)}
+    await other.memory.save_embeddings(MODEL, list(wide.items()))
+    assert await ids_near(store, bot, unit(10, 12)) == brute_force(wide, unit(10, 12), 3)
+    with pytest.raises(EmbeddingDimensionError, match="dimension 8"):
+        await ids_near(store, bot, unit(0))
+    # Half re-embedded: the dimension most vectors have is searched, as by a fresh handle.
+    await other.memory.save_embeddings(MODEL, [(saved[0].id, unit(0))])
+    assert await ids_near(store, bot, unit(11, 12)) == brute_force(
+        {k: v for k, v in wide.items() if k != saved[0].id}, unit(11, 12), 3
+    )
+
+
 async def test_the_cache_stays_exact_through_many_changes_from_two_handles(
     store: Store, other: Store, db_url: str
 ) -> None:
@@ -313,6 +336,31 @@ async def test_concurrent_writers_keep_the_cache_exact(store: Store, other: Stor
     live = {k: v for k, v in vectors.items() if k not in {m.id for m in saved[:5]}}
     for h in (store, other):
         assert await ids_near(h, bot, unit(7), limit=50) == brute_force(live, unit(7), 50)
+
+
+async def test_a_vector_of_another_dimension_counts_as_none_when_a_dimension_is_given(
+    store: Store,
+) -> None:
+    bot = await f.new_bot(store)
+    a, b, c = await memories(store, bot, 3)
+    await store.memory.save_embeddings(MODEL, [(a.id, unit(1)), (b.id, unit(2))])
+    await store.memory.save_embeddings(MODEL, [(b.id, unit(2, 12))])  # b: now 12 numbers
+    listed = store.memory.memories_without_embedding
+    assert {m.id for m in await listed(MODEL, bot_id=bot.id)} == {c.id}
+    assert {m.id for m in await listed(MODEL, bot_id=bot.id, dimension=DIM)} == {b.id, c.id}
+    assert {m.id for m in await listed(MODEL, dimension=12, limit=5)} == {a.id, c.id}
+    count = store.memory.count_without_embedding
+    assert [await count(MODEL, bot_id=bot.id, dimension=d) for d in (None, DIM, 12, 3)] == [
+        1,
+        2,
+        2,
+        3,
+    ]
+    for bad in (0, -1, True, 1.5, "8"):
+        with pytest.raises(ValidationError, match="dimension"):
+            await count(MODEL, dimension=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="dimension"):
+            await listed(MODEL, dimension=bad)  # type: ignore[arg-type]
 
 
 async def test_which_memories_have_no_vector_of_a_model(store: Store) -> None:

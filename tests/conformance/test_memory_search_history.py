@@ -61,6 +61,17 @@ async def test_search_finds_memories_sharing_a_word_with_the_query(store: Store)
     assert {m.id for m in both} == {saved["cats"].id, saved["tea"].id}
 
 
+async def test_what_an_apostrophe_leaves_of_a_word_matches_nothing(store: Store) -> None:
+    """ "s" of "What's" is no word: it would match every possessive ("Ana's") on SQLite."""
+    bot = await store.bots.create_bot(Bot(name="Possessive"))
+    for fact in ("Ana's cat is called Miso", "Don't call before 9", "You're a night owl"):
+        await store.memory.save_memory(memory(bot.id, fact))
+    for query in ("What's my occupation?", "I'm fine, I'd say", "we'll see, they've gone"):
+        assert await store.memory.search_memories(bot.id, query) == [], query
+    [cat] = await store.memory.search_memories(bot.id, "What's Ana's pet, a cat?")
+    assert cat.fact == "Ana's cat is called Miso"
+
+
 async def test_search_stems_and_folds_case(store: Store) -> None:
     bot, saved = await seeded(store)
     assert [m.id for m in await store.memory.search_memories(bot.id, "WORKING")] == [

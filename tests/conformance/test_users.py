@@ -298,6 +298,26 @@ async def test_transcript_search_for_a_user_finds_only_their_sessions(store: Sto
         await store.chat.search_messages("passport", user_id="")
 
 
+async def test_transcript_search_without_a_user_finds_only_sessions_without_one(
+    store: Store,
+) -> None:
+    """user_id=None is a conversation without a user, as for get_memories and list_sessions
+    (rule 3): it never finds a user's transcript. (None used to mean every session, so a
+    caller passing its session's user_id, None in a user-less conversation, searched every
+    user's messages.) ANY_USER, the default, is every session."""
+    bot = await f.new_bot(store)
+    said = {}
+    for who in ("ana", None, "ben"):
+        session = await f.new_session(store, bot.id, user_id=who)
+        said[who] = await store.chat.save_message(f.message(session.id, f"passport of {who}"))
+    nobody = await store.chat.search_messages("passport", bot_id=bot.id, user_id=None)
+    assert [h.message.id for h in nobody] == [said[None].id]
+    every = await store.chat.search_messages("passport", bot_id=bot.id, user_id=ANY_USER)
+    assert {h.message.id for h in every} == {m.id for m in said.values()}
+    default = await store.chat.search_messages("passport", bot_id=bot.id)
+    assert {h.message.id for h in default} == {m.id for m in said.values()}
+
+
 async def test_search_by_meaning_keeps_to_what_the_user_sees(store: Store) -> None:
     """nearest_memories and live_embeddings apply the scope rule to the cached vectors, and a
     vector written later (the cache updated, not reloaded) keeps its owner."""

@@ -21,6 +21,7 @@ from boternity.errors import (
     ValidationError,
 )
 from boternity.llm import RetryPolicy
+from boternity.models import MAX_EMBEDDING_DIMENSION
 from tests.fakes.llm_server import (
     FakeLlmServer,
     Reply,
@@ -113,6 +114,14 @@ async def test_results_are_ordered_by_index_not_by_position(
     assert third.tolist() == [0.0, 1.0]
 
 
+def _raw_json(body: bytes) -> Reply:
+    return Reply(headers={"content-type": "application/json"}, chunks=[body])
+
+
+def _second_fine(first: dict[str, object]) -> Reply:
+    return json_reply({"data": [first, {"index": 1, "embedding": [1.0, 0.0]}]})
+
+
 @pytest.mark.parametrize(
     ("reply", "words"),
     [
@@ -122,6 +131,13 @@ async def test_results_are_ordered_by_index_not_by_position(
         (json_reply({"data": [{"index": 0, "embedding": "AAAA"}, {"index": 1}]}), "numbers"),
         (json_reply({"data": [{"index": 0, "embedding": []}, {"index": 1}]}), "finite"),
         (json_reply({"object": "list"}), "no vectors"),
+        # Numbers only: not text that looks like one, not booleans, not NaN (Python's json
+        # reads it), not an integer no float holds (numpy raised a bare OverflowError).
+        (_second_fine({"index": 0, "embedding": ["0.5", "1"]}), "numbers"),
+        (_second_fine({"index": 0, "embedding": [True, False]}), "numbers"),
+        (_second_fine({"index": 0, "embedding": [[1, 2], [3, 4]]}), "numbers"),
+        (_raw_json(b'{"data": [{"embedding": [NaN, 1]}, {"embedding": [1, 0]}]}'), "finite"),
+        (_raw_json(b'{"data": [{"embedding": [1' + b"0" * 400 + b", 1]}, {}]}"), "numbers"),
         (Reply(headers={"content-type": "text/html"}, chunks=[b"<html>"]), "not JSON"),
     ],
 )
@@ -135,6 +151,31 @@ async def test_a_malformed_reply_is_a_clear_error(
     assert not isinstance(caught.value, EmbeddingUnavailableError)
     assert not caught.value.retryable and caught.value.__cause__ is not None
     assert sleeps.delays == []  # not retried
+
+
+async def test_large_finite_numbers_are_scaled_not_zeroed_or_warned_about(
+    server: FakeLlmServer, retry: RetryPolicy
+) -> None:
+    """Values past float32 (1e39) or whose squares are (1e20) are still a direction: scaled
+    in float64, never turned into inf (a RuntimeWarning) or an all-zero vector."""
+    server.enqueue(openai_embeddings([[1e39, 0.0, 1e39], [1e20, 1e20, 0.0]]))
+    async with embedder(server, retry) as openai:
+        big, large = await openai.embed(["a", "b"])
+    assert big.dtype == np.float32 and large.dtype == np.float32
+    assert np.allclose(big, [2**-0.5, 0.0, 2**-0.5])
+    assert np.allclose(large, [2**-0.5, 2**-0.5, 0.0])
+
+
+async def test_vectors_longer_than_what_is_stored_are_refused(
+    server: FakeLlmServer, retry: RetryPolicy
+) -> None:
+    """An over-long vector is the embedder's fault (EmbeddingDimensionError), found before
+    anything is stored, not a ValidationError from save_embeddings later."""
+    server.enqueue(openai_embeddings([[1.0] * (MAX_EMBEDDING_DIMENSION + 1)]))
+    async with embedder(server, retry) as openai:
+        with pytest.raises(EmbeddingDimensionError, match="dimension 16385; at most 16384"):
+            await openai.embed(["a"])
+        assert openai.dimension is None
 
 
 async def test_wrong_or_varying_dimensions_are_refused(
@@ -276,3 +317,28 @@ def test_bad_options_are_refused() -> None:
         OpenAIEmbedder(batch_size=0)
     with pytest.raises(ValidationError, match="dimension"):
         OpenAIEmbedder(dimension=-1)
+
+
+class _SmallReplies(OpenAIEmbedder):
+    max_reply_bytes = 4096
+
+
+async def test_a_reply_past_the_size_limit_is_refused_not_read_whole(
+    server: FakeLlmServer, retry: RetryPolicy, sleeps: Sleeps
+) -> None:
+    """A broken or hostile server cannot make a worker read an unbounded body into memory
+    (the limit is 256 MiB; a subclass lowers it here). An error reply is read only as far as
+    the limit, and its status still decides (a 503 is retried)."""
+    server.enqueue(openai_embeddings([[1.0] * 2000]))
+    async with _SmallReplies(
+        base_url=server.openai_base_url, api_key=KEY, model="embed-test", retry=retry
+    ) as small:
+        with pytest.raises(EmbeddingError, match="larger than 4,096 bytes") as caught:
+            await small.embed(["a"])
+        assert not isinstance(caught.value, EmbeddingUnavailableError)
+        assert sleeps.delays == []  # not retried
+        server.enqueue(json_reply({"error": {"message": "x" * 100_000}}, status=503))
+        server.enqueue(openai_embeddings([[1.0, 0.0]]))
+        (vector,) = await small.embed(["b"])
+    assert vector.tolist() == [1.0, 0.0] and len(sleeps.delays) == 1
+    assert OpenAIEmbedder.max_reply_bytes == 256 << 20

@@ -6,9 +6,10 @@ back. On every backend, over real HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from boternity import Store
@@ -157,3 +158,85 @@ async def test_bounded_runs_and_progress(store: Store, embedder: OpenAIEmbedder)
     assert (await backfill.run(bot_id=bot.id)).embedded == 2
     with pytest.raises(ValueError, match="batch"):
         EmbeddingBackfill(store, embedder, batch=0)
+
+
+async def test_vectors_of_another_dimension_under_the_model_name_are_embedded_again(
+    store: Store, embed_server: FakeLlmServer
+) -> None:
+    """The model behind a name changed its dimension (an Ollama tag pulled again, OpenAI's
+    ``dimensions``): the old vectors are never searched, and the error says to re-embed, so
+    re-embedding must replace them (it saw them as embedded and did nothing: stuck)."""
+    bot, _, _ = await conversation(store, "hi")
+    facts = ["Ana keeps bees in Porto", "Ben plays the cello", "Ana's cat is called Miso"]
+    saved = [await remember(store, bot.id, fact) for fact in facts]
+    old = [(m.id, np.eye(8, dtype=np.float32)[0]) for m in saved]  # the old model: 8 numbers
+    await store.memory.save_embeddings(MODEL, old)
+    async with OpenAIEmbedder(
+        base_url=embed_server.openai_base_url, api_key="k", model=MODEL, dimension=64
+    ) as embedder:
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id) == 0
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id, dimension=64) == 3
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id, dimension=8) == 0
+        report = await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)
+        assert report.embedded == 3
+        assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id, dimension=64) == 0
+        found = await MemorySearch(store, embedder).search(
+            bot.id, "who plays the cello", mode="semantic", limit=1
+        )
+    assert [hit.memory.fact for hit in found] == ["Ben plays the cello"]
+
+
+async def test_an_embedder_of_the_wrong_dimension_stops_the_run_without_refusing_facts(
+    store: Store, embed_server: FakeLlmServer
+) -> None:
+    """Vectors of another length than the model's (a server behind OPENAI_BASE_URL serving
+    another model under the name) say nothing about the facts: the run stops after one request
+    and backs off, as in an outage. (Each batch was split into one request per fact and every
+    fact marked refused: 256 wasted requests per worker pass, and good facts skipped.)"""
+    bot, _, _ = await conversation(store, "hi")
+    for i in range(5):
+        await remember(store, bot.id, f"fact number {i}")
+    clock = Clock()
+    async with OpenAIEmbedder(
+        base_url=embed_server.openai_base_url, api_key="k", model=MODEL, dimension=32
+    ) as wrong:
+        backfill = EmbeddingBackfill(store, wrong, clock=clock)
+        report = await backfill.run(bot_id=bot.id)
+        assert (report.embedded, report.refused) == (0, 0)
+        assert report.error is not None and "dimension 64, expected 32" in report.error
+        assert len(embed_server.requests) == 1
+        assert (await backfill.run(bot_id=bot.id)).waiting  # backing off
+        assert len(embed_server.requests) == 1
+    assert await store.memory.count_without_embedding(MODEL, bot_id=bot.id) == 5
+
+
+class _Careless:
+    """An application's own Embedder that returns what the store refuses: NaN for a fact
+    with "nan" in it, and one vector too few for a batch holding "short"."""
+
+    name, model, dimension = "careless", "careless-v1", 4
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def embed(self, texts: Sequence[str]) -> list[np.ndarray]:
+        self.calls += 1
+        vectors = [np.full(4, np.nan if "nan" in t else 1.0, np.float32) for t in texts]
+        return vectors[:-1] if len(texts) > 1 and any("short" in t for t in texts) else vectors
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_vectors_the_store_refuses_skip_only_their_fact(store: Store) -> None:
+    """A batch whose vectors the store refuses (ValidationError) or that has too few vectors
+    is tried a memory at a time, like a batch the embedder refuses: the other facts are
+    embedded, the bad one is skipped. (The error escaped the run, and the worker's pass.)"""
+    bot, _, _ = await conversation(store, "hi")
+    for fact in ("Ana keeps bees", "a nan fact", "Ben plays cello", "a short one"):
+        await remember(store, bot.id, fact)
+    careless = _Careless()
+    report = await EmbeddingBackfill(store, careless).run(bot_id=bot.id)
+    assert (report.embedded, report.refused, report.error) == (3, 1, None)
+    [left] = await store.memory.memories_without_embedding("careless-v1", bot_id=bot.id)
+    assert left.fact == "a nan fact"

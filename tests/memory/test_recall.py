@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 
 from boternity import Store
+from boternity.embeddings import LocalEmbedder, OpenAIEmbedder
 from boternity.errors import ConflictError
-from boternity.memory import MemoryRecall, forget, memory_line, recall_memories, remember
+from boternity.llm import RetryPolicy
+from boternity.memory import (
+    EmbeddingBackfill,
+    MemoryRecall,
+    forget,
+    memory_line,
+    recall_memories,
+    remember,
+)
+from boternity.memory.recall import PAGE
 from boternity.models import Bot, MemoryCategory, MemoryEntry
+from tests.fakes.llm_server import FakeLlmServer, openai_error
 
 
 async def bot_with_memories(store: Store) -> Bot:
@@ -104,3 +118,109 @@ async def test_remember_names_a_bad_category(store: Store) -> None:
     assert (await remember(store, bot.id, "Likes tea", category="preference")).category == (
         MemoryCategory.PREFERENCE
     )
+
+
+# --- recall by meaning, and reading no more than could fit ----------------------------------
+
+#: Filler the size of real memories: together far more than the default budget of 800 tokens.
+FILLER = [f"Mentioned a detail of the quarterly report, item {i}" for i in range(300)]
+
+
+async def crowded_bot(store: Store, embedder: LocalEmbedder) -> tuple[Bot, MemoryEntry]:
+    """300 important memories and one unimportant about an instrument, all embedded."""
+    bot = await store.bots.create_bot(Bot(name="Crowded"))
+    for fact in FILLER:
+        await store.memory.save_memory(
+            MemoryEntry(bot_id=bot.id, fact=fact, category=MemoryCategory.FACT, importance=5)
+        )
+    cello = await store.memory.save_memory(
+        MemoryEntry(
+            bot_id=bot.id,
+            fact="Plays the cello in an orchestra",
+            category=MemoryCategory.FACT,
+            importance=1,
+        )
+    )
+    assert (await EmbeddingBackfill(store, embedder).run(bot_id=bot.id)).embedded == 301
+    return bot, cello
+
+
+async def test_with_an_embedder_the_turn_recalls_a_memory_sharing_no_word_with_it(
+    store: Store, local_embedder: LocalEmbedder
+) -> None:
+    bot, cello = await crowded_bot(store, local_embedder)
+    question = "which instrument should I practise tonight?"
+    by_meaning = await MemoryRecall(store, embedder=local_embedder)(bot, question, user_id=None)
+    assert by_meaning[0] == memory_line(cello)
+    assert len(by_meaning) > 1  # the rest of the budget: the most important ones
+    by_words = await MemoryRecall(store)(bot, question, user_id=None)
+    assert memory_line(cello) not in by_words
+    assert by_words[0] == memory_line((await store.memory.get_memories(bot.id, limit=1))[0])
+
+
+async def test_an_embedder_that_is_down_leaves_recall_by_words(
+    store: Store, local_embedder: LocalEmbedder
+) -> None:
+    bot, cello = await crowded_bot(store, local_embedder)
+    async with (
+        FakeLlmServer(default=lambda _: openai_error(503, "down")) as fake,
+        OpenAIEmbedder(
+            api_key="k", base_url=fake.openai_base_url, retry=RetryPolicy(max_retries=0)
+        ) as down,
+    ):
+        lines = await MemoryRecall(store, embedder=down)(bot, "the orchestra cello", user_id=None)
+    assert lines[0] == memory_line(cello)  # found by its words
+    assert fake.requests, "the embedder was asked"
+
+
+class CountingReads:
+    """The store's own ``get_memories``, counting the rows each call returned."""
+
+    def __init__(self, store: Store) -> None:
+        self.read = store.memory.get_memories
+        self.rows: list[int] = []
+
+    async def __call__(self, bot_id: uuid.UUID, **kwargs: Any) -> list[MemoryEntry]:
+        found = await self.read(bot_id, **kwargs)
+        self.rows.append(len(found))
+        return found
+
+
+async def test_a_turn_reads_what_could_fit_not_every_memory(
+    store: Store, local_embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot, _ = await crowded_bot(store, local_embedder)
+    reads = CountingReads(store)
+    monkeypatch.setattr(store.memory, "get_memories", reads)
+    lines = await MemoryRecall(store, embedder=local_embedder)(bot, "what do I play?", user_id=None)
+    assert reads.rows == [PAGE]  # one page of the most important: more than fits
+    assert 0 < len(lines) < PAGE
+    # Lines cheaper than the budget: one more read, bounded by the budget, tells all fit.
+    reads.rows.clear()
+    tiny = await recall_memories(
+        store, bot.id, "hi", budget_tokens=1_000, count_tokens=lambda _: 1, search=None
+    )
+    assert reads.rows == [PAGE, 301] and len(tiny) == 301
+    reads.rows.clear()
+    some = await recall_memories(
+        store, bot.id, "hi", budget_tokens=250, count_tokens=lambda _: 0, embedder=local_embedder
+    )
+    assert reads.rows == [PAGE, 251] and len(some) == 250
+
+
+async def test_recall_by_meaning_keeps_the_users_scope(
+    store: Store, local_embedder: LocalEmbedder
+) -> None:
+    bot, cello = await crowded_bot(store, local_embedder)  # the bot's own memories
+    anas = await store.memory.save_memory(
+        MemoryEntry(bot_id=bot.id, fact="Ana plays the violin in a quartet",
+                    category=MemoryCategory.FACT, importance=1, user_id="ana")
+    )  # fmt: skip
+    await EmbeddingBackfill(store, local_embedder).run(bot_id=bot.id)
+    recall = MemoryRecall(store, embedder=local_embedder)
+    question = "which instrument should I practise tonight?"
+    for_ana = await recall(bot, question, user_id="ana")
+    assert {memory_line(anas), memory_line(cello)} <= set(for_ana[:2])
+    for user in ("ben", None):
+        seen = await recall(bot, question, user_id=user)
+        assert seen[0] == memory_line(cello) and memory_line(anas) not in seen

@@ -169,7 +169,9 @@ async def test_superseded_memories_only_when_asked(
         assert old.id in {h.memory.id for h in every}
 
 
-@pytest.mark.parametrize("query", ["", "   ", "a\x00b car", "\ud800 car?", '"OR NOT (" car*'])
+@pytest.mark.parametrize(
+    "query", ["", "   ", "a\x00b car", "\ud800 car?", '"OR NOT (" car*', "\x00", " \x00\t"]
+)
 async def test_any_string_is_a_query_in_every_mode(
     store: Store, bot: Bot, local_embedder: LocalEmbedder, query: str
 ) -> None:
@@ -192,3 +194,11 @@ async def test_bad_arguments_are_refused(store: Store, bot: Bot) -> None:
     with pytest.raises(ValidationError, match="candidates"):
         MemorySearch(store, candidates=0)
     assert (await search.search(bot.id, "x", limit=0)).hits == []
+
+
+def test_search_terms_leave_out_what_an_apostrophe_leaves_of_a_word() -> None:
+    from boternity.backends.common import search_terms
+
+    assert search_terms("What's Ana's cat? I'm sure you're right, don't, I'll, I've, I'd") == [
+        "ana", "cat", "sure", "right", "don",
+    ]  # fmt: skip

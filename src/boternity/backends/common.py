@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from boternity.errors import ConflictError, ValidationError
 from boternity.models import MAX_BIGINT, MAX_USER_ID_LENGTH, MemoryEntry, check_text, to_utc
@@ -120,23 +120,30 @@ def claim_window(now: datetime | None, lease: timedelta) -> tuple[datetime, date
 def drop_remembered(
     batch: Sequence[MemoryEntry],
     supersedes: Mapping[uuid.UUID, uuid.UUID],
-    live: Iterable[tuple[object, str | None, str]],
-) -> tuple[list[MemoryEntry], dict[uuid.UUID, uuid.UUID]]:
+    live: Iterable[tuple[object, str | None, Any, str]],
+) -> tuple[list[MemoryEntry], dict[uuid.UUID, uuid.UUID], dict[uuid.UUID, Any]]:
     """The memories of ``batch`` whose fact a conversation with their user does not see yet
-    (``live``: (bot id, user id, fact) of the live memories each bot and user of the batch
-    sees), and the supersessions left: one of a skipped memory goes with it. Called in the
-    saving transaction, with the bots locked."""
-    seen = {(str(bot), user, fact_key(fact)) for bot, user, fact in live}
+    (``live``: (bot id, user id, memory id, fact) of the live memories each bot and user of
+    the batch sees), the supersessions left (one of a skipped memory goes with it), and, for
+    each memory skipped because a live memory holds its fact, that memory's id (as read).
+    Called in the saving transaction, with the bots locked."""
+    holders: dict[tuple[str, str | None, str], Any] = {}
+    for bot, user, memory_id, fact in live:
+        holders.setdefault((str(bot), user, fact_key(fact)), memory_id)
+    seen = set(holders)
     kept: list[MemoryEntry] = []
+    repeats: dict[uuid.UUID, Any] = {}
     for m in batch:
         key = (str(m.bot_id), m.user_id, fact_key(m.fact))
         if key not in seen:
             seen.add(key)
             kept.append(m)
+        elif key in holders:
+            repeats[m.id] = holders[key]
     ids = {m.id for m in kept}
     skipped = {m.id for m in batch} - ids
     left = {new: old for new, old in supersedes.items() if new in ids and old not in skipped}
-    return kept, left
+    return kept, left, repeats
 
 
 def check_not_remembered(entry: MemoryEntry, live: Iterable[tuple[object, str]]) -> None:
@@ -158,7 +165,11 @@ _STOP_WORDS = frozenset([
     "just", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that",
     "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too",
     "up", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will",
-    "with", "would", "you", "your"
+    "with", "would", "you", "your",
+    # What an apostrophe leaves of a word ("Ana's", "don't", "I'm", "I'd", "I'll", "you're",
+    # "I've"): as words of their own they match every possessive or contraction (PostgreSQL's
+    # English configuration drops some of them; SQLite's tokenizer keeps them all).
+    "s", "t", "m", "d", "ll", "re", "ve",
 ])  # fmt: skip
 _WORD = re.compile(r"\w+")
 MAX_SEARCH_TERMS = 32

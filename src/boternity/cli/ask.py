@@ -19,7 +19,9 @@ from boternity.cli.runtime import (
     BotArg,
     CliError,
     ConversationUserOpt,
+    EmbeddingsOpt,
     JsonOpt,
+    embedder_or_note,
     run,
     stdin_is_interactive,
 )
@@ -43,15 +45,19 @@ def ask(
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     user: ConversationUserOpt = None,
+    embeddings: EmbeddingsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Ask a bot one question: a new session, one turn, the reply on stdout.
 
     Piped text is context: git diff | bnity ask reviewer "anything risky?". The session is
-    completed and its memory extraction queued, like any chat."""
+    completed and its memory extraction queued, like any chat; memories are recalled by
+    meaning with the embedder (--embeddings)."""
     text = _prompt(question)
 
     async def work(store: Store) -> tuple[ChatSession, ChatMessage]:
+        from contextlib import AsyncExitStack
+
         from boternity.chat import ChatEngine
         from boternity.cli.output import echo, echo_exact
         from boternity.cli.resolve import resolve_bot
@@ -60,9 +66,15 @@ def ask(
 
         found = await resolve_bot(store, bot)
         llm, notice = select_provider(provider, model, retry=RetryPolicy.interactive())
-        if notice:
-            echo(f"note: {notice}", err=True)
-        async with llm as chosen, ChatEngine(store, chosen, recall=MemoryRecall(store)) as engine:
+        embedder, embedder_note = embedder_or_note(embeddings)
+        for note in (notice, embedder_note):
+            if note:
+                echo(f"note: {note}", err=True)
+        closing = AsyncExitStack()
+        if embedder is not None:
+            closing.push_async_callback(embedder.aclose)
+        recall = MemoryRecall(store, embedder=embedder)
+        async with closing, llm as chosen, ChatEngine(store, chosen, recall=recall) as engine:
             live = await engine.start_session(found, greet=False, user_id=user)
             streamed = ""
             try:

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
-from boternity.cli.runtime import PROVIDERS, BnityCommand, BotArg, ConversationUserOpt, choice
+from boternity.cli.runtime import (
+    PROVIDERS,
+    BnityCommand,
+    BotArg,
+    ConversationUserOpt,
+    EmbeddingsOpt,
+    choice,
+)
 
 #: ``--resume`` given without a value: the bot's most recent session.
 LATEST = "\x00latest"
@@ -77,6 +84,7 @@ def chat(
         bool, typer.Option("--no-greeting", help="Do not let the bot open the conversation.")
     ] = False,
     user: ConversationUserOpt = None,
+    embeddings: EmbeddingsOpt = None,
 ) -> None:
     """Chat with a bot. Type /help for commands; Ctrl+D or /exit ends the session.
 
@@ -84,14 +92,17 @@ def chat(
     plain text (printf 'hi\\nbye\\n' | bnity chat luna); the end of input ends the session.
     Memories are extracted through the queue: pending jobs of the bot at the start, the
     session's final job before leaving. With --user, --resume picks among that user's
-    sessions; a resumed session goes on with its own user."""
+    sessions; a resumed session goes on with its own user. Memories are recalled by meaning
+    with the embedder (--embeddings), which also embeds new ones in the background."""
     from boternity.cli.chatting import ChatCore, Conversation, PlainUi, TerminalUi, Ui
     from boternity.cli.loop import LoopThread, warnings_to_stderr
     from boternity.cli.runtime import checked_database, stdin_is_interactive
 
     db = checked_database(ctx)
     interactive = stdin_is_interactive() and sys.stdout.isatty()
-    core = ChatCore(db, bot, resume=resume, provider=provider, model=model, user=user)
+    core = ChatCore(
+        db, bot, resume=resume, provider=provider, model=model, user=user, embeddings=embeddings
+    )
     with warnings_to_stderr() as warnings, LoopThread() as bg:
         ui: Ui | None = None
         try:

@@ -74,6 +74,7 @@ class ChatCore:
         provider: str | None,
         model: str | None,
         user: str | None = None,
+        embeddings: str | None = None,
     ) -> None:
         self.db = db
         self.bot_ref = bot_ref
@@ -82,6 +83,7 @@ class ChatCore:
         self.user = user
         self.provider_name = provider
         self.model = model
+        self.embeddings = embeddings  # --embeddings: local, openai or none
         self.notice: str | None = None
         self.embedder_note: str | None = None
         self.startup_report: QueueReport | None = None
@@ -93,7 +95,7 @@ class ChatCore:
     async def open(self) -> None:
         from boternity.chat import ChatEngine
         from boternity.cli.resolve import resolve_bot
-        from boternity.cli.runtime import worker_embedder
+        from boternity.cli.runtime import embedder_or_note
         from boternity.llm import RetryPolicy, select_provider
         from boternity.memory import ExtractionWorker, MemoryRecall
         from boternity.store import open_store
@@ -106,16 +108,17 @@ class ChatCore:
         )
         self.provider: LlmProvider = await stack.enter_async_context(llm)
         self.offline = self.provider.name == "offline"
-        # New memories are embedded by the worker, a batch per pass, never inline with a
-        # reply (no embedder: they are found by shared words only).
-        embedder, self.embedder_note = worker_embedder()
+        # Recall finds memories by meaning with the embedder; new memories are embedded by
+        # the worker, a batch per pass, never inline with a reply (no embedder: memories
+        # are found by shared words only).
+        embedder, self.embedder_note = embedder_or_note(self.embeddings)
         if embedder is not None:
             stack.push_async_callback(embedder.aclose)
         # The engine owns the worker; its background loop starts after the catch-up pass.
         self.engine: ChatEngine = ChatEngine(
             self.store,
             self.provider,
-            recall=MemoryRecall(self.store),
+            recall=MemoryRecall(self.store, embedder=embedder),
             worker=ExtractionWorker(
                 self.store, self.provider, embedder=embedder, embed_per_pass=EMBED_PER_PASS
             ),
@@ -834,6 +837,8 @@ def _report_line(what: str, report: QueueReport) -> str:
     parts = [f"{plural(report.memories_saved, 'memory', 'memories')} saved"]
     if report.superseded:
         parts.append(f"{report.superseded} superseded")
+    if report.repeated:
+        parts.append(f"{report.repeated} already remembered")
     if report.dropped:
         parts.append(
             f"{plural(report.dropped, 'more fact')} dropped"

@@ -3,8 +3,11 @@
 A demo bot (slug ``demo``, with a soul) has a short scripted conversation through the real
 :class:`~boternity.chat.ChatEngine` with the offline provider (canned replies, labelled as
 such). Ending the session queues its final memory extraction; the queue is then processed
-by the real :class:`~boternity.memory.ExtractionWorker`, and the transcript and the memories
-(with their provenance) are shown. Running it again reuses the bot and adds a session.
+by the real :class:`~boternity.memory.ExtractionWorker`, which also embeds the new memories
+(the local embedder, when ``boternity[local]`` is installed: ``scripts/demo`` installs it).
+The transcript and the memories (with their provenance) are shown, and a question that
+shares no word with any memory finds its answer by meaning. Running it again reuses the bot
+and adds a session.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import typer
 from boternity.cli.runtime import JsonOpt
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from boternity.cli.memories import Provenance
-    from boternity.memory import WorkerReport
+    from boternity.memory import SearchResult, WorkerReport
     from boternity.models import Bot, ChatMessage, ChatSession, MemoryEntry
     from boternity.store import Store
 
@@ -39,6 +44,8 @@ SCRIPT = (
 #: The first three user turns close one extraction job; the final job covers the rest, so
 #: the correction is extracted after the fact it corrects is stored.
 EXTRACT_EVERY = 3
+#: Shares no word with any memory (a search by words finds nothing): found by meaning.
+MEANING_QUESTION = "What is my job?"
 
 
 @dataclass(slots=True)
@@ -52,14 +59,21 @@ class DemoResult:
     sources: dict[Any, Provenance]
     queued: int
     session_ref: str  # the session's shortest unique id prefix
+    #: MEANING_QUESTION searched by meaning (hybrid) and by shared words only.
+    by_meaning: SearchResult
+    by_words: SearchResult
+    embedder: str | None  # the local embedder's model; None when it is not installed
 
 
 async def run_demo(store: Store, say: Any) -> DemoResult:
     """The demo itself; ``say(role, text)`` is told each message as it is stored."""
+    from contextlib import AsyncExitStack
+
     from boternity.chat import ChatEngine
     from boternity.cli.memories import provenance
     from boternity.cli.resolve import unique_prefix
-    from boternity.memory import ExtractionWorker, MemoryRecall
+    from boternity.embeddings import local
+    from boternity.memory import ExtractionWorker, MemoryRecall, MemorySearch
     from boternity.models import Bot
 
     bot = await store.bots.get_bot_by_slug(SLUG)
@@ -71,10 +85,14 @@ async def run_demo(store: Store, say: Any) -> DemoResult:
         await store.bots.save_soul(bot.id, SOUL, message="bnity demo")
     from boternity.llm import OfflineProvider
 
-    async with OfflineProvider() as provider:
-        engine = ChatEngine(
-            store, provider, recall=MemoryRecall(store), extract_every=EXTRACT_EVERY
-        )
+    # The local embedder, or none: the demo never calls a remote service.
+    embedder = local.LocalEmbedder() if local.available() else None
+    async with AsyncExitStack() as stack:
+        if embedder is not None:
+            stack.push_async_callback(embedder.aclose)
+        provider = await stack.enter_async_context(OfflineProvider())
+        recall = MemoryRecall(store, embedder=embedder)
+        engine = ChatEngine(store, provider, recall=recall, extract_every=EXTRACT_EVERY)
         async with engine:
             live = await engine.start_session(bot, greet=True)
             if live.greeting is not None:
@@ -85,7 +103,9 @@ async def run_demo(store: Store, say: Any) -> DemoResult:
                 say("assistant", reply.content)
             session = await live.end()  # queues the final extraction
         queued = len(await store.memory.list_pending_extractions(bot_id=bot.id))
-        report = await ExtractionWorker(store, provider).run_once(bot_id=bot.id)
+        report = await ExtractionWorker(store, provider, embedder=embedder).run_once(bot_id=bot.id)
+        by_meaning = await recall.search.search(bot.id, MEANING_QUESTION, limit=1)
+        by_words = await MemorySearch(store).search(bot.id, MEANING_QUESTION, mode="text")
     messages = await store.chat.get_messages(session.id)
     ended = await store.chat.get_session(session.id)
     memories = await store.memory.get_memories(bot.id, include_superseded=True)  # no user here
@@ -99,6 +119,9 @@ async def run_demo(store: Store, say: Any) -> DemoResult:
         sources=await provenance(store, memories),
         queued=queued,
         session_ref=await unique_prefix(store, "session", session.id),
+        by_meaning=by_meaning,
+        by_words=by_words,
+        embedder=None if embedder is None else embedder.model,
     )
 
 
@@ -161,6 +184,16 @@ def demo(
                 "messages": result.messages,
                 "extraction": result.report,
                 "memories": memories,
+                "found_by_meaning": {
+                    "question": MEANING_QUESTION,
+                    "embedder": result.embedder,
+                    "mode": result.by_meaning.mode,
+                    "hits": [
+                        {"fact": h.memory.fact, "score": h.score, "similarity": h.similarity}
+                        for h in result.by_meaning
+                    ],
+                    "by_words": [h.memory.fact for h in result.by_words],
+                },
             }
         )
         return
@@ -196,6 +229,7 @@ def demo(
         )
     t.title = f"What {NAME} remembers ({plural(len(live), 'live memory', 'live memories')})"
     out.print(t)
+    out.print(meaning_line(result))
     db = get_state(ctx).db
     flag = f" --db {db}" if db else ""
     out.print(
@@ -210,3 +244,28 @@ def demo(
             f" · bnity{flag} session show {result.session_ref}"
         )
     )
+
+
+def meaning_line(result: DemoResult) -> Text:
+    """What the question that shares no word with any memory found, by words and by meaning."""
+    from rich.text import Text
+
+    from boternity.cli.output import text
+
+    words = ", ".join(f"“{h.memory.fact}”" for h in result.by_words) or "nothing"
+    line = Text("\nFound by meaning: ", style="bold")
+    line.append_text(text(f"“{MEANING_QUESTION}” finds {words} by shared words; "))
+    if result.embedder is None:
+        return line.append_text(
+            text(
+                "by meaning, it needs the local embedder (pip install 'boternity[local]';"
+                " scripts/demo installs it)."
+            )
+        )
+    hits = [h for h in result.by_meaning if h.similarity is not None]
+    found = (
+        f"“{hits[0].memory.fact}” (cosine similarity {hits[0].similarity:.2f})"
+        if hits
+        else "nothing yet"
+    )
+    return line.append_text(text(f"by meaning ({result.embedder}), {found}."))

@@ -135,8 +135,9 @@ async def _text_search(
     allowed = {m.id for m in pool}
     hits = [m for m in ranked if m.id in allowed]
     seen = {m.id for m in hits}
-    needle = query.casefold()
-    hits += [m for m in pool if m.id not in seen and needle in m.fact.casefold()]
+    needle = query.strip().casefold()
+    if needle:  # an empty or blank query is a substring of every fact, and matches nothing
+        hits += [m for m in pool if m.id not in seen and needle in m.fact.casefold()]
     return [MemoryHit(m, 1 / (RRF_K + rank), rank) for rank, m in enumerate(hits, 1)]
 
 
@@ -194,7 +195,9 @@ async def _ranked_search(
     if embedder is None:
         return (await _text_search(store, bot.id, query, pool, include_superseded, user_id))[:limit]
     async with aclosing(embedder):
-        missing = await store.memory.count_without_embedding(embedder.model, bot_id=bot.id)
+        missing = await store.memory.count_without_embedding(
+            embedder.model, bot_id=bot.id, dimension=embedder.dimension
+        )
         if missing:
             notes.append(
                 f"{missing} of the bot's memories have no embedding for {embedder.model} yet"
@@ -504,6 +507,7 @@ def show_memory(
 
     found, bot, source, history = run(ctx, work)
     from boternity.cli.output import console, fmt_time, key_values, print_json, stars, to_jsonable
+    from boternity.text import ellipsis
 
     if json_:
         item = to_jsonable(found)
@@ -527,6 +531,8 @@ def show_memory(
         line = f"{fmt_time(event.created_at)} UTC  {event.event.value} by {event.actor.value}"
         if event.related_memory_id is not None:
             line += f" (memory {event.related_memory_id})"
+        if event.event.value == "repeated":  # in the words said again
+            line += f": “{ellipsis(event.fact, 60)}”"
         rows.append(("History" if i == 0 else "", line))
     console().print(key_values(rows))
 
@@ -579,7 +585,7 @@ def reembed(
     (what was embedded before stays; run it again later)."""
     import sys
 
-    from boternity.cli.output import console, echo, plural, print_json
+    from boternity.cli.output import console, echo, esc, plural, print_json
     from boternity.cli.resolve import resolve_bot
     from boternity.errors import ValidationError
 
@@ -605,12 +611,22 @@ def reembed(
         from contextlib import aclosing
 
         async with aclosing(embedder):
-            total = await store.memory.count_without_embedding(embedder.model, bot_id=bot_id)
+            total = await store.memory.count_without_embedding(
+                embedder.model, bot_id=bot_id, dimension=embedder.dimension
+            )
+            if total == 0 and embedder.dimension is None:
+                # A model not known in advance whose stored vectors all look current: one
+                # short request learns its dimension now, so vectors it made before under
+                # the same name at another length are embedded again.
+                await embedder.embed(["dimension"])
+                total = await store.memory.count_without_embedding(
+                    embedder.model, bot_id=bot_id, dimension=embedder.dimension
+                )
             if not json_ and not plain and total:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
                 progress = Progress(
-                    TextColumn(f"Embedding memories ({embedder.model})"),
+                    TextColumn(f"Embedding memories ({esc(embedder.model)})"),
                     BarColumn(),
                     MofNCompleteColumn(),
                     console=console(),
@@ -630,7 +646,9 @@ def reembed(
             finally:
                 if progress is not None:
                     progress.stop()
-            left = await store.memory.count_without_embedding(embedder.model, bot_id=bot_id)
+            left = await store.memory.count_without_embedding(
+                embedder.model, bot_id=bot_id, dimension=embedder.dimension
+            )
         return {
             "bot": None if found is None else found.slug,
             "embedder": embedder.name,

@@ -272,7 +272,7 @@ def run_jobs(
         nonlocal progress
         from contextlib import AsyncExitStack
 
-        from boternity.cli.runtime import worker_embedder
+        from boternity.cli.runtime import embedder_or_note
         from boternity.llm import RetryPolicy, select_provider
         from boternity.memory import ExtractionWorker
 
@@ -321,7 +321,7 @@ def run_jobs(
         try:
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(llm)
-                embedder, note = worker_embedder(embeddings)
+                embedder, note = embedder_or_note(embeddings)
                 if note:
                     err.print(text(note, style="yellow"))
                 if embedder is not None:
@@ -346,6 +346,11 @@ def run_jobs(
             f" {plural(report.memories_saved, 'memory', 'memories')} saved,"
             f" {report.superseded} superseded."
         )
+        if report.repeated:
+            summary += (
+                f" {plural(report.repeated, 'fact')} already remembered (recorded in the"
+                " memory's history)."
+            )
         if report.dropped:
             from boternity.memory.extraction import MAX_FACTS_PER_JOB
 

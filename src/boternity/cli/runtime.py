@@ -361,18 +361,19 @@ EMBEDDERS = ("local", "openai", "none")  # boternity.embeddings.EMBEDDERS, witho
 SEARCH_MODES = ("hybrid", "semantic", "text")  # boternity.memory.SEARCH_MODES, likewise
 
 
-def worker_embedder(name: str | None = None) -> tuple[Embedder | None, str | None]:
-    """The embedder the extraction worker embeds new memories with (None: none), and a note
-    to show when it could not be had: memory extraction never fails for want of one."""
+def embedder_or_note(name: str | None = None) -> tuple[Embedder | None, str | None]:
+    """The embedder a conversation recalls memories with and the extraction worker embeds
+    them with (None: none), and a one-line note to show: why it is not the one asked for,
+    or which one was chosen by default when not ``local`` (as for providers). Chatting and
+    memory extraction never fail for want of one: memories are then found by shared words."""
     from boternity.embeddings import select_embedder
     from boternity.errors import EmbeddingError
     from boternity.llm import RetryPolicy
 
     try:
-        embedder, _ = select_embedder(name, retry=RetryPolicy.interactive(max_retries=1))
+        return select_embedder(name, retry=RetryPolicy.interactive(max_retries=1))
     except EmbeddingError as exc:
         return None, f"{exc}: memories are not embedded (found by shared words only)"
-    return embedder, None
 
 
 def choice(values: Sequence[str]) -> click.Choice[str]:

@@ -61,6 +61,7 @@ def search(
     snippet with the matched words highlighted. --json gives each message whole, its bot, its
     session's user, the snippet and the [start, end) spans of the snippet that matched."""
     from boternity.cli.resolve import resolve_bot, unique_prefixes
+    from boternity.repositories import ANY_USER
 
     async def work(
         store: Store,
@@ -74,7 +75,10 @@ def search(
     ]:
         found = await resolve_bot(store, bot) if bot is not None else None
         hits = await store.chat.search_messages(
-            query, bot_id=None if found is None else found.id, user_id=user, limit=limit + 1
+            query,
+            bot_id=None if found is None else found.id,
+            user_id=ANY_USER if user is None else user,
+            limit=limit + 1,
         )
         more = len(hits) > limit
         hits = hits[:limit]

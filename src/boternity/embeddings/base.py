@@ -73,10 +73,12 @@ def check_batch_size(batch_size: int) -> int:
     return batch_size
 
 
-def unit_rows(matrix: NDArray[np.float32]) -> list[Vector]:
-    """The rows of a 2-D float32 matrix scaled to unit length (an all-zero row stays zero)."""
+def unit_rows(matrix: NDArray[np.floating]) -> list[Vector]:
+    """The rows of a 2-D matrix of finite numbers scaled to unit length, as float32 (an
+    all-zero row stays zero). Scaled in float64: the squares of large float32 values
+    overflow float32, which would turn a valid vector into zeros."""
     import numpy as np
 
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    scaled = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
-    return list(scaled)
+    wide = matrix.astype(np.float64, copy=False)
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)
+    return list((wide / np.where(norms == 0, 1, norms)).astype(np.float32))

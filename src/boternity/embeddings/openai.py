@@ -24,6 +24,7 @@ from boternity.errors import (
 from boternity.llm.openai import openai_headers
 from boternity.llm.retry import RetryPolicy
 from boternity.llm.transport import HttpEndpoint, error_parts
+from boternity.models import MAX_EMBEDDING_DIMENSION
 from boternity.redact import redact_url
 
 DEFAULT_MODEL = "text-embedding-3-small"
@@ -133,13 +134,7 @@ class OpenAIEmbedder(HttpEndpoint):
                 or slots[index] is not None
             ):
                 raise self._bad(f"a vector with a missing, repeated or wrong index ({index!r})")
-            try:
-                vector = np.asarray(item.get("embedding"), dtype=np.float32)
-            except (TypeError, ValueError) as exc:
-                raise self._bad("an embedding that is not a list of numbers") from exc
-            if vector.ndim != 1 or vector.size == 0 or not np.isfinite(vector).all():
-                raise self._bad("an embedding that is not a list of finite numbers")
-            slots[index] = vector
+            slots[index] = self._numbers(item.get("embedding"))
         sizes = sorted({int(v.size) for v in slots})
         if len(sizes) > 1:
             raise EmbeddingDimensionError(
@@ -155,6 +150,30 @@ class OpenAIEmbedder(HttpEndpoint):
             )
         self._dimension = sizes[0]
         return unit_rows(np.stack(slots))
+
+    def _numbers(self, embedding: Any) -> Any:
+        """One reply's embedding as a float64 row: JSON numbers only (not text such as "0.5",
+        not booleans, not integers too large for a float), finite, 1..MAX_EMBEDDING_DIMENSION
+        of them. Read without a conversion to float32 first, which would overflow (to inf,
+        with a warning) on values a float64 holds."""
+        import numpy as np
+
+        try:
+            vector = np.asarray(embedding)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise self._bad("an embedding that is not a list of numbers") from exc
+        if vector.ndim != 1 or vector.dtype.kind not in "iuf" or vector.size == 0:
+            raise self._bad("an embedding that is not a list of finite numbers")
+        if vector.size > MAX_EMBEDDING_DIMENSION:
+            raise EmbeddingDimensionError(
+                f"{self.label} (model {self.model!r}) returned a vector of dimension"
+                f" {vector.size}; at most {MAX_EMBEDDING_DIMENSION} are stored",
+                embedder=self.name,
+            )
+        vector = vector.astype(np.float64)
+        if not np.isfinite(vector).all():
+            raise self._bad("an embedding that is not a list of finite numbers")
+        return vector
 
     def _bad(self, what: str) -> LlmError:
         return LlmError(

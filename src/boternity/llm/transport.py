@@ -48,6 +48,10 @@ from boternity.redact import redact_text, redact_url, url_secrets
 # Generous read timeout: it bounds the gap between two chunks of a stream (or the whole wait for
 # a non-streamed reply), and long completions from a busy model can take minutes.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0)
+#: The most a reply read whole (a JSON reply, an error body) may hold, decompressed: far above
+#: any real one (128 embeddings of 16,384 numbers are about 40 MB of JSON), far below what
+#: would exhaust the memory of a worker talking to a broken or hostile server.
+MAX_REPLY_BYTES = 256 << 20
 
 _CONTEXT_PHRASES = (
     "prompt is too long",
@@ -180,6 +184,7 @@ class HttpEndpoint(ClosesOnExit):
     key_env: ClassVar[str]  # where the key comes from, named in errors
     url_env: ClassVar[str]  # where the base URL comes from, named in errors
     requires_api_key: ClassVar[bool]
+    max_reply_bytes: ClassVar[int] = MAX_REPLY_BYTES
 
     def __init__(
         self,
@@ -247,7 +252,7 @@ class HttpEndpoint(ClosesOnExit):
             raise self._unavailable(exc) from exc
         try:
             if response.is_error:
-                body_bytes = await self._aread(response)
+                body_bytes = await self._aread(response, cut=True)
                 try:
                     response.raise_for_status()
                 except httpx.HTTPStatusError as exc:
@@ -256,11 +261,28 @@ class HttpEndpoint(ClosesOnExit):
         finally:
             await response.aclose()
 
-    async def _aread(self, response: httpx.Response) -> bytes:
+    async def _aread(self, response: httpx.Response, *, cut: bool = False) -> bytes:
+        """The whole body, refused (``LlmError``, not retried) past ``max_reply_bytes``; with
+        ``cut`` (an error reply, read for its message: its status decides) its start instead."""
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return await response.aread()
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_reply_bytes:
+                    if cut:
+                        chunks.append(chunk[: len(chunk) - (size - self.max_reply_bytes)])
+                        break
+                    raise LlmError(
+                        f"{self.name}: the server's reply is larger than"
+                        f" {self.max_reply_bytes:,} bytes; not reading it",
+                        provider=self.name,
+                        status=response.status_code,
+                    )
+                chunks.append(chunk)
         except httpx.RequestError as exc:
             raise self._unavailable(exc) from exc
+        return b"".join(chunks)
 
     def _http_error(self, response: httpx.Response, body: bytes) -> LlmError:
         kind, code, message = error_fields(body)

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from boternity.embeddings.base import Embedder
-from boternity.errors import EmbeddingError, EmbeddingUnavailableError, ValidationError
+from boternity.errors import (
+    EmbeddingDimensionError,
+    EmbeddingError,
+    EmbeddingUnavailableError,
+    ValidationError,
+)
 from boternity.ids import utc_now
 from boternity.models import MemoryEntry
 from boternity.store import Store
@@ -27,6 +32,10 @@ log = logging.getLogger(__name__)
 BATCH = 256
 #: Batches per listing of the memories that lack a vector.
 PAGE = 8
+#: Errors of the embedder, not of a fact: the run stops and backs off. An outage, or vectors
+#: of another length than the model's (a server serving another model under the name): trying
+#: each fact alone would only repeat the request, and mark good facts refused.
+_PAUSES = (EmbeddingUnavailableError, EmbeddingDimensionError)
 #: Facts an embedder refused on their own (not an outage) are skipped by this process;
 #: past this many the run stops instead (something is wrong with the embedder, not a fact).
 MAX_REFUSED = 1_000
@@ -69,6 +78,11 @@ class EmbeddingBackfill:
         self._outages = 0
         self._resume_at: datetime | None = None
 
+    @property
+    def paused(self) -> bool:
+        """Whether an outage's backoff is running: embedding waits until it has."""
+        return self._resume_at is not None and self.clock() < self._resume_at
+
     async def run(
         self,
         *,
@@ -86,7 +100,7 @@ class EmbeddingBackfill:
         from boternity.memory.worker import backoff_delay
 
         report = EmbeddingReport()
-        if wait and self._resume_at is not None and self.clock() < self._resume_at:
+        if wait and self.paused:
             report.waiting = True
             return report
         model = self.embedder.model
@@ -95,8 +109,13 @@ class EmbeddingBackfill:
             # Listing what lacks a vector reads every memory of the bot (or of all bots):
             # one listing serves several batches.
             size = self.batch * PAGE if limit is None else min(self.batch * PAGE, limit - done)
+            # A vector of another length than the embedder's counts as none: after the model
+            # changed its dimension under one name, the old vectors are embedded again.
             listed = await self.store.memory.memories_without_embedding(
-                model, bot_id=bot_id, limit=size + len(self._refused)
+                model,
+                bot_id=bot_id,
+                limit=size + len(self._refused),
+                dimension=self.embedder.dimension,
             )
             page = [m for m in listed if m.id not in self._refused][:size]
             if not page:
@@ -105,7 +124,7 @@ class EmbeddingBackfill:
                 batch = page[start : start + self.batch]
                 try:
                     stored = await self._embed(batch, report)
-                except EmbeddingUnavailableError as exc:
+                except _PAUSES as exc:
                     self._outages += 1
                     delay = backoff_delay(
                         self._outages, base=self.backoff_base, cap=self.backoff_cap
@@ -126,10 +145,19 @@ class EmbeddingBackfill:
 
     async def _embed(self, batch: list[MemoryEntry], report: EmbeddingReport) -> int:
         """Embed and store one batch; a batch the embedder refuses (not an outage) is tried
-        one memory at a time, so one fact it cannot take does not hold back the others."""
+        one memory at a time, so one fact it cannot take does not hold back the others. So
+        is a batch whose vectors the store refuses (an ``Embedder`` of the application's
+        returning NaN, too many numbers, or a vector too few)."""
         try:
-            vectors = await self.embedder.embed([m.fact for m in batch])
-        except EmbeddingUnavailableError:
+            vectors = list(await self.embedder.embed([m.fact for m in batch]))
+            if len(vectors) != len(batch):
+                raise EmbeddingError(
+                    f"the embedder returned {len(vectors)} vectors for {len(batch)} texts",
+                    embedder=self.embedder.name,
+                )
+            pairs = [(m.id, v) for m, v in zip(batch, vectors, strict=True)]
+            return await self.store.memory.save_embeddings(self.embedder.model, pairs)
+        except _PAUSES:
             raise
         except (EmbeddingError, ValidationError) as exc:
             if len(batch) == 1:
@@ -141,5 +169,3 @@ class EmbeddingBackfill:
             for memory in batch:
                 stored += await self._embed([memory], report)
             return stored
-        pairs = [(m.id, v) for m, v in zip(batch, vectors, strict=True)]
-        return await self.store.memory.save_embeddings(self.embedder.model, pairs)

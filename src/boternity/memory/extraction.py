@@ -17,7 +17,8 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from boternity.errors import BoternityError, ValidationError
 from boternity.llm.base import ChatTurn, CompletionRequest
@@ -30,6 +31,10 @@ from boternity.models import (
     check_text,
 )
 from boternity.repositories import fact_key, may_supersede
+
+if TYPE_CHECKING:
+    from boternity.embeddings.base import Vector
+    from boternity.memory.similar import FactMeaning
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +247,12 @@ class Plan:
     supersedes: dict[uuid.UUID, uuid.UUID]  # new memory id -> live memory it replaces
     skipped_duplicates: int
     dropped: int = 0  # new facts beyond MAX_FACTS_PER_JOB, not saved
+    #: New facts that repeat a known memory (the same fact, or the same by meaning): the fact,
+    #: not saved, and the memory it repeats.
+    repeated: list[tuple[MemoryEntry, MemoryEntry]] = field(default_factory=list)
+    #: The vectors of the new memories and repeats, when the embedder made them (saved with
+    #: those the store saves).
+    vectors: dict[uuid.UUID, Vector] = field(default_factory=dict)
 
 
 def plan_memories(
@@ -251,25 +262,31 @@ def plan_memories(
     facts: Sequence[ExtractedFact],
     *,
     user_id: str | None = None,
+    meaning: FactMeaning | None = None,
 ) -> Plan:
     """What to save, owned by ``user_id`` (the session's user): provenance resolved,
     duplicates of known memories dropped, supersedes checked against the known memories (only
-    ones of the same user may be replaced), at most MAX_FACTS_PER_JOB new memories."""
+    ones of the same user may be replaced), at most MAX_FACTS_PER_JOB new memories.
+
+    With ``meaning`` (the embedder's view of the first facts), a fact that does not name a
+    memory to supersede and repeats a live memory by meaning (cosine similarity at or above
+    its threshold) is a duplicate too. ``repeated`` names the memory each duplicate repeats,
+    so its words are kept in that memory's history."""
     by_seq = {m.seq: m for m in messages}
     user_messages = [m for m in messages if m.role is MessageRole.USER]
     fallback = user_messages[-1] if user_messages else (messages[-1] if messages else None)
-    seen = {fact_key(m.fact) for m in known.values()}
+    # fact key -> the known memory with that fact (None: a new fact of this reply)
+    seen: dict[str, MemoryEntry | None] = {fact_key(m.fact): m for m in known.values()}
     replaced: set[uuid.UUID] = set()
     memories: list[MemoryEntry] = []
     supersedes: dict[uuid.UUID, uuid.UUID] = {}
+    repeated: list[tuple[MemoryEntry, MemoryEntry]] = []
+    vectors: dict[uuid.UUID, Vector] = {}
     duplicates = dropped = 0
-    for f in facts:
+    for index, f in enumerate(facts):
         key = fact_key(f.fact)
-        if not key or key in seen:
+        if not key:
             duplicates += 1
-            continue
-        if len(memories) >= MAX_FACTS_PER_JOB:
-            dropped += 1
             continue
         source = by_seq.get(f.source_seq) if f.source_seq is not None else None
         source = source or fallback
@@ -286,8 +303,24 @@ def plan_memories(
         except ValidationError as exc:  # a rule of the model the parser does not know
             log.warning("skipping extracted fact %s: %s", _brief(f.fact), exc)
             continue
-        seen.add(key)
         old = known.get(f.supersedes) if f.supersedes else None
+        duplicate, twin = key in seen, seen.get(key)
+        if not duplicate and old is None and meaning is not None:  # an update never repeats
+            twin = meaning.repeats(index)
+            duplicate = twin is not None
+        if duplicate:
+            duplicates += 1
+            if twin is not None:  # a known memory: its history records the repeat
+                repeated.append((entry, twin))
+                if meaning is not None and index < len(meaning.vectors):  # saved after all
+                    vectors[entry.id] = meaning.vectors[index]  # if the memory is gone
+            continue
+        if len(memories) >= MAX_FACTS_PER_JOB:
+            dropped += 1
+            continue
+        seen[key] = None
+        if meaning is not None and index < len(meaning.vectors):
+            vectors[entry.id] = meaning.vectors[index]
         if f.supersedes and old is None:
             log.warning(
                 "extracted fact names unknown memory %s to supersede; saved as new",
@@ -304,5 +337,10 @@ def plan_memories(
             supersedes[entry.id] = old.id
         memories.append(entry)
     return Plan(
-        memories=memories, supersedes=supersedes, skipped_duplicates=duplicates, dropped=dropped
+        memories=memories,
+        supersedes=supersedes,
+        skipped_duplicates=duplicates,
+        dropped=dropped,
+        repeated=repeated,
+        vectors=vectors,
     )

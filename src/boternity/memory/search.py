@@ -181,7 +181,7 @@ class MemorySearch:
                 )
             mode, notice = "text", "no embedder is configured: searching by shared words only"
             return await self._text_only(bot_id, query, limit, include_superseded, user_id, notice)
-        if mode == "text" or not query.strip() or limit == 0:
+        if mode == "text" or not query_text(query).strip() or limit == 0:  # "\x00": no words
             return await self._text_only(
                 bot_id, query, limit, include_superseded, user_id, None, mode
             )

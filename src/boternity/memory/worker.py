@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from boternity.embeddings.base import Embedder
+from boternity.embeddings.base import Embedder, Vector
 from boternity.errors import BoternityError, NotFoundError, ValidationError
 from boternity.ids import utc_now
 from boternity.llm.base import LlmProvider
@@ -29,6 +29,8 @@ from boternity.memory.extraction import (
     plan_memories,
     short_ids,
 )
+from boternity.memory.similar import Similar
+from boternity.memory.similar import duplicate_threshold as check_threshold
 from boternity.models import MAX_EXTRACTION_ATTEMPTS, PendingExtraction
 from boternity.store import Store
 
@@ -54,8 +56,12 @@ class WorkerReport:
     memories_saved: int = 0
     superseded: int = 0
     dropped: int = 0  # new facts beyond what one job may save (MAX_FACTS_PER_JOB)
+    #: Facts not saved because they repeat a live memory (the same fact, or the same by
+    #: meaning with an embedder): each is recorded in that memory's history.
+    repeated: int = 0
     errors: list[str] = field(default_factory=list)
-    #: The embedding run after the jobs (None without an embedder).
+    #: The embedding run after the jobs (None without an embedder); its ``embedded`` also
+    #: counts the memories embedded as their job saved them.
     embedding: EmbeddingReport | None = None
 
 
@@ -64,12 +70,19 @@ class JobResult:
     saved: int = 0
     superseded: int = 0
     dropped: int = 0
+    embedded: int = 0  # of the memories saved, those whose vectors were stored with them
+    repeated: int = 0  # facts not saved: they repeat a live memory (recorded in its history)
 
 
 class ExtractionWorker:
     """Processes the extraction queue; with an ``embedder``, each pass then embeds memories
     that have no vector of its model (at most ``embed_per_pass``), so recall by meaning
-    never waits on the chat path and an embedder outage delays only the vectors."""
+    never waits on the chat path and an embedder outage delays only the vectors.
+
+    With an embedder, a job shows the model the live memories closest in meaning to its
+    messages (not the most important ones), and a new fact whose cosine similarity with a
+    live memory is at least ``duplicate_threshold`` (else ``$BOTERNITY_DUPLICATE_THRESHOLD``,
+    else 0.94) repeats it and is not saved; the memories it saves are embedded at once."""
 
     def __init__(
         self,
@@ -78,6 +91,7 @@ class ExtractionWorker:
         *,
         embedder: Embedder | None = None,
         embed_per_pass: int | None = 4096,
+        duplicate_threshold: float | None = None,
         model: str | None = None,
         lease: timedelta = timedelta(minutes=5),
         backoff_base: timedelta = timedelta(seconds=30),
@@ -102,6 +116,8 @@ class ExtractionWorker:
                 store, embedder, backoff_base=backoff_base, backoff_cap=backoff_cap, clock=clock
             )
         )
+        threshold = check_threshold(duplicate_threshold)
+        self.similar = None if self.embedding is None else Similar(store, self.embedding, threshold)
 
     async def run_once(
         self,
@@ -117,6 +133,8 @@ class ExtractionWorker:
         "exhausted" or "gone"), e.g. to drive a progress bar.
         """
         report = WorkerReport()
+        if self.embedding is not None:  # counts the memories embedded as jobs save them
+            report.embedding = EmbeddingReport()
         while limit is None or report.claimed < limit:
             take = batch if limit is None else min(batch, limit - report.claimed)
             jobs = await self.store.memory.claim_pending_extractions(
@@ -135,8 +153,10 @@ class ExtractionWorker:
                     raise
                 if on_job is not None:
                     on_job(job, outcome)
-        if self.embedding is not None:
+        if self.embedding is not None and report.embedding is not None:
+            with_jobs = report.embedding.embedded
             report.embedding = await self.embedding.run(bot_id=bot_id, limit=self.embed_per_pass)
+            report.embedding.embedded += with_jobs
         return report
 
     async def _release(self, jobs: list[PendingExtraction]) -> None:
@@ -184,6 +204,9 @@ class ExtractionWorker:
         report.memories_saved += result.saved
         report.superseded += result.superseded
         report.dropped += result.dropped
+        report.repeated += result.repeated
+        if report.embedding is not None:
+            report.embedding.embedded += result.embedded
         return "completed"
 
     async def extract(self, job: PendingExtraction) -> JobResult:
@@ -204,15 +227,21 @@ class ExtractionWorker:
         if session is None:
             raise NotFoundError(f"chat session {job.session_id} not found")
         # The session's user owns what is extracted, and the model only ever sees what a
-        # conversation with that user may see.
+        # conversation with that user may see: the memories closest in meaning to the
+        # conversation, else the most important.
         user = session.user_id
-        known = short_ids(
-            await memory.get_memories(job.bot_id, user_id=user, limit=MAX_KNOWN_MEMORIES)
-        )
+        similar = self.similar
+        shown = None if similar is None else await similar.known(job.bot_id, user, messages)
+        if shown is None:
+            shown = await memory.get_memories(job.bot_id, user_id=user, limit=MAX_KNOWN_MEMORIES)
+        known = short_ids(shown)
         request = build_request(self.model, messages, known)
         completion = await self.provider.complete(request)
         facts = parse_reply(completion.text)
-        plan = plan_memories(job, messages, known, facts, user_id=user)
+        meaning = None
+        if similar is not None and facts:
+            meaning = await similar.facts(job.bot_id, user, [f.fact for f in facts])
+        plan = plan_memories(job, messages, known, facts, user_id=user, meaning=meaning)
         if plan.dropped:
             log.warning(
                 "extraction job %s: saving the first %d new facts, dropped %d more",
@@ -220,11 +249,36 @@ class ExtractionWorker:
                 MAX_FACTS_PER_JOB,
                 plan.dropped,
             )
-        # The store skips facts saved meanwhile (by another worker): count what it kept.
-        saved = await memory.complete_extraction(job.id, plan.memories, supersedes=plan.supersedes)
+        # The store skips facts saved meanwhile (by another worker): count what it kept. A
+        # repeat is recorded in its memory's history, or saved if that memory is gone.
+        saved = await memory.complete_extraction(
+            job.id,
+            [*plan.memories, *(new for new, _ in plan.repeated)],
+            supersedes=plan.supersedes,
+            repeats={new.id: old.id for new, old in plan.repeated},
+        )
         kept = {m.id for m in saved}
         superseded = sum(1 for new in plan.supersedes if new in kept)
-        return JobResult(saved=len(saved), superseded=superseded, dropped=plan.dropped)
+        embedded = await self._save_vectors(plan.vectors, kept)
+        return JobResult(
+            saved=len(saved),
+            superseded=superseded,
+            dropped=plan.dropped,
+            embedded=embedded,
+            repeated=sum(1 for new, _ in plan.repeated if new.id not in kept),
+        )
+
+    async def _save_vectors(self, vectors: dict[uuid.UUID, Vector], kept: set[uuid.UUID]) -> int:
+        """Store the vectors made for the duplicate check with the memories saved, so the next
+        job compares with them at once; on failure the embedding pass embeds them later."""
+        pairs = [(memory_id, v) for memory_id, v in vectors.items() if memory_id in kept]
+        if not pairs or self.embedding is None:
+            return 0
+        try:
+            return await self.store.memory.save_embeddings(self.embedding.embedder.model, pairs)
+        except BoternityError as exc:
+            log.warning("could not store the vectors of new memories (embedded later): %s", exc)
+            return 0
 
     async def _record_failure(
         self, job: PendingExtraction, exc: BaseException, report: WorkerReport

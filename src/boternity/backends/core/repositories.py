@@ -451,13 +451,15 @@ class ChatCore(Repository):
         query: str,
         *,
         bot_id: uuid.UUID | None = None,
-        user_id: str | None = None,
+        user_id: UserScope = ANY_USER,
         limit: int = 20,
     ) -> list[MessageHit]:
+        scope = check_scope(user_id)
         # One value per MESSAGE_FILTERS entry, in its order (None: any).
         filters = {
             "bot_id": None if bot_id is None else self._id(bot_id, "bot_id"),
-            "user_id": None if user_id is None else check_user(user_id),
+            "user_id": None if scope is None or scope is ANY_USER else scope,
+            "without_user": True if scope is None else None,
         }
         check_limit(limit)
         terms = search_terms(query)
@@ -788,14 +790,30 @@ class MemoryCore(Repository):
         return await self._x.write(unit, atomic=True)
 
     async def memories_without_embedding(
-        self, model: str, *, bot_id: uuid.UUID | None = None, limit: int = 100
+        self,
+        model: str,
+        *,
+        bot_id: uuid.UUID | None = None,
+        limit: int = 100,
+        dimension: int | None = None,
     ) -> list[MemoryEntry]:
-        params = (self._opt_id(bot_id), check_embedding_model(model), check_limit(limit))
+        params = (*self._unembedded(model, bot_id, dimension), check_limit(limit))
         return await self._all(self._q.unembedded, self._memory, *params, browse=True)
 
-    async def count_without_embedding(self, model: str, *, bot_id: uuid.UUID | None = None) -> int:
-        params = (self._opt_id(bot_id), check_embedding_model(model))
+    async def count_without_embedding(
+        self, model: str, *, bot_id: uuid.UUID | None = None, dimension: int | None = None
+    ) -> int:
+        params = self._unembedded(model, bot_id, dimension)
         return int(await self._x.read(self._q.count_unembedded, params, VALUE, browse=True))
+
+    def _unembedded(
+        self, model: str, bot_id: uuid.UUID | None, dimension: int | None
+    ) -> tuple[Any, str, int | None]:
+        if dimension is not None and (
+            isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1
+        ):
+            raise ValidationError(f"dimension must be a positive integer, got {dimension!r}")
+        return self._opt_id(bot_id), check_embedding_model(model), dimension
 
     async def without_embedding_among(
         self, model: str, memory_ids: Iterable[uuid.UUID]
@@ -959,14 +977,19 @@ class MemoryCore(Repository):
         memories: Sequence[MemoryEntry],
         *,
         supersedes: Mapping[uuid.UUID, uuid.UUID] | None = None,
+        repeats: Mapping[uuid.UUID, uuid.UUID] | None = None,
     ) -> list[MemoryEntry]:
         job = check_id(pending_id, "pending_id")
         batch = [_check_memory(m) for m in memories]
         replaced = dict(supersedes or {})
+        said_again = dict(repeats or {})
         by_id = {m.id: m for m in batch}
-        for added in replaced:
-            if added not in by_id:
-                raise ValidationError(f"supersedes names {added}, which is not in this batch")
+        for name, links in (("supersedes", replaced), ("repeats", said_again)):
+            for added in links:
+                if added not in by_id:
+                    raise ValidationError(f"{name} names {added}, which is not in this batch")
+        for added in replaced.keys() & said_again.keys():
+            raise ValidationError(f"memory {added} cannot both supersede and repeat a memory")
         key = self._key(job)
 
         def unit() -> Unit[list[MemoryEntry]]:
@@ -980,10 +1003,24 @@ class MemoryCore(Repository):
             for bot, user in sorted({(m.bot_id, m.user_id) for m in batch}, key=_bot_then_user):
                 facts = yield from self._live_facts(bot, user, lock=bot not in locked)
                 locked.add(bot)
-                live += [(bot, user, fact) for _, fact in facts]
-            kept, links = drop_remembered(batch, replaced, live)
+                live += [(bot, user, memory_id, fact) for memory_id, fact in facts]
+            # A repeat of a memory its user still sees live is recorded, not saved; one of a
+            # memory gone or replaced meanwhile is saved like any other (nothing is lost).
+            seen = {(str(bot), user, str(memory_id)) for bot, user, memory_id, _ in live}
+            again = {
+                added: self._key(old)
+                for added, old in said_again.items()
+                if (str(by_id[added].bot_id), by_id[added].user_id, str(self._key(old))) in seen
+            }
+            rest = [m for m in batch if m.id not in again]
+            kept, links, same = drop_remembered(rest, replaced, live)
             for m in kept:
                 yield from self._insert_memory(m, job=key)
+            for added, memory in {**again, **same}.items():
+                m = by_id[added]
+                yield self._record(memory, self._key(m.bot_id), m.user_id, m.fact,
+                                   MemoryEventKind.REPEATED, MemoryActor.EXTRACTION,
+                                   job=key)  # fmt: skip
             versions = {}
             for bot in sorted({by_id[added].bot_id for added in links}):
                 versions[bot] = yield from self._bump(self._key(bot))

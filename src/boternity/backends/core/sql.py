@@ -108,7 +108,13 @@ _MEMORIES_OF = f"SELECT id FROM session_memories WHERE {_OWNED}"
 #: search_messages' filters, each a column of the session (``s``) that a keyword argument
 #: narrows to one value, None meaning any: bound in this order as ?3, ?4, ... (after the query
 #: text ?1 and the limit ?2). A new filter is one entry here and its argument in ChatCore.
-MESSAGE_FILTERS = {"bot_id": "s.bot_id", "user_id": "s.user_id"}
+#: ``without_user`` (True or NULL): only sessions without a user, as a conversation without a
+#: user sees (docs/users.md, rule 3).
+MESSAGE_FILTERS = {
+    "bot_id": "s.bot_id",
+    "user_id": "s.user_id",
+    "without_user": "(s.user_id IS NULL)",
+}
 
 
 def message_filters() -> str:
@@ -308,14 +314,16 @@ class Statements:
     )
     # Memories with no vector of a model: live ones first, the most useful first.
     # bot id|None, model, limit -> MEMORIES rows; bot id|None, model -> VALUE
+    # bot id or NULL, model, dimension or NULL (a vector of another length counts as none)
     _unembedded = (
         " FROM session_memories m WHERE m.bot_id = coalesce(?1, m.bot_id) AND NOT EXISTS"
-        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?2)"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = m.id AND e.model = ?2"
+        " AND e.dimension = coalesce(?3, e.dimension))"
     )
     unembedded = (
         f"SELECT {MEMORIES.cols('m.')}{_unembedded}"
         " ORDER BY m.superseded_by IS NOT NULL, m.importance DESC, m.created_at DESC, m.id"
-        " LIMIT ?3"
+        " LIMIT ?4"
     )
     count_unembedded = f"SELECT count(*){_unembedded}"
     unembedded_of = (  # a bound list of ids (IDS), then the model -> the ids without one
@@ -391,9 +399,10 @@ class Statements:
     # to them go (bot id, user id; every memory of the user has history), and one note per
     # memory at this erasure's version (bumped first) says it is gone (version, bot id, user
     # id).
-    forget_user_changes = (
+    forget_user_changes = (  # the user's memories: their own 'added' rows (a 'repeated' row
+        # of the user may be in the history of another's memory, whose notes stay)
         "DELETE FROM memory_changes WHERE bot_id = ?1 AND memory_id IN"
-        f" (SELECT memory_id FROM memory_history WHERE {_OWNED})"
+        f" (SELECT memory_id FROM memory_history WHERE {_OWNED} AND event = 'added')"
     )
     note_user_memories = (
         "INSERT INTO memory_changes (bot_id, version, memory_id)"

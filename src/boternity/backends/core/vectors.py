@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import EmbeddingDimensionError, ValidationError
-from boternity.models import check_text
+from boternity.models import MAX_EMBEDDING_DIMENSION, check_text
 from boternity.repositories import ANY_USER, UserScope
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-#: The longest vector stored (the schema's CHECK says the same); OpenAI's largest is 3072.
-MAX_DIMENSION = 16_384
+MAX_DIMENSION = MAX_EMBEDDING_DIMENSION
 MAX_MODEL_NAME = 200
 #: What the cached matrices of one store may hold together; the one in use is always kept.
 CACHE_BYTES = 1 << 30
@@ -174,6 +173,9 @@ class BotVectors:
                 self.rows.filled != self.count
                 or self.count == 0  # no dimension known yet
                 or len(vectors) > max(1024, self.count // 4)
+                # A vector of another length (the model changed its dimension): build()
+                # decides again which length is searched, as a fresh process would.
+                or any(len(blob) != size for _, blob, _, _ in vectors)
             ):
                 return None
             room = self.count + len(vectors)
@@ -185,9 +187,8 @@ class BotVectors:
                 old = self.rows.where.pop(key, None)
                 if old is not None:
                     current[old] = False
-                if len(blob) == size:  # another length is left out, as by build()
-                    row = self.rows.append(key, np.frombuffer(blob, "<f4"), owner)
-                    current[row], live[row] = True, bool(alive)
+                row = self.rows.append(key, np.frombuffer(blob, "<f4"), owner)
+                current[row], live[row] = True, bool(alive)
             for key, exists, alive in changes:
                 at = self.rows.where.get(key)
                 if at is not None and not exists:
@@ -232,8 +233,7 @@ def nearest(
     import numpy as np
 
     allowed = vectors.candidates(include_superseded, viewer)
-    total = int(allowed.sum())
-    if total == 0 or limit == 0:
+    if limit == 0 or not allowed.any():
         return []
     if query.shape[0] != vectors.dimension:
         raise EmbeddingDimensionError(
@@ -243,6 +243,12 @@ def nearest(
     # numpy's own loop, not BLAS: OpenBLAS would start threads that keep spinning after the
     # product, taking the CPU from the database threads (x10 on a busy 2-core machine).
     scores = np.einsum("ij,j->i", vectors.matrix, query)
+    # A stored vector that is not numbers (NaN bytes written past save_embeddings) is never
+    # a hit: a NaN similarity would sort anywhere and is not valid JSON.
+    allowed = allowed & np.isfinite(scores)
+    total = int(allowed.sum())
+    if total == 0:
+        return []
     scores[~allowed] = -np.inf
     count = min(limit, total)
     if count < scores.shape[0]:
