@@ -19,12 +19,12 @@ from pathlib import Path
 TARGET_S = 0.3
 
 
-def timed(command: list[str], runs: int) -> list[float]:
-    subprocess.run(command, check=True, capture_output=True)  # warm the file cache
+def timed(command: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
+    subprocess.run(command, check=True, capture_output=True, env=env)  # warm the file cache
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         samples.append(time.perf_counter() - t0)
     return sorted(samples)
 

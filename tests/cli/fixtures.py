@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ async def build_world(db: Path) -> World:
         ]
         for title, status, offset in specs:
             started = now + offset
+            # Ids from different milliseconds, as sessions started hours apart would have: two
+            # UUIDv7s of one millisecond share 27 characters, and printed ids are their
+            # shortest unique prefix (a burst of writes now fits in one millisecond).
+            await asyncio.sleep(0.002)
             session = await store.chat.create_session(
                 ChatSession(bot_id=bot.id, model="test-model", title=title, started_at=started)
             )

@@ -10,9 +10,8 @@ PostgreSQL with an ``await`` per step inside one transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -28,7 +27,6 @@ from boternity.backends.core.tables import (
     make_encoder,
 )
 from boternity.errors import (
-    BoternityError,
     ConflictError,
     NotFoundError,
     RepositoryError,
@@ -42,6 +40,8 @@ M = TypeVar("M")
 #: Result shapes a step asks for: nothing, one row (or None), every row, the first column
 #: of the first row (or None), the number of rows the statement changed.
 NONE, ONE, ALL, VALUE, COUNT = range(5)
+#: The most rows a ``bounded`` read may return.
+QUICK_ROWS = 200
 
 Step = tuple[str, Sequence[Any], int]
 Unit = Generator[Step, Any, T]
@@ -86,23 +86,30 @@ def driver_error(
     return error
 
 
-async def shielded(work: Awaitable[T]) -> T:
-    """Await ``work`` to its end even if the caller is cancelled, then re-raise the
-    cancellation: a cancelled caller never leaves a write in doubt."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BoternityError):
-            await task
-        raise
+class _Finishing(asyncio.Task[Any]):
+    """A task that refuses to be cancelled. A caller cancelled while awaiting it is woken
+    once it is done and only then raises its CancelledError: what Task.cancel does when
+    the future it awaits refuses (as asyncio.shield, without shield's extra future and
+    step of the event loop per call)."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
+def shielded(work: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    """Run ``work`` to its end even if the caller is cancelled, then let the cancellation
+    be raised: a cancelled caller never leaves a write in doubt."""
+    return _Finishing(work, loop=asyncio.get_running_loop())  # type: ignore[return-value]
 
 
 class Executor(Protocol):
     async def read(
-        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
-    ) -> Any:
-        """One statement. ``browse`` reads (lists, pages) may be served by a replica."""
+        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False,
+        bounded: bool = False,
+    ) -> Any:  # fmt: skip
+        """One statement. ``browse`` reads (lists, pages) may be served by a replica.
+        ``bounded``: an index lookup of at most QUICK_ROWS rows, cheap enough to run on the
+        caller's thread where a backend can (SQLite does, instead of a thread hop)."""
         ...
 
     async def write(
@@ -199,16 +206,22 @@ class Repository:
 
     async def _get(self, sql: str, decode: Callable[[Any], M], *params: Any) -> M | None:
         """The one row a key names, or None."""
-        row = await self._x.read(sql, params, ONE)
+        row = await self._x.read(sql, params, ONE, bounded=True)
         return None if row is None else decode(row)
 
     async def _count(self, sql: str, *params: Any) -> int:
         return int(await self._x.read(sql, params, VALUE, browse=True))
 
     async def _all(
-        self, sql: str, decode: Callable[[Any], M], *params: Any, browse: bool = False
+        self,
+        sql: str,
+        decode: Callable[[Any], M],
+        *params: Any,
+        browse: bool = False,
+        bounded: bool = False,
     ) -> list[M]:
-        return [decode(r) for r in await self._x.read(sql, params, ALL, browse=browse)]
+        rows = await self._x.read(sql, params, ALL, browse=browse, bounded=bounded)
+        return [decode(r) for r in rows]
 
     async def _update(
         self,

@@ -34,6 +34,7 @@ from boternity.backends.core.dialect import (
     COUNT,
     NONE,
     ONE,
+    QUICK_ROWS,
     VALUE,
     Dialect,
     Executor,
@@ -413,12 +414,14 @@ class ChatCore(Repository):
     async def get_recent_messages(self, session_id: uuid.UUID, limit: int) -> list[ChatMessage]:
         sid = check_id(session_id, "session_id")
         params = (self._key(sid), check_limit(limit))
-        found = await self._x.read(self._q.recent_messages, params, ALL)
+        found = await self._x.read(
+            self._q.recent_messages, params, ALL, bounded=params[1] <= QUICK_ROWS
+        )
         return [self._message_of(r, sid) for r in reversed(found)]
 
     async def get_message_count(self, session_id: uuid.UUID) -> int:
         key = self._id(session_id, "session_id")
-        count = await self._x.read(self._q.message_count, (key,), VALUE)
+        count = await self._x.read(self._q.message_count, (key,), VALUE, bounded=True)
         return 0 if count is None else int(count)
 
     async def clear_messages(self, session_id: uuid.UUID) -> int:
@@ -656,7 +659,8 @@ class MemoryCore(Repository):
             sql, params = self._q.all_memories, (key, every, lim)
         else:
             sql, params = self._q.get_memories, (key, every, user, lim)
-        return await self._all(sql, self._memory, *params, browse=True)
+        bounded = limit is not None and lim is not None and 0 <= lim <= QUICK_ROWS
+        return await self._all(sql, self._memory, *params, browse=True, bounded=bounded)
 
     async def count_memories(
         self, bot_id: uuid.UUID, *, user_id: UserScope = ANY_USER, include_superseded: bool = False

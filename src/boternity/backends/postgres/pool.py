@@ -150,9 +150,11 @@ class Database:
 
     # Plain functions returning the awaitable: no coroutine frame of their own per call.
     def read(
-        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
-    ) -> Coroutine[Any, Any, Any]:
-        """One statement; ``browse`` reads may be served by the replica and lag behind."""
+        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False,
+        bounded: bool = False,
+    ) -> Coroutine[Any, Any, Any]:  # fmt: skip
+        """One statement; ``browse`` reads may be served by the replica and lag behind.
+        (``bounded`` changes nothing here: every read is one round trip.)"""
         pool = self.replica if browse else self.primary
         return shielded(self._run(pool, lambda c: _step(c, sql, params, shape), False))
 

@@ -26,6 +26,25 @@ from boternity.backends.core.tables import (
 )
 from boternity.errors import SchemaError
 
+_new = object.__new__
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_safe = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def uuid_of(text: str) -> uuid.UUID:
+    """An id read back from its text: the same UUID as ``uuid.UUID(text)``, built without
+    its argument parsing (a third of the cost; a read of 50 messages parses 50 ids). The
+    text is trusted as every stored row is (written from a UUID); text of another length
+    goes through ``uuid.UUID`` and its error."""
+    digits = text.replace("-", "")
+    if len(digits) != 32:
+        return uuid.UUID(text)
+    u = _new(uuid.UUID)
+    _set_int(u, int(digits, 16))
+    _set_safe(u, _UNKNOWN)
+    return u
+
 
 def ts(value: datetime) -> str:
     """Models hold UTC datetimes, so isoformat always ends in +00:00 and is fixed width."""
@@ -123,7 +142,7 @@ SQLITE = Dialect(
         TAGS: lambda v: json.dumps(v, ensure_ascii=False),
         UUIDS: lambda ids: json.dumps([str(i) for i in ids]),
     },
-    from_db={UUID: uuid.UUID, TIME: datetime.fromisoformat, FLAG: bool, TAGS: json.loads},
+    from_db={UUID: uuid_of, TIME: datetime.fromisoformat, FLAG: bool, TAGS: json.loads},
     # Each term quoted: FTS5 reads it as a plain string, never as query syntax.
     search_text=lambda terms, every: (" AND " if every else " OR ").join(f'"{t}"' for t in terms),
     no_limit=-1,

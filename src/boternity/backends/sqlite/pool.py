@@ -5,6 +5,14 @@ function that runs several statements) costs one thread hop, not one per stateme
 per-call async drivers. All writes go through :class:`Writer`: a queue of units drained by one
 task; units waiting together are committed together (group commit), each in its own
 SAVEPOINT so one failing unit never takes its neighbours down.
+
+At durability normal a commit does not wait for the disk, so a batch of small units costs
+less than the hop to the writer thread and back (30-100 us on a busy machine). There, when
+the writer thread is idle, the batch runs on the event-loop thread itself: the same
+transaction, savepoints and error handling, but with SQLite's busy wait off, so a write lock
+held by another process sends the batch to the writer thread (which waits) instead of
+blocking the loop. Bounded reads (a row by key, the latest messages) do likewise on a
+connection of their own. Checkpoints stay on the writer thread, never the loop.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ import queue
 import sqlite3
 import threading
 import time
+import types
 import urllib.parse
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +39,6 @@ from boternity.backends.core.dialect import (
     VALUE,
     Conflicts,
     UnitFactory,
-    shielded,
 )
 from boternity.backends.core.dialect import Unit as Steps
 from boternity.backends.sqlite.errors import is_busy, translate
@@ -42,6 +50,25 @@ T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
 
 _MAX_BATCH = 128
+#: At most this many units run on the loop thread at once (larger batches go to the thread).
+_INLINE_BATCH = 16
+#: Commits between two checkpoints (the writer thread's, PASSIVE) where the writer
+#: connection's own automatic checkpoint is off; ~5 pages a message: SQLite's 1000 pages.
+CHECKPOINT_EVERY = 200
+
+#: Set to a list to collect how long each unit batch or read run on the event-loop thread
+#: held it: (wall seconds, that thread's CPU seconds), so time lost to other processes on a
+#: busy machine shows apart (benchmarks/run.py reports p50/p99/max); None: not collected.
+inline_times: list[tuple[float, float]] | None = None
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.thread_time()
+
+
+def _record(started: tuple[float, float] | None) -> None:
+    if started is not None and inline_times is not None:
+        inline_times.append((time.perf_counter() - started[0], time.thread_time() - started[1]))
 
 
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
@@ -73,11 +100,15 @@ def retry_busy(fn: Callable[[], T], *, wait: float, what: str) -> T:
             if isinstance(exc, sqlite3.Error) and not is_busy(exc):
                 raise
             if time.monotonic() >= deadline:
-                raise StoreBusyError(
-                    f"{what}: another process kept the database busy for more than {wait:g} s"
-                ) from exc
+                raise _busy(what, wait) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+
+def _busy(what: str, wait: float) -> StoreBusyError:
+    return StoreBusyError(
+        f"{what}: another process kept the database busy for more than {wait:g} s"
+    )
 
 
 class Worker:
@@ -138,6 +169,11 @@ class Worker:
     def is_open(self) -> bool:
         return self._conn is not None
 
+    @property
+    def connection(self) -> sqlite3.Connection | None:
+        """The connection, for the event-loop thread to use while this thread is idle."""
+        return self._conn
+
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
             raise RepositoryError("the store is closed")
@@ -182,7 +218,7 @@ def _run_batch(
     outcomes: list[tuple[bool, Any] | None] = [None] * len(units)
     todo = list(range(len(units)))
     while todo:
-        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="write")
+        _begin(conn, busy_wait)
         done: dict[int, tuple[bool, Any]] = {}
         try:
             for i in todo:
@@ -213,9 +249,28 @@ def _run_batch(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
+def _begin(conn: sqlite3.Connection, busy_wait: float) -> None:
+    """BEGIN IMMEDIATE; only when another connection holds the lock, retried for up to
+    ``busy_wait`` seconds (retry_busy)."""
+    started = time.monotonic()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        left = busy_wait - (time.monotonic() - started)
+        if left <= 0:
+            raise _busy("write", busy_wait) from exc
+    try:
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=left, what="write")
+    except StoreBusyError as exc:
+        raise _busy("write", busy_wait) from exc.__cause__
+
+
 def _run_alone(conn: sqlite3.Connection, unit: Unit, busy_wait: float) -> tuple[bool, Any]:
     """One unit, its own transaction: no savepoint needed (the common, uncontended case)."""
-    retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), wait=busy_wait, what="write")
+    _begin(conn, busy_wait)
     try:
         try:
             value = unit(conn)
@@ -229,6 +284,27 @@ def _run_alone(conn: sqlite3.Connection, unit: Unit, busy_wait: float) -> tuple[
             conn.execute("ROLLBACK")
         raise
     return (True, value)
+
+
+def _with_busy_timeout(
+    run: Callable[[sqlite3.Connection], T], ms: int, conn: sqlite3.Connection
+) -> T:
+    """``run(conn)`` with SQLite's busy wait on, then off again (as the loop thread uses it)."""
+    conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+    try:
+        return run(conn)
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _run_then_checkpoint(
+    conn: sqlite3.Connection, units: list[Unit], busy_wait: float
+) -> list[tuple[bool, Any]]:
+    """A batch, then a PASSIVE checkpoint (it waits for nobody; a later one catches up)."""
+    outcomes = _run_batch(conn, units, busy_wait)
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    return outcomes
 
 
 def write_now(conn: sqlite3.Connection, unit: UnitFactory[T], busy_wait: float) -> T:
@@ -246,33 +322,68 @@ def _library_error(exc: Exception) -> Exception:
     return exc
 
 
+class _Queued(asyncio.Future[Any]):
+    """A queued write's result, which cannot be cancelled: the unit is already queued and
+    will commit or fail. A cancelled caller's task is then woken once it has, and only then
+    raises its CancelledError (what Task.cancel does when the awaited future refuses), so a
+    cancelled caller never leaves a write in doubt, as with asyncio.shield but without its
+    extra step of the event loop."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
 class Writer:
     """The only path to the database's write lock in this process.
 
-    Callback-driven: an idle writer sends what is queued to the thread one loop step after
-    the first write arrives, and the thread's answer settles the callers' futures and sends
-    whatever queued meanwhile as the next batch: one hop per batch and no task switches.
+    Callback-driven: an idle writer runs what is queued one loop step after the first write
+    arrives (a lone writer's write at once), as one batch: on the loop thread when ``inline``
+    and the batch is small, else on the writer thread, whose answer settles the callers'
+    futures and sends whatever queued meanwhile as the next batch: at most one hop per batch
+    and no task switches. Only one batch is ever in flight, so the loop thread uses the
+    writer's connection only while the writer thread waits for work.
     """
 
-    def __init__(self, worker: Worker, *, busy_wait: float) -> None:
+    def __init__(
+        self, worker: Worker, *, busy_wait: float, inline: bool = False, busy_timeout_ms: int = 0
+    ) -> None:
         self._worker = worker
         self._busy_wait = busy_wait
         self._queue: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._in_flight = False
         self._idle_waiters: list[asyncio.Future[None]] = []
+        #: Small batches run on the loop thread (durability normal only: a FULL commit
+        #: waits for the disk). The connection then checkpoints only when told to.
+        self.inline = inline
+        self._busy_timeout_ms = busy_timeout_ms
+        self._commits = 0
+        self._stepped = False  # a write already ran at once in this step of the loop
+        self._last_batch = 1  # units in the last batch
 
     def run(self, unit: Callable[[sqlite3.Connection], T]) -> Coroutine[Any, Any, T]:
         """Queue ``unit`` for a write transaction; await the result to have it once committed.
         (A plain function returning the awaitable: no coroutine frame of its own per write.)"""
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = _Queued(loop=loop)
         self._queue.append((unit, fut))
         if not self._in_flight:
-            # Dispatch on the next loop step, not now: writers woken together (say, by the
-            # previous batch's answer) then share one transaction.
             self._in_flight = True
-            asyncio.get_running_loop().call_soon(self._dispatch)
-        # The unit is already queued: a cancelled caller lets it finish.
-        return shielded(fut)
+            if self.inline and self._last_batch == 1 and not self._stepped:
+                # A lone writer (the last batch held one unit), and the first write of this
+                # step of the loop: run it now, here. Writers that arrive later in this
+                # step share the next batch, one step later; from then on, while batches
+                # hold several units, every write waits that step for company.
+                self._stepped = True
+                loop.call_soon(self._next_step)
+                self._dispatch()
+            else:
+                # Dispatch on the next loop step, not now: writers woken together (say, by
+                # the previous batch's answer) then share one transaction.
+                loop.call_soon(self._dispatch)
+        return _settled(fut)
+
+    def _next_step(self) -> None:
+        self._stepped = False
 
     def _dispatch(self) -> None:
         batch = self._queue[:_MAX_BATCH]
@@ -281,10 +392,44 @@ class Writer:
         if not self._worker.is_open:
             self._finish(batch, None, RepositoryError("the store is closed"))
             return
-        run = functools.partial(
-            _run_batch, units=[unit for unit, _ in batch], busy_wait=self._busy_wait
-        )
+        units = [unit for unit, _ in batch]
+        self._last_batch = len(units)
+        run: Callable[[sqlite3.Connection], list[tuple[bool, Any]]]
+        if self.inline:
+            self._commits += 1
+            if self._commits < CHECKPOINT_EVERY and len(batch) <= _INLINE_BATCH:
+                outcomes = self._run_inline(units)
+                if outcomes is not None:
+                    self._finish(batch, outcomes, None)
+                    return
+            if self._commits >= CHECKPOINT_EVERY:
+                self._commits = 0
+                run = functools.partial(
+                    _run_then_checkpoint, units=units, busy_wait=self._busy_wait
+                )
+            else:
+                run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
+            # On the thread, SQLite's own busy wait is on (the loop thread runs without it).
+            run = functools.partial(_with_busy_timeout, run, self._busy_timeout_ms)
+        else:
+            run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
         self._worker.post(run, functools.partial(self._finish, batch))
+
+    def _run_inline(self, units: list[Unit]) -> list[tuple[bool, Any]] | None:
+        """The batch, run here on the loop thread while the writer thread is idle; None when
+        another process holds the write lock (the batch then goes to the thread, which
+        waits for it)."""
+        conn = self._worker.connection
+        assert conn is not None
+        started = _clock() if inline_times is not None else None
+        try:
+            return _run_batch(conn, units, 0)  # busy_timeout is 0 on this connection
+        except StoreBusyError:
+            return None
+        except Exception as exc:  # as the thread would hand it back: every caller gets it
+            return [(False, _library_error(exc))] * len(units)
+        finally:
+            _record(started)
 
     def _finish(
         self,
@@ -324,7 +469,8 @@ class Writer:
 
 class Readers:
     """N read-only connections handed out through a queue (one connection serialises its
-    own work, so concurrent reads need several)."""
+    own work, so concurrent reads need several), and optionally one more for bounded reads
+    on the event-loop thread (``quick``)."""
 
     def __init__(self, workers: list[Worker], *, busy_wait: float) -> None:
         self._free: asyncio.Queue[Worker] = asyncio.Queue()
@@ -332,6 +478,8 @@ class Readers:
             self._free.put_nowait(worker)
         self._all = workers
         self._busy_wait = busy_wait
+        #: A read-only connection used on the loop thread, with SQLite's busy wait off.
+        self.loop_connection: sqlite3.Connection | None = None
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         worker = await self._free.get()
@@ -339,6 +487,29 @@ class Readers:
             return await worker.call(lambda conn: self._read(conn, fn))
         finally:
             self._free.put_nowait(worker)
+
+    async def quick(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A bounded read (an index lookup of at most a few hundred rows) run right here on
+        the loop thread; on a reader thread when that connection is busy (another process
+        recovering the WAL, say). Yields to the loop once, as a hop would."""
+        conn = self.loop_connection
+        if conn is not None:
+            started = _clock() if inline_times is not None else None
+            try:
+                result = fn(conn)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise translate(exc) from exc
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+            else:
+                await _yield()
+                return result
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                _record(started)
+        return await self.run(fn)
 
     def _read(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -350,8 +521,28 @@ class Readers:
                 conn.execute("ROLLBACK")
 
     async def close(self) -> None:
+        conn, self.loop_connection = self.loop_connection, None
+        if conn is not None:
+            conn.close()
         for worker in self._all:
             await worker.close()
+
+
+@types.coroutine
+def _settled(fut: asyncio.Future[T]) -> Generator[Any, None, T]:
+    """A write's result: at once if it already ran (after one step back to the loop, as a
+    queued write takes, so a task that only writes cannot starve the others), else when it
+    has. Cancelling waits for the write either way (see _Queued)."""
+    if fut.done():
+        yield
+        return fut.result()
+    return (yield from fut)
+
+
+@types.coroutine
+def _yield() -> Generator[None, None, None]:
+    """One step back to the event loop (what ``asyncio.sleep(0)`` does, without its frame)."""
+    yield
 
 
 def _fetch(cursor: sqlite3.Cursor, shape: int) -> Any:
@@ -419,9 +610,11 @@ class SqliteExecutor:
     # Plain functions handing back the Writer's or Readers' awaitable: no coroutine of their
     # own in between (a save_message is a few microseconds of Python; each frame counts).
     def read(
-        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False
-    ) -> Coroutine[Any, Any, Any]:
-        return self._readers.run(lambda conn: _fetch(conn.execute(sql, params), shape))
+        self, sql: str, params: Sequence[Any], shape: int, *, browse: bool = False,
+        bounded: bool = False,
+    ) -> Coroutine[Any, Any, Any]:  # fmt: skip
+        fn = lambda conn: _fetch(conn.execute(sql, params), shape)  # noqa: E731
+        return self._readers.quick(fn) if bounded else self._readers.run(fn)
 
     def write(
         self, unit: UnitFactory[T], *, atomic: bool = False, conflicts: Conflicts = None

@@ -131,7 +131,12 @@ class SqliteStore:
         self._busy_wait = busy_wait = options.busy_wait
         self._writer_worker = Worker("boternity-sqlite-w")
         self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(options.readers)]
-        self.writer = Writer(self._writer_worker, busy_wait=busy_wait)
+        self.writer = Writer(
+            self._writer_worker,
+            busy_wait=busy_wait,
+            inline=self.durability == "normal",
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+        )
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
         # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
         executor = SqliteExecutor(self.writer, self.readers)
@@ -153,20 +158,33 @@ class SqliteStore:
             raise RepositoryError(f"cannot create SQLite database {self.path}: {exc}") from exc
         return self._connect(read_only=False)
 
-    def _connect(self, *, read_only: bool) -> sqlite3.Connection:
+    def _connect(
+        self, *, read_only: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> sqlite3.Connection:
         """A connection in autocommit mode (units open their own transactions), set up;
         the writer's also switches to WAL and migrates the database."""
         try:
+            # check_same_thread off: the loop thread uses the writer's connection while the
+            # writer thread is idle (Writer.inline), and one reader's for bounded reads.
             if read_only:
-                conn = connect_read_only(self.path, isolation_level=None)
+                conn = connect_read_only(self.path, isolation_level=None, check_same_thread=False)
             else:
-                conn = sqlite3.connect(self.path, isolation_level=None)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
-            configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            configure(conn, busy_timeout_ms=busy_timeout_ms)
             if not read_only:
                 self._set_up_writer(conn)
+            else:
+                # Open the WAL and its index now: a reader that is first used later (bounded
+                # reads leave the reader threads idle for long) would open them then, one
+                # more file descriptor appearing mid-life.
+                retry_busy(
+                    lambda: conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall(),
+                    wait=self._busy_wait,
+                    what="open",
+                )
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc) from exc
@@ -184,13 +202,24 @@ class SqliteStore:
         if str(mode).lower() != "wal":
             raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
+        if self.writer.inline:
+            # A commit on the loop thread must not checkpoint (two fsyncs): the Writer has
+            # the writer thread checkpoint every CHECKPOINT_EVERY commits instead.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
+        if self.writer.inline:
+            # Nor wait for another process's lock on the loop thread: the writer thread does
+            # (the Writer turns SQLite's busy wait on around the batches it runs).
+            conn.execute("PRAGMA busy_timeout = 0")
 
     async def open(self) -> None:
         try:
             await self._writer_worker.open(self._connect_writer)
             for worker in self._reader_workers:
                 await worker.open(functools.partial(self._connect, read_only=True))
+            # Bounded reads on the loop thread: never wait there for a lock (busy: a reader
+            # thread takes the read, and waits).
+            self.readers.loop_connection = self._connect(read_only=True, busy_timeout_ms=0)
         except BaseException:
             await self.close()
             raise

@@ -1,0 +1,1 @@
+"""The pieces of ``benchmarks/run.py``: systems under test, data set-up, workloads, reports."""
