@@ -20,7 +20,7 @@ async def test_all_sessions_are_listed_newest_first_across_bots(store: Store) ->
     a = await f.new_session(store, one.id, started_at=f.at(1))
     b = await f.new_session(store, two.id, started_at=f.at(3))
     c = await f.new_session(store, one.id, started_at=f.at(2))
-    tie = sorted([a.id, uuid.uuid4()])[1]  # same start as a, larger id: listed before a
+    tie = uuid.UUID(int=a.id.int + 1)  # same start as a, larger id: listed before a
     d = await f.new_session(store, two.id, started_at=f.at(1), id=tie)
     assert await store.chat.list_all_sessions() == [b, c, d, a]
     assert await store.chat.list_all_sessions(limit=2) == [b, c]
