@@ -47,55 +47,49 @@ async def all_rows(url: str) -> Rows:
         }
 
 
-async def message_fts_matches(url: str, word: str, bot_id: Any) -> int:
-    """As :func:`fts_matches`, for the messages' full-text index (found through their
-    sessions); on SQLite, messages still waiting to be indexed are not in it."""
+async def _count_matches(url: str, word: str, bot_id: Any, postgres: str, sqlite: str) -> int:
+    """Run the backend's count of index entries for ``word`` (``$1``/``?1``) in ``bot_id``
+    (``$2``/``?2``): ``postgres`` or ``sqlite`` text."""
     if is_postgres(url):
         conn = await asyncpg.connect(url)
         try:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
-                " WHERE s.bot_id = $2 AND m.content_tsv @@ to_tsquery('english', boternity_fold($1))",
-                word,
-                bot_id,
-            )
+            count: int = await conn.fetchval(postgres, word, bot_id)
             return count
         finally:
             await conn.close()
     with sqlite3.connect(url) as conn:
-        found = conn.execute(
-            "SELECT count(*) FROM messages_fts f LEFT JOIN chat_messages m ON m.rowid = f.rowid"
-            " LEFT JOIN chat_sessions s ON s.id = m.session_id WHERE messages_fts MATCH ?1"
-            " AND (m.rowid IS NULL OR s.bot_id = ?2)",
-            (f'"{word}"', str(bot_id)),
-        ).fetchone()
-        return int(found[0])
+        return int(conn.execute(sqlite, (f'"{word}"', str(bot_id))).fetchone()[0])
+
+
+async def message_fts_matches(url: str, word: str, bot_id: Any) -> int:
+    """As :func:`fts_matches`, for the messages' full-text index (found through their
+    sessions); on SQLite, messages still waiting to be indexed are not in it."""
+    return await _count_matches(
+        url,
+        word,
+        bot_id,
+        "SELECT count(*) FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
+        " WHERE s.bot_id = $2 AND m.content_tsv @@ to_tsquery('english', boternity_fold($1))",
+        "SELECT count(*) FROM messages_fts f LEFT JOIN chat_messages m ON m.rowid = f.rowid"
+        " LEFT JOIN chat_sessions s ON s.id = m.session_id WHERE messages_fts MATCH ?1"
+        " AND (m.rowid IS NULL OR s.bot_id = ?2)",
+    )
 
 
 async def fts_matches(url: str, word: str, bot_id: Any) -> int:
     """How many entries the memories' full-text index holds for ``word`` among the memories of
     ``bot_id``: on SQLite the FTS5 index itself, where an entry left behind by a deleted row
     counts whatever its bot; on PostgreSQL the indexed column."""
-    if is_postgres(url):
-        conn = await asyncpg.connect(url)
-        try:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM session_memories WHERE bot_id = $2"
-                " AND fact_tsv @@ to_tsquery('english', boternity_fold($1))",
-                word,
-                bot_id,
-            )
-            return count
-        finally:
-            await conn.close()
-    with sqlite3.connect(url) as conn:
-        found = conn.execute(
-            "SELECT count(*) FROM memories_fts f LEFT JOIN session_memories m"
-            " ON m.rowid = f.rowid WHERE memories_fts MATCH ?1"
-            " AND (m.rowid IS NULL OR m.bot_id = ?2)",
-            (f'"{word}"', str(bot_id)),
-        ).fetchone()
-        return int(found[0])
+    return await _count_matches(
+        url,
+        word,
+        bot_id,
+        "SELECT count(*) FROM session_memories WHERE bot_id = $2"
+        " AND fact_tsv @@ to_tsquery('english', boternity_fold($1))",
+        "SELECT count(*) FROM memories_fts f LEFT JOIN session_memories m"
+        " ON m.rowid = f.rowid WHERE memories_fts MATCH ?1"
+        " AND (m.rowid IS NULL OR m.bot_id = ?2)",
+    )
 
 
 def _key(value: Any) -> str:
