@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import uuid
 from pathlib import Path
@@ -81,6 +82,26 @@ async def test_a_lost_lock_taken_over_by_another_process_stops_the_owner(
     assert len(contents) == 4  # the owner wrote nothing after the takeover
     final = await store.chat.get_session(live.id)
     assert final is not None and final.status is SessionStatus.COMPLETED  # the thief's end
+
+
+async def test_a_takeover_first_noticed_by_end_does_not_fail_it(store: Store, bot: Bot) -> None:
+    """The owner's next write after a takeover may be end()'s own: it writes nothing and
+    returns, as when an earlier write noticed (the new owner ends the session)."""
+    async with OfflineProvider() as provider, ChatEngine(store, provider) as owner:
+        live = await owner.start_session(bot)
+        await live.ask("owner one")
+        await settled(store, live.id)
+        await lose_lock(store, live.id)
+        thief = await Worker.spawn(
+            store_url(store), str(bot.id), "--resume", str(live.id), "--turns", "1"
+        )
+        thief.lines += await thief.finish()
+        ended = await live.end()
+        assert ended.status is SessionStatus.ACTIVE  # the owner's last view of it
+        assert live.final_job is None  # nothing queued by the owner
+    final = await store.chat.get_session(live.id)
+    assert final is not None and final.status is SessionStatus.COMPLETED  # the thief's end
+    assert len(await store.chat.get_messages(live.id)) == 4
 
 
 async def test_a_lost_lock_nobody_took_is_taken_back(store: Store, bot: Bot) -> None:
@@ -200,9 +221,12 @@ async def test_locks_killed_again_and_again_never_let_two_writers_interleave(
         )
         stolen = asyncio.Event()
         failures: list[RepositoryError] = []
+        resumed = asyncio.create_task(thief.expect("session"))
 
         async def write() -> None:
-            for i in range(1, 400):
+            for i in itertools.count(1):
+                if i >= 400:  # the other process got in only after a while (a slow start):
+                    await resumed  # then the owner's next write must find out
                 try:
                     await live.ask(f"owner {i}")
                 except SessionLostError:
@@ -212,8 +236,6 @@ async def test_locks_killed_again_and_again_never_let_two_writers_interleave(
                     # The lock connection died while taking the lock back: nothing was
                     # written after the check; the next write checks again.
                     failures.append(exc)
-
-        resumed = asyncio.create_task(thief.expect("session"))
 
         async def attack() -> None:
             # Until the other process has the session (then the owner must find out).

@@ -427,7 +427,11 @@ class LiveSession:
             async with self._turn_lock:
                 # A resumed session nobody wrote to stays as it had ended.
                 if not self._activate_on_write:
-                    await self._update_row(status=SessionStatus.COMPLETED, ended_at=utc_now())
+                    try:
+                        await self._update_row(status=SessionStatus.COMPLETED, ended_at=utc_now())
+                    except SessionLostError:
+                        # Taken over since the last write: as above, its new owner ends it.
+                        return self.session
                     window = self.context.messages
                     last = seq_of(window[-1]) if window else self.extraction_mark
                     self.final_job = await enqueue_extraction(
