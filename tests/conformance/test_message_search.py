@@ -328,3 +328,25 @@ async def test_the_longest_message_of_distinct_words_is_stored_and_searchable(
     said = await _say(store, session, content)
     assert (await store.chat.get_message(said.id)).content == content  # type: ignore[union-attr]
     assert await _found(store, "needle") == [said.id]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "\ufdd0apple\ufdd1 banana",  # a stored "marked" word
+        "\ufdd0apple banana \ufdd1 cherry",  # the match inside a stored pair
+        "banana \ufdd1 apple \ufdd0 cherry",  # pairs reversed
+        "\ufdd0 \ufdd0 banana \ufdd1\ufdd1 apple",  # doubled around the match itself
+        "\ufdd1\ufdd0 banana \ufdd1\ufdd0 \ufdd0apple\ufdd1",
+    ],
+)
+async def test_marker_characters_in_a_message_mark_nothing(store: Store, content: str) -> None:
+    # The database marks matched words with U+FDD0/U+FDD1; the same characters in the
+    # message itself are text: only the word that matched is marked, wherever they stand.
+    # (Glued to a word they are part of it on SQLite, where FTS5 takes an unassigned
+    # character for a letter, and apart from it on PostgreSQL: not tested here.)
+    session = await _session(store)
+    await _say(store, session, content)
+    [hit] = await store.chat.search_messages("banana")
+    assert _marked(hit) == ["banana"], hit
+    assert all(0 <= s < e <= len(hit.snippet) for s, e in hit.marks)

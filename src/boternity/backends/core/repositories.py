@@ -477,7 +477,7 @@ class ChatCore(Repository):
 
     def _hit(self, row: Sequence[Any]) -> MessageHit:
         message: ChatMessage = self._message(row)
-        text, marks = snippet(message.content, row[-1])
+        text, marks = snippet(message.content, row[-1], in_content=self._q.marks_in_content)
         return MessageHit(message, self._uuid(row[-2]), text, marks)
 
 

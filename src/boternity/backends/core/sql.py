@@ -219,6 +219,10 @@ class Statements:
     #: of the content with its matched words marked (core.search), best match first, then
     #: created_at DESC, id DESC.
     search_messages = ""
+    #: The marked text of search_messages is the start of the content itself with the marks
+    #: put in (so marker characters of the message are told from the marks by where they
+    #: stand, core.search); False: a copy of it with no marker characters of its own.
+    marks_in_content = False
     #: Messages waiting to be indexed, where a dialect indexes new messages in batches (SQLite):
     #: index them, then stop them waiting; search_messages runs both first. Empty: none wait.
     index_waiting = ""

@@ -181,7 +181,10 @@ class PostgresStatements(Statements):
         f"  WHERE m.content_tsv @@ q.q AND {message_filters()}"
         "  ORDER BY rank DESC, m.created_at DESC, m.id DESC LIMIT ?2)"
         f" SELECT {MESSAGES.cols('m.')}, hits.bot_id,"
-        f"  ts_headline('english', boternity_fold(left(m.content, {SEARCHED_CHARS})), q.q,"
+        # The message's own marker characters are spaces here (they separate words anyway),
+        # so every one left in the headline is a mark.
+        "  ts_headline('english', translate(boternity_fold("
+        f"left(m.content, {SEARCHED_CHARS})), '{MARK_OPEN}{MARK_CLOSE}', '  '), q.q,"
         f"   'HighlightAll=true, StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}')"
         " FROM q, hits JOIN chat_messages m ON m.id = hits.id"
         " ORDER BY hits.rank DESC, hits.created_at DESC, hits.id DESC"

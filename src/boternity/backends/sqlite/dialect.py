@@ -113,6 +113,7 @@ class SqliteStatements(Statements):
         " WHERE messages_fts.rowid = hits.r AND messages_fts MATCH ?1 AND m.rowid = hits.r"
         " ORDER BY hits.score, m.created_at DESC, m.id DESC"
     )
+    marks_in_content = True
     # New messages are indexed 64 at a time (migration 0005); a search indexes those waiting.
     index_waiting = (
         "INSERT INTO messages_fts (rowid, content)"
