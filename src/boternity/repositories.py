@@ -411,10 +411,10 @@ class MemoryRepository(Protocol):
         ...
 
     async def without_embedding_among(
-        self, model: str, memory_ids: Iterable[uuid.UUID]
+        self, model: str, memory_ids: Iterable[uuid.UUID], *, dimension: int | None = None
     ) -> set[uuid.UUID]:
         """Those of ``memory_ids`` that have no vector of ``model`` (unknown ids included),
-        in one read."""
+        in one read. With ``dimension``, a vector of another length counts as none."""
         ...
 
     async def live_embeddings(

@@ -816,13 +816,14 @@ class MemoryCore(Repository):
         return self._opt_id(bot_id), check_embedding_model(model), dimension
 
     async def without_embedding_among(
-        self, model: str, memory_ids: Iterable[uuid.UUID]
+        self, model: str, memory_ids: Iterable[uuid.UUID], *, dimension: int | None = None
     ) -> set[uuid.UUID]:
-        model = check_embedding_model(model)
+        _, model, dimension = self._unembedded(model, None, dimension)
         bound = self._id_list(memory_ids, "memory_ids")
         if bound is None:
             return set()
-        rows = await self._x.read(self._q.unembedded_of, (bound, model), ALL, browse=True)
+        params = (bound, model, dimension)
+        rows = await self._x.read(self._q.unembedded_of, params, ALL, browse=True)
         return {_as_uuid(row[0]) for row in rows}
 
     async def live_embeddings(

@@ -330,9 +330,11 @@ class Statements:
         " LIMIT ?4"
     )
     count_unembedded = f"SELECT count(*){_unembedded}"
-    unembedded_of = (  # a bound list of ids (IDS), then the model -> the ids without one
+    unembedded_of = (  # a bound list of ids (IDS), then the model, dimension or NULL -> the
+        # ids without one (of that dimension)
         f"SELECT ids.value FROM {IDS} WHERE NOT EXISTS"
-        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?)"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?"
+        " AND e.dimension = coalesce(?, e.dimension))"
     )
     # A bot's vectors of one model written after a version (-1: all of them):
     # bot id, model, version -> memory id, vector bytes, live, the memory's user (whose
