@@ -227,12 +227,42 @@ def _opt_text(obj: object, name: str, *, empty: bool = True, limit: int | None =
         _text(obj, name, empty=empty, limit=limit)
 
 
-def _owner(obj: object) -> None:
+def _owner(obj: object, *, new: bool = True) -> None:
     """``user_id`` of a session, memory or memory event: None (no user) or a non-empty key of
     at most MAX_USER_ID_LENGTH characters. Blank text is refused rather than taken for a
     person: an application that lost its user's id must not pool everyone's memories under
-    ""."""
+    "". A new session's or memory's user is also a key that reads as itself (check_user_id);
+    a memory event copies its memory's."""
     _opt_text(obj, "user_id", empty=False, limit=MAX_USER_ID_LENGTH)
+    user_id = getattr(obj, "user_id")
+    if new and user_id is not None:
+        check_user_id(user_id, f"{type(obj).__name__}.user_id")
+
+
+#: Characters a user id may not hold: control and format characters (zero-width spaces and
+#: joiners, bidirectional overrides), line and paragraph separators, unassigned code points
+#: and noncharacters. They are invisible or reorder what is shown.
+_HIDDEN = frozenset({"Cc", "Cf", "Cn", "Zl", "Zp"})
+#: What listings show for "no user".
+NO_USER_MARK = "-"
+
+
+def check_user_id(user_id: str, what: str = "user_id") -> str:
+    """Refuse (``ValidationError`` naming ``what``) a user id that would not read as itself
+    wherever it is shown (docs/users.md): one with an invisible or control character, one
+    that starts or ends with whitespace (" ana" shows as "ana"), and "-", the listings' mark
+    for a session or memory without a user. Any other text is a plain key, compared exactly."""
+    for at, c in enumerate(user_id):
+        if unicodedata.category(c) in _HIDDEN:
+            raise ValidationError(
+                f"{what}: holds an invisible or control character (U+{ord(c):04X} at"
+                f" position {at}); a user id must read as itself"
+            )
+    if user_id != user_id.strip():
+        raise ValidationError(f"{what}: must not start or end with whitespace, got {user_id!r}")
+    if user_id == NO_USER_MARK:
+        raise ValidationError(f'{what}: "-" is how listings show "no user", not a user id')
+    return user_id
 
 
 def check_length(value: str, limit: int, what: str) -> None:
@@ -737,4 +767,4 @@ class MemoryEvent:
         _opt_uuid(self, "related_memory_id")
         _uuid(self, "id")
         _time(self, "created_at")
-        _owner(self)
+        _owner(self, new=False)

@@ -153,13 +153,14 @@ def test_bad_user_ids_are_one_line_usage_errors(cli: Invoke, luna: str, llm: Fak
         assert "user" in one_line_error(result)
 
 
-def test_user_ids_with_control_characters_are_shown_harmlessly(cli: Invoke, luna: str) -> None:
-    sneaky = "eve\x1b[2J\u202e"
-    assert cli("remember", luna, "Likes jazz", "--user", sneaky).exit_code == 0
-    out = cli("memories", luna).stdout
-    assert "\x1b" not in out and "\u202e" not in out
-    assert "\\x1b" in out
-    assert memories(cli)[0]["user_id"] == sneaky  # --json keeps it exact
+@pytest.mark.parametrize("sneaky", ["eve\x1b[2J\u202e", "-", "\u200b", " eve"])
+def test_user_ids_that_do_not_read_as_themselves_are_refused(
+    cli: Invoke, luna: str, sneaky: str
+) -> None:
+    # Control, invisible and edge-space characters, and "-" (how listings show no user).
+    refused = cli("remember", luna, "Likes jazz", "--user", sneaky)
+    assert refused.exit_code == 2 and "user id" in one_line_error(refused)
+    assert memories(cli) == []
 
 
 def test_user_forget_asks_then_erases_only_that_user(
