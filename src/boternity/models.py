@@ -595,15 +595,23 @@ class ChatMessage:
         return json.dumps(self.metadata, ensure_ascii=False, separators=(",", ":"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MessageHit:
     """A message found by ``ChatRepository.search_messages`` (made by the store, from stored
-    rows): the message, its session's bot, and a snippet of its content around the first
+    rows): which message it is (its id, session, number, role and time), its session's bot
+    and user, the length of its content, and a snippet of the content around the first
     matched word (whitespace runs as one space, "…" where cut) with ``marks``, the (start,
-    end) spans of the snippet that matched."""
+    end) spans of the snippet that matched. A hit is small whatever the message (which may be
+    a megabyte): ``ChatRepository.get_message(hit.message_id)`` reads the whole message."""
 
-    message: ChatMessage
+    message_id: uuid.UUID
+    session_id: uuid.UUID
     bot_id: uuid.UUID
+    user_id: str | None
+    seq: int
+    role: MessageRole
+    created_at: datetime
+    length: int
     snippet: str
     marks: tuple[tuple[int, int], ...] = ()
 

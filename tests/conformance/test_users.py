@@ -307,9 +307,9 @@ async def test_transcript_search_for_a_user_finds_only_their_sessions(store: Sto
             f.message(session.id, f"my passport number is secret {who}")
         )
     anas = await store.chat.search_messages("passport", user_id="ana", limit=100)
-    assert {h.message.id for h in anas} == {said[(bot.id, "ana")].id, said[(other.id, "ana")].id}
+    assert {h.message_id for h in anas} == {said[(bot.id, "ana")].id, said[(other.id, "ana")].id}
     one = await store.chat.search_messages("passport", bot_id=bot.id, user_id="ana")
-    assert [h.message.id for h in one] == [said[(bot.id, "ana")].id]
+    assert [h.message_id for h in one] == [said[(bot.id, "ana")].id]
     assert len(await store.chat.search_messages("passport", bot_id=bot.id)) == 3
     assert await store.chat.search_messages("passport", user_id="carla") == []
     with pytest.raises(ValidationError, match="user_id"):
@@ -329,11 +329,11 @@ async def test_transcript_search_without_a_user_finds_only_sessions_without_one(
         session = await f.new_session(store, bot.id, user_id=who)
         said[who] = await store.chat.save_message(f.message(session.id, f"passport of {who}"))
     nobody = await store.chat.search_messages("passport", bot_id=bot.id, user_id=None)
-    assert [h.message.id for h in nobody] == [said[None].id]
+    assert [h.message_id for h in nobody] == [said[None].id]
     every = await store.chat.search_messages("passport", bot_id=bot.id, user_id=ANY_USER)
-    assert {h.message.id for h in every} == {m.id for m in said.values()}
+    assert {h.message_id for h in every} == {m.id for m in said.values()}
     default = await store.chat.search_messages("passport", bot_id=bot.id)
-    assert {h.message.id for h in default} == {m.id for m in said.values()}
+    assert {h.message_id for h in default} == {m.id for m in said.values()}
 
 
 async def test_search_by_meaning_keeps_to_what_the_user_sees(store: Store) -> None:

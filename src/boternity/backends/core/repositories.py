@@ -56,6 +56,7 @@ from boternity.backends.core.tables import (
     SOULS,
     SUMMARIES,
     TAGS,
+    TIME,
     UUID,
     copy_with,
 )
@@ -85,6 +86,7 @@ from boternity.models import (
     MemoryEvent,
     MemoryEventKind,
     MessageHit,
+    MessageRole,
     PendingExtraction,
     SoulVersion,
     check_enum,
@@ -207,6 +209,7 @@ class ChatCore(Repository):
         self._message = dialect.decoder(MESSAGES)
         self._message_of = dialect.decoder(MESSAGES, fixed="session_id")
         self._uuid = dialect.from_db.get(UUID) or _as_uuid
+        self._from_time = dialect.from_db.get(TIME) or _same_value
 
     async def create_session(self, session: ChatSession) -> ChatSession:
         return await self._new_session(session, None, "create_session")
@@ -476,9 +479,22 @@ class ChatCore(Repository):
         yield self._q.clear_waiting, (), NONE
 
     def _hit(self, row: Sequence[Any]) -> MessageHit:
-        message: ChatMessage = self._message(row)
-        text, marks = snippet(message.content, row[-1], in_content=self._q.marks_in_content)
-        return MessageHit(message, self._uuid(row[-2]), text, marks)
+        message_id, session_id, seq, role, at, length, start, bot, user, marked = row
+        text, marks = snippet(
+            start, marked, in_content=self._q.marks_in_content, length=int(length)
+        )
+        return MessageHit(
+            message_id=self._uuid(message_id),
+            session_id=self._uuid(session_id),
+            bot_id=self._uuid(bot),
+            user_id=user,
+            seq=int(seq),
+            role=MessageRole(role),
+            created_at=self._from_time(at),
+            length=int(length),
+            snippet=text,
+            marks=marks,
+        )
 
 
 def _same_user(found: ChatSession, user_id: str | None, key: str) -> ChatSession:
@@ -1143,6 +1159,10 @@ _ID_TABLES = {
     "job": "pending_memory_extractions",
 }
 _HEX_PREFIX = re.compile(r"[0-9a-f]{0,32}")
+
+
+def _same_value(value: Any) -> Any:
+    return value
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

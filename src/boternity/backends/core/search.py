@@ -27,6 +27,10 @@ SEARCHED_CHARS = 50_000
 #: first matched word.
 SNIPPET_CHARS = 160
 LEAD = 50
+#: What a search reads of each hit's content: all a snippet can show (it starts before a
+#: word in the searched start, and takes at most 4 * SNIPPET_CHARS characters from there).
+#: A hit never carries the whole message, which may be a megabyte.
+READ_CHARS = SEARCHED_CHARS + 4 * SNIPPET_CHARS
 
 # A word as both backends' tokenizers see one: letters and digits (no underscore), with the
 # combining marks that belong to them.
@@ -76,13 +80,16 @@ def _marked_words(marked: str, source: str | None) -> set[str]:
     return {fold(word[0]) for region in regions for word in _WORD.finditer(region)}
 
 
-def snippet(content: str, marked: str, *, in_content: bool = False) -> tuple[str, Marks]:
+def snippet(
+    content: str, marked: str, *, in_content: bool = False, length: int | None = None
+) -> tuple[str, Marks]:
     """A snippet of ``content`` around its first matched word, whitespace runs as one space,
     "…" where cut; and the (start, end) spans of the snippet's matched words. ``marked`` is the
     start of the content as the database marked it (see the module docstring): with
     ``in_content``, the first SEARCHED_CHARS characters of ``content`` themselves with the
     marks put in (the message's own marker characters are told from the marks by where they
-    stand); otherwise a text with no marker characters but the marks."""
+    stand); otherwise a text with no marker characters but the marks. ``content`` may be the
+    first READ_CHARS characters only, with ``length`` the whole content's."""
     wanted = _marked_words(marked, content[:SEARCHED_CHARS] if in_content else None)
     first = next(
         (w for w in _WORD.finditer(content, 0, SEARCHED_CHARS) if fold(w[0]) in wanted), None
@@ -96,7 +103,8 @@ def snippet(content: str, marked: str, *, in_content: bool = False) -> tuple[str
     # Enough raw text to fill the snippet even if whitespace runs shrink on the way.
     raw = content[start : start + 4 * SNIPPET_CHARS]
     text = ellipsis(" ".join(raw.split()), SNIPPET_CHARS, words=True)
-    if start + len(raw) < len(content) and not text.endswith(ELLIPSIS):
+    total = len(content) if length is None else length
+    if start + len(raw) < total and not text.endswith(ELLIPSIS):
         text += ELLIPSIS
     body = len(text) - 1 if text.endswith(ELLIPSIS) else len(text)
     lead = ELLIPSIS if start > 0 else ""

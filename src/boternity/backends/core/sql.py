@@ -215,9 +215,10 @@ class Statements:
     count_bot_sessions = "SELECT count(*) FROM chat_sessions WHERE bot_id = ?"
     count_messages = "SELECT count(*) FROM chat_messages"
     #: Full-text search over messages, given by each dialect: Dialect.search_text(terms, False),
-    #: limit, then MESSAGE_FILTERS -> MESSAGES columns, the session's bot id, and the start
-    #: of the content with its matched words marked (core.search), best match first, then
-    #: created_at DESC, id DESC.
+    #: limit, then MESSAGE_FILTERS -> id, session_id, seq, role, created_at, the content's
+    #: length and its first READ_CHARS characters, the session's bot id and user id, and the
+    #: start of the content with its matched words marked (core.search), best match first,
+    #: then created_at DESC, id DESC.
     search_messages = ""
     #: The marked text of search_messages is the start of the content itself with the marks
     #: put in (so marker characters of the message are told from the marks by where they

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 
 from boternity.backends.core.dialect import Dialect
-from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
+from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
 from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters, visible_to
 from boternity.backends.core.tables import (
     FLAG,
@@ -101,12 +101,14 @@ class SqliteStatements(Statements):
     # messages_fts_source: the start of each message (migration 0005).
     search_messages = (
         "WITH hits AS ("
-        "  SELECT messages_fts.rowid AS r, bm25(messages_fts) AS score, s.bot_id AS bot_id"
+        "  SELECT messages_fts.rowid AS r, bm25(messages_fts) AS score, s.bot_id AS bot_id,"
+        "  s.user_id AS user_id"
         "  FROM messages_fts JOIN chat_messages m ON m.rowid = messages_fts.rowid"
         "  JOIN chat_sessions s ON s.id = m.session_id"
         f"  WHERE messages_fts MATCH ?1 AND {message_filters()}"
         "  ORDER BY score, m.created_at DESC, m.id DESC LIMIT ?2)"
-        f" SELECT {MESSAGES.cols('m.')}, hits.bot_id,"
+        " SELECT m.id, m.session_id, m.seq, m.role, m.created_at, length(m.content),"
+        f"  substr(m.content, 1, {READ_CHARS}), hits.bot_id, hits.user_id,"
         f"  highlight(messages_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}')"
         # CROSS JOIN keeps this order: only the hits are looked up.
         " FROM hits CROSS JOIN messages_fts CROSS JOIN chat_messages m"
