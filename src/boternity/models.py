@@ -227,16 +227,15 @@ def _opt_text(obj: object, name: str, *, empty: bool = True, limit: int | None =
         _text(obj, name, empty=empty, limit=limit)
 
 
-def _owner(obj: object, *, new: bool = True) -> None:
+def _owner(obj: Any, *, new: bool = True) -> None:
     """``user_id`` of a session, memory or memory event: None (no user) or a non-empty key of
     at most MAX_USER_ID_LENGTH characters. Blank text is refused rather than taken for a
     person: an application that lost its user's id must not pool everyone's memories under
     "". A new session's or memory's user is also a key that reads as itself (check_user_id);
     a memory event copies its memory's."""
     _opt_text(obj, "user_id", empty=False, limit=MAX_USER_ID_LENGTH)
-    user_id = getattr(obj, "user_id")
-    if new and user_id is not None:
-        check_user_id(user_id, f"{type(obj).__name__}.user_id")
+    if new and obj.user_id is not None:
+        check_user_id(obj.user_id, f"{type(obj).__name__}.user_id")
 
 
 #: Characters a user id may not hold: control and format characters (zero-width spaces and

@@ -17,7 +17,6 @@ from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filte
 from boternity.backends.core.tables import (
     FLAG,
     MEMORIES,
-    MESSAGES,
     PENDING,
     TAGS,
     TIME,
