@@ -518,6 +518,14 @@ class UserRepository(Protocol):
         """What :meth:`forget_user` would delete now."""
         ...
 
+    async def memory_owners(
+        self, bot_id: uuid.UUID, *, limit: int | None = None
+    ) -> list[tuple[str | None, int]]:
+        """Whose memories the bot holds, superseded ones included: each user (None: the
+        bot's own memories) with how many, the most first, then by user (the bot's own
+        first among equals); at most ``limit`` users. [] for a missing bot."""
+        ...
+
     async def forget_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
         """Delete, in one transaction, the user's sessions with their messages, summaries and
         queued extraction jobs, the user's memories (with their full-text index entries and

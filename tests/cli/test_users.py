@@ -235,3 +235,29 @@ def test_search_transcripts_of_one_user(cli: Invoke, two_users: dict[str, str]) 
     assert "User" in table and "discord:ben" in table
     none = cli("search", "live", "--user", "nobody")
     assert none.exit_code == 0 and "with user 'nobody'" in none.stdout
+
+
+def test_forget_names_whose_memories_and_needs_all_users_for_theirs(
+    cli: Invoke, two_users: dict[str, str], tty: None
+) -> None:
+    # 'forget BOT' deletes every user's memories: it says so, and wants --all-users first.
+    refused = cli("forget", "luna", "--yes")
+    assert refused.exit_code == 2
+    error = one_line_error(refused)
+    assert "2 users" in error and "--all-users" in error and "bnity user forget" in error
+    assert "1 of user 'discord:ana'" in error and "1 the bot's own" in error
+    assert len(memories(cli)) == 3
+    declined = cli("forget", "luna", "--all-users", input="n\n")
+    assert declined.exit_code == 1
+    assert (
+        "Delete all 3 memories of 'Luna' (luna): 1 of user 'discord:ana', 1 of user"
+        " 'discord:ben', 1 the bot's own?"
+    ) in declined.stderr
+    done = parse(cli("forget", "luna", "--all-users", "--yes", "--json"))
+    assert done["deleted"] == 3
+    assert done["by_user"] == [
+        {"user_id": None, "memories": 1},
+        {"user_id": "discord:ana", "memories": 1},
+        {"user_id": "discord:ben", "memories": 1},
+    ]
+    assert memories(cli) == []

@@ -361,3 +361,17 @@ async def test_search_by_meaning_keeps_to_what_the_user_sees(store: Store) -> No
         assert bens.id not in {m.id for m, _ in found}
     found = await store.memory.nearest_memories(bot.id, "m", same, user_id="ben")
     assert bens.id in {m.id for m, _ in found}
+
+
+async def test_memory_owners_counts_each_users_memories(store: Store) -> None:
+    bot, other = await f.new_bot(store), await f.new_bot(store)
+    for user, n in (("ana", 3), (None, 2), ("ben", 2), ("'%", 1)):
+        for i in range(n):
+            await store.memory.save_memory(f.memory(bot.id, f"fact {user} {i}", user_id=user))
+    await store.memory.save_memory(f.memory(other.id, "elsewhere", user_id="ana"))
+    owners = await store.users.memory_owners(bot.id)
+    assert owners == [("ana", 3), (None, 2), ("ben", 2), ("'%", 1)]
+    assert await store.users.memory_owners(bot.id, limit=2) == owners[:2]
+    assert await store.users.memory_owners(uuid.uuid4()) == []
+    with pytest.raises(ValidationError, match="limit"):
+        await store.users.memory_owners(bot.id, limit=-1)

@@ -1098,6 +1098,14 @@ class UserCore(Repository):
         row = await self._x.read(self._q.count_user, self._owner(bot_id, user_id), ONE)
         return UserCounts(*(int(n) for n in row))
 
+    async def memory_owners(
+        self, bot_id: uuid.UUID, *, limit: int | None = None
+    ) -> list[tuple[str | None, int]]:
+        key = self._id(bot_id, "bot_id")
+        bound = self._d.no_limit if limit is None else check_limit(limit)
+        rows = await self._x.read(self._q.memory_owners, (key, bound), ALL)
+        return [(user, int(n)) for user, n in rows]
+
     async def forget_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
         owner = self._owner(bot_id, user_id)
         q = self._q

@@ -393,6 +393,10 @@ class Statements:
     # A user's data (bot id, user id), to erase and to export. Rows hanging off the user's
     # sessions are found through them; memories and their history carry the user.
     user_session_ids = "SELECT id FROM chat_sessions WHERE bot_id = ? AND user_id = ?"
+    memory_owners = (  # bot id, limit -> user id|NULL, count; most first
+        "SELECT user_id, count(*) AS n FROM session_memories WHERE bot_id = ?1"
+        " GROUP BY user_id ORDER BY n DESC, user_id IS NOT NULL, user_id LIMIT ?2"
+    )
     count_user = (  # -> sessions, messages, summaries, jobs, memories, history, embeddings
         f"SELECT (SELECT count(*) FROM chat_sessions WHERE {_OWNED}),"
         f" (SELECT count(*) FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})),"
