@@ -227,7 +227,7 @@ def test_user_export_to_stdout_and_to_a_private_file(
 
 def test_search_transcripts_of_one_user(cli: Invoke, two_users: dict[str, str]) -> None:
     hits = parse(cli("search", "live", "--user", "discord:ana", "--json"))
-    assert {h["message"]["session_id"] for h in hits} == {two_users["discord:ana"]}
+    assert {h["session_id"] for h in hits} == {two_users["discord:ana"]}
     assert {h["user_id"] for h in hits} == {"discord:ana"}
     everyone = parse(cli("search", "live", "--json"))
     assert {h["user_id"] for h in everyone} == {"discord:ana", "discord:ben"}
@@ -261,3 +261,16 @@ def test_forget_names_whose_memories_and_needs_all_users_for_theirs(
         {"user_id": "discord:ben", "memories": 1},
     ]
     assert memories(cli) == []
+
+
+def test_queue_shows_whose_session_each_job_is(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    for user in ("discord:ana", None):
+        who = ("--user", user) if user else ()
+        assert cli("ask", luna, "I live in Oslo", *who, env=llm.env()).exit_code == 0
+    jobs = parse(cli("queue", "--json"))
+    assert sorted(j["user_id"] or "" for j in jobs) == ["", "discord:ana"]
+    out = cli("queue").stdout
+    assert "User" in out and "discord:ana" in out
+    [mine] = [line for line in out.splitlines() if "discord:ana" in line]
+    [theirs] = [line for line in out.splitlines() if " - " in line and "/3" in line]
+    assert mine != theirs
