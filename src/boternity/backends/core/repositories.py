@@ -61,6 +61,8 @@ from boternity.backends.core.tables import (
     copy_with,
 )
 from boternity.backends.core.vectors import (
+    KEEP_VERSIONS,
+    PRUNE_EVERY,
     THREAD_FLOATS,
     BotVectors,
     VectorCache,
@@ -625,7 +627,16 @@ class MemoryCore(Repository):
         version = yield self._q.bump_memory_version, (bot,), VALUE
         if version is None:
             raise missing("bot", bot)
+        yield from self._prune(bot, int(version))
         return int(version)
+
+    def _prune(self, bot: Any, version: int) -> Unit[None]:
+        """Every PRUNE_EVERY versions, the change notes older than the last KEEP_VERSIONS
+        versions go (memory_changes would grow with every change forever); the bot row,
+        locked by the bump, records up to which version they went."""
+        if version % PRUNE_EVERY == 0 and version > KEEP_VERSIONS:
+            yield self._q.prune_changes, (bot, version - KEEP_VERSIONS), NONE
+            yield self._q.note_pruned, (version - KEEP_VERSIONS, bot), NONE
 
     def _log(self, bot: Any, version: int, memory: Any) -> Step:
         """Note that this memory was superseded, restored or deleted at ``version``."""
@@ -720,6 +731,7 @@ class MemoryCore(Repository):
             version = yield self._q.bump_memory_version, (key,), VALUE
             if version is None:
                 return 0  # no such bot: nothing to delete
+            yield from self._prune(key, int(version))
             yield self._q.log_all_memories, (version, key), NONE
             deleted = yield self._q.delete_all_memories, (key,), ALL
             for memory, fact, user in deleted:
@@ -898,20 +910,24 @@ class MemoryCore(Repository):
 
     async def _loaded(self, bot: Any, model: str) -> BotVectors:
         """The bot's vectors of ``model``, from the cache while its memory_version holds."""
-        version = await self._x.read(self._q.memory_version, (bot,), VALUE)
-        if version is None:
+        row = await self._x.read(self._q.memory_version, (bot,), ONE)
+        if row is None:
             raise missing("bot", bot)
-        version, cache_key = int(version), (bot, model)
+        version, pruned, cache_key = int(row[0]), int(row[1]), (bot, model)
         held = self._vectors.latest(cache_key)
         if held is not None and held.version == version:
             return self._vectors.get(cache_key, version) or held
         # memory_version was read first: what changes meanwhile is read too, and the next
         # search, seeing a newer version, reads it again (applying a change twice is safe).
-        if held is not None and held.version < version:
+        # Only while the notes since the held version are all kept (see _prune): checked
+        # again after reading them, as a prune may have committed meanwhile.
+        if held is not None and pruned <= held.version < version:
             since = (bot, model, held.version)
             written = await self._x.read(self._q.load_embeddings, since, ALL)
             changed = await self._x.read(self._q.changed_memories, (bot, held.version), ALL)
-            fresh = held.updated(version, written, changed)
+            now = await self._x.read(self._q.memory_version, (bot,), ONE)
+            kept = now is not None and int(now[1]) <= held.version
+            fresh = held.updated(version, written, changed) if kept else None
             if fresh is not None:
                 self._vectors.put(cache_key, fresh)
                 return fresh

@@ -297,7 +297,12 @@ class Statements:
     bump_memory_version = (  # bot id -> the new version (None: no such bot)
         "UPDATE bots SET memory_version = memory_version + 1 WHERE id = ? RETURNING memory_version"
     )
-    memory_version = "SELECT memory_version FROM bots WHERE id = ?"  # bot id -> VALUE
+    # bot id -> ONE: the version, and the version up to which memory_changes was pruned
+    memory_version = "SELECT memory_version, changes_pruned_to FROM bots WHERE id = ?"
+    # The notes older than a version go (bot id, version), and the bot says so (version, bot
+    # id): a process holding vectors older than that reads them all again (vectors.py).
+    prune_changes = "DELETE FROM memory_changes WHERE bot_id = ? AND version <= ?"
+    note_pruned = "UPDATE bots SET changes_pruned_to = ? WHERE id = ?"
     log_change = (  # bot id, version, memory id
         "INSERT INTO memory_changes (bot_id, version, memory_id) VALUES (?, ?, ?)"
         " ON CONFLICT DO NOTHING"

@@ -6,7 +6,8 @@ per process) for the searches that follow. Before each search one value is read,
 ``memory_version``, which every change affecting its vectors raises in the change's own
 transaction, whichever process made it. When it moved, only what changed since is read (the
 embeddings stamped with a later version, the memories ``memory_changes`` lists after it)
-and applied to the matrix; everything is read again only when much changed. numpy is
+and applied to the matrix; everything is read again only when much changed, or when the
+notes of the changes since were pruned (memory_changes keeps the recent ones only). numpy is
 imported here only when vectors are used.
 """
 
@@ -32,6 +33,11 @@ MAX_MODEL_NAME = 200
 CACHE_BYTES = 1 << 30
 #: Above this many floats a search or a load runs in a worker thread, off the event loop.
 THREAD_FLOATS = 1 << 20
+#: memory_changes keeps the notes of a bot's last KEEP_VERSIONS versions at least, pruned
+#: every PRUNE_EVERY versions: vectors held since before the kept ones are read again whole
+#: (as after many changes), so the table stays bounded by the recent changes.
+KEEP_VERSIONS = 1024
+PRUNE_EVERY = 64
 
 
 def check_embedding_model(model: object) -> str:
