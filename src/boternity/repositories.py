@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -539,7 +539,19 @@ class UserRepository(Protocol):
 
     async def export_user(self, bot_id: uuid.UUID, user_id: str) -> UserData:
         """Everything :meth:`forget_user` would delete, as models. Several reads: a session
-        written meanwhile may be caught half-way."""
+        written meanwhile may be caught half-way. All in memory at once: for a user who may
+        hold much, :meth:`export_user_parts`."""
+        ...
+
+    def export_user_parts(
+        self, bot_id: uuid.UUID, user_id: str, *, rows: int = 100
+    ) -> AsyncIterator[UserData]:
+        """The same rows as :meth:`export_user`, a part at a time, so an export of any size
+        needs the memory of one part (at most ``rows`` rows, 1..10000): each session (a part
+        with it alone) followed by parts with its messages (seq order), its summaries and its
+        queued jobs, sessions in started_at order; then parts with the memories, their
+        history and the embeddings, in export_user's order. Read page by page by key, so a
+        row written meanwhile may or may not be in it, as with export_user."""
         ...
 
 

@@ -274,3 +274,61 @@ def test_queue_shows_whose_session_each_job_is(cli: Invoke, luna: str, llm: Fake
     [mine] = [line for line in out.splitlines() if "discord:ana" in line]
     [theirs] = [line for line in out.splitlines() if " - " in line and "/3" in line]
     assert mine != theirs
+
+
+def test_the_export_is_written_as_it_is_read_with_every_list(
+    cli: Invoke, luna: str, llm: FakeLlm, db_path: Path
+) -> None:
+    # Written a part at a time (so any size needs little memory), the export still holds
+    # every key: a session without messages, a user with memories and no session, none.
+    async def fill(store: Store) -> None:
+        bot = await store.bots.get_bot_by_slug("luna")
+        assert bot is not None
+        from tests.conformance import factories as f
+
+        await f.new_session(store, bot.id, user_id="eve")  # no messages at all
+        talk = await f.new_session(store, bot.id, user_id="eve")
+        await store.chat.save_messages([f.message(talk.id, f"line {i}") for i in range(250)])
+        for i in range(3):
+            await store.memory.save_memory(f.memory(bot.id, f"fact {i}", user_id="mia"))
+
+    with_store(db_path, fill)
+    eve = parse(cli("user", "export", luna, "eve"))
+    assert [len(s["messages"]) for s in eve["sessions"]] == [0, 250]
+    assert [m["content"] for m in eve["sessions"][1]["messages"]][-1] == "line 249"
+    assert all(s["summaries"] == [] and s["queued_jobs"] == [] for s in eve["sessions"])
+    assert (eve["memories"], eve["memory_history"], eve["memory_embeddings"]) == ([], [], [])
+    mia = parse(cli("user", "export", luna, "mia"))
+    assert mia["sessions"] == [] and [m["fact"] for m in mia["memories"]] == [
+        "fact 0",
+        "fact 1",
+        "fact 2",
+    ]
+    assert len(mia["memory_history"]) == 3
+    nobody = parse(cli("user", "export", luna, "nobody"))
+    assert {k: v for k, v in nobody.items() if isinstance(v, list)} == {
+        "sessions": [],
+        "memories": [],
+        "memory_history": [],
+        "memory_embeddings": [],
+    }
+
+
+def test_the_json_writer_writes_what_json_dumps_does() -> None:
+    from boternity.cli.users import JsonWriter
+
+    written: list[str] = []
+    out = JsonWriter(written.append)
+    out.open("{")
+    out.value({"a": [1, {"b": "é\n\x1b"}], "c": {}}, "x")
+    out.open("[", "list")
+    out.value([])
+    out.open("{")
+    out.close("}")
+    out.value("s")
+    out.close("]")
+    out.open("[", "empty")
+    out.close("]")
+    out.close("}")
+    doc = {"x": {"a": [1, {"b": "é\n\x1b"}], "c": {}}, "list": [[], {}, "s"], "empty": []}
+    assert "".join(written) == json.dumps(doc, ensure_ascii=False, indent=2)

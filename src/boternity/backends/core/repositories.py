@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,7 @@ from boternity.backends.core.vectors import (
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
 from boternity.models import (
+    FIRST_TIME,
     MAX_BIGINT,
     MAX_EXTRACTION_ATTEMPTS,
     Bot,
@@ -1169,6 +1170,70 @@ class UserCore(Repository):
             history=await rows(q.export_user_history, self._event),
             embeddings=await rows(q.export_user_embeddings, self._embedding),
         )
+
+    async def export_user_parts(
+        self, bot_id: uuid.UUID, user_id: str, *, rows: int = 100
+    ) -> AsyncIterator[UserData]:
+        owner = self._owner(bot_id, user_id)
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000:
+            raise ValidationError(f"rows must be an int in 1..10000, got {rows!r}")
+        bot = check_id(bot_id, "bot_id")
+        q, first, nil = self._q, self._time(FIRST_TIME), self._key(uuid.UUID(int=0))
+
+        def part(**kinds: Any) -> UserData:
+            return UserData(bot_id=bot, user_id=owner[1], **kinds)
+
+        async def pages(
+            sql: str, decode: Any, fixed: tuple[Any, ...], start: tuple[Any, ...], key: Any
+        ) -> AsyncIterator[list[Any]]:
+            after = start
+            while True:
+                page = await self._all(sql, decode, *fixed, *after, rows)
+                if page:
+                    yield page
+                if len(page) < rows:
+                    return
+                after = key(page[-1])
+
+        by_time = (first, nil)
+
+        def timed(row: Any) -> tuple[Any, Any]:
+            return self._time(row.created_at), self._key(row.id)
+
+        def started(s: ChatSession) -> tuple[Any, Any]:
+            return self._time(s.started_at), self._key(s.id)
+
+        async for sessions in pages(q.export_page_sessions, self._session, owner, by_time, started):
+            for s in sessions:
+                yield part(sessions=[s])
+                session = (self._key(s.id),)
+                async for messages in pages(
+                    q.export_page_messages, self._message, session, (0,), lambda m: (m.seq,)
+                ):
+                    yield part(messages=messages)
+                async for summaries in pages(
+                    q.export_page_summaries,
+                    self._summary,
+                    session,
+                    (-MAX_BIGINT, nil),
+                    lambda c: (c.messages_end, self._key(c.id)),
+                ):
+                    yield part(summaries=summaries)
+                jobs = await self._all(q.export_session_jobs, self._pending, *session)
+                if jobs:
+                    yield part(jobs=jobs)
+        async for memories in pages(q.export_page_memories, self._memory, owner, by_time, timed):
+            yield part(memories=memories)
+        async for events in pages(q.export_page_history, self._event, owner, by_time, timed):
+            yield part(history=events)
+        async for embeddings in pages(
+            q.export_page_embeddings,
+            self._embedding,
+            owner,
+            (nil, ""),
+            lambda e: (self._key(e.memory_id), e.model),
+        ):
+            yield part(embeddings=embeddings)
 
     @staticmethod
     def _embedding(row: Sequence[Any]) -> StoredEmbedding:

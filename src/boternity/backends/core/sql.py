@@ -35,6 +35,17 @@ def select(t: Table[Any], where: str, order: str = "") -> str:
     return f"SELECT {t.cols()} FROM {t.name}{where and ' WHERE ' + where}{order and ' ORDER BY ' + order}"
 
 
+def _page(t: Table[Any], where: str, key: tuple[str, ...], first: int) -> str:
+    """The rows of ``t`` after a key (``key``'s columns, bound from ``?first`` on, then the
+    limit), in key order: a page of a keyset scan."""
+    after = ", ".join(f"?{first + i}" for i in range(len(key)))
+    columns = ", ".join(key)
+    return (
+        select(t, f"{where} AND ({columns}) > ({after})", " ASC, ".join(key) + " ASC")
+        + f" LIMIT ?{first + len(key)}"
+    )
+
+
 def quoted(name: str) -> str:
     """An identifier the database itself listed, quoted for SQL text."""
     return '"' + name.replace('"', '""') + '"'
@@ -448,6 +459,20 @@ class Statements:
         "SELECT memory_id, model, dimension FROM memory_embeddings"
         f" WHERE memory_id IN ({_MEMORIES_OF}) ORDER BY memory_id, model"
     )
+    # The same, a page at a time (export_user_parts): after a row's ordering key, a limit.
+    # Of one user: bot id, user id, then the key of the last row read, limit.
+    export_page_sessions = _page(SESSIONS, _OWNED, ("started_at", "id"), 3)
+    export_page_memories = _page(MEMORIES, _OWNED, ("created_at", "id"), 3)
+    export_page_history = _page(HISTORY, _OWNED, ("created_at", "id"), 3)
+    export_page_embeddings = (
+        "SELECT memory_id, model, dimension FROM memory_embeddings"
+        f" WHERE memory_id IN ({_MEMORIES_OF}) AND (memory_id, model) > (?3, ?4)"
+        " ORDER BY memory_id, model LIMIT ?5"
+    )
+    # Of one session: session id, then the key of the last row read, limit.
+    export_page_messages = _page(MESSAGES, "session_id = ?1", ("seq",), 2)
+    export_page_summaries = _page(SUMMARIES, "session_id = ?1", ("messages_end", "id"), 2)
+    export_session_jobs = select(PENDING, "session_id = ?", "created_at ASC, id ASC")
     latest_summary = select(
         SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
     )
