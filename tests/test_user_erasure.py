@@ -160,7 +160,7 @@ async def test_export_in_parts_holds_the_same_rows_a_page_at_a_time(store: Store
             + len(p.memories) + len(p.history) + len(p.embeddings)
             for p in parts
         ]  # fmt: skip
-        assert 1 <= min(sizes) and max(sizes) <= rows
+        assert min(sizes) >= 1 and max(sizes) <= rows
         joined = {k: [x for p in parts for x in getattr(p, k)] for k in KINDS}
         assert joined["sessions"] == whole.sessions
         for kind in ("memories", "history", "embeddings", "summaries", "jobs"):

@@ -395,28 +395,3 @@ async def test_text_search_of_every_word(store: Store) -> None:
     assert await store.memory.search_memories(bot.id, "porto beer", match_all=True) == []
     hostile = await store.memory.search_memories(bot.id, 'porto" OR "wine', match_all=True)
     assert [m.id for m in hostile] == [wine.id]  # quotes and OR are words, never syntax
-
-
-async def test_change_notes_are_pruned_and_older_vectors_are_read_again(
-    store: Store, other: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """memory_changes keeps the notes of the last KEEP_VERSIONS versions only (else it grows
-    with every change forever); a handle holding vectors from before the kept notes reads
-    them all again instead of missing a change."""
-    from boternity.backends.core import repositories
-
-    monkeypatch.setattr(repositories, "KEEP_VERSIONS", 8)
-    monkeypatch.setattr(repositories, "PRUNE_EVERY", 4)
-    bot = await f.new_bot(store)
-    saved = await memories(store, bot, 4)
-    await store.memory.save_embeddings(MODEL, [(m.id, unit(i)) for i, m in enumerate(saved)])
-    assert (await ids_near(other, bot, unit(0), limit=1)) == [saved[0].id]  # cached
-    await store.memory.supersede_memory(saved[0].id, f.memory(bot.id, "newer"))
-    for i in range(30):  # a note per deleted memory, 2 versions each
-        gone = await store.memory.save_memory(f.memory(bot.id, f"passing {i}"))
-        await store.memory.save_embeddings(MODEL, [(gone.id, unit(100 + i))])
-        await store.memory.delete_memory(gone.id)
-    assert (await store.maintenance.table_counts())["memory_changes"] <= 8 + 4
-    # The supersession's note is gone: the other handle reads everything again.
-    assert saved[0].id not in await ids_near(other, bot, unit(0), limit=10)
-    assert set(await ids_near(other, bot, unit(0), limit=10)) == {m.id for m in saved[1:]}
