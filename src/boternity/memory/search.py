@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, get_args
 
-from boternity.embeddings.base import Embedder
+from boternity.embeddings.base import Embedder, check_reply
 from boternity.errors import EmbeddingError, ValidationError
 from boternity.models import MemoryEntry
 from boternity.repositories import UserScope
@@ -234,7 +234,8 @@ class MemorySearch:
         user_id: UserScope,
     ) -> list[tuple[MemoryEntry, float]]:
         assert self.embedder is not None
-        (vector,) = await self.embedder.embed([query_text(query)])
+        reply = await self.embedder.embed([query_text(query)])
+        (vector,) = check_reply(self.embedder, reply, 1)
         return await self.store.memory.nearest_memories(
             bot_id,
             self.embedder.model,

@@ -68,10 +68,10 @@ from boternity.backends.core.vectors import (
     VectorCache,
     build,
     check_embedding_model,
-    check_vector,
     nearest,
     to_bytes,
 )
+from boternity.embeddings.base import check_vector
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
 from boternity.models import (

@@ -51,29 +51,6 @@ def check_embedding_model(model: object) -> str:
     return model
 
 
-def check_vector(vector: object, what: str = "vector") -> NDArray[np.float32]:
-    """``vector`` as a 1-D float32 array of unit length (a zero vector stays zero), refused
-    with ``ValidationError`` unless it is a non-empty list of finite numbers."""
-    import numpy as np
-
-    if isinstance(vector, str | bytes):
-        raise ValidationError(f"{what} must be a list or array of numbers, not text")
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # too large: inf, refused below
-            array = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValidationError(f"{what} must be a list or array of numbers") from exc
-    if array.ndim != 1 or not 1 <= array.size <= MAX_DIMENSION:
-        raise ValidationError(
-            f"{what} must be one row of 1..{MAX_DIMENSION} numbers, got shape {array.shape}"
-        )
-    if not np.isfinite(array).all():
-        raise ValidationError(f"{what} holds a number that is not finite (or too large)")
-    wide = array.astype(np.float64)  # squares of large float32 values overflow float32
-    norm = float(np.linalg.norm(wide))
-    return array if norm == 0 else (wide / norm).astype(np.float32)
-
-
 def to_bytes(vector: NDArray[np.float32]) -> bytes:
     """Little-endian float32, whatever the machine."""
     return vector.astype("<f4", copy=False).tobytes()
