@@ -6,7 +6,8 @@ embeds the same memories over and over. On every backend."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from boternity.errors import EmbeddingDimensionError, EmbeddingError
 from boternity.memory import EmbeddingBackfill, MemorySearch
 from boternity.models import Bot, MemoryCategory, MemoryEntry
 
-REPLIES = {
+REPLIES: dict[str, Callable[[int], Any]] = {
     "nan": lambda n: [np.array([np.nan, 1, 0, 0], np.float32)] * n,
     "inf": lambda n: [[float("inf"), 1.0, 0.0, 0.0]] * n,
     "huge": lambda n: [[1e39, 1.0, 0.0, 0.0]] * n,  # past float32
@@ -39,7 +40,7 @@ class HostileEmbedder:
     def __init__(self, reply: str) -> None:
         self.reply = REPLIES[reply]
 
-    async def embed(self, texts: Sequence[str]) -> object:
+    async def embed(self, texts: Sequence[str]) -> Any:
         return self.reply(len(texts))
 
     async def aclose(self) -> None:
