@@ -178,8 +178,10 @@ async def test_export_in_parts_holds_the_same_rows_a_page_at_a_time(store: Store
     assert [p async for p in store.users.export_user_parts(bot.id, "nobody")] == []
     for bad in (0, 10_001, True):
         with pytest.raises(ValidationError, match="rows"):
-            async for _ in store.users.export_user_parts(bot.id, "ana", rows=bad):
-                pass
+            store.users.export_user_parts(bot.id, "ana", rows=bad)  # at the call
+    for user in ("", " ", None):
+        with pytest.raises(ValidationError, match="user"):
+            store.users.export_user_parts(bot.id, user)  # type: ignore[arg-type]
 
 
 KINDS = ("sessions", "messages", "summaries", "jobs", "memories", "history", "embeddings")

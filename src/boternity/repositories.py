@@ -551,7 +551,8 @@ class UserRepository(Protocol):
         with it alone) followed by parts with its messages (seq order), its summaries and its
         queued jobs, sessions in started_at order; then parts with the memories, their
         history and the embeddings, in export_user's order. Read page by page by key, so a
-        row written meanwhile may or may not be in it, as with export_user."""
+        row written meanwhile may or may not be in it, as with export_user. Arguments are
+        checked at the call (ValidationError), before any part is read."""
         ...
 
 

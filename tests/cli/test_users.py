@@ -332,3 +332,11 @@ def test_the_json_writer_writes_what_json_dumps_does() -> None:
     out.close("}")
     doc = {"x": {"a": [1, {"b": "é\n\x1b"}], "c": {}}, "list": [[], {}, "s"], "empty": []}
     assert "".join(written) == json.dumps(doc, ensure_ascii=False, indent=2)
+
+
+@pytest.mark.parametrize("user", ["", "  ", "x" * 201])
+def test_an_export_refused_writes_nothing(cli: Invoke, luna: str, user: str) -> None:
+    # The user is checked before the export starts: no half a JSON document on stdout.
+    refused = cli("user", "export", luna, user)
+    assert refused.exit_code == 2 and "user" in one_line_error(refused)
+    assert refused.stdout == ""

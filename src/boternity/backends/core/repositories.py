@@ -1171,13 +1171,19 @@ class UserCore(Repository):
             embeddings=await rows(q.export_user_embeddings, self._embedding),
         )
 
-    async def export_user_parts(
+    def export_user_parts(
         self, bot_id: uuid.UUID, user_id: str, *, rows: int = 100
     ) -> AsyncIterator[UserData]:
+        # Checked now, not at the first part: a caller writing the export as it comes has
+        # written nothing yet.
         owner = self._owner(bot_id, user_id)
         if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000:
             raise ValidationError(f"rows must be an int in 1..10000, got {rows!r}")
-        bot = check_id(bot_id, "bot_id")
+        return self._parts(check_id(bot_id, "bot_id"), owner, rows)
+
+    async def _parts(
+        self, bot: uuid.UUID, owner: tuple[Any, str], rows: int
+    ) -> AsyncIterator[UserData]:
         q, first, nil = self._q, self._time(FIRST_TIME), self._key(uuid.UUID(int=0))
 
         def part(**kinds: Any) -> UserData:
