@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from boternity import Store, open_store
-from boternity.backends.core import repositories
+from boternity.storage import repositories
 from tests.conformance import factories as f
 from tests.conformance.test_embeddings import MODEL, ids_near, memories, unit
 

@@ -21,10 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boternity.errors import ValidationError
 from boternity.ids import new_id, utc_now
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = [
     "LIMITS",
@@ -775,3 +779,27 @@ class MemoryEvent:
         _uuid(self, "id")
         _time(self, "created_at")
         _owner(self, new=False)
+
+
+def check_vector(vector: object, what: str = "vector") -> NDArray[np.float32]:
+    """``vector`` as a 1-D float32 array of unit length (a zero vector stays zero), refused
+    with ``ValidationError`` unless it is a non-empty list of 1..MAX_EMBEDDING_DIMENSION finite
+    numbers: the rule for an embedding, wherever it comes from (numpy imported here only)."""
+    import numpy as np
+
+    if isinstance(vector, str | bytes):
+        raise ValidationError(f"{what} must be a list or array of numbers, not text")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # too large: inf, refused below
+            array = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValidationError(f"{what} must be a list or array of numbers") from exc
+    if array.ndim != 1 or not 1 <= array.size <= MAX_EMBEDDING_DIMENSION:
+        raise ValidationError(
+            f"{what} must be one row of 1..{MAX_EMBEDDING_DIMENSION} numbers, got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValidationError(f"{what} holds a number that is not finite (or too large)")
+    wide = array.astype(np.float64)  # squares of large float32 values overflow float32
+    norm = float(np.linalg.norm(wide))
+    return array if norm == 0 else (wide / norm).astype(np.float32)

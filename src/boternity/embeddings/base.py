@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 from boternity.errors import EmbeddingDimensionError, EmbeddingError, ValidationError
-from boternity.models import MAX_EMBEDDING_DIMENSION, check_text
+from boternity.models import check_text, check_vector
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,29 +82,6 @@ def unit_rows(matrix: NDArray[np.floating]) -> list[Vector]:
     wide = matrix.astype(np.float64, copy=False)
     norms = np.linalg.norm(wide, axis=1, keepdims=True)
     return list((wide / np.where(norms == 0, 1, norms)).astype(np.float32))
-
-
-def check_vector(vector: object, what: str = "vector") -> NDArray[np.float32]:
-    """``vector`` as a 1-D float32 array of unit length (a zero vector stays zero), refused
-    with ``ValidationError`` unless it is a non-empty list of finite numbers."""
-    import numpy as np
-
-    if isinstance(vector, str | bytes):
-        raise ValidationError(f"{what} must be a list or array of numbers, not text")
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # too large: inf, refused below
-            array = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValidationError(f"{what} must be a list or array of numbers") from exc
-    if array.ndim != 1 or not 1 <= array.size <= MAX_EMBEDDING_DIMENSION:
-        raise ValidationError(
-            f"{what} must be one row of 1..{MAX_EMBEDDING_DIMENSION} numbers, got shape {array.shape}"
-        )
-    if not np.isfinite(array).all():
-        raise ValidationError(f"{what} holds a number that is not finite (or too large)")
-    wide = array.astype(np.float64)  # squares of large float32 values overflow float32
-    norm = float(np.linalg.norm(wide))
-    return array if norm == 0 else (wide / norm).astype(np.float32)
 
 
 def check_reply(embedder: Embedder, reply: object, count: int) -> list[Vector]:
