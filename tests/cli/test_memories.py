@@ -174,10 +174,10 @@ def test_forget_with_yes_deletes_all(cli: Invoke, world: World, db_path: Path) -
 def test_forget_prompt(cli: Invoke, world: World, tty: None) -> None:
     no = cli("forget", "helper", input="n\n")
     assert no.exit_code == 1
-    assert "Delete all 3 memories of" in no.stderr and "3 the bot's own?" in no.stderr
+    assert "Delete all 3 memories of" in no.stderr and "(helper)? This" in no.stderr
     yes = cli("forget", "helper", input="y\n")
     assert yes.exit_code == 0
-    assert "Deleted 3 memories of 'helper' (3 the bot's own)." in yes.stdout
+    assert "Deleted 3 memories of 'helper'." in yes.stdout
 
 
 def test_memory_delete_by_prefix(cli: Invoke, world: World, db_path: Path) -> None:

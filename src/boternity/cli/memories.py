@@ -495,8 +495,9 @@ def forget(
                 exit_code=EXIT_USAGE,
             )
         what = "the 1 memory" if count == 1 else f"all {count} memories"
+        whose = f": {whose}" if users else ""  # all the bot's own: nothing to add
         confirm(
-            f"Delete {what} of '{found.name}' ({found.slug}): {whose}? This cannot be undone.",
+            f"Delete {what} of '{found.name}' ({found.slug}){whose}? This cannot be undone.",
             yes=yes,
         )
         return found, await store.memory.delete_all_memories(found.id), owners
@@ -519,9 +520,8 @@ def forget(
     if deleted == 0:
         echo(f"No memories to delete for '{found.slug}'.")
     else:
-        echo(
-            f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}' ({_whose(owners)})."
-        )
+        whose = f" ({_whose(owners)})" if any(u is not None for u, _ in owners) else ""
+        echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'{whose}.")
 
 
 #: How many users the question and summary of ``forget`` name, the most first.
