@@ -51,7 +51,7 @@ async def _upgrade_and_embed(backend: str, url: str, memories: list[MemoryEntry]
         "memory_version",
         "user_id",
         "changes_pruned_to",
-    }  # user_id, changes_pruned_to: later (0007, 0009)
+    }  # user_id, changes_pruned_to: later (users, memory_changes_pruned)
     before = await table_rows(backend, url, skip=added)
     assert not NEW_TABLES & set(before)
     async with open_store(url) as store:

@@ -15,7 +15,7 @@ from boternity.models import Bot, MemoryEntry, MemoryEventKind
 from tests.conformance import factories as f
 from tests.upgrade import latest, old_database, table_rows
 
-#: Columns added by later migrations (0009).
+#: Columns added by later migrations (memory_changes_pruned).
 LATER = {"changes_pruned_to"}
 
 
