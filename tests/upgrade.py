@@ -95,8 +95,7 @@ def _copy_sqlite(source: str, dest: str) -> None:
     with sqlite3.connect(dest) as conn:
         conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("ATTACH DATABASE ? AS src", (source,))
-        # Tables the old schema's triggers fill (full-text bookkeeping) are left to them, as
-        # is the message index's own state (MESSAGE_INDEX: the mark its migration sets).
+        # Tables the old schema's triggers fill (full-text bookkeeping) are left to them.
         derived = {
             name
             for (sql,) in conn.execute("SELECT sql FROM main.sqlite_master WHERE type = 'trigger'")
@@ -109,7 +108,6 @@ def _copy_sqlite(source: str, dest: str) -> None:
             and r[1] != "schema_migrations"
             and not r[1].startswith("sqlite_")
             and r[1] not in derived
-            and not r[1].startswith(MESSAGE_INDEX)
         ]
         for table in tables:
             info = conn.execute(f'PRAGMA main.table_info("{table}")')
@@ -197,14 +195,7 @@ async def fill(store: Store) -> list[ChatSession]:
 MESSAGE_INDEX = ("messages_fts", "messages_to_index", "messages_indexed")
 
 
-#: Columns SQLite gained after the schemas the other upgrade tests start from, which
-#: PostgreSQL has had from its first schema: left out of every SQLite comparison (the test of
-#: the migration that adds them checks them).
-SQLITE_LATER = {"tokens_reserved"}  # migration 0010
-
-
 def _sqlite_rows(path: str, skip: set[str]) -> dict[str, list[str]]:
-    skip = skip | SQLITE_LATER
     with sqlite3.connect(path) as conn:
         tables = [
             r[0]

@@ -243,11 +243,8 @@ class ChatCore(Repository):
         """Count the session on its bot and insert it, under ``key`` if not None. False when
         the key was taken first: never here, as this runs in the transaction that found the
         key free, but possible where a dialect inserts without that look-up held."""
-        fits = yield self._q.count_conversation, (params[1],), VALUE
-        if fits is None:
+        if (yield self._q.count_conversation, (params[1],), COUNT) == 0:
             raise missing("bot", bot)
-        if not fits:
-            raise ValidationError(f"bot {bot}: total_tokens_used would overflow")
         if key is None:
             yield self._q.insert_session, params, NONE
         else:
@@ -356,10 +353,9 @@ class ChatCore(Repository):
     def _save_message(
         self, m: ChatMessage, params: list[Any], tokens: tuple[int, int]
     ) -> Unit[int]:
-        """Assign seq, insert, and bump the session's counters; returns seq. The session
-        row is the counter, so seq, totals and activity move together; the bot's totals are
-        read from its sessions, and its token reservation grows only when the session's
-        total crosses a step. ``tokens``: input and output tokens, 0 for None."""
+        """Assign seq, insert, and bump the session's and the bot's counters; returns seq.
+        The session row is the counter, so seq, totals and activity move together.
+        ``tokens``: input and output tokens, 0 for None."""
         (tokens_in, tokens_out), at = tokens, params[5]
         row = yield self._q.bump_session, (tokens_in, tokens_out, at, params[1]), ONE
         if row is None:
@@ -369,10 +365,8 @@ class ChatCore(Repository):
             raise ValidationError(f"chat session {m.session_id}: token totals would overflow")
         params[2] = seq
         yield self._q.insert_message, params, NONE
-        if row[3]:
-            fits = yield self._q.bump_bot_tokens, (tokens_in + tokens_out, params[1], row[1]), VALUE
-            if not fits:
-                raise ValidationError(f"bot {row[1]}: total_tokens_used would overflow")
+        if not (yield self._q.bump_bot_tokens, (tokens_in + tokens_out, at, row[1]), VALUE):
+            raise ValidationError(f"bot {row[1]}: total_tokens_used would overflow")
         return seq
 
     async def pop_message(self, session_id: uuid.UUID) -> ChatMessage | None:

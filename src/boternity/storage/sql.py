@@ -164,10 +164,8 @@ class Statements:
     list_souls = select(SOULS, "bot_id = ?", "version ASC, id ASC")
 
     # chat sessions and messages
-    #: bot id -> a true value (None: no such bot; a dialect that reserves tokens for the
-    #: session returns false when that would overflow)
-    count_conversation = (
-        "UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = ? RETURNING 1"
+    count_conversation = (  # bot id -> COUNT
+        "UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = ?"
     )
     insert_session = insert(SESSIONS)
     insert_keyed_session = (  # SESSIONS, then session_key
@@ -195,8 +193,8 @@ class Statements:
     active_sessions = select(SESSIONS, "bot_id = ? AND status = 'active'", SESSION_ORDER)
     delete_session = "DELETE FROM chat_sessions WHERE id = ?"  # -> COUNT
     #: The core's save_message unit also needs these two, which check for overflow in the
-    #: dialect's own way: tokens in, tokens out, at, session id -> seq, bot id, totals fit,
-    #: the bot's reservation must grow; and then tokens, session id, bot id -> it fits.
+    #: dialect's own way: tokens in, tokens out, at, session id -> seq, bot id, totals fit;
+    #: and tokens, at, bot id -> the bot's total fits.
     bump_session = ""
     bump_bot_tokens = ""
     insert_message = insert(MESSAGES)

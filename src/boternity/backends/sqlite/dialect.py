@@ -2,11 +2,6 @@
 
 Ids are lowercase hyphenated UUID text; times are fixed-width ISO 8601 UTC text with
 microseconds, so text order is time order; tags are JSON text; flags are 0/1.
-
-As on PostgreSQL, a bot's total_tokens_used and last_active_at columns hold what its deleted
-sessions contributed (a trigger folds a deleted session in); the live sessions' share is added
-when read (_BOT_SELECT), so save_message does not write the bot row, and tokens_reserved keeps
-the total within 64 bits (migration 0010).
 """
 
 from __future__ import annotations
@@ -17,12 +12,10 @@ import uuid
 from datetime import datetime
 
 from boternity.errors import SchemaError
-from boternity.models import MAX_BIGINT
 from boternity.storage.dialect import Dialect
 from boternity.storage.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
 from boternity.storage.sql import PENDING_ORDER, Statements, message_filters, visible_to
 from boternity.storage.tables import (
-    BOTS,
     FLAG,
     MEMORIES,
     PENDING,
@@ -72,38 +65,6 @@ def script(sql: str) -> list[str]:
     return out
 
 
-#: Tokens a session reserves on its bot at a time (migration 0010; as on PostgreSQL).
-RESERVE_STEP = 2**24
-
-
-def _reserved(total: str) -> str:
-    """SQL for what a session with ``total`` tokens (at most 2^63 - 1) holds in its bot's
-    tokens_reserved: the next multiple of RESERVE_STEP above it, or 2^63 - 1 when that is
-    more (the same as migration 0010's and its trigger's)."""
-    step = RESERVE_STEP
-    return (
-        f"CASE WHEN {total} / {step} < {MAX_BIGINT // step}"
-        f" THEN ({total} / {step} + 1) * {step} ELSE {MAX_BIGINT} END"
-    )
-
-
-# A bot's columns, its live sessions' tokens and latest activity added (FROM bots b).
-_LIVE = "FROM chat_sessions s WHERE s.bot_id = b.id"
-_BOT_SELECT = (
-    BOTS.cols("b.")
-    .replace(
-        "b.total_tokens_used",
-        "b.total_tokens_used + coalesce((SELECT"
-        f" sum(s.total_input_tokens + s.total_output_tokens) {_LIVE}), 0)",
-    )
-    .replace(
-        "b.last_active_at",
-        "(SELECT coalesce(max(b.last_active_at, max(s.last_activity_at)), b.last_active_at,"
-        f" max(s.last_activity_at)) {_LIVE})",
-    )
-)
-
-
 class SqliteStatements(Statements):
     id_list = "json_each(?) AS ids"  # a JSON array of id text
     ledger_exists = (
@@ -113,46 +74,18 @@ class SqliteStatements(Statements):
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
         " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    # A bot's token total and last activity are its own columns (what its deleted sessions
-    # left) plus its live sessions' (migration 0010), so save_message need not update it.
-    insert_bot = f"{Statements.insert_bot[:-1]}, ?10)".replace(
-        ") VALUES", ", tokens_reserved) VALUES", 1
-    )
-    get_bot = f"SELECT {_BOT_SELECT} FROM bots b WHERE b.id = ?"
-    get_bot_by_slug = f"SELECT {_BOT_SELECT} FROM bots b WHERE b.slug = ?"
-    list_bots = (
-        f"SELECT {_BOT_SELECT} FROM bots b"
-        " WHERE b.status = coalesce(?, b.status) AND b.category = coalesce(?, b.category)"
-        " ORDER BY b.created_at DESC, b.id DESC LIMIT ? OFFSET ?"
-    )
-    update_bot = Statements.update_bot.replace(BOTS.cols(), _BOT_SELECT.replace("b.", "bots."))
-    # A new session reserves its first step of tokens on its bot (None: no such bot; false:
-    # the reservation would overflow).
-    count_conversation = (
-        "UPDATE bots SET conversation_count = conversation_count + 1,"
-        f" tokens_reserved = tokens_reserved + {RESERVE_STEP} WHERE id = ?"
-        " RETURNING typeof(tokens_reserved) = 'integer'"
-    )
     # SQLite turns an overflowing integer sum into a REAL, which could never be read back:
-    # save_message checks the sums' type, and that their sum fits too. The last column says
-    # whether this message took the session across a reservation step (bump_bot_tokens).
+    # save_message checks the sums' type.
     bump_session = (
         "UPDATE chat_sessions SET message_count = message_count + 1,"
-        " total_input_tokens = total_input_tokens + ?1,"
-        " total_output_tokens = total_output_tokens + ?2, last_activity_at = ?3 WHERE id = ?4"
+        " total_input_tokens = total_input_tokens + ?,"
+        " total_output_tokens = total_output_tokens + ?, last_activity_at = ? WHERE id = ?"
         " RETURNING message_count, bot_id,"
         " typeof(total_input_tokens) = 'integer' AND typeof(total_output_tokens) = 'integer'"
-        f" AND total_input_tokens <= {MAX_BIGINT} - total_output_tokens,"
-        f" (total_input_tokens + total_output_tokens) / {RESERVE_STEP}"
-        f" <> (total_input_tokens + total_output_tokens - ?1 - ?2) / {RESERVE_STEP}"
     )
-    # The session crossed a step: its reservation grows to the next step above its total.
-    # tokens of this message, session id, bot id -> the bot's reservation fits.
     bump_bot_tokens = (
-        "UPDATE bots SET tokens_reserved = tokens_reserved + (SELECT"
-        f" {_reserved('t')} - {_reserved('(t - ?1)')} FROM (SELECT"
-        " total_input_tokens + total_output_tokens AS t FROM chat_sessions WHERE id = ?2))"
-        " WHERE id = ?3 RETURNING typeof(tokens_reserved) = 'integer'"
+        "UPDATE bots SET total_tokens_used = total_tokens_used + ?, last_active_at = ?"
+        " WHERE id = ? RETURNING typeof(total_tokens_used) = 'integer'"
     )
     search = (
         f"SELECT {MEMORIES.cols('m.')}"
