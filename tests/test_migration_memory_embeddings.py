@@ -47,7 +47,11 @@ async def test_upgrade_keeps_every_row_and_old_memories_can_be_embedded(
 
 
 async def _upgrade_and_embed(backend: str, url: str, memories: list[MemoryEntry]) -> None:
-    added = {"memory_version", "user_id"}  # user_id: by a later migration (0007)
+    added = {
+        "memory_version",
+        "user_id",
+        "changes_pruned_to",
+    }  # user_id, changes_pruned_to: later (users, memory_changes_pruned)
     before = await table_rows(backend, url, skip=added)
     assert not NEW_TABLES & set(before)
     async with open_store(url) as store:

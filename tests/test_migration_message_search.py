@@ -42,14 +42,18 @@ async def _search_old_messages(
         assert store.schema_version == latest(backend) >= 5
         hits = await store.chat.search_messages("old", limit=100)
         assert len(hits) == 12
-        assert {(h.message.session_id, h.message.seq) for h in hits} == {
+        assert {(h.session_id, h.seq) for h in hits} == {
             (s.id, seq) for s in sessions for seq in (1, 2, 3)
         }
-        assert all(h.message.content.startswith("old message") for h in hits)
+        assert all(h.snippet.startswith("old message") for h in hits)
         assert all(h.parts()[0] == ("old", True) for h in hits)
         # Folded and stemmed like new messages; the bot filter works on old rows.
         [hit] = await store.chat.search_messages("zoe zurich live")
-        assert (hit.message, hit.bot_id) == (zoe, sessions[3].bot_id)
+        assert (hit.message_id, hit.bot_id, hit.length) == (
+            zoe.id,
+            sessions[3].bot_id,
+            len(zoe.content),
+        )
         assert [text for text, marked in hit.parts() if marked] == ["Zoë", "lives", "Zürich"]
         assert await store.chat.search_messages("late") == []  # past the first 50,000
         first_bot = await store.chat.search_messages("old", bot_id=sessions[0].bot_id)
@@ -60,7 +64,7 @@ async def _search_old_messages(
         await store.chat.clear_messages(sessions[0].id)
         assert len(await store.chat.search_messages("old", limit=100)) == 9
         new = await store.chat.save_message(f.message(sessions[0].id, "a new message"))
-        assert [h.message.id for h in await store.chat.search_messages("new")] == [new.id]
+        assert [h.message_id for h in await store.chat.search_messages("new")] == [new.id]
 
 
 async def test_upgrade_keeps_every_row(
@@ -71,7 +75,7 @@ async def test_upgrade_keeps_every_row(
         _,
     ):
         # memory_version and user_id: added by later migrations (0006, 0007).
-        added = {"content_tsv", "memory_version", "user_id"}
+        added = {"content_tsv", "memory_version", "user_id", "changes_pruned_to"}
         before = await table_rows(backend, url, skip=added)
         assert sum(len(rows) for rows in before.values()) > 30
         async with open_store(url) as store:

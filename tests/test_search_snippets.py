@@ -84,3 +84,13 @@ def test_the_migrations_index_the_searched_start(backend: str) -> None:
 def test_fold_folds_what_both_backends_fold() -> None:
     assert fold("ZOË") == fold("zoe\u0308") == "zoe"
     assert fold("Søren") != fold("soren")  # as SQLite and boternity_fold: ø is its own letter
+
+
+def test_marker_characters_of_the_content_are_told_from_the_marks_by_where_they_stand() -> None:
+    content = f"{MARK_OPEN}apple{MARK_CLOSE} {MARK_CLOSE}banana{MARK_OPEN} cherry"
+    # SQLite: the content itself, the marks put in around "banana".
+    marked = content.replace("banana", mark("banana"))
+    text, marks = snippet(content, marked, in_content=True)
+    assert marked_words(text, marks) == ["banana"]
+    # Read as a text without marker characters of its own, "apple" would be marked too.
+    assert marked_words(*snippet(content, marked)) == ["apple", "banana"]

@@ -4,8 +4,10 @@ full-text index and the queue included), on every backend (docs/users.md)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from boternity import Store, open_store
+from boternity.errors import ValidationError
 from boternity.models import Bot, ChatSession, MessageRole
 from boternity.repositories import ANY_USER, UserCounts
 from tests.conformance import factories as f
@@ -140,6 +142,49 @@ async def test_export_user_holds_exactly_what_forget_would_erase(store: Store, d
     assert "yokohama" not in everything and "xylophone" not in everything
     nobody = await store.users.export_user(bot.id, "nobody")
     assert (nobody.sessions, nobody.memories, nobody.history) == ([], [], [])
+
+
+async def test_export_in_parts_holds_the_same_rows_a_page_at_a_time(store: Store) -> None:
+    bot = await f.new_bot(store)
+    for word in ("zanzibar", "yokohama"):  # two of everything of Ana's, Ben's apart
+        await _populate(store, bot, "ana", word)
+    await _populate(store, bot, "ben", "xylophone")
+    extra = await f.new_session(store, bot.id, user_id="ana")
+    await store.chat.save_messages([f.message(extra.id, f"more {i}") for i in range(7)])
+    whole = await store.users.export_user(bot.id, "ana")
+    for rows in (1, 2, 3, 100):
+        parts = [p async for p in store.users.export_user_parts(bot.id, "ana", rows=rows)]
+        assert all((p.bot_id, p.user_id) == (bot.id, "ana") for p in parts)
+        sizes = [
+            len(p.sessions) + len(p.messages) + len(p.summaries) + len(p.jobs)
+            + len(p.memories) + len(p.history) + len(p.embeddings)
+            for p in parts
+        ]  # fmt: skip
+        assert min(sizes) >= 1 and max(sizes) <= rows
+        joined = {k: [x for p in parts for x in getattr(p, k)] for k in KINDS}
+        assert joined["sessions"] == whole.sessions
+        for kind in ("memories", "history", "embeddings", "summaries", "jobs"):
+            assert sorted(map(repr, joined[kind])) == sorted(map(repr, getattr(whole, kind)))
+        assert joined["memories"] == whole.memories and joined["history"] == whole.history
+        assert joined["embeddings"] == whole.embeddings
+        # Each session's rows follow it, messages in order.
+        current = None
+        for p in parts:
+            current = p.sessions[0].id if p.sessions else current
+            owners = [x.session_id for x in p.messages] + [x.session_id for x in p.summaries]
+            assert all(o == current for o in owners + [j.session_id for j in p.jobs])
+        by_session = sorted(joined["messages"], key=lambda m: (str(m.session_id), m.seq))
+        assert by_session == whole.messages
+    assert [p async for p in store.users.export_user_parts(bot.id, "nobody")] == []
+    for bad in (0, 10_001, True):
+        with pytest.raises(ValidationError, match="rows"):
+            store.users.export_user_parts(bot.id, "ana", rows=bad)  # at the call
+    for user in ("", " ", None):
+        with pytest.raises(ValidationError, match="user"):
+            store.users.export_user_parts(bot.id, user)  # type: ignore[arg-type]
+
+
+KINDS = ("sessions", "messages", "summaries", "jobs", "memories", "history", "embeddings")
 
 
 async def test_erasure_racing_extraction_and_chat_leaves_nothing(store: Store) -> None:

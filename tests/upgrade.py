@@ -112,8 +112,11 @@ def _copy_sqlite(source: str, dest: str) -> None:
         for table in tables:
             info = conn.execute(f'PRAGMA main.table_info("{table}")')
             columns = ", ".join(f'"{r[1]}"' for r in info)
+            # OR REPLACE: a row the old schema's migrations wrote themselves (a singleton
+            # such as messages_indexed) takes the copied one's values.
             conn.execute(
-                f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM src."{table}"'
+                f'INSERT OR REPLACE INTO main."{table}" ({columns})'
+                f' SELECT {columns} FROM src."{table}"'
             )
         conn.commit()
         conn.execute("DETACH DATABASE src")

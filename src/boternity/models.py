@@ -21,10 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boternity.errors import ValidationError
 from boternity.ids import new_id, utc_now
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = [
     "LIMITS",
@@ -227,12 +231,41 @@ def _opt_text(obj: object, name: str, *, empty: bool = True, limit: int | None =
         _text(obj, name, empty=empty, limit=limit)
 
 
-def _owner(obj: object) -> None:
+def _owner(obj: Any, *, new: bool = True) -> None:
     """``user_id`` of a session, memory or memory event: None (no user) or a non-empty key of
     at most MAX_USER_ID_LENGTH characters. Blank text is refused rather than taken for a
     person: an application that lost its user's id must not pool everyone's memories under
-    ""."""
+    "". A new session's or memory's user is also a key that reads as itself (check_user_id);
+    a memory event copies its memory's."""
     _opt_text(obj, "user_id", empty=False, limit=MAX_USER_ID_LENGTH)
+    if new and obj.user_id is not None:
+        check_user_id(obj.user_id, f"{type(obj).__name__}.user_id")
+
+
+#: Characters a user id may not hold: control and format characters (zero-width spaces and
+#: joiners, bidirectional overrides), line and paragraph separators, unassigned code points
+#: and noncharacters. They are invisible or reorder what is shown.
+_HIDDEN = frozenset({"Cc", "Cf", "Cn", "Zl", "Zp"})
+#: What listings show for "no user".
+NO_USER_MARK = "-"
+
+
+def check_user_id(user_id: str, what: str = "user_id") -> str:
+    """Refuse (``ValidationError`` naming ``what``) a user id that would not read as itself
+    wherever it is shown (docs/users.md): one with an invisible or control character, one
+    that starts or ends with whitespace (" ana" shows as "ana"), and "-", the listings' mark
+    for a session or memory without a user. Any other text is a plain key, compared exactly."""
+    for at, c in enumerate(user_id):
+        if unicodedata.category(c) in _HIDDEN:
+            raise ValidationError(
+                f"{what}: holds an invisible or control character (U+{ord(c):04X} at"
+                f" position {at}); a user id must read as itself"
+            )
+    if user_id != user_id.strip():
+        raise ValidationError(f"{what}: must not start or end with whitespace, got {user_id!r}")
+    if user_id == NO_USER_MARK:
+        raise ValidationError(f'{what}: "-" is how listings show "no user", not a user id')
+    return user_id
 
 
 def check_length(value: str, limit: int, what: str) -> None:
@@ -565,15 +598,23 @@ class ChatMessage:
         return json.dumps(self.metadata, ensure_ascii=False, separators=(",", ":"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MessageHit:
     """A message found by ``ChatRepository.search_messages`` (made by the store, from stored
-    rows): the message, its session's bot, and a snippet of its content around the first
+    rows): which message it is (its id, session, number, role and time), its session's bot
+    and user, the length of its content, and a snippet of the content around the first
     matched word (whitespace runs as one space, "…" where cut) with ``marks``, the (start,
-    end) spans of the snippet that matched."""
+    end) spans of the snippet that matched. A hit is small whatever the message (which may be
+    a megabyte): ``ChatRepository.get_message(hit.message_id)`` reads the whole message."""
 
-    message: ChatMessage
+    message_id: uuid.UUID
+    session_id: uuid.UUID
     bot_id: uuid.UUID
+    user_id: str | None
+    seq: int
+    role: MessageRole
+    created_at: datetime
+    length: int
     snippet: str
     marks: tuple[tuple[int, int], ...] = ()
 
@@ -737,4 +778,28 @@ class MemoryEvent:
         _opt_uuid(self, "related_memory_id")
         _uuid(self, "id")
         _time(self, "created_at")
-        _owner(self)
+        _owner(self, new=False)
+
+
+def check_vector(vector: object, what: str = "vector") -> NDArray[np.float32]:
+    """``vector`` as a 1-D float32 array of unit length (a zero vector stays zero), refused
+    with ``ValidationError`` unless it is a non-empty list of 1..MAX_EMBEDDING_DIMENSION finite
+    numbers: the rule for an embedding, wherever it comes from (numpy imported here only)."""
+    import numpy as np
+
+    if isinstance(vector, str | bytes):
+        raise ValidationError(f"{what} must be a list or array of numbers, not text")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # too large: inf, refused below
+            array = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValidationError(f"{what} must be a list or array of numbers") from exc
+    if array.ndim != 1 or not 1 <= array.size <= MAX_EMBEDDING_DIMENSION:
+        raise ValidationError(
+            f"{what} must be one row of 1..{MAX_EMBEDDING_DIMENSION} numbers, got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValidationError(f"{what} holds a number that is not finite (or too large)")
+    wide = array.astype(np.float64)  # squares of large float32 values overflow float32
+    norm = float(np.linalg.norm(wide))
+    return array if norm == 0 else (wide / norm).astype(np.float32)

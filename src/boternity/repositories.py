@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -411,10 +411,10 @@ class MemoryRepository(Protocol):
         ...
 
     async def without_embedding_among(
-        self, model: str, memory_ids: Iterable[uuid.UUID]
+        self, model: str, memory_ids: Iterable[uuid.UUID], *, dimension: int | None = None
     ) -> set[uuid.UUID]:
         """Those of ``memory_ids`` that have no vector of ``model`` (unknown ids included),
-        in one read."""
+        in one read. With ``dimension``, a vector of another length counts as none."""
         ...
 
     async def live_embeddings(
@@ -518,6 +518,14 @@ class UserRepository(Protocol):
         """What :meth:`forget_user` would delete now."""
         ...
 
+    async def memory_owners(
+        self, bot_id: uuid.UUID, *, limit: int | None = None
+    ) -> list[tuple[str | None, int]]:
+        """Whose memories the bot holds, superseded ones included: each user (None: the
+        bot's own memories) with how many, the most first, then by user (the bot's own
+        first among equals); at most ``limit`` users. [] for a missing bot."""
+        ...
+
     async def forget_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
         """Delete, in one transaction, the user's sessions with their messages, summaries and
         queued extraction jobs, the user's memories (with their full-text index entries and
@@ -531,7 +539,20 @@ class UserRepository(Protocol):
 
     async def export_user(self, bot_id: uuid.UUID, user_id: str) -> UserData:
         """Everything :meth:`forget_user` would delete, as models. Several reads: a session
-        written meanwhile may be caught half-way."""
+        written meanwhile may be caught half-way. All in memory at once: for a user who may
+        hold much, :meth:`export_user_parts`."""
+        ...
+
+    def export_user_parts(
+        self, bot_id: uuid.UUID, user_id: str, *, rows: int = 100
+    ) -> AsyncIterator[UserData]:
+        """The same rows as :meth:`export_user`, a part at a time, so an export of any size
+        needs the memory of one part (at most ``rows`` rows, 1..10000): each session (a part
+        with it alone) followed by parts with its messages (seq order), its summaries and its
+        queued jobs, sessions in started_at order; then parts with the memories, their
+        history and the embeddings, in export_user's order. Read page by page by key, so a
+        row written meanwhile may or may not be in it, as with export_user. Arguments are
+        checked at the call (ValidationError), before any part is read."""
         ...
 
 

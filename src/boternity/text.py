@@ -6,11 +6,24 @@ quote in a canned reply.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-__all__ = ["ELLIPSIS", "ellipsis"]
+__all__ = ["ELLIPSIS", "REPLACEMENT", "ellipsis", "storable"]
 
 ELLIPSIS = "…"
+
+#: What stands for a character no backend can store.
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with each character no backend can store (NUL, a lone surrogate: not UTF-8)
+    replaced by U+FFFD, as a decoder marks what it could not read. For text from outside
+    (a model's reply) that must be kept whatever it holds."""
+    return _UNSTORABLE.sub(REPLACEMENT, text) if _UNSTORABLE.search(text) else text
+
 
 #: Trailing characters a word-boundary cut drops before the ellipsis ("Rome, Paris,…").
 _DANGLING = " ,;:-–—"

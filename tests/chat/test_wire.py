@@ -121,3 +121,36 @@ async def test_a_hostile_stop_reason_never_makes_a_reply_unsavable(
     assert stored is not None and stored.content == "Hello"
     assert stored.stop_reason is not None
     assert 0 < len(stored.stop_reason) <= 64 and stored.stop_reason.isprintable()
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("a\x00b", "a\ufffdb"),
+        ("x\ud800y", "x\ufffdy"),
+        ("\x00", "\ufffd"),
+        ("\x1b[2Jok", "\x1b[2Jok"),
+    ],
+    ids=["nul", "surrogate", "only-nul", "escape"],
+)
+async def test_a_reply_with_unstorable_characters_is_kept(
+    store: Store, bot: Bot, protocol: str, said: str, kept: str
+) -> None:
+    """A server may send a NUL or a lone surrogate (JSON escapes) in the reply. No backend
+    can store them: they become U+FFFD, so the turn is saved instead of lost (it failed with
+    a ValidationError, the reply gone). Other characters are stored as sent (the terminal
+    shows them harmlessly)."""
+    async with (
+        FakeLlmServer() as server,
+        provider_for(protocol, server) as provider,
+        ChatEngine(store, provider) as engine,
+    ):
+        live = await engine.start_session(bot, greet=False)
+        frames = anthropic_frames([said]) if protocol == "anthropic" else openai_frames([said])
+        server.enqueue(sse_reply(frames))
+        reply = await live.ask("Hi")
+        await live.end()
+    assert reply.content == kept
+    stored = await store.chat.get_messages(reply.session_id)
+    assert [m.content for m in stored] == ["Hi", kept]

@@ -156,7 +156,12 @@ def test_forget_refuses_without_yes(cli: Invoke, world: World, db_path: Path) ->
 
 def test_forget_with_yes_deletes_all(cli: Invoke, world: World, db_path: Path) -> None:
     data = parse(cli("forget", "helper", "--yes", "--json"))
-    assert data == {"bot": "helper", "bot_id": str(world.bot.id), "deleted": 3}
+    assert data == {
+        "bot": "helper",
+        "bot_id": str(world.bot.id),
+        "deleted": 3,
+        "by_user": [{"user_id": None, "memories": 3}],
+    }
     assert with_store(db_path, lambda s: s.memory.get_memories(world.bot.id)) == []
     # nothing left: no prompt, nothing deleted
     again = cli("forget", "helper")
@@ -169,10 +174,10 @@ def test_forget_with_yes_deletes_all(cli: Invoke, world: World, db_path: Path) -
 def test_forget_prompt(cli: Invoke, world: World, tty: None) -> None:
     no = cli("forget", "helper", input="n\n")
     assert no.exit_code == 1
-    assert "Delete all 3 memories" in no.stderr
+    assert "Delete all 3 memories of" in no.stderr and "(helper)? This" in no.stderr
     yes = cli("forget", "helper", input="y\n")
     assert yes.exit_code == 0
-    assert "Deleted 3 memories" in yes.stdout
+    assert "Deleted 3 memories of 'helper'." in yes.stdout
 
 
 def test_memory_delete_by_prefix(cli: Invoke, world: World, db_path: Path) -> None:

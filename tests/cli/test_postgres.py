@@ -74,7 +74,7 @@ def test_chat_queue_run_and_demo_on_postgres(pg_url: str) -> None:
     ran = cli("queue", "run", "--json")
     assert ran.exit_code == 0 and parse(ran)["claimed"] == 0
     hits = parse(cli("search", "zoe", "--bot", "demo", "--json"))  # accents folded
-    assert {h["message"]["content"] for h in hits} == {
+    assert {h["snippet"] for h in hits} == {
         f"I live in {UNICODE}",
         f"[offline] Noted: you live in {UNICODE}.",
     }

@@ -40,12 +40,14 @@ def test_queue_lists_jobs_with_state(cli: Invoke, world: World) -> None:
     assert "LLM down: 503 Service Unavailable retry later" in out  # one line
     assert "Crashed one" in out
     assert "2 jobs, 1 exhausted" in out
+    assert "User" not in out  # no job's session has a user: no column
 
 
 def test_queue_json(cli: Invoke, world: World) -> None:
     data = parse(cli("queue", "--json"))
     assert isinstance(data, list) and len(data) == 2
-    assert all(set(j) == JOB_FIELDS | {"exhausted", "state"} for j in data)
+    assert all(set(j) == JOB_FIELDS | {"exhausted", "state", "user_id"} for j in data)
+    assert all(j["user_id"] is None for j in data)  # the world's sessions have no user
     by_id = {j["id"]: j for j in data}
     assert by_id[str(world.jobs[0].id)]["exhausted"] is False
     assert by_id[str(world.jobs[1].id)]["exhausted"] is True

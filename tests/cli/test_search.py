@@ -17,7 +17,19 @@ from tests.cli.test_conventions import bnity, ok_json, on_a_terminal
 
 pytestmark = pytest.mark.slow
 
-HIT_FIELDS = {"message", "bot_id", "bot_slug", "user_id", "snippet", "marks"}
+HIT_FIELDS = {
+    "message_id",
+    "session_id",
+    "bot_id",
+    "bot_slug",
+    "user_id",
+    "seq",
+    "role",
+    "created_at",
+    "length",
+    "snippet",
+    "marks",
+}
 
 
 def prefixes(world: World) -> dict[str, str]:
@@ -57,17 +69,18 @@ def test_json_rows_are_exact(world: World) -> None:
     every = {str(m.id): m for msgs in world.messages.values() for m in msgs}
     for hit in hits:
         assert set(hit) == HIT_FIELDS
-        stored = every[hit["message"]["id"]]
-        assert hit["message"]["content"] == stored.content  # the newline kept
-        assert hit["message"]["seq"] == stored.seq
-        assert hit["message"]["session_id"] == str(stored.session_id)
-        assert hit["message"]["role"] == stored.role.value
+        stored = every[hit["message_id"]]
+        assert hit["length"] == len(stored.content)
+        assert hit["seq"] == stored.seq
+        assert hit["session_id"] == str(stored.session_id)
+        assert hit["role"] == stored.role.value
+        assert hit["created_at"] == stored.created_at.isoformat()
         assert (hit["bot_id"], hit["bot_slug"]) == (str(world.bot.id), "helper")
         marked = [hit["snippet"][s:e] for s, e in hit["marks"]]
         assert marked in (["ramen"], ["Ramen"])
     # Best first (the short replies), then newest: the same reply in each session, so the
     # newest session's first.
-    assert [(h["message"]["session_id"], h["message"]["seq"]) for h in hits[:3]] == [
+    assert [(h["session_id"], h["seq"]) for h in hits[:3]] == [
         (str(s.id), 2) for s in reversed(world.sessions)
     ]
 
@@ -121,7 +134,7 @@ def test_stored_control_characters_are_shown_not_obeyed(world: World) -> None:
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\u202e" not in done.stdout
     assert "\\x1b]0;pwned\\x07 ramen\\x1b[2J \\u202egnirts ramen" in done.stdout
     hits = ok_json(bnity(world.db, "search", "pwned", "--json"))
-    assert hits[0]["message"]["content"] == evil  # --json keeps the exact text
+    assert hits[0]["snippet"] == evil  # --json keeps the exact text
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")

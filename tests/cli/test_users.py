@@ -153,13 +153,14 @@ def test_bad_user_ids_are_one_line_usage_errors(cli: Invoke, luna: str, llm: Fak
         assert "user" in one_line_error(result)
 
 
-def test_user_ids_with_control_characters_are_shown_harmlessly(cli: Invoke, luna: str) -> None:
-    sneaky = "eve\x1b[2J\u202e"
-    assert cli("remember", luna, "Likes jazz", "--user", sneaky).exit_code == 0
-    out = cli("memories", luna).stdout
-    assert "\x1b" not in out and "\u202e" not in out
-    assert "\\x1b" in out
-    assert memories(cli)[0]["user_id"] == sneaky  # --json keeps it exact
+@pytest.mark.parametrize("sneaky", ["eve\x1b[2J\u202e", "-", "\u200b", " eve"])
+def test_user_ids_that_do_not_read_as_themselves_are_refused(
+    cli: Invoke, luna: str, sneaky: str
+) -> None:
+    # Control, invisible and edge-space characters, and "-" (how listings show no user).
+    refused = cli("remember", luna, "Likes jazz", "--user", sneaky)
+    assert refused.exit_code == 2 and "user id" in one_line_error(refused)
+    assert memories(cli) == []
 
 
 def test_user_forget_asks_then_erases_only_that_user(
@@ -226,7 +227,7 @@ def test_user_export_to_stdout_and_to_a_private_file(
 
 def test_search_transcripts_of_one_user(cli: Invoke, two_users: dict[str, str]) -> None:
     hits = parse(cli("search", "live", "--user", "discord:ana", "--json"))
-    assert {h["message"]["session_id"] for h in hits} == {two_users["discord:ana"]}
+    assert {h["session_id"] for h in hits} == {two_users["discord:ana"]}
     assert {h["user_id"] for h in hits} == {"discord:ana"}
     everyone = parse(cli("search", "live", "--json"))
     assert {h["user_id"] for h in everyone} == {"discord:ana", "discord:ben"}
@@ -234,3 +235,108 @@ def test_search_transcripts_of_one_user(cli: Invoke, two_users: dict[str, str]) 
     assert "User" in table and "discord:ben" in table
     none = cli("search", "live", "--user", "nobody")
     assert none.exit_code == 0 and "with user 'nobody'" in none.stdout
+
+
+def test_forget_names_whose_memories_and_needs_all_users_for_theirs(
+    cli: Invoke, two_users: dict[str, str], tty: None
+) -> None:
+    # 'forget BOT' deletes every user's memories: it says so, and wants --all-users first.
+    refused = cli("forget", "luna", "--yes")
+    assert refused.exit_code == 2
+    error = one_line_error(refused)
+    assert "2 users" in error and "--all-users" in error and "bnity user forget" in error
+    assert "1 of user 'discord:ana'" in error and "1 the bot's own" in error
+    assert len(memories(cli)) == 3
+    declined = cli("forget", "luna", "--all-users", input="n\n")
+    assert declined.exit_code == 1
+    assert (
+        "Delete all 3 memories of 'Luna' (luna): 1 of user 'discord:ana', 1 of user"
+        " 'discord:ben', 1 the bot's own?"
+    ) in declined.stderr
+    done = parse(cli("forget", "luna", "--all-users", "--yes", "--json"))
+    assert done["deleted"] == 3
+    assert done["by_user"] == [
+        {"user_id": None, "memories": 1},
+        {"user_id": "discord:ana", "memories": 1},
+        {"user_id": "discord:ben", "memories": 1},
+    ]
+    assert memories(cli) == []
+
+
+def test_queue_shows_whose_session_each_job_is(cli: Invoke, luna: str, llm: FakeLlm) -> None:
+    for user in ("discord:ana", None):
+        who = ("--user", user) if user else ()
+        assert cli("ask", luna, "I live in Oslo", *who, env=llm.env()).exit_code == 0
+    jobs = parse(cli("queue", "--json"))
+    assert sorted(j["user_id"] or "" for j in jobs) == ["", "discord:ana"]
+    out = cli("queue").stdout
+    assert "User" in out and "discord:ana" in out
+    [mine] = [line for line in out.splitlines() if "discord:ana" in line]
+    [theirs] = [line for line in out.splitlines() if " - " in line and "/3" in line]
+    assert mine != theirs
+
+
+def test_the_export_is_written_as_it_is_read_with_every_list(
+    cli: Invoke, luna: str, llm: FakeLlm, db_path: Path
+) -> None:
+    # Written a part at a time (so any size needs little memory), the export still holds
+    # every key: a session without messages, a user with memories and no session, none.
+    async def fill(store: Store) -> None:
+        bot = await store.bots.get_bot_by_slug("luna")
+        assert bot is not None
+        from tests.conformance import factories as f
+
+        await f.new_session(store, bot.id, user_id="eve")  # no messages at all
+        talk = await f.new_session(store, bot.id, user_id="eve")
+        await store.chat.save_messages([f.message(talk.id, f"line {i}") for i in range(250)])
+        for i in range(3):
+            await store.memory.save_memory(f.memory(bot.id, f"fact {i}", user_id="mia"))
+
+    with_store(db_path, fill)
+    eve = parse(cli("user", "export", luna, "eve"))
+    assert [len(s["messages"]) for s in eve["sessions"]] == [0, 250]
+    assert [m["content"] for m in eve["sessions"][1]["messages"]][-1] == "line 249"
+    assert all(s["summaries"] == [] and s["queued_jobs"] == [] for s in eve["sessions"])
+    assert (eve["memories"], eve["memory_history"], eve["memory_embeddings"]) == ([], [], [])
+    mia = parse(cli("user", "export", luna, "mia"))
+    assert mia["sessions"] == [] and [m["fact"] for m in mia["memories"]] == [
+        "fact 0",
+        "fact 1",
+        "fact 2",
+    ]
+    assert len(mia["memory_history"]) == 3
+    nobody = parse(cli("user", "export", luna, "nobody"))
+    assert {k: v for k, v in nobody.items() if isinstance(v, list)} == {
+        "sessions": [],
+        "memories": [],
+        "memory_history": [],
+        "memory_embeddings": [],
+    }
+
+
+def test_the_json_writer_writes_what_json_dumps_does() -> None:
+    from boternity.cli.users import JsonWriter
+
+    written: list[str] = []
+    out = JsonWriter(written.append)
+    out.open("{")
+    out.value({"a": [1, {"b": "é\n\x1b"}], "c": {}}, "x")
+    out.open("[", "list")
+    out.value([])
+    out.open("{")
+    out.close("}")
+    out.value("s")
+    out.close("]")
+    out.open("[", "empty")
+    out.close("]")
+    out.close("}")
+    doc = {"x": {"a": [1, {"b": "é\n\x1b"}], "c": {}}, "list": [[], {}, "s"], "empty": []}
+    assert "".join(written) == json.dumps(doc, ensure_ascii=False, indent=2)
+
+
+@pytest.mark.parametrize("user", ["", "  ", "x" * 201])
+def test_an_export_refused_writes_nothing(cli: Invoke, luna: str, user: str) -> None:
+    # The user is checked before the export starts: no half a JSON document on stdout.
+    refused = cli("user", "export", luna, user)
+    assert refused.exit_code == 2 and "user" in one_line_error(refused)
+    assert refused.stdout == ""

@@ -373,6 +373,13 @@ async def test_which_memories_have_no_vector_of_a_model(store: Store) -> None:
     assert await store.memory.without_embedding_among(MODEL, ids) == {b.id, c.id, unknown}
     assert await store.memory.without_embedding_among("other-model", ids) == {a.id, c.id, unknown}
     assert await store.memory.without_embedding_among(MODEL, []) == set()
+    # A vector of another length counts as none when the dimension is given.
+    among = store.memory.without_embedding_among
+    assert await among(MODEL, ids, dimension=DIM) == {b.id, c.id, unknown}
+    assert await among(MODEL, ids, dimension=12) == {a.id, b.id, c.id, unknown}
+    for bad in (0, True, "8"):
+        with pytest.raises(ValidationError, match="dimension"):
+            await among(MODEL, ids, dimension=bad)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="memory_ids"):
         await store.memory.without_embedding_among(MODEL, "not ids")  # type: ignore[arg-type]
 

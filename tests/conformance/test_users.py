@@ -71,6 +71,24 @@ async def test_a_blank_or_bad_user_id_is_refused_everywhere(store: Store, bad: s
         await store.users.export_user(bot.id, bad)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    ["-", "\u200b", "ana\u200b", "\u202eana", "a\nb", "a\tb", " ana", "ana ", "\ufdd0"],
+)
+async def test_a_user_id_that_does_not_read_as_itself_is_refused(store: Store, bad: str) -> None:
+    # "-" is how listings show "no user"; invisible, control and edge-space characters make
+    # one id look like another (or like none). Refused when a session or memory is made,
+    # naming the field; nothing is stored.
+    bot = await f.new_bot(store)
+    with pytest.raises(ValidationError, match="ChatSession.user_id"):
+        f.session(bot.id, user_id=bad)
+    with pytest.raises(ValidationError, match="MemoryEntry.user_id"):
+        f.memory(bot.id, user_id=bad)
+    assert await store.chat.list_sessions(bot.id, user_id=ANY_USER) == []
+    # Reads and erasure still take any key a row may hold (rows written before the rule).
+    assert (await store.users.count_user(bot.id, bad)).sessions == 0
+
+
 async def test_erasure_and_export_need_a_user(store: Store) -> None:
     bot = await f.new_bot(store)
     for call in (store.users.forget_user, store.users.count_user, store.users.export_user):
@@ -249,7 +267,7 @@ HOSTILE_USERS = [
     "_",
     "a%",
     "Ana",
-    "ana ",
+    "an a",
     "\\",
     "ünï 🚀 日本",
     "\U00020000" * MAX_USER_ID_LENGTH,
@@ -289,9 +307,9 @@ async def test_transcript_search_for_a_user_finds_only_their_sessions(store: Sto
             f.message(session.id, f"my passport number is secret {who}")
         )
     anas = await store.chat.search_messages("passport", user_id="ana", limit=100)
-    assert {h.message.id for h in anas} == {said[(bot.id, "ana")].id, said[(other.id, "ana")].id}
+    assert {h.message_id for h in anas} == {said[(bot.id, "ana")].id, said[(other.id, "ana")].id}
     one = await store.chat.search_messages("passport", bot_id=bot.id, user_id="ana")
-    assert [h.message.id for h in one] == [said[(bot.id, "ana")].id]
+    assert [h.message_id for h in one] == [said[(bot.id, "ana")].id]
     assert len(await store.chat.search_messages("passport", bot_id=bot.id)) == 3
     assert await store.chat.search_messages("passport", user_id="carla") == []
     with pytest.raises(ValidationError, match="user_id"):
@@ -311,11 +329,11 @@ async def test_transcript_search_without_a_user_finds_only_sessions_without_one(
         session = await f.new_session(store, bot.id, user_id=who)
         said[who] = await store.chat.save_message(f.message(session.id, f"passport of {who}"))
     nobody = await store.chat.search_messages("passport", bot_id=bot.id, user_id=None)
-    assert [h.message.id for h in nobody] == [said[None].id]
+    assert [h.message_id for h in nobody] == [said[None].id]
     every = await store.chat.search_messages("passport", bot_id=bot.id, user_id=ANY_USER)
-    assert {h.message.id for h in every} == {m.id for m in said.values()}
+    assert {h.message_id for h in every} == {m.id for m in said.values()}
     default = await store.chat.search_messages("passport", bot_id=bot.id)
-    assert {h.message.id for h in default} == {m.id for m in said.values()}
+    assert {h.message_id for h in default} == {m.id for m in said.values()}
 
 
 async def test_search_by_meaning_keeps_to_what_the_user_sees(store: Store) -> None:
@@ -343,3 +361,17 @@ async def test_search_by_meaning_keeps_to_what_the_user_sees(store: Store) -> No
         assert bens.id not in {m.id for m, _ in found}
     found = await store.memory.nearest_memories(bot.id, "m", same, user_id="ben")
     assert bens.id in {m.id for m, _ in found}
+
+
+async def test_memory_owners_counts_each_users_memories(store: Store) -> None:
+    bot, other = await f.new_bot(store), await f.new_bot(store)
+    for user, n in (("ana", 3), (None, 2), ("ben", 2), ("'%", 1)):
+        for i in range(n):
+            await store.memory.save_memory(f.memory(bot.id, f"fact {user} {i}", user_id=user))
+    await store.memory.save_memory(f.memory(other.id, "elsewhere", user_id="ana"))
+    owners = await store.users.memory_owners(bot.id)
+    assert owners == [("ana", 3), (None, 2), ("ben", 2), ("'%", 1)]
+    assert await store.users.memory_owners(bot.id, limit=2) == owners[:2]
+    assert await store.users.memory_owners(uuid.uuid4()) == []
+    with pytest.raises(ValidationError, match="limit"):
+        await store.users.memory_owners(bot.id, limit=-1)

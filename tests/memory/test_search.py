@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 
 from boternity import Store
@@ -151,6 +152,19 @@ async def test_memories_not_embedded_yet_are_found_by_text_in_hybrid(
     assert found.hits[0].memory == late and found.hits[0].similarity is None
     # Sharing only some words: still its text match, as it has no vector to speak for it.
     found = await search.search(bot.id, "kiwi fruit salad")
+    assert found.hits[0].memory == late and found.hits[0].text_rank == 1
+
+
+async def test_a_vector_of_another_dimension_does_not_hide_a_text_match_in_hybrid(
+    store: Store, bot: Bot, local_embedder: LocalEmbedder
+) -> None:
+    # The model once made vectors of another length under the same name: such a vector is
+    # never searched, so the memory is found by its words as if it had none.
+    await remembered(store, bot, local_embedder)
+    late = await store.memory.save_memory(entry(bot, "Adopted a parrot named Kiwi"))
+    await store.memory.save_embeddings(local_embedder.model, [(late.id, np.ones(3, np.float32))])
+    found = await MemorySearch(store, local_embedder).search(bot.id, "kiwi fruit salad")
+    assert found.mode == "hybrid"
     assert found.hits[0].memory == late and found.hits[0].text_rank == 1
 
 

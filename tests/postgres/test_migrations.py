@@ -179,7 +179,8 @@ async def _dump(url: str) -> dict[str, list[tuple[object, ...]]]:
             cols = await conn.fetch(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
                 " AND column_name NOT IN"
-                " ('fact_tsv', 'session_key', 'content_tsv', 'memory_version', 'user_id')"
+                " ('fact_tsv', 'session_key', 'content_tsv', 'memory_version', 'user_id',"
+                " 'changes_pruned_to')"
                 " ORDER BY column_name",
                 table,
             )

@@ -113,9 +113,7 @@ async def test_a_message_reusing_a_deleted_rowid_is_found(tmp_path: Path) -> Non
         await store.chat.pop_message(s.id)
         await store.chat.save_message(f.message(s.id, "fresh one"))  # rowid 3 again
         assert _state(path) == (2, 1)
-        assert [h.message.content for h in await store.chat.search_messages("fresh")] == [
-            "fresh one"
-        ]
+        assert [h.snippet for h in await store.chat.search_messages("fresh")] == ["fresh one"]
         await store.chat.clear_messages(s.id)  # every message: the mark goes back to 0
         assert _state(path) == (0, 0)
         await store.chat.save_message(f.message(s.id, "after the clear"))

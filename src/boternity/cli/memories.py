@@ -459,33 +459,90 @@ def remember(
     )
 
 
-def forget(ctx: typer.Context, bot: BotArg, yes: YesOpt = False, json_: JsonOpt = False) -> None:
-    """Delete ALL memories of a bot, every user's (asks first; 'bnity user forget' erases one
+def forget(
+    ctx: typer.Context,
+    bot: BotArg,
+    all_users: Annotated[
+        bool,
+        typer.Option(
+            "--all-users",
+            help="Also delete the memories of the bot's users (needed when it holds any).",
+        ),
+    ] = False,
+    yes: YesOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Delete ALL memories of a bot, superseded ones too (asks first, saying whose). When
+    some belong to users, --all-users is needed ('bnity user forget BOT USER' erases one
     user's data)."""
     from boternity.cli.output import plural
     from boternity.cli.resolve import resolve_bot
+    from boternity.cli.runtime import EXIT_USAGE, CliError
 
-    async def work(store: Store) -> tuple[Bot, int]:
+    async def work(store: Store) -> tuple[Bot, int, list[tuple[str | None, int]]]:
         found = await resolve_bot(store, bot)
-        count = await store.memory.count_memories(found.id, include_superseded=True)
+        owners = await store.users.memory_owners(found.id)
+        count = sum(n for _, n in owners)
         if count == 0:
-            return found, 0
+            return found, 0, owners
+        whose = _whose(owners)
+        users = sum(1 for user, _ in owners if user is not None)
+        if users and not all_users:
+            raise CliError(
+                f"'{found.slug}' holds memories of {plural(users, 'user')} ({whose}): pass"
+                " --all-users to delete every user's memories too, or use"
+                f" 'bnity user forget {found.slug} USER' to erase one user's data",
+                exit_code=EXIT_USAGE,
+            )
         what = "the 1 memory" if count == 1 else f"all {count} memories"
-        confirm(f"Delete {what} of '{found.name}' ({found.slug})? This cannot be undone.", yes=yes)
-        return found, await store.memory.delete_all_memories(found.id)
+        whose = f": {whose}" if users else ""  # all the bot's own: nothing to add
+        confirm(
+            f"Delete {what} of '{found.name}' ({found.slug}){whose}? This cannot be undone.",
+            yes=yes,
+        )
+        return found, await store.memory.delete_all_memories(found.id), owners
 
-    found, deleted = run(ctx, work)
+    found, deleted, owners = run(ctx, work)
     if json_:
         from boternity.cli.output import print_json
 
-        print_json({"bot": found.slug, "bot_id": str(found.id), "deleted": deleted})
+        print_json(
+            {
+                "bot": found.slug,
+                "bot_id": str(found.id),
+                "deleted": deleted,
+                "by_user": [{"user_id": user, "memories": n} for user, n in owners],
+            }
+        )
         return
     from boternity.cli.output import echo
 
     if deleted == 0:
         echo(f"No memories to delete for '{found.slug}'.")
     else:
-        echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'.")
+        whose = f" ({_whose(owners)})" if any(u is not None for u, _ in owners) else ""
+        echo(f"Deleted {plural(deleted, 'memory', 'memories')} of '{found.slug}'{whose}.")
+
+
+#: How many users the question and summary of ``forget`` name, the most first.
+NAMED_USERS = 5
+
+
+def _whose(owners: list[tuple[str | None, int]]) -> str:
+    """Whose memories these are, in words: "2 of user 'ana', 1 the bot's own", the users
+    with the most first, the rest counted."""
+    from boternity.cli.output import plural
+    from boternity.text import ellipsis
+
+    users = [(u, n) for u, n in owners if u is not None]
+    parts = [f"{n} of user {ellipsis(u, 40)!r}" for u, n in users[:NAMED_USERS]]
+    if len(users) > NAMED_USERS:
+        rest = users[NAMED_USERS:]
+        parts.append(f"{sum(n for _, n in rest)} of {plural(len(rest), 'other user')}")
+    own = sum(n for u, n in owners if u is None)
+    if own:
+        parts.append(f"{own} the bot's own")
+    return ", ".join(parts)
 
 
 @memory_app.command("show", cls=BnityCommand)

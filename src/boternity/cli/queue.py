@@ -93,10 +93,10 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
         bot_id = (await resolve_bot(store, bot)).id if bot is not None else None
         jobs = await store.memory.list_pending_extractions(bot_id=bot_id)
         bots = {b.id: b for b in await store.bots.list_bots()}
-        sessions: dict[uuid.UUID, ChatSession | None] = {}
-        for j in jobs:
-            if j.session_id not in sessions:
-                sessions[j.session_id] = await store.chat.get_session(j.session_id)
+        found = await store.chat.get_sessions_by_ids(j.session_id for j in jobs)
+        sessions: dict[uuid.UUID, ChatSession | None] = {
+            j.session_id: found.get(j.session_id) for j in jobs
+        }
         ids = await unique_prefixes(store, "job", [j.id for j in jobs])
         session_ids = await unique_prefixes(store, "session", sessions)
         return jobs, bots, sessions, ids, session_ids
@@ -121,6 +121,7 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
             item = to_jsonable(j)
             item["exhausted"] = j.exhausted
             item["state"] = job_state(j, now)
+            item["user_id"] = _user_of(sessions.get(j.session_id))
             items.append(item)
         print_json(items)
         return
@@ -128,10 +129,13 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
     if not jobs:
         out.print("The extraction queue is empty.")
         return
+    # The session's user, when any job has one ("-": a session without a user).
+    with_users = any(_user_of(s) is not None for s in sessions.values())
     t = table(
         "ID!",
         "Bot",
         "Session",
+        *(("User",) if with_users else ()),
         "Range!",
         "Attempts>",
         "Next attempt (UTC)!",
@@ -149,6 +153,7 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
             ids[j.id],
             text(b.slug if b else str(j.bot_id)[:8]),
             session_label,
+            *((text(ellipsis(_user_of(s) or "-", 24)),) if with_users else ()),
             span,
             f"{j.attempt_count}/{MAX_EXTRACTION_ATTEMPTS}",
             "-" if j.exhausted else fmt_time(j.next_attempt_at),
@@ -159,6 +164,10 @@ def list_jobs(ctx: typer.Context, bot: str | None, json_: bool) -> None:
     exhausted = sum(j.exhausted for j in jobs)
     note = f", {exhausted} exhausted (retry with: bnity queue retry --all)" if exhausted else ""
     out.print(f"{plural(len(jobs), 'job')}{note}")
+
+
+def _user_of(session: ChatSession | None) -> str | None:
+    return None if session is None else session.user_id
 
 
 @queue_app.command("retry", cls=BnityCommand)

@@ -58,8 +58,9 @@ def search(
     quotes or operators are plain text. The first 50,000 characters of a message are searched.
 
     Columns: session id prefix, (bot,) (user,) message number, who said it, when, and a
-    snippet with the matched words highlighted. --json gives each message whole, its bot, its
-    session's user, the snippet and the [start, end) spans of the snippet that matched."""
+    snippet with the matched words highlighted. --json gives each hit's message id, session,
+    number, role, time and length, its bot and session's user, the snippet and the [start,
+    end) spans of the snippet that matched ('session show' prints a message whole)."""
     from boternity.cli.resolve import resolve_bot, unique_prefixes
     from boternity.repositories import ANY_USER
 
@@ -87,9 +88,8 @@ def search(
             got = await store.bots.get_bot(bot_id)
             if got is not None:
                 bots[bot_id] = got
-        sessions = await store.chat.get_sessions_by_ids(h.message.session_id for h in hits)
-        users = {i: s.user_id for i, s in sessions.items()}
-        ids = await unique_prefixes(store, "session", [h.message.session_id for h in hits])
+        users = {h.session_id: h.user_id for h in hits}
+        ids = await unique_prefixes(store, "session", [h.session_id for h in hits])
         return found, hits, more, bots, ids, users
 
     found, hits, more, bots, ids, users = run(ctx, work)
@@ -97,7 +97,7 @@ def search(
     from boternity.text import ellipsis
 
     if json_:
-        print_json([_as_json(h, bots, users) for h in hits])
+        print_json([_as_json(h, bots) for h in hits])
         return
     with paged(use_pager(ctx, no_pager)):
         out = console()
@@ -106,7 +106,7 @@ def search(
             whose = f" with user '{esc(user)}'" if user is not None else ""
             out.print(f"No messages match '{esc(ellipsis(query, 60))}'{where}{whose}.")
             return
-        with_users = any(users.get(h.message.session_id) is not None for h in hits)
+        with_users = any(users.get(h.session_id) is not None for h in hits)
         t = table(
             "Session!",
             *(() if found else ("Bot",)),
@@ -119,12 +119,12 @@ def search(
         for h in hits:
             owner = bots.get(h.bot_id)
             t.add_row(
-                ids[h.message.session_id],
+                ids[h.session_id],
                 *(() if found else (_bot_cell(owner, h.bot_id),)),
-                *((_user_cell(users.get(h.message.session_id)),) if with_users else ()),
-                str(h.message.seq),
+                *((_user_cell(users.get(h.session_id)),) if with_users else ()),
+                str(h.seq),
                 _role(h, owner),
-                fmt_time(h.message.created_at),
+                fmt_time(h.created_at),
                 _snippet(h),
             )
         out.print(t)
@@ -132,17 +132,14 @@ def search(
         out.print(plural(len(hits), "message") + tail)
 
 
-def _as_json(
-    hit: MessageHit, bots: dict[uuid.UUID, Bot], users: dict[uuid.UUID, str | None]
-) -> dict[str, Any]:
-    """Every field of the hit, exact (the whole message, the snippet and its spans), the
-    bot's slug and the session's user."""
+def _as_json(hit: MessageHit, bots: dict[uuid.UUID, Bot]) -> dict[str, Any]:
+    """Every field of the hit, exact (the message's id, session, number, role, time and
+    length, its session's bot and user, the snippet and its spans), and the bot's slug."""
     from boternity.cli.output import to_jsonable
 
     item: dict[str, Any] = to_jsonable(hit)
     owner = bots.get(hit.bot_id)
     item["bot_slug"] = None if owner is None else owner.slug
-    item["user_id"] = users.get(hit.message.session_id)
     return item
 
 
@@ -167,7 +164,7 @@ def _role(hit: MessageHit, owner: Bot | None) -> Text:
     from boternity.cli.output import visible
     from boternity.cli.sessions import ROLE_NAMES
 
-    role = hit.message.role.value
+    role = hit.role.value
     if role == "assistant" and owner is not None:
         return Text(visible(bot_label(owner)), style=f"bold {bot_colour(owner)}")
     return Text(ROLE_NAMES.get(role, role), style="bold")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     from boternity.models import Bot
     from boternity.repositories import UserCounts, UserData
     from boternity.store import Store
+
+#: Rows per part of an export (UserRepository.export_user_parts): what it holds at once.
+EXPORT_ROWS = 100
 
 user_app = sub_app("Erase or export everything stored about one user of a bot.")
 
@@ -97,35 +102,121 @@ def forget(
         echo(f"Erased user '{user}' of '{found.slug}': {describe(deleted)}.")
 
 
-def export_json(bot: Bot, data: UserData) -> dict[str, Any]:
-    """The export: each session with its messages, summaries and queued jobs, then the
-    memories (superseded ones too), their history, and which of them have a vector of which
-    embedding model (the numbers are derived from the facts, not exported)."""
+class JsonWriter:
+    """JSON written as it comes, indented as ``json.dumps(indent=2)`` would: objects and
+    arrays opened and closed by hand, each value dumped whole in its place. So a document of
+    any size needs the memory of one value."""
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self._write = write
+        self._counts: list[int] = []  # per open container: how many entries so far
+
+    def _entry(self) -> None:
+        if self._counts:
+            self._write(("," if self._counts[-1] else "") + "\n" + "  " * len(self._counts))
+            self._counts[-1] += 1
+
+    def _key(self, key: str | None) -> None:
+        self._entry()
+        if key is not None:
+            self._write(json.dumps(key, ensure_ascii=False) + ": ")
+
+    def open(self, bracket: str, key: str | None = None) -> None:
+        self._key(key)
+        self._write(bracket)
+        self._counts.append(0)
+
+    def close(self, bracket: str) -> None:
+        if self._counts.pop():
+            self._write("\n" + "  " * len(self._counts))
+        self._write(bracket)
+
+    def value(self, value: Any, key: str | None = None) -> None:
+        from boternity.cli.output import to_jsonable
+
+        self._key(key)
+        text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2)
+        self._write(text.replace("\n", "\n" + "  " * len(self._counts)))
+
+
+#: The lists of each exported session, in their order: UserData's field, the export's key.
+SESSION_LISTS = (("messages", "messages"), ("summaries", "summaries"), ("jobs", "queued_jobs"))
+#: The lists after the sessions.
+USER_LISTS = (
+    ("memories", "memories"),
+    ("history", "memory_history"),
+    ("embeddings", "memory_embeddings"),
+)
+
+
+async def write_export(
+    out: JsonWriter, bot: Bot, user_id: str, parts: AsyncIterator[UserData]
+) -> tuple[int, int]:
+    """The export, written as its parts come (UserRepository.export_user_parts): each session
+    with its messages, summaries and queued jobs, then the memories (superseded ones too),
+    their history, and which of them have a vector of which embedding model (the numbers are
+    derived from the facts, not exported). Returns how many sessions and memories."""
     from boternity.ids import utc_now
 
-    messages: dict[Any, list[Any]] = {}
-    summaries: dict[Any, list[Any]] = {}
-    jobs: dict[Any, list[Any]] = {}
-    for found, rows in ((messages, data.messages), (summaries, data.summaries), (jobs, data.jobs)):
-        for row in rows:
-            found.setdefault(row.session_id, []).append(row)
-    return {
-        "bot": {"id": bot.id, "slug": bot.slug, "name": bot.name},
-        "user_id": data.user_id,
-        "exported_at": utc_now(),
-        "sessions": [
-            {
-                "session": s,
-                "messages": messages.get(s.id, []),
-                "summaries": summaries.get(s.id, []),
-                "queued_jobs": jobs.get(s.id, []),
-            }
-            for s in data.sessions
-        ],
-        "memories": data.memories,
-        "memory_history": data.history,
-        "memory_embeddings": data.embeddings,
-    }
+    out.open("{")
+    out.value({"id": bot.id, "slug": bot.slug, "name": bot.name}, "bot")
+    out.value(user_id, "user_id")
+    out.value(utc_now(), "exported_at")
+    out.open("[", "sessions")
+    counts = {"sessions": 0, "memories": 0}
+    # The list being written (a UserData field), and the lists of the object being written
+    # (a session, or the export itself after the sessions) still to come.
+    state: dict[str, Any] = {"current": None, "todo": [], "in_sessions": True}
+
+    def finish() -> None:
+        """Close the list being written; the object's lists that had no rows are empty."""
+        if state["current"] is not None:
+            out.close("]")
+            state["current"] = None
+        for _, key in state["todo"]:
+            out.value([], key)
+        state["todo"] = []
+
+    def end_sessions() -> None:
+        finish()
+        if counts["sessions"]:
+            out.close("}")
+        out.close("]")
+        state.update(in_sessions=False, todo=list(USER_LISTS))
+
+    async for part in parts:
+        for session in part.sessions:
+            finish()
+            if counts["sessions"]:
+                out.close("}")
+            out.open("{")
+            out.value(session, "session")
+            state["todo"] = list(SESSION_LISTS)
+            counts["sessions"] += 1
+        for field, key in (*SESSION_LISTS, *USER_LISTS):
+            rows = getattr(part, field)
+            if not rows:
+                continue
+            if state["in_sessions"] and (field, key) in USER_LISTS:
+                end_sessions()
+            if field != state["current"]:
+                if state["current"] is not None:
+                    out.close("]")
+                todo = state["todo"]
+                while todo and todo[0][0] != field:
+                    out.value([], todo.pop(0)[1])
+                todo.pop(0)
+                out.open("[", key)
+                state["current"] = field
+            for row in rows:
+                out.value(row)
+            if field == "memories":
+                counts["memories"] += len(rows)
+    if state["in_sessions"]:
+        end_sessions()
+    finish()
+    out.close("}")
+    return counts["sessions"], counts["memories"]
 
 
 @user_app.command("export", cls=BnityCommand)
@@ -145,7 +236,7 @@ def export(
     "queued_jobs"}], "memories", "memory_history", "memory_embeddings"}. FILE is never the database or one of its
     files, and an existing FILE is replaced only after confirmation (--yes/--force), whole or
     not at all (owner-only permissions)."""
-    from boternity.cli.files import output_file, write_text
+    from boternity.cli.files import atomic_write, output_file
     from boternity.cli.resolve import resolve_bot
     from boternity.cli.runtime import get_state
 
@@ -153,20 +244,22 @@ def export(
     if output is not None and output != "-":
         dest = output_file(get_state(ctx).db, output, yes=yes, what="the export")
 
-    async def work(store: Store) -> tuple[Bot, UserData]:
+    async def export_to(store: Store, write: Callable[[str], object]) -> tuple[int, int]:
         found = await resolve_bot(store, bot)
-        return found, await store.users.export_user(found.id, user)
+        parts = store.users.export_user_parts(found.id, user, rows=EXPORT_ROWS)
+        counts = await write_export(JsonWriter(write), found, user, parts)
+        write("\n")
+        return counts
 
-    found, data = run(ctx, work)
-    from boternity.cli.output import dumps, echo, echo_exact, plural
+    from boternity.cli.output import echo, echo_exact, plural
 
-    body = dumps(export_json(found, data)) + "\n"
     if dest is None:
-        echo_exact(body, nl=False)
+        run(ctx, lambda store: export_to(store, lambda text: echo_exact(text, nl=False)))
         return
-    write_text(dest, body)
+    with atomic_write(dest) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        sessions, memories = run(ctx, lambda store: export_to(store, fh.write))
     echo(
-        f"Exported {plural(len(data.sessions), 'session')} and"
-        f" {plural(len(data.memories), 'memory', 'memories')} of user '{user}' to {output}.",
+        f"Exported {plural(sessions, 'session')} and"
+        f" {plural(memories, 'memory', 'memories')} of user '{user}' to {output}.",
         err=True,
     )

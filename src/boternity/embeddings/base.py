@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
-from boternity.errors import ValidationError
-from boternity.models import check_text
+from boternity.errors import EmbeddingDimensionError, EmbeddingError, ValidationError
+from boternity.models import check_text, check_vector
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,3 +82,38 @@ def unit_rows(matrix: NDArray[np.floating]) -> list[Vector]:
     wide = matrix.astype(np.float64, copy=False)
     norms = np.linalg.norm(wide, axis=1, keepdims=True)
     return list((wide / np.where(norms == 0, 1, norms)).astype(np.float32))
+
+
+def check_reply(embedder: Embedder, reply: object, count: int) -> list[Vector]:
+    """What ``embedder`` returned for ``count`` texts, as unit-length float32 vectors; an
+    ``EmbeddingError`` when it is not that (an application's ``Embedder`` may return
+    anything): not a list, another number of vectors, a vector that is not one row of
+    finite numbers (the ``ValidationError`` chained), and ``EmbeddingDimensionError`` for
+    vectors of varying lengths or of another length than the embedder's ``dimension``."""
+    name = getattr(embedder, "name", None)
+    try:
+        if isinstance(reply, str | bytes):
+            raise TypeError("text")
+        vectors = list(reply)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise EmbeddingError(
+            f"the embedder returned {type(reply).__name__}, not a list of vectors",
+            embedder=name,
+        ) from exc
+    if len(vectors) != count:
+        raise EmbeddingError(
+            f"the embedder returned {len(vectors)} vectors for {count} texts", embedder=name
+        )
+    try:
+        checked = [check_vector(v, f"vector {i} from the embedder") for i, v in enumerate(vectors)]
+    except ValidationError as exc:
+        raise EmbeddingError(str(exc), embedder=name) from exc
+    lengths = {v.shape[0] for v in checked}
+    dimension = embedder.dimension
+    if len(lengths) > 1 or (dimension is not None and lengths and lengths != {dimension}):
+        raise EmbeddingDimensionError(
+            f"the embedder returned vectors of {', '.join(map(str, sorted(lengths)))} numbers"
+            + (f", not {dimension}" if dimension is not None else " in one reply"),
+            embedder=name,
+        )
+    return checked

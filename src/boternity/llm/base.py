@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
 from boternity.errors import LlmError, ValidationError
+from boternity.text import storable
 
 Role = Literal["user", "assistant"]
 
@@ -90,9 +91,14 @@ class CompletionRequest:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """The next piece of the reply."""
+    """The next piece of the reply. A NUL or a lone surrogate a server sent (as a JSON
+    escape) is U+FFFD: no backend could store it, and the reply must be kept."""
 
     text: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.text, str):
+            object.__setattr__(self, "text", storable(self.text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,8 @@ class Completion:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop_reason", clean_stop_reason(self.stop_reason))
+        if isinstance(self.text, str):  # as TextDelta's
+            object.__setattr__(self, "text", storable(self.text))
 
 
 @runtime_checkable

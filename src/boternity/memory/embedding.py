@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from boternity.embeddings.base import Embedder
+from boternity.embeddings.base import Embedder, check_reply
 from boternity.errors import (
     EmbeddingDimensionError,
     EmbeddingError,
@@ -149,12 +149,8 @@ class EmbeddingBackfill:
         is a batch whose vectors the store refuses (an ``Embedder`` of the application's
         returning NaN, too many numbers, or a vector too few)."""
         try:
-            vectors = list(await self.embedder.embed([m.fact for m in batch]))
-            if len(vectors) != len(batch):
-                raise EmbeddingError(
-                    f"the embedder returned {len(vectors)} vectors for {len(batch)} texts",
-                    embedder=self.embedder.name,
-                )
+            reply = await self.embedder.embed([m.fact for m in batch])
+            vectors = check_reply(self.embedder, reply, len(batch))
             pairs = [(m.id, v) for m, v in zip(batch, vectors, strict=True)]
             return await self.store.memory.save_embeddings(self.embedder.model, pairs)
         except _PAUSES:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, get_args
 
-from boternity.embeddings.base import Embedder
+from boternity.embeddings.base import Embedder, check_reply
 from boternity.errors import EmbeddingError, ValidationError
 from boternity.models import MemoryEntry
 from boternity.repositories import UserScope
@@ -202,6 +202,7 @@ class MemorySearch:
             limit=wanted,
             include_superseded=include_superseded,
             user_id=user_id,
+            dimension=self.embedder.dimension,
         )
         text, by_meaning = await asyncio.gather(text_task, _or_error(semantic))
         if isinstance(by_meaning, EmbeddingError):
@@ -233,7 +234,8 @@ class MemorySearch:
         user_id: UserScope,
     ) -> list[tuple[MemoryEntry, float]]:
         assert self.embedder is not None
-        (vector,) = await self.embedder.embed([query_text(query)])
+        reply = await self.embedder.embed([query_text(query)])
+        (vector,) = check_reply(self.embedder, reply, 1)
         return await self.store.memory.nearest_memories(
             bot_id,
             self.embedder.model,
@@ -253,10 +255,12 @@ async def hybrid_text(
     limit: int,
     include_superseded: bool = False,
     user_id: UserScope = None,
+    dimension: int | None = None,
 ) -> list[MemoryEntry]:
-    """The text ranking a hybrid search fuses (among what ``user_id`` sees), best first: the memories that have every word
-    of the query, then those sharing only some that have no vector of ``model`` (meaning
-    cannot speak for them, so shared words are all there is). A memory with a vector that
+    """The text ranking a hybrid search fuses (among what ``user_id`` sees), best first: the
+    memories that have every word of the query, then those sharing only some that have no
+    vector of ``model`` (of length ``dimension``, when known: a vector of another length is
+    never searched), as meaning cannot speak for them, so shared words are all there is. A memory with a vector that
     shares only some words is left to the meaning ranking: such a word match is rarely the
     answer, and counted it pushes the answer down."""
     every, some = await asyncio.gather(
@@ -275,7 +279,8 @@ async def hybrid_text(
     seen = {m.id for m in every}
     rest = [m for m in some if m.id not in seen]
     if rest:
-        bare = await store.memory.without_embedding_among(model, [m.id for m in rest])
+        ids = [m.id for m in rest]
+        bare = await store.memory.without_embedding_among(model, ids, dimension=dimension)
         rest = [m for m in rest if m.id in bare]
     return every + rest
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from boternity.embeddings.base import Vector
+from boternity.embeddings.base import Vector, check_reply
 from boternity.errors import EmbeddingError, ValidationError
 from boternity.memory.embedding import EmbeddingBackfill
 from boternity.models import ChatMessage, MemoryEntry, MessageRole
@@ -152,7 +152,8 @@ class Similar:
         if not texts or self.backfill.paused:
             return None
         try:
-            return await self.backfill.embedder.embed(texts)
+            reply = await self.backfill.embedder.embed(texts)
+            return check_reply(self.backfill.embedder, reply, len(texts))
         except (EmbeddingError, ValidationError) as exc:
             log.warning("cannot embed %s (extraction goes on without meaning): %s", what, exc)
             return None

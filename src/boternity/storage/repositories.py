@@ -11,13 +11,14 @@ import dataclasses
 import functools
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
 from boternity.models import (
+    FIRST_TIME,
     MAX_BIGINT,
     MAX_EXTRACTION_ATTEMPTS,
     Bot,
@@ -31,9 +32,11 @@ from boternity.models import (
     MemoryEvent,
     MemoryEventKind,
     MessageHit,
+    MessageRole,
     PendingExtraction,
     SoulVersion,
     check_enum,
+    check_vector,
     soul_hash,
 )
 from boternity.repositories import (
@@ -86,16 +89,18 @@ from boternity.storage.tables import (
     SOULS,
     SUMMARIES,
     TAGS,
+    TIME,
     UUID,
     copy_with,
 )
 from boternity.storage.vectors import (
+    KEEP_VERSIONS,
+    PRUNE_EVERY,
     THREAD_FLOATS,
     BotVectors,
     VectorCache,
     build,
     check_embedding_model,
-    check_vector,
     nearest,
     to_bytes,
 )
@@ -207,6 +212,7 @@ class ChatCore(Repository):
         self._message = dialect.decoder(MESSAGES)
         self._message_of = dialect.decoder(MESSAGES, fixed="session_id")
         self._uuid = dialect.from_db.get(UUID) or _as_uuid
+        self._from_time = dialect.from_db.get(TIME) or _same_value
 
     async def create_session(self, session: ChatSession) -> ChatSession:
         return await self._new_session(session, None, "create_session")
@@ -476,9 +482,22 @@ class ChatCore(Repository):
         yield self._q.clear_waiting, (), NONE
 
     def _hit(self, row: Sequence[Any]) -> MessageHit:
-        message: ChatMessage = self._message(row)
-        text, marks = snippet(message.content, row[-1])
-        return MessageHit(message, self._uuid(row[-2]), text, marks)
+        message_id, session_id, seq, role, at, length, start, bot, user, marked = row
+        text, marks = snippet(
+            start, marked, in_content=self._q.marks_in_content, length=int(length)
+        )
+        return MessageHit(
+            message_id=self._uuid(message_id),
+            session_id=self._uuid(session_id),
+            bot_id=self._uuid(bot),
+            user_id=user,
+            seq=int(seq),
+            role=MessageRole(role),
+            created_at=self._from_time(at),
+            length=int(length),
+            snippet=text,
+            marks=marks,
+        )
 
 
 def _same_user(found: ChatSession, user_id: str | None, key: str) -> ChatSession:
@@ -609,7 +628,16 @@ class MemoryCore(Repository):
         version = yield self._q.bump_memory_version, (bot,), VALUE
         if version is None:
             raise missing("bot", bot)
+        yield from self._prune(bot, int(version))
         return int(version)
+
+    def _prune(self, bot: Any, version: int) -> Unit[None]:
+        """Every PRUNE_EVERY versions, the change notes older than the last KEEP_VERSIONS
+        versions go (memory_changes would grow with every change forever); the bot row,
+        locked by the bump, records up to which version they went."""
+        if version % PRUNE_EVERY == 0 and version > KEEP_VERSIONS:
+            yield self._q.prune_changes, (bot, version - KEEP_VERSIONS), NONE
+            yield self._q.note_pruned, (version - KEEP_VERSIONS, bot), NONE
 
     def _log(self, bot: Any, version: int, memory: Any) -> Step:
         """Note that this memory was superseded, restored or deleted at ``version``."""
@@ -704,6 +732,7 @@ class MemoryCore(Repository):
             version = yield self._q.bump_memory_version, (key,), VALUE
             if version is None:
                 return 0  # no such bot: nothing to delete
+            yield from self._prune(key, int(version))
             yield self._q.log_all_memories, (version, key), NONE
             deleted = yield self._q.delete_all_memories, (key,), ALL
             for memory, fact, user in deleted:
@@ -816,13 +845,14 @@ class MemoryCore(Repository):
         return self._opt_id(bot_id), check_embedding_model(model), dimension
 
     async def without_embedding_among(
-        self, model: str, memory_ids: Iterable[uuid.UUID]
+        self, model: str, memory_ids: Iterable[uuid.UUID], *, dimension: int | None = None
     ) -> set[uuid.UUID]:
-        model = check_embedding_model(model)
+        _, model, dimension = self._unembedded(model, None, dimension)
         bound = self._id_list(memory_ids, "memory_ids")
         if bound is None:
             return set()
-        rows = await self._x.read(self._q.unembedded_of, (bound, model), ALL, browse=True)
+        params = (bound, model, dimension)
+        rows = await self._x.read(self._q.unembedded_of, params, ALL, browse=True)
         return {_as_uuid(row[0]) for row in rows}
 
     async def live_embeddings(
@@ -881,20 +911,24 @@ class MemoryCore(Repository):
 
     async def _loaded(self, bot: Any, model: str) -> BotVectors:
         """The bot's vectors of ``model``, from the cache while its memory_version holds."""
-        version = await self._x.read(self._q.memory_version, (bot,), VALUE)
-        if version is None:
+        row = await self._x.read(self._q.memory_version, (bot,), ONE)
+        if row is None:
             raise missing("bot", bot)
-        version, cache_key = int(version), (bot, model)
+        version, pruned, cache_key = int(row[0]), int(row[1]), (bot, model)
         held = self._vectors.latest(cache_key)
         if held is not None and held.version == version:
             return self._vectors.get(cache_key, version) or held
         # memory_version was read first: what changes meanwhile is read too, and the next
         # search, seeing a newer version, reads it again (applying a change twice is safe).
-        if held is not None and held.version < version:
+        # Only while the notes since the held version are all kept (see _prune): checked
+        # again after reading them, as a prune may have committed meanwhile.
+        if held is not None and pruned <= held.version < version:
             since = (bot, model, held.version)
             written = await self._x.read(self._q.load_embeddings, since, ALL)
             changed = await self._x.read(self._q.changed_memories, (bot, held.version), ALL)
-            fresh = held.updated(version, written, changed)
+            now = await self._x.read(self._q.memory_version, (bot,), ONE)
+            kept = now is not None and int(now[1]) <= held.version
+            fresh = held.updated(version, written, changed) if kept else None
             if fresh is not None:
                 self._vectors.put(cache_key, fresh)
                 return fresh
@@ -1081,6 +1115,14 @@ class UserCore(Repository):
         row = await self._x.read(self._q.count_user, self._owner(bot_id, user_id), ONE)
         return UserCounts(*(int(n) for n in row))
 
+    async def memory_owners(
+        self, bot_id: uuid.UUID, *, limit: int | None = None
+    ) -> list[tuple[str | None, int]]:
+        key = self._id(bot_id, "bot_id")
+        bound = self._d.no_limit if limit is None else check_limit(limit)
+        rows = await self._x.read(self._q.memory_owners, (key, bound), ALL)
+        return [(user, int(n)) for user, n in rows]
+
     async def forget_user(self, bot_id: uuid.UUID, user_id: str) -> UserCounts:
         owner = self._owner(bot_id, user_id)
         q = self._q
@@ -1129,6 +1171,76 @@ class UserCore(Repository):
             embeddings=await rows(q.export_user_embeddings, self._embedding),
         )
 
+    def export_user_parts(
+        self, bot_id: uuid.UUID, user_id: str, *, rows: int = 100
+    ) -> AsyncIterator[UserData]:
+        # Checked now, not at the first part: a caller writing the export as it comes has
+        # written nothing yet.
+        owner = self._owner(bot_id, user_id)
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000:
+            raise ValidationError(f"rows must be an int in 1..10000, got {rows!r}")
+        return self._parts(check_id(bot_id, "bot_id"), owner, rows)
+
+    async def _parts(
+        self, bot: uuid.UUID, owner: tuple[Any, str], rows: int
+    ) -> AsyncIterator[UserData]:
+        q, first, nil = self._q, self._time(FIRST_TIME), self._key(uuid.UUID(int=0))
+
+        def part(**kinds: Any) -> UserData:
+            return UserData(bot_id=bot, user_id=owner[1], **kinds)
+
+        async def pages(
+            sql: str, decode: Any, fixed: tuple[Any, ...], start: tuple[Any, ...], key: Any
+        ) -> AsyncIterator[list[Any]]:
+            after = start
+            while True:
+                page = await self._all(sql, decode, *fixed, *after, rows)
+                if page:
+                    yield page
+                if len(page) < rows:
+                    return
+                after = key(page[-1])
+
+        by_time = (first, nil)
+
+        def timed(row: Any) -> tuple[Any, Any]:
+            return self._time(row.created_at), self._key(row.id)
+
+        def started(s: ChatSession) -> tuple[Any, Any]:
+            return self._time(s.started_at), self._key(s.id)
+
+        async for sessions in pages(q.export_page_sessions, self._session, owner, by_time, started):
+            for s in sessions:
+                yield part(sessions=[s])
+                session = (self._key(s.id),)
+                async for messages in pages(
+                    q.export_page_messages, self._message, session, (0,), lambda m: (m.seq,)
+                ):
+                    yield part(messages=messages)
+                async for summaries in pages(
+                    q.export_page_summaries,
+                    self._summary,
+                    session,
+                    (-MAX_BIGINT, nil),
+                    lambda c: (c.messages_end, self._key(c.id)),
+                ):
+                    yield part(summaries=summaries)
+                jobs = await self._all(q.export_session_jobs, self._pending, *session)
+                if jobs:
+                    yield part(jobs=jobs)
+        async for memories in pages(q.export_page_memories, self._memory, owner, by_time, timed):
+            yield part(memories=memories)
+        async for events in pages(q.export_page_history, self._event, owner, by_time, timed):
+            yield part(history=events)
+        async for embeddings in pages(
+            q.export_page_embeddings,
+            self._embedding,
+            owner,
+            (nil, ""),
+            lambda e: (self._key(e.memory_id), e.model),
+        ):
+            yield part(embeddings=embeddings)
+
     @staticmethod
     def _embedding(row: Sequence[Any]) -> StoredEmbedding:
         return StoredEmbedding(_as_uuid(row[0]), row[1], int(row[2]))
@@ -1142,6 +1254,10 @@ _ID_TABLES = {
     "job": "pending_memory_extractions",
 }
 _HEX_PREFIX = re.compile(r"[0-9a-f]{0,32}")
+
+
+def _same_value(value: Any) -> Any:
+    return value
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -1,7 +1,9 @@
 """What a message search hit shows, made the same way on every backend.
 
 The database marks the words it matched (SQLite's ``highlight``, PostgreSQL's ``ts_headline``)
-with two Unicode noncharacters, which are reserved for a program's own use. Here those words are
+with two Unicode noncharacters, which are reserved for a program's own use (a message may
+still hold them: PostgreSQL marks a copy where they are spaces, and SQLite's marks are told
+from them by where they stand). Here those words are
 read back, folded as both backends fold them, and every word of the message that folds to one
 of them is marked in a short snippet around the first. So stemming and accent rules stay the
 database's, and the snippet (its length, its cut, its marks) is the same whichever database
@@ -25,6 +27,10 @@ SEARCHED_CHARS = 50_000
 #: first matched word.
 SNIPPET_CHARS = 160
 LEAD = 50
+#: What a search reads of each hit's content: all a snippet can show (it starts before a
+#: word in the searched start, and takes at most 4 * SNIPPET_CHARS characters from there).
+#: A hit never carries the whole message, which may be a megabyte.
+READ_CHARS = SEARCHED_CHARS + 4 * SNIPPET_CHARS
 
 # A word as both backends' tokenizers see one: letters and digits (no underscore), with the
 # combining marks that belong to them.
@@ -45,15 +51,46 @@ def fold(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _marked_words(marked: str) -> set[str]:
-    return {fold(word[0]) for region in _MARKED.findall(marked) for word in _WORD.finditer(region)}
+def _marked_regions(marked: str, source: str) -> list[str]:
+    """The marked regions of ``marked``, ``source`` with the marks put in, when ``source``
+    holds marker characters of its own: a marker character is the source's while it is the
+    next character of the source, a mark otherwise. (When one of each stand side by side,
+    which one is the mark does not matter: a marker character is never part of a word.)"""
+    regions: list[str] = []
+    region: list[str] | None = None
+    at = 0
+    for c in marked:
+        if at < len(source) and c == source[at]:
+            at += 1
+            if region is not None:
+                region.append(c)
+        elif c == MARK_OPEN:
+            region = []
+        elif c == MARK_CLOSE and region is not None:
+            regions.append("".join(region))
+            region = None
+    return regions
 
 
-def snippet(content: str, marked: str) -> tuple[str, Marks]:
+def _marked_words(marked: str, source: str | None) -> set[str]:
+    if source is None or (MARK_OPEN not in source and MARK_CLOSE not in source):
+        regions = _MARKED.findall(marked)
+    else:
+        regions = _marked_regions(marked, source)
+    return {fold(word[0]) for region in regions for word in _WORD.finditer(region)}
+
+
+def snippet(
+    content: str, marked: str, *, in_content: bool = False, length: int | None = None
+) -> tuple[str, Marks]:
     """A snippet of ``content`` around its first matched word, whitespace runs as one space,
     "…" where cut; and the (start, end) spans of the snippet's matched words. ``marked`` is the
-    start of the content as the database marked it (see the module docstring)."""
-    wanted = _marked_words(marked)
+    start of the content as the database marked it (see the module docstring): with
+    ``in_content``, the first SEARCHED_CHARS characters of ``content`` themselves with the
+    marks put in (the message's own marker characters are told from the marks by where they
+    stand); otherwise a text with no marker characters but the marks. ``content`` may be the
+    first READ_CHARS characters only, with ``length`` the whole content's."""
+    wanted = _marked_words(marked, content[:SEARCHED_CHARS] if in_content else None)
     first = next(
         (w for w in _WORD.finditer(content, 0, SEARCHED_CHARS) if fold(w[0]) in wanted), None
     )
@@ -66,7 +103,8 @@ def snippet(content: str, marked: str) -> tuple[str, Marks]:
     # Enough raw text to fill the snippet even if whitespace runs shrink on the way.
     raw = content[start : start + 4 * SNIPPET_CHARS]
     text = ellipsis(" ".join(raw.split()), SNIPPET_CHARS, words=True)
-    if start + len(raw) < len(content) and not text.endswith(ELLIPSIS):
+    total = len(content) if length is None else length
+    if start + len(raw) < total and not text.endswith(ELLIPSIS):
         text += ELLIPSIS
     body = len(text) - 1 if text.endswith(ELLIPSIS) else len(text)
     lead = ELLIPSIS if start > 0 else ""

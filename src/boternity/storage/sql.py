@@ -35,6 +35,17 @@ def select(t: Table[Any], where: str, order: str = "") -> str:
     return f"SELECT {t.cols()} FROM {t.name}{where and ' WHERE ' + where}{order and ' ORDER BY ' + order}"
 
 
+def _page(t: Table[Any], where: str, key: tuple[str, ...], first: int) -> str:
+    """The rows of ``t`` after a key (``key``'s columns, bound from ``?first`` on, then the
+    limit), in key order: a page of a keyset scan."""
+    after = ", ".join(f"?{first + i}" for i in range(len(key)))
+    columns = ", ".join(key)
+    return (
+        select(t, f"{where} AND ({columns}) > ({after})", " ASC, ".join(key) + " ASC")
+        + f" LIMIT ?{first + len(key)}"
+    )
+
+
 def quoted(name: str) -> str:
     """An identifier the database itself listed, quoted for SQL text."""
     return '"' + name.replace('"', '""') + '"'
@@ -215,10 +226,15 @@ class Statements:
     count_bot_sessions = "SELECT count(*) FROM chat_sessions WHERE bot_id = ?"
     count_messages = "SELECT count(*) FROM chat_messages"
     #: Full-text search over messages, given by each dialect: Dialect.search_text(terms, False),
-    #: limit, then MESSAGE_FILTERS -> MESSAGES columns, the session's bot id, and the start
-    #: of the content with its matched words marked (core.search), best match first, then
-    #: created_at DESC, id DESC.
+    #: limit, then MESSAGE_FILTERS -> id, session_id, seq, role, created_at, the content's
+    #: length and its first READ_CHARS characters, the session's bot id and user id, and the
+    #: start of the content with its matched words marked (core.search), best match first,
+    #: then created_at DESC, id DESC.
     search_messages = ""
+    #: The marked text of search_messages is the start of the content itself with the marks
+    #: put in (so marker characters of the message are told from the marks by where they
+    #: stand, core.search); False: a copy of it with no marker characters of its own.
+    marks_in_content = False
     #: Messages waiting to be indexed, where a dialect indexes new messages in batches (SQLite):
     #: index them, then stop them waiting; search_messages runs both first. Empty: none wait.
     index_waiting = ""
@@ -292,7 +308,12 @@ class Statements:
     bump_memory_version = (  # bot id -> the new version (None: no such bot)
         "UPDATE bots SET memory_version = memory_version + 1 WHERE id = ? RETURNING memory_version"
     )
-    memory_version = "SELECT memory_version FROM bots WHERE id = ?"  # bot id -> VALUE
+    # bot id -> ONE: the version, and the version up to which memory_changes was pruned
+    memory_version = "SELECT memory_version, changes_pruned_to FROM bots WHERE id = ?"
+    # The notes older than a version go (bot id, version), and the bot says so (version, bot
+    # id): a process holding vectors older than that reads them all again (vectors.py).
+    prune_changes = "DELETE FROM memory_changes WHERE bot_id = ? AND version <= ?"
+    note_pruned = "UPDATE bots SET changes_pruned_to = ? WHERE id = ?"
     log_change = (  # bot id, version, memory id
         "INSERT INTO memory_changes (bot_id, version, memory_id) VALUES (?, ?, ?)"
         " ON CONFLICT DO NOTHING"
@@ -326,9 +347,11 @@ class Statements:
         " LIMIT ?4"
     )
     count_unembedded = f"SELECT count(*){_unembedded}"
-    unembedded_of = (  # a bound list of ids (IDS), then the model -> the ids without one
+    unembedded_of = (  # a bound list of ids (IDS), then the model, dimension or NULL -> the
+        # ids without one (of that dimension)
         f"SELECT ids.value FROM {IDS} WHERE NOT EXISTS"
-        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?)"
+        " (SELECT 1 FROM memory_embeddings e WHERE e.memory_id = ids.value AND e.model = ?"
+        " AND e.dimension = coalesce(?, e.dimension))"
     )
     # A bot's vectors of one model written after a version (-1: all of them):
     # bot id, model, version -> memory id, vector bytes, live, the memory's user (whose
@@ -386,6 +409,10 @@ class Statements:
     # A user's data (bot id, user id), to erase and to export. Rows hanging off the user's
     # sessions are found through them; memories and their history carry the user.
     user_session_ids = "SELECT id FROM chat_sessions WHERE bot_id = ? AND user_id = ?"
+    memory_owners = (  # bot id, limit -> user id|NULL, count; most first
+        "SELECT user_id, count(*) AS n FROM session_memories WHERE bot_id = ?1"
+        " GROUP BY user_id ORDER BY n DESC, user_id IS NOT NULL, user_id LIMIT ?2"
+    )
     count_user = (  # -> sessions, messages, summaries, jobs, memories, history, embeddings
         f"SELECT (SELECT count(*) FROM chat_sessions WHERE {_OWNED}),"
         f" (SELECT count(*) FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})),"
@@ -432,6 +459,20 @@ class Statements:
         "SELECT memory_id, model, dimension FROM memory_embeddings"
         f" WHERE memory_id IN ({_MEMORIES_OF}) ORDER BY memory_id, model"
     )
+    # The same, a page at a time (export_user_parts): after a row's ordering key, a limit.
+    # Of one user: bot id, user id, then the key of the last row read, limit.
+    export_page_sessions = _page(SESSIONS, _OWNED, ("started_at", "id"), 3)
+    export_page_memories = _page(MEMORIES, _OWNED, ("created_at", "id"), 3)
+    export_page_history = _page(HISTORY, _OWNED, ("created_at", "id"), 3)
+    export_page_embeddings = (
+        "SELECT memory_id, model, dimension FROM memory_embeddings"
+        f" WHERE memory_id IN ({_MEMORIES_OF}) AND (memory_id, model) > (?3, ?4)"
+        " ORDER BY memory_id, model LIMIT ?5"
+    )
+    # Of one session: session id, then the key of the last row read, limit.
+    export_page_messages = _page(MESSAGES, "session_id = ?1", ("seq",), 2)
+    export_page_summaries = _page(SUMMARIES, "session_id = ?1", ("messages_end", "id"), 2)
+    export_session_jobs = select(PENDING, "session_id = ?", "created_at ASC, id ASC")
     latest_summary = select(
         SUMMARIES, "session_id = ?", "messages_end DESC, created_at DESC, id DESC LIMIT 1"
     )

@@ -6,7 +6,8 @@ per process) for the searches that follow. Before each search one value is read,
 ``memory_version``, which every change affecting its vectors raises in the change's own
 transaction, whichever process made it. When it moved, only what changed since is read (the
 embeddings stamped with a later version, the memories ``memory_changes`` lists after it)
-and applied to the matrix; everything is read again only when much changed. numpy is
+and applied to the matrix; everything is read again only when much changed, or when the
+notes of the changes since were pruned (memory_changes keeps the recent ones only). numpy is
 imported here only when vectors are used.
 """
 
@@ -32,6 +33,11 @@ MAX_MODEL_NAME = 200
 CACHE_BYTES = 1 << 30
 #: Above this many floats a search or a load runs in a worker thread, off the event loop.
 THREAD_FLOATS = 1 << 20
+#: memory_changes keeps the notes of a bot's last KEEP_VERSIONS versions at least, pruned
+#: every PRUNE_EVERY versions: vectors held since before the kept ones are read again whole
+#: (as after many changes), so the table stays bounded by the recent changes.
+KEEP_VERSIONS = 1024
+PRUNE_EVERY = 64
 
 
 def check_embedding_model(model: object) -> str:
@@ -43,29 +49,6 @@ def check_embedding_model(model: object) -> str:
             f"embedding model must be 1..{MAX_MODEL_NAME} characters (not blank), got {len(model)}"
         )
     return model
-
-
-def check_vector(vector: object, what: str = "vector") -> NDArray[np.float32]:
-    """``vector`` as a 1-D float32 array of unit length (a zero vector stays zero), refused
-    with ``ValidationError`` unless it is a non-empty list of finite numbers."""
-    import numpy as np
-
-    if isinstance(vector, str | bytes):
-        raise ValidationError(f"{what} must be a list or array of numbers, not text")
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # too large: inf, refused below
-            array = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValidationError(f"{what} must be a list or array of numbers") from exc
-    if array.ndim != 1 or not 1 <= array.size <= MAX_DIMENSION:
-        raise ValidationError(
-            f"{what} must be one row of 1..{MAX_DIMENSION} numbers, got shape {array.shape}"
-        )
-    if not np.isfinite(array).all():
-        raise ValidationError(f"{what} holds a number that is not finite (or too large)")
-    wide = array.astype(np.float64)  # squares of large float32 values overflow float32
-    norm = float(np.linalg.norm(wide))
-    return array if norm == 0 else (wide / norm).astype(np.float32)
 
 
 def to_bytes(vector: NDArray[np.float32]) -> bytes:

@@ -18,7 +18,7 @@ from typing import Any
 from boternity.models import MAX_BIGINT, ChatMessage
 from boternity.storage.dialect import ONE, VALUE, Dialect, Unit, missing
 from boternity.storage.repositories import ChatCore
-from boternity.storage.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
+from boternity.storage.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
 from boternity.storage.sql import PENDING_ORDER, Statements, message_filters, visible_to
 from boternity.storage.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
 
@@ -176,12 +176,17 @@ class PostgresStatements(Statements):
     search_messages = (
         "WITH q AS (SELECT websearch_to_tsquery('english', boternity_fold(?1)) AS q),"
         " hits AS ("
-        "  SELECT m.id, s.bot_id, ts_rank(m.content_tsv, q.q, 1) AS rank, m.created_at"
+        "  SELECT m.id, s.bot_id, s.user_id, ts_rank(m.content_tsv, q.q, 1) AS rank,"
+        "  m.created_at"
         "  FROM q, chat_messages m JOIN chat_sessions s ON s.id = m.session_id"
         f"  WHERE m.content_tsv @@ q.q AND {message_filters()}"
         "  ORDER BY rank DESC, m.created_at DESC, m.id DESC LIMIT ?2)"
-        f" SELECT {MESSAGES.cols('m.')}, hits.bot_id,"
-        f"  ts_headline('english', boternity_fold(left(m.content, {SEARCHED_CHARS})), q.q,"
+        " SELECT m.id, m.session_id, m.seq, m.role, m.created_at, char_length(m.content),"
+        f"  left(m.content, {READ_CHARS}), hits.bot_id, hits.user_id,"
+        # The message's own marker characters are spaces here (they separate words anyway),
+        # so every one left in the headline is a mark.
+        "  ts_headline('english', translate(boternity_fold("
+        f"left(m.content, {SEARCHED_CHARS})), '{MARK_OPEN}{MARK_CLOSE}', '  '), q.q,"
         f"   'HighlightAll=true, StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}')"
         " FROM q, hits JOIN chat_messages m ON m.id = hits.id"
         " ORDER BY hits.rank DESC, hits.created_at DESC, hits.id DESC"

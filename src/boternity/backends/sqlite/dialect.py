@@ -13,12 +13,11 @@ from datetime import datetime
 
 from boternity.errors import SchemaError
 from boternity.storage.dialect import Dialect
-from boternity.storage.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
+from boternity.storage.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
 from boternity.storage.sql import PENDING_ORDER, Statements, message_filters, visible_to
 from boternity.storage.tables import (
     FLAG,
     MEMORIES,
-    MESSAGES,
     PENDING,
     TAGS,
     TIME,
@@ -101,18 +100,21 @@ class SqliteStatements(Statements):
     # messages_fts_source: the start of each message (migrations 0005, 0009).
     search_messages = (
         "WITH hits AS ("
-        "  SELECT messages_fts.rowid AS r, bm25(messages_fts) AS score, s.bot_id AS bot_id"
+        "  SELECT messages_fts.rowid AS r, bm25(messages_fts) AS score, s.bot_id AS bot_id,"
+        "  s.user_id AS user_id"
         "  FROM messages_fts JOIN chat_messages m ON m.rowid = messages_fts.rowid"
         "  JOIN chat_sessions s ON s.id = m.session_id"
         f"  WHERE messages_fts MATCH ?1 AND {message_filters()}"
         "  ORDER BY score, m.created_at DESC, m.id DESC LIMIT ?2)"
-        f" SELECT {MESSAGES.cols('m.')}, hits.bot_id,"
+        " SELECT m.id, m.session_id, m.seq, m.role, m.created_at, length(m.content),"
+        f"  substr(m.content, 1, {READ_CHARS}), hits.bot_id, hits.user_id,"
         f"  highlight(messages_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}')"
         # CROSS JOIN keeps this order: only the hits are looked up.
         " FROM hits CROSS JOIN messages_fts CROSS JOIN chat_messages m"
         " WHERE messages_fts.rowid = hits.r AND messages_fts MATCH ?1 AND m.rowid = hits.r"
         " ORDER BY hits.score, m.created_at DESC, m.id DESC"
     )
+    marks_in_content = True
     # New messages are indexed 64 at a time (migration 0009: those above the mark); a search
     # first indexes those waiting, then moves the mark.
     index_waiting = (
