@@ -238,3 +238,22 @@ async def test_erasing_a_user_who_repeated_the_bots_memory_keeps_that_memorys_ch
         await store.memory.supersede_memory(shop.id, f.memory(bot.id, "The shop opens at 10"))
         assert (await store.users.forget_user(bot.id, "ben")).history == 1
         assert await other.memory.nearest_memories(bot.id, MODEL, VECTORS["zanzibar"]) == []
+
+
+async def test_erasing_the_newest_messages_keeps_the_index_whole(store: Store, db_url: str) -> None:
+    """The erased user's messages are the newest, and indexed: everyone else's rows stay as
+    they were, and a message saved afterwards (on SQLite, maybe in a freed rowid) is found."""
+    bot = await f.new_bot(store)
+    ben = await f.new_session(store, bot.id, user_id="ben")
+    await store.chat.save_message(f.message(ben.id, "yokohama first"))
+    ana = await f.new_session(store, bot.id, user_id="ana")
+    for i in range(3):
+        await store.chat.save_message(f.message(ana.id, f"zanzibar newest {i}"))
+    assert len(await store.chat.search_messages("zanzibar")) == 3  # indexed now
+    before = await all_rows(db_url)
+    await store.users.forget_user(bot.id, "ana")
+    gone = check_erased(before, await all_rows(db_url), bot.id, "ana")
+    assert gone["chat_messages"] == 3
+    later = await store.chat.save_message(f.message(ben.id, "zanzibar after"))
+    hits = await store.chat.search_messages("zanzibar")
+    assert [h.message_id for h in hits] == [later.id]
