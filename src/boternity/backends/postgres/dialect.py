@@ -18,7 +18,13 @@ from typing import Any
 from boternity.backends.core.dialect import ONE, VALUE, Dialect, Unit, missing
 from boternity.backends.core.repositories import ChatCore
 from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
-from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters, visible_to
+from boternity.backends.core.sql import (
+    PENDING_ORDER,
+    Statements,
+    message_filters,
+    visible_memories,
+    visible_to,
+)
 from boternity.backends.core.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
 from boternity.models import MAX_BIGINT, ChatMessage
 
@@ -156,6 +162,7 @@ class PostgresStatements(Statements):
         "  last_active_at = greatest(b.last_active_at, s.last_activity_at)"
         " FROM s WHERE b.id = s.bot_id"
     )
+    get_memories = visible_memories(limit_branches=True)
     # Row locks: a memory being superseded or restored is not changed by another writer.
     superseded_by = Statements.superseded_by + " FOR UPDATE"
     lock_memory = Statements.lock_memory + " FOR UPDATE"
