@@ -50,7 +50,7 @@ def _hash(obj: object) -> int | None:
         return None
 
 
-CASES = [
+CASES: list[tuple[Table[Any], Any]] = [
     (BOTS, _bot), (SOULS, _soul), (SESSIONS, _session),
     (MESSAGES, lambda: _message(metadata={"a": [1, "é"]}, seq=4, model="m")),
     (MEMORIES, _memory), (PENDING, _pending), (SUMMARIES, _summary), (HISTORY, _event),
@@ -67,8 +67,9 @@ def test_a_decoded_row_is_the_model_it_was_written_from(table: Table[Any], make:
     assert got == made and _hash(got) == _hash(made) and repr(got) == repr(made)
     assert pickle.loads(pickle.dumps(got)) == made and copy.deepcopy(got) == made
     assert dataclasses.replace(got) == made
+    assert SQLITE.decoder(table).many([row, row]) == [made, made]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        got.id = BOT_ID  # type: ignore[misc]
+        got.id = BOT_ID
 
 
 def test_a_copy_with_one_field_changed_is_a_model() -> None:

@@ -409,7 +409,7 @@ class ChatCore(Repository):
         sid = check_id(session_id, "session_id")
         params = (self._key(sid), *self._page(limit, offset))
         found = await self._x.read(self._q.get_messages, params, ALL, browse=True)
-        return [self._message_of(r, sid) for r in found]
+        return self._message_of.many(found, sid)
 
     async def get_recent_messages(self, session_id: uuid.UUID, limit: int) -> list[ChatMessage]:
         sid = check_id(session_id, "session_id")
@@ -417,7 +417,7 @@ class ChatCore(Repository):
         found = await self._x.read(
             self._q.recent_messages, params, ALL, bounded=params[1] <= QUICK_ROWS
         )
-        return [self._message_of(r, sid) for r in reversed(found)]
+        return self._message_of.many(reversed(found), sid)
 
     async def get_message_count(self, session_id: uuid.UUID) -> int:
         key = self._id(session_id, "session_id")
@@ -965,7 +965,7 @@ class MemoryCore(Repository):
         )  # fmt: skip
 
         def unit() -> Unit[list[PendingExtraction]]:
-            return [self._pending(r) for r in (yield self._q.claim, params, ALL)]
+            return self._pending.many((yield self._q.claim, params, ALL))
 
         claimed = await self._x.write(unit)
         claimed.sort(key=lambda p: (p.created_at, p.id))

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import types
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Generic, Protocol, TypeVar, get_args, get_origin, get_type_hints
 
 from boternity.models import (
     Bot,
@@ -135,7 +135,7 @@ def _twin(model: type[Any]) -> type[Any] | None:
         return None
     twin = type(f"_{model.__name__}Row", (), {"__slots__": tuple(slots)})
     try:
-        probe = object.__new__(twin)
+        probe: Any = object.__new__(twin)
         probe.__class__ = model
     except TypeError:
         return None
@@ -168,23 +168,48 @@ def _builder(model: type[Any], scope: dict[str, Any]) -> tuple[str, Callable[[st
     return "    o = new(cls)\n", put, ""
 
 
+class Decoder(Protocol[M]):
+    """Rebuilds models from rows (see make_decoder)."""
+
+    def __call__(self, row: Any, *fixed: Any) -> M: ...
+
+    def many(self, rows: Iterable[Any], *fixed: Any) -> list[M]:
+        """Every row, in order; each row has exactly the table's columns."""
+        ...
+
+
+def decode_all(decode: Callable[[Any], M], rows: Iterable[Any]) -> list[M]:
+    """Every row through ``decode``: in one loop where it is a Decoder (``.many``)."""
+    many = getattr(decode, "many", None)
+    return many(rows) if many is not None else [decode(r) for r in rows]
+
+
 def make_decoder(
     t: Table[M], adapters: Mapping[str, Adapter], fixed: str | None = None
-) -> Callable[..., M]:
-    """row -> model, trusting the row. With ``fixed`` (a column name), that column's value is
-    taken from a second argument instead: a key every row of a query shares, parsed once."""
+) -> Decoder[M]:
+    """row -> model, trusting the row; ``.many``: rows -> models, one loop (no call per
+    row). With ``fixed`` (a column name), that column's value is taken from a further
+    argument instead: a key every row of a query shares, parsed once."""
     scope: dict[str, Any] = {"loads": json.loads}
     first, put, last = _builder(t.model, scope)
-    # The row unpacked into locals at once (one opcode, not one subscript per column); a row
-    # may carry more columns after the table's own (a search hit's), which are left out.
     names = ", ".join(f"c{i}" for i in range(len(t.columns)))
-    lines = "".join(
-        put(name, name if name == fixed else _expr(f"c{i}", *kind, adapters, scope, out=False))
-        for i, (name, kind) in enumerate(t.kinds())
+    build = (
+        first
+        + "".join(
+            put(name, name if name == fixed else _expr(f"c{i}", *kind, adapters, scope, out=False))
+            for i, (name, kind) in enumerate(t.kinds())
+        )
+        + last
     )
-    args = f"r, {fixed}" if fixed else "r"
+    args = f", {fixed}" if fixed else ""
+    loop = "".join("    " + line + "\n" for line in build.splitlines())
+    # One row: unpacked into locals at once (one opcode, not one subscript per column); a
+    # row may carry more columns after the table's own (a search hit's), which are left out.
     source = (
-        f"def f({args}):\n    {names}, = r[:{len(t.columns)}]\n{first}{lines}{last}    return o\n"
+        f"def f(r{args}):\n    {names}, = r[:{len(t.columns)}]\n{build}    return o\n"
+        f"def many(rows{args}):\n    out = []\n    append = out.append\n"
+        f"    for {names} in rows:\n{loop}        append(o)\n    return out\n"
+        "f.many = many\n"
     )
     return _compile(source, scope)  # type: ignore[no-any-return]
 
