@@ -19,10 +19,10 @@ Workloads:
   W4  the last 50 of 200 random sessions out of 20,000    µs (warm)
   M1  get_memories(limit=50), 100,000 memories            µs
   M2  search_memories over 100,000 memories               µs
-  M3  hybrid memory search, 100,000 memories: issue 12's benchmarks/memory_search_bench.py
+  M3  hybrid memory search and a chat turn's memory recall, 100,000 memories:
+      issue 12's benchmarks/memory_search_bench.py
   O1  the chat engine's ownership check (SessionLock.still_held) µs
   CLI bnity --help, bnity sessions BOT                    ms
-  (memory recall at 100,000 memories: reserved for issue 12)
 
 Within each repetition every system runs once, in a rotating order, so a busy machine slows
 them alike; figures are medians over repetitions (latency p95 over all samples), with this

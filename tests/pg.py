@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from boternity.backends.migrations import load_migrations
 from boternity.backends.postgres.store import MIGRATIONS_PACKAGE, migrate
+from boternity.storage.migrations import load_migrations
 
 T = TypeVar("T")
 

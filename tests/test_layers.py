@@ -1,4 +1,5 @@
-"""Nothing above ``boternity.backends`` knows which backend it talks to.
+"""Nothing above ``boternity.backends`` knows which backend it talks to, and the storage core
+(``boternity.storage``) depends on no backend.
 
 Every module of ``src/boternity`` outside ``backends/`` is read with ``ast`` (imports inside
 functions and ``TYPE_CHECKING`` blocks count too): it must not import a database driver or a
@@ -101,3 +102,36 @@ def test_the_check_lets_the_registry_and_capabilities_through() -> None:
         "locks = store.session_locks()\n"
         "print(store.backend)\n"
     )
+
+
+#: What the storage core may import from boternity: the layers below it, and itself.
+STORAGE_MAY_IMPORT = {"errors", "ids", "models", "repositories", "text", "storage"}
+
+
+def _boternity_imports(source: str) -> set[str]:
+    """The first name after ``boternity.`` of every boternity module ``source`` imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        found.update(n.split(".")[1] for n in names if n.startswith("boternity."))
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((PACKAGE / "storage").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(PACKAGE.parent)),
+)
+def test_the_storage_core_depends_on_no_backend_and_nothing_above_it(path: Path) -> None:
+    """The core is the storage rules once: a backend plugs into it, never the reverse."""
+    unexpected = _boternity_imports(path.read_text(encoding="utf-8")) - STORAGE_MAY_IMPORT
+    assert not unexpected, f"{path.relative_to(PACKAGE.parent)} imports {sorted(unexpected)}"
+
+
+def test_the_storage_check_catches_an_upward_import() -> None:
+    assert _boternity_imports("from boternity.backends.sqlite import pool\n") == {"backends"}
+    assert _boternity_imports("def f():\n    import boternity.chat.engine\n") == {"chat"}

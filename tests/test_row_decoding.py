@@ -1,4 +1,4 @@
-"""Rows read back become models indistinguishable from constructed ones (backends/core/tables.py
+"""Rows read back become models indistinguishable from constructed ones (storage/tables.py
 builds them through a twin class of the same layout, without validating again)."""
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from boternity.backends.core.tables import (
+from boternity.backends.sqlite.dialect import SQLITE
+from boternity.models import ChatMessage, MemoryActor, MemoryEvent, MemoryEventKind
+from boternity.storage.tables import (
     BOTS,
     HISTORY,
     MEMORIES,
@@ -23,8 +25,6 @@ from boternity.backends.core.tables import (
     _twin,
     copy_with,
 )
-from boternity.backends.sqlite.dialect import SQLITE
-from boternity.models import ChatMessage, MemoryActor, MemoryEvent, MemoryEventKind
 from tests.test_models import (
     BOT_ID,
     _bot,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from boternity.backends.core.search import (
+from boternity.storage.search import (
     LEAD,
     MARK_CLOSE,
     MARK_OPEN,

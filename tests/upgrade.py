@@ -22,8 +22,8 @@ import asyncpg
 import pytest
 
 from boternity import Store, open_store
-from boternity.backends.migrations import Migration, load_migrations
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
+from boternity.storage.migrations import Migration, load_migrations
 from tests.conformance import factories as f
 from tests.conftest import postgres_url_or_skip
 

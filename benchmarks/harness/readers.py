@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from boternity import open_store
-from boternity.backends.common import search_terms
 from boternity.backends.postgres.dialect import POSTGRES
 from boternity.backends.sqlite.dialect import SQLITE
 from boternity.ids import new_id
 from boternity.models import Bot
+from boternity.storage.checks import search_terms
 from harness.common import CONTENT
 from harness.writers import SYNC_NAMES, lc_message, sdk_item, sqlite_pragmas
 

@@ -69,7 +69,7 @@ UserScope = str | None | Literal[AnyUser.ANY_USER]
 def visible(viewer: str | None, owner: str | None) -> bool:
     """The scope rule: a conversation with ``viewer`` (None: a session without a user) sees a
     memory of ``owner`` when the memory is the bot's own (no user) or the viewer's. The stores
-    apply it in SQL (``backends/core/sql.py``: visible_to, select_visible)."""
+    apply it in SQL (``storage/sql.py``: visible_to, select_visible)."""
     return owner is None or owner == viewer
 
 

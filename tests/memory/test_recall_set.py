@@ -30,11 +30,11 @@ from benchmarks.recall_eval import (
 )
 
 from boternity import Store
-from boternity.backends.common import search_terms
 from boternity.embeddings import LocalEmbedder
 from boternity.memory import EmbeddingBackfill
 from boternity.memory.similar import DUPLICATE_THRESHOLD, Similar
 from boternity.models import Bot, MemoryCategory, MemoryEntry
+from boternity.storage.checks import search_terms
 
 #: The most text search may find: the set's questions share no word with their targets.
 TEXT_RECALL_CEILING = 0.10

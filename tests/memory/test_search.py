@@ -197,7 +197,7 @@ async def test_bad_arguments_are_refused(store: Store, bot: Bot) -> None:
 
 
 def test_search_terms_leave_out_what_an_apostrophe_leaves_of_a_word() -> None:
-    from boternity.backends.common import search_terms
+    from boternity.storage.checks import search_terms
 
     assert search_terms("What's Ana's cat? I'm sure you're right, don't, I'll, I've, I'd") == [
         "ana", "cat", "sure", "right", "don",

@@ -12,7 +12,6 @@ import asyncpg
 import pytest
 
 from boternity import Store, open_store
-from boternity.backends.migrations import Migration, load_migrations
 from boternity.backends.postgres.store import MIGRATIONS_PACKAGE
 from boternity.errors import RepositoryError, SchemaError
 from boternity.models import (
@@ -23,6 +22,7 @@ from boternity.models import (
     MemoryEntry,
     MessageRole,
 )
+from boternity.storage.migrations import Migration, load_migrations
 from tests.postgres import workers
 from tests.upgrade import old_database
 

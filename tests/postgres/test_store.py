@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from boternity import open_store
-from boternity.backends.migrations import load_migrations
 from boternity.backends.postgres.store import MIGRATIONS_PACKAGE, PostgresStore
 from boternity.errors import RepositoryError, ValidationError
 from boternity.ids import new_id
 from boternity.models import Bot, ChatMessage, ChatSession, MessageRole
+from boternity.storage.migrations import load_migrations
 
 pytestmark = pytest.mark.postgres
 

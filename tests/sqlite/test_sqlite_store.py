@@ -131,7 +131,7 @@ async def test_altered_migration_is_refused(tmp_path: Path) -> None:
 async def test_a_failed_migration_is_named_and_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from boternity.backends.migrations import Migration, load_migrations
+    from boternity.storage.migrations import Migration, load_migrations
 
     path = tmp_path / "b.db"
     async with open_store(path) as store:

@@ -15,18 +15,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from boternity.backends.core.dialect import ONE, VALUE, Dialect, Unit, missing
-from boternity.backends.core.repositories import ChatCore
-from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
-from boternity.backends.core.sql import (
+from boternity.models import MAX_BIGINT, ChatMessage
+from boternity.storage.dialect import ONE, VALUE, Dialect, Unit, missing
+from boternity.storage.repositories import ChatCore
+from boternity.storage.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
+from boternity.storage.sql import (
     PENDING_ORDER,
     Statements,
     message_filters,
     visible_memories,
     visible_to,
 )
-from boternity.backends.core.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
-from boternity.models import MAX_BIGINT, ChatMessage
+from boternity.storage.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
 
 #: Tokens a session reserves on its bot at a time (see bots.tokens_reserved).
 RESERVE_STEP = 2**24

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from boternity.backends.core.dialect import (
+from boternity.errors import RepositoryError, ValidationError
+from boternity.storage.dialect import (
     BUSY,
     FOREIGN_KEY,
     REFUSED,
@@ -12,7 +13,6 @@ from boternity.backends.core.dialect import (
     Conflicts,
     driver_error,
 )
-from boternity.errors import RepositoryError, ValidationError
 
 #: Everything the driver or the socket under it may raise; nothing else is translated.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (

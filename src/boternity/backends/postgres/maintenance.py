@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boternity.backends.core.sql import quoted
 from boternity.backends.postgres import UNSUPPORTED
 from boternity.backends.postgres.pool import Conn, Database
 from boternity.errors import UnsupportedError
 from boternity.repositories import BackupReport, IntegrityReport, StoreDetails
+from boternity.storage.sql import quoted
 from boternity.units import format_size
 
 __all__ = ["PostgresMaintenance"]

@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
-from boternity.backends.core.dialect import ALL, COUNT, ONE, VALUE, Conflicts, UnitFactory, shielded
 from boternity.backends.postgres.errors import (
     DRIVER_ERRORS,
     RETRYABLE,
@@ -21,6 +20,7 @@ from boternity.backends.postgres.errors import (
     translate,
 )
 from boternity.errors import BoternityError, RepositoryError, StoreBusyError
+from boternity.storage.dialect import ALL, COUNT, ONE, VALUE, Conflicts, UnitFactory, shielded
 
 T = TypeVar("T")
 

@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 import asyncpg
 
-from boternity.backends.core import BotCore, IdsCore, MemoryCore, UserCore
-from boternity.backends.migrations import Migrator, load_migrations
 from boternity.backends.postgres.dialect import POSTGRES, PostgresChat
 from boternity.backends.postgres.errors import DRIVER_ERRORS, translate
 from boternity.backends.postgres.locks import PgSessionLocks
@@ -17,6 +15,8 @@ from boternity.backends.postgres.pool import Conn, Connections, Database, drive
 from boternity.errors import RepositoryError
 from boternity.redact import redact_text, redact_url, url_secrets
 from boternity.repositories import StoreOptions
+from boternity.storage import BotCore, IdsCore, MemoryCore, UserCore
+from boternity.storage.migrations import Migrator, load_migrations
 
 Durability = Literal["normal", "full"]
 

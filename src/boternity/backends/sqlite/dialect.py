@@ -11,10 +11,11 @@ import sqlite3
 import uuid
 from datetime import datetime
 
-from boternity.backends.core.dialect import Dialect
-from boternity.backends.core.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
-from boternity.backends.core.sql import PENDING_ORDER, Statements, message_filters, visible_to
-from boternity.backends.core.tables import (
+from boternity.errors import SchemaError
+from boternity.storage.dialect import Dialect
+from boternity.storage.search import MARK_CLOSE, MARK_OPEN, SEARCHED_CHARS
+from boternity.storage.sql import PENDING_ORDER, Statements, message_filters, visible_to
+from boternity.storage.tables import (
     FLAG,
     MEMORIES,
     MESSAGES,
@@ -24,7 +25,6 @@ from boternity.backends.core.tables import (
     UUID,
     UUIDS,
 )
-from boternity.errors import SchemaError
 
 _new = object.__new__
 _set_int = uuid.UUID.__dict__["int"].__set__

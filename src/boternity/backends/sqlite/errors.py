@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from boternity.backends.core.dialect import (
+from boternity.errors import RepositoryError, ValidationError
+from boternity.storage.dialect import (
     BUSY,
     FOREIGN_KEY,
     REFUSED,
@@ -12,7 +13,6 @@ from boternity.backends.core.dialect import (
     Conflicts,
     driver_error,
 )
-from boternity.errors import RepositoryError, ValidationError
 
 _BUSY = {
     "SQLITE_BUSY",

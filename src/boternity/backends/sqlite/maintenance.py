@@ -10,7 +10,6 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from boternity.backends.core.sql import quoted
 from boternity.backends.sqlite.pool import Readers, connect_read_only
 from boternity.errors import RepositoryError
 from boternity.repositories import (
@@ -19,6 +18,7 @@ from boternity.repositories import (
     IntegrityReport,
     StoreDetails,
 )
+from boternity.storage.sql import quoted
 from boternity.units import format_size
 
 __all__ = ["COMPANION_SUFFIXES", "SqliteMaintenance", "schema_version_on_disk"]

@@ -31,7 +31,9 @@ from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from boternity.backends.core.dialect import (
+from boternity.backends.sqlite.errors import is_busy, translate
+from boternity.errors import RepositoryError, StoreBusyError
+from boternity.storage.dialect import (
     ALL,
     COUNT,
     NONE,
@@ -40,9 +42,7 @@ from boternity.backends.core.dialect import (
     Conflicts,
     UnitFactory,
 )
-from boternity.backends.core.dialect import Unit as Steps
-from boternity.backends.sqlite.errors import is_busy, translate
-from boternity.errors import RepositoryError, StoreBusyError
+from boternity.storage.dialect import Unit as Steps
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,6 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from boternity.backends.core import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
-from boternity.backends.migrations import Migrator, load_migrations
 from boternity.backends.sqlite.dialect import SQLITE
 from boternity.backends.sqlite.errors import translate
 from boternity.backends.sqlite.locks import FileSessionLocks
@@ -37,6 +35,8 @@ from boternity.repositories import (
     StoreOptions,
     UserRepository,
 )
+from boternity.storage import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
+from boternity.storage.migrations import Migrator, load_migrations
 
 BUSY_TIMEOUT_MS = 5_000
 MIGRATIONS = "boternity.backends.sqlite.migrations"

@@ -15,60 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from boternity.backends.common import (
-    check_id,
-    check_limit,
-    check_model,
-    check_not_remembered,
-    check_scope,
-    check_session_key,
-    check_slug,
-    check_user,
-    check_version,
-    claim_window,
-    drop_remembered,
-    search_terms,
-)
-from boternity.backends.core.dialect import (
-    ALL,
-    COUNT,
-    NONE,
-    ONE,
-    QUICK_ROWS,
-    VALUE,
-    Dialect,
-    Executor,
-    Repository,
-    Step,
-    Unit,
-    id_taken,
-    missing,
-)
-from boternity.backends.core.search import snippet
-from boternity.backends.core.sql import MESSAGE_FILTERS
-from boternity.backends.core.tables import (
-    BOTS,
-    HISTORY,
-    MEMORIES,
-    MESSAGES,
-    PENDING,
-    SESSIONS,
-    SOULS,
-    SUMMARIES,
-    TAGS,
-    UUID,
-    copy_with,
-)
-from boternity.backends.core.vectors import (
-    THREAD_FLOATS,
-    BotVectors,
-    VectorCache,
-    build,
-    check_embedding_model,
-    check_vector,
-    nearest,
-    to_bytes,
-)
 from boternity.errors import ConflictError, ValidationError
 from boternity.ids import new_id, utc_now
 from boternity.models import (
@@ -98,6 +44,60 @@ from boternity.repositories import (
     UserData,
     UserScope,
     may_supersede,
+)
+from boternity.storage.checks import (
+    check_id,
+    check_limit,
+    check_model,
+    check_not_remembered,
+    check_scope,
+    check_session_key,
+    check_slug,
+    check_user,
+    check_version,
+    claim_window,
+    drop_remembered,
+    search_terms,
+)
+from boternity.storage.dialect import (
+    ALL,
+    COUNT,
+    NONE,
+    ONE,
+    QUICK_ROWS,
+    VALUE,
+    Dialect,
+    Executor,
+    Repository,
+    Step,
+    Unit,
+    id_taken,
+    missing,
+)
+from boternity.storage.search import snippet
+from boternity.storage.sql import MESSAGE_FILTERS
+from boternity.storage.tables import (
+    BOTS,
+    HISTORY,
+    MEMORIES,
+    MESSAGES,
+    PENDING,
+    SESSIONS,
+    SOULS,
+    SUMMARIES,
+    TAGS,
+    UUID,
+    copy_with,
+)
+from boternity.storage.vectors import (
+    THREAD_FLOATS,
+    BotVectors,
+    VectorCache,
+    build,
+    check_embedding_model,
+    check_vector,
+    nearest,
+    to_bytes,
 )
 
 if TYPE_CHECKING:

@@ -5,6 +5,6 @@ A backend supplies a Dialect (its SQL and value adapters) and an Executor (how i
 statement and a unit of work); see docs/architecture.md.
 """
 
-from boternity.backends.core.repositories import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
+from boternity.storage.repositories import BotCore, ChatCore, IdsCore, MemoryCore, UserCore
 
 __all__ = ["BotCore", "ChatCore", "IdsCore", "MemoryCore", "UserCore"]

@@ -4,7 +4,7 @@ Each backend ships numbered files ``NNNN_name.sql`` in its own ``migrations`` pa
 A migration is recorded with the sha256 of its text; a database whose recorded migrations were
 changed, or that is newer than this code, is refused instead of being guessed at.
 
-The runner (:class:`Migrator`) is written once, as units of work (see core/dialect.py); a
+The runner (:class:`Migrator`) is written once, as units of work (see storage/dialect.py); a
 dialect supplies only the ledger's SQL, its lock, and how a script becomes statements.
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
-from boternity.backends.core.dialect import ALL, NONE, VALUE, Dialect, Unit
-from boternity.backends.core.tables import TIME
 from boternity.errors import SchemaError
 from boternity.ids import utc_now
+from boternity.storage.dialect import ALL, NONE, VALUE, Dialect, Unit
+from boternity.storage.tables import TIME
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

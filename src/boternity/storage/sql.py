@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from boternity.backends.core.tables import (
+from boternity.storage.tables import (
     BOTS,
     HISTORY,
     MEMORIES,
@@ -450,7 +450,7 @@ class Statements:
     )
     list_summaries = select(SUMMARIES, "session_id = ?", "messages_end ASC, created_at ASC, id ASC")
 
-    # the migration ledger (backends/migrations.py)
+    # the migration ledger (storage/migrations.py)
     ledger_exists = ""  # -> true when schema_migrations exists; must be given
     create_ledger = ""  # must be given
     # Held to the end of the transaction; empty where a write transaction excludes others.

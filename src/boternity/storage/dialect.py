@@ -15,9 +15,16 @@ from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from boternity.backends.common import check_id, check_page
-from boternity.backends.core.sql import Statements
-from boternity.backends.core.tables import (
+from boternity.errors import (
+    ConflictError,
+    NotFoundError,
+    RepositoryError,
+    StoreBusyError,
+    ValidationError,
+)
+from boternity.storage.checks import check_id, check_page
+from boternity.storage.sql import Statements
+from boternity.storage.tables import (
     TIME,
     UUID,
     UUIDS,
@@ -27,13 +34,6 @@ from boternity.backends.core.tables import (
     decode_all,
     make_decoder,
     make_encoder,
-)
-from boternity.errors import (
-    ConflictError,
-    NotFoundError,
-    RepositoryError,
-    StoreBusyError,
-    ValidationError,
 )
 
 T = TypeVar("T")
