@@ -146,6 +146,10 @@ class Dialect:
     no_limit: int | None
     #: A migration script as the statements to run, one step each.
     script: Callable[[str], list[str]]
+    #: Where the memory search can leave out rows (Statements.term_counts, search_among):
+    #: (rows matching each of some terms, at least the index's row count) -> more than the
+    #: rank a row matching only those terms can have (see MemoryCore.search_memories).
+    score_bound: Callable[[list[int], int], float] | None = None
     _codecs: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
 
     def encoder(self, t: Table[M]) -> Callable[[M], list[Any]]:

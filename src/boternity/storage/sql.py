@@ -288,6 +288,13 @@ class Statements:
     # flag), user id|NULL: the full-text index picks the rows, so the scope is a plain
     # condition (visible_to) here.
     search = ""
+    # Optional (see MemoryCore.search_memories): a JSON array of single-term queries -> rows
+    # (-1, an upper bound of the indexed rows' count), then (i, rows matching term i), by i.
+    term_counts = ""
+    # As search, among the rows that also match ?7 (some of the terms), each row followed by
+    # its score and, the same on every row and of the same snapshot, what term_counts gives
+    # for ?8 (JSON text).
+    search_among = ""
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
     # needs no lock: an empty statement is not run.
