@@ -189,6 +189,12 @@ async def fill(store: Store) -> list[ChatSession]:
     return sessions
 
 
+#: The message index on SQLite (the FTS5 table, its shadow tables, what is indexed so far):
+#: migration 0009 indexes the messages still waiting and replaces the queue with a mark, so
+#: these change on upgrade. tests/sqlite/test_message_index.py checks them against the messages.
+MESSAGE_INDEX = ("messages_fts", "messages_to_index", "messages_indexed")
+
+
 def _sqlite_rows(path: str, skip: set[str]) -> dict[str, list[str]]:
     with sqlite3.connect(path) as conn:
         tables = [
@@ -197,6 +203,7 @@ def _sqlite_rows(path: str, skip: set[str]) -> dict[str, list[str]]:
                 "SELECT name FROM sqlite_master WHERE type = 'table'"
                 " AND name <> 'schema_migrations' ORDER BY name"
             )
+            if not r[0].startswith(MESSAGE_INDEX)
         ]
         dump: dict[str, list[str]] = {}
         for table in tables:

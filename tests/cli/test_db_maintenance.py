@@ -54,7 +54,7 @@ def test_db_info_counts_every_table_the_database_has(db_url: str, backend: str) 
     assert rows["bots"] == 2 and rows["chat_messages"] == 9 and rows["session_memories"] == 4
     if backend == "sqlite":
         assert rows["memories_fts"] == 4  # the full-text indexes over memories and messages
-        assert rows["messages_fts"] + rows["messages_to_index"] == 9  # indexed or waiting
+        assert rows["messages_fts"] == 0 and rows["messages_indexed"] == 1  # all 9 still wait
         assert "files" in info and info["journal_mode"] == "wal"
     else:
         assert "memories_fts" not in rows  # columns and indexes there, not tables

@@ -9,7 +9,7 @@ from importlib import resources
 import asyncpg
 import pytest
 
-from tests.fold import sqlite_fold_table
+from tests.fold import fold_function_sql, sqlite_fold_table
 
 pytestmark = pytest.mark.postgres
 
@@ -46,8 +46,9 @@ def _schema_3_table() -> tuple[str, str]:
 
 
 async def test_fold_of_schema_5_is_the_table_of_schema_3_on_any_text(pg_url: str) -> None:
-    """Schema 5 applies the table in parts, each only when the text needs it: the result is
-    the same for every character alone and for text mixing them (all parts at once)."""
+    """Schema 5 applies the table in parts, each only when the text needs it (schema 9: text
+    all ASCII needs none): the result is the same for every character alone and for text
+    mixing them (all parts at once)."""
     source, target = _schema_3_table()
     table = str.maketrans(source[: len(target)], target, source[len(target) :])
     bmp = [chr(i) for i in range(1, 0x10000) if not 0xD800 <= i < 0xE000]
@@ -66,3 +67,29 @@ async def test_fold_of_schema_5_is_the_table_of_schema_3_on_any_text(pg_url: str
     finally:
         await conn.close()
     assert [(t, g) for t, g in zip(texts, got, strict=True) if g != t.translate(table)] == []
+
+
+def test_the_newest_fold_is_the_generated_one() -> None:
+    """The last migration that defines boternity_fold holds what tests.fold generates, so the
+    tests above (on the migrated database) and the generator agree."""
+    package = resources.files("boternity.backends.postgres.migrations")
+    defining = sorted(
+        entry.name
+        for entry in package.iterdir()
+        if entry.name.endswith(".sql")
+        and "FUNCTION boternity_fold" in entry.read_text(encoding="utf-8")
+    )
+    assert fold_function_sql() in package.joinpath(defining[-1]).read_text(encoding="utf-8")
+    assert "[^[:ascii:]]" in fold_function_sql()
+
+
+async def test_text_with_nothing_to_fold_comes_back_as_it_is(pg_url: str) -> None:
+    ascii_texts = ["", "plain ascii", "".join(chr(i) for i in range(1, 128)), "x" * 60_000]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        got = [await conn.fetchval("SELECT boternity_fold($1)", t) for t in ascii_texts]
+        mixed = await conn.fetchval("SELECT boternity_fold($1)", "Zoë in Zürich")
+    finally:
+        await conn.close()
+    assert got == ascii_texts
+    assert mixed == "Zoe in Zurich"

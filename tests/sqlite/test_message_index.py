@@ -1,7 +1,8 @@
-"""SQLite's full-text index of messages (migration 0005) stays exactly in step with the
+"""SQLite's full-text index of messages (migrations 0005, 0009) stays exactly in step with the
 messages: FTS5's own check compares every entry with the text it should hold, after every way
 a message can come or go (saved, indexed in a batch or by a search, popped, cleared, deleted
-with its session or bot, rolled back), whether it was indexed yet or still waiting."""
+with its session or bot, rolled back), whether it was indexed yet or still waiting. Those
+indexed are exactly those at or below the mark (messages_indexed.up_to)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ def _state(path: Path) -> tuple[int, int]:
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
         indexed = {r for (r,) in conn.execute("SELECT id FROM messages_fts_docsize")}
-        waiting = {r for (r,) in conn.execute("SELECT message_rowid FROM messages_to_index")}
+        (mark,) = conn.execute("SELECT up_to FROM messages_indexed").fetchone()
         messages = {r for (r,) in conn.execute("SELECT rowid FROM chat_messages")}
-    assert not indexed & waiting
-    assert indexed | waiting == messages
+    waiting = {r for r in messages if r > mark}
+    assert indexed == messages - waiting
+    assert mark <= max(messages, default=0)  # the next message's rowid is above the mark
     return len(indexed), len(waiting)
 
 
@@ -95,4 +97,27 @@ async def test_a_long_message_is_indexed_up_to_its_searched_start(tmp_path: Path
         assert await store.chat.search_messages("end") == []
         await store.chat.pop_message(s.id)
         assert len(await store.chat.search_messages("start")) == 1
+    assert _state(path) == (1, 0)
+
+
+async def test_a_message_reusing_a_deleted_rowid_is_found(tmp_path: Path) -> None:
+    """SQLite gives a new row the rowid after the largest left, so after the latest messages
+    are deleted the next ones reuse rowids the index had already passed: they must wait to
+    be indexed like any new message, and be found."""
+    path = tmp_path / "b.db"
+    async with open_store(path) as store:
+        s = await f.new_session(store)
+        for i in range(3):
+            await store.chat.save_message(f.message(s.id, f"old {i}"))
+        assert len(await store.chat.search_messages("old")) == 3  # indexed: the mark is at 3
+        await store.chat.pop_message(s.id)
+        await store.chat.save_message(f.message(s.id, "fresh one"))  # rowid 3 again
+        assert _state(path) == (2, 1)
+        assert [h.message.content for h in await store.chat.search_messages("fresh")] == [
+            "fresh one"
+        ]
+        await store.chat.clear_messages(s.id)  # every message: the mark goes back to 0
+        assert _state(path) == (0, 0)
+        await store.chat.save_message(f.message(s.id, "after the clear"))
+        assert len(await store.chat.search_messages("clear")) == 1
     assert _state(path) == (1, 0)

@@ -130,7 +130,7 @@ class SqliteStatements(Statements):
     )
     # The best hits first, then highlight() for those only (it re-reads and tokenizes the
     # text, so it must not run for every match). messages_fts indexes the view
-    # messages_fts_source: the start of each message (migration 0005).
+    # messages_fts_source: the start of each message (migrations 0005, 0009).
     search_messages = (
         "WITH hits AS ("
         "  SELECT messages_fts.rowid AS r, bm25(messages_fts) AS score, s.bot_id AS bot_id"
@@ -145,13 +145,17 @@ class SqliteStatements(Statements):
         " WHERE messages_fts.rowid = hits.r AND messages_fts MATCH ?1 AND m.rowid = hits.r"
         " ORDER BY hits.score, m.created_at DESC, m.id DESC"
     )
-    # New messages are indexed 64 at a time (migration 0005); a search indexes those waiting.
+    # New messages are indexed 64 at a time (migration 0009: those above the mark); a search
+    # first indexes those waiting, then moves the mark.
     index_waiting = (
         "INSERT INTO messages_fts (rowid, content)"
-        f" SELECT p.message_rowid, substr(m.content, 1, {SEARCHED_CHARS})"
-        " FROM messages_to_index p JOIN chat_messages m ON m.rowid = p.message_rowid"
+        f" SELECT rowid, substr(content, 1, {SEARCHED_CHARS}) FROM chat_messages"
+        " WHERE rowid > (SELECT up_to FROM messages_indexed)"
     )
-    clear_waiting = "DELETE FROM messages_to_index"
+    clear_waiting = (
+        "UPDATE messages_indexed SET up_to = (SELECT max(rowid) FROM chat_messages)"
+        " WHERE up_to < (SELECT max(rowid) FROM chat_messages)"
+    )
     # One statement under the write lock: the rows it picks are updated before any other
     # claimer (task or process) can start its own transaction.
     claim = (
