@@ -17,7 +17,6 @@ import math
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -408,25 +407,6 @@ def slugify(name: str) -> str:
 def soul_hash(content: str) -> str:
     """sha256 hex of the UTF-8 soul text: the integrity check stored with every soul version."""
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-T = TypeVar("T")
-
-
-def trusted_loader(cls: type[T]) -> Callable[..., T]:
-    """A constructor that takes every field positionally, in declaration order, and skips
-    validation. Only for backends rebuilding rows the database already holds (written from
-    validated objects and guarded by CHECK constraints): validating 50 rows again would
-    cost more than the query that fetched them."""
-    names = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-    args = ", ".join(f"v{i}" for i in range(len(names)))
-    body = "".join(f"    put(obj, {name!r}, v{i})\n" for i, name in enumerate(names))
-    # Straight-line code, as dataclasses generate __init__: a loop here costs twice as much.
-    source = f"def load({args}):\n    obj = new(cls)\n{body}    return obj\n"
-    scope: dict[str, Any] = {"new": object.__new__, "put": object.__setattr__, "cls": cls}
-    exec(source, scope)
-    load: Callable[..., T] = scope["load"]
-    return load
 
 
 # --- models -------------------------------------------------------------------------------

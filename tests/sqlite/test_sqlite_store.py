@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from boternity import open_store
-from boternity.backends.sqlite import SqliteStore
+from boternity.backends.sqlite import SqliteStore, pool
 from boternity.errors import (
     BoternityError,
     RepositoryError,
@@ -53,6 +53,19 @@ async def test_durability_sets_synchronous(tmp_path: Path, durability: str, expe
             lambda c: c.execute("PRAGMA foreign_keys").fetchone()[0]
         )
     assert (sync, mode, fks) == (expected, "wal", 1)
+
+
+async def test_every_connection_has_the_larger_page_cache(tmp_path: Path) -> None:
+    """A search over a large store re-reads its pages from the OS on every run with SQLite's
+    default 2 MB cache (pool.CACHE_KIB)."""
+    size = "PRAGMA cache_size"
+    async with open_store(tmp_path / "b.db") as store:
+        s = _sqlite(store)
+        writer = await s.writer.run(lambda c: c.execute(size).fetchone()[0])
+        reader = await s.readers.run(lambda c: c.execute(size).fetchone()[0])
+        assert s.readers.loop_connection is not None
+        loop = s.readers.loop_connection.execute(size).fetchone()[0]
+    assert writer == reader == loop == -pool.CACHE_KIB
 
 
 async def test_bad_options_are_refused(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ from boternity.storage.tables import (
     UUID,
     UUIDS,
     Adapter,
+    Decoder,
     Table,
+    decode_all,
     make_decoder,
     make_encoder,
 )
@@ -144,6 +146,10 @@ class Dialect:
     no_limit: int | None
     #: A migration script as the statements to run, one step each.
     script: Callable[[str], list[str]]
+    #: Where the memory search can leave out rows (Statements.term_counts, search_among):
+    #: (rows matching each of some terms, at least the index's row count) -> more than the
+    #: rank a row matching only those terms can have (see MemoryCore.search_memories).
+    score_bound: Callable[[list[int], int], float] | None = None
     _codecs: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
 
     def encoder(self, t: Table[M]) -> Callable[[M], list[Any]]:
@@ -153,7 +159,7 @@ class Dialect:
             self._codecs[key] = make_encoder(t, self.to_db)
         return self._codecs[key]  # type: ignore[no-any-return]
 
-    def decoder(self, t: Table[M], fixed: str | None = None) -> Callable[..., M]:
+    def decoder(self, t: Table[M], fixed: str | None = None) -> Decoder[M]:
         key = ("in", t.name, fixed)
         if key not in self._codecs:
             self._codecs[key] = make_decoder(t, self.from_db, fixed)
@@ -198,7 +204,7 @@ class Repository:
         bound = self._id_list(values, name)
         if bound is None:
             return {}
-        found = [decode(r) for r in await self._x.read(sql, (bound,), ALL, browse=True)]
+        found = decode_all(decode, await self._x.read(sql, (bound,), ALL, browse=True))
         return {m.id: m for m in found}
 
     def _opt_time(self, value: Any) -> Any:
@@ -221,7 +227,7 @@ class Repository:
         bounded: bool = False,
     ) -> list[M]:
         rows = await self._x.read(sql, params, ALL, browse=browse, bounded=bounded)
-        return [decode(r) for r in rows]
+        return decode_all(decode, rows)
 
     async def _update(
         self,

@@ -98,17 +98,35 @@ def visible_to(user: str, alias: str = "") -> str:
     return "({} OR {})".format(*_owners(user, alias))
 
 
-def select_visible(cols: str, where: str, user: str, tail: str = "") -> str:
+def select_visible(
+    cols: str, where: str, user: str, tail: str = "", *, limit_branches: bool = False
+) -> str:
     """SELECT ``cols`` FROM session_memories WHERE ``where`` AND the scope rule, ``tail``
     (ORDER BY, LIMIT) applied to the whole: one branch per kind of owner, so each is one range
-    of the (bot_id, user_id, …) index and ordered branches merge without a sort (neither
-    backend's planner does that for an OR without statistics). ``where`` and ``tail`` are
-    repeated, so their placeholders must be numbered (``?1``)."""
-    branches = (
+    of an index (neither backend's planner does that for an OR without statistics), and on
+    SQLite ordered branches merge without a sort. PostgreSQL (15) sorts a UNION ALL whole
+    unless its branches are ordered and limited on their own (``limit_branches``: each in a
+    subquery with the ``tail``, so the outer ``tail`` merges at most twice the limit); without
+    that, 50 memories of a bot with 100,000 cost a scan and sort of all of them. (SQLite
+    would sort again after such subqueries.) ``cols`` are then plain column names, which the
+    outer ``tail`` orders by. ``where`` and ``tail`` are repeated, so their placeholders must
+    be numbered (``?1``)."""
+    branches = [
         f"SELECT {cols} FROM session_memories WHERE {where} AND {owner}"
         for owner in _owners(user, "")
-    )
+    ]
+    if limit_branches and tail:
+        branches = [f"SELECT * FROM ({b} {tail}) AS b{i}" for i, b in enumerate(branches)]
     return " UNION ALL ".join(branches) + (tail and " " + tail)
+
+
+def visible_memories(*, limit_branches: bool = False) -> str:
+    """get_memories: bot id, include superseded, user id|NULL, limit: the memories a
+    conversation with that user sees (see select_visible for ``limit_branches``)."""
+    return select_visible(
+        MEMORIES.cols(), "bot_id = ?1 AND (?2 OR superseded_by IS NULL)", "?3",
+        f"ORDER BY {MEMORY_ORDER} LIMIT ?4", limit_branches=limit_branches,
+    )  # fmt: skip
 
 
 #: Rows of one user of one bot (?1 bot id, ?2 user id), and the ids of that user's sessions.
@@ -259,12 +277,7 @@ class Statements:
     insert_memory = insert(MEMORIES)
     insert_history = insert(HISTORY)
     get_memory = select(MEMORIES, "id = ?")
-    # bot id, include superseded, user id|NULL, limit: the memories a conversation with that
-    # user sees.
-    get_memories = select_visible(
-        MEMORIES.cols(), "bot_id = ?1 AND (?2 OR superseded_by IS NULL)", "?3",
-        f"ORDER BY {MEMORY_ORDER} LIMIT ?4",
-    )  # fmt: skip
+    get_memories = visible_memories()
     # bot id, include superseded, limit: every user's (admin listings).
     all_memories = select(
         MEMORIES, "bot_id = ? AND (? OR superseded_by IS NULL)", f"{MEMORY_ORDER} LIMIT ?"
@@ -291,6 +304,13 @@ class Statements:
     # flag), user id|NULL: the full-text index picks the rows, so the scope is a plain
     # condition (visible_to) here.
     search = ""
+    # Optional (see MemoryCore.search_memories): a JSON array of single-term queries -> rows
+    # (-1, an upper bound of the indexed rows' count), then (i, rows matching term i), by i.
+    term_counts = ""
+    # As search, among the rows that also match ?7 (some of the terms), each row followed by
+    # its score and, the same on every row and of the same snapshot, what term_counts gives
+    # for ?8 (JSON text).
+    search_among = ""
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
     # needs no lock: an empty statement is not run.

@@ -19,7 +19,13 @@ from boternity.models import MAX_BIGINT, ChatMessage
 from boternity.storage.dialect import ONE, VALUE, Dialect, Unit, missing
 from boternity.storage.repositories import ChatCore
 from boternity.storage.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
-from boternity.storage.sql import PENDING_ORDER, Statements, message_filters, visible_to
+from boternity.storage.sql import (
+    PENDING_ORDER,
+    Statements,
+    message_filters,
+    visible_memories,
+    visible_to,
+)
 from boternity.storage.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
 
 #: Tokens a session reserves on its bot at a time (see bots.tokens_reserved).
@@ -156,6 +162,7 @@ class PostgresStatements(Statements):
         "  last_active_at = greatest(b.last_active_at, s.last_activity_at)"
         " FROM s WHERE b.id = s.bot_id"
     )
+    get_memories = visible_memories(limit_branches=True)
     # Row locks: a memory being superseded or restored is not changed by another writer.
     superseded_by = Statements.superseded_by + " FOR UPDATE"
     lock_memory = Statements.lock_memory + " FOR UPDATE"

@@ -7,6 +7,7 @@ microseconds, so text order is time order; tags are JSON text; flags are 0/1.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import uuid
 from datetime import datetime
@@ -65,6 +66,33 @@ def script(sql: str) -> list[str]:
     return out
 
 
+_SEARCH = (
+    f"SELECT {MEMORIES.cols('m.')}{{extra}}"
+    " FROM memories_fts JOIN session_memories m ON m.rowid = memories_fts.rowid"
+    " WHERE memories_fts MATCH ?2{among} AND m.bot_id = ?1 AND (?3 OR m.superseded_by IS NULL)"
+    f" AND (?5 OR {visible_to('?6', 'm.')})"
+    " ORDER BY bm25(memories_fts), m.importance DESC, m.created_at DESC, m.id DESC"
+    " LIMIT ?4"
+)
+# (i, how many rows match the i-th query of a JSON array of queries)
+_COUNTS = (
+    "SELECT j.key, (SELECT count(*) FROM memories_fts WHERE memories_fts MATCH j.value)"
+    " FROM json_each({}) j"
+)
+#: bm25's k1 (fts5_aux.c).
+_K1 = 1.2
+
+
+def bm25_bound(counts: list[int], rows: int) -> float:
+    """More than the score, as a positive number, that FTS5's bm25 can give a row for
+    phrases that ``counts`` rows of at most ``rows`` match: each phrase adds
+    idf * f * (k1 + 1) / (f + k1 * (1 - b + b * D / avgdl)), which is below idf * (k1 + 1)
+    whatever its frequency f in the row and the row's length D, with
+    idf = max(1e-6, ln((N - n + 0.5) / (n + 0.5))) for n of the index's N <= rows rows."""
+    idf = sum(max(1e-6, math.log((rows - n + 0.5) / (n + 0.5))) for n in counts if n > 0)
+    return idf * (_K1 + 1) * (1 + 1e-9) + 1e-9
+
+
 class SqliteStatements(Statements):
     id_list = "json_each(?) AS ids"  # a JSON array of id text
     ledger_exists = (
@@ -87,13 +115,17 @@ class SqliteStatements(Statements):
         "UPDATE bots SET total_tokens_used = total_tokens_used + ?, last_active_at = ?"
         " WHERE id = ? RETURNING typeof(total_tokens_used) = 'integer'"
     )
-    search = (
-        f"SELECT {MEMORIES.cols('m.')}"
-        " FROM memories_fts JOIN session_memories m ON m.rowid = memories_fts.rowid"
-        " WHERE memories_fts MATCH ?2 AND m.bot_id = ?1 AND (?3 OR m.superseded_by IS NULL)"
-        f" AND (?5 OR {visible_to('?6', 'm.')})"
-        " ORDER BY bm25(memories_fts), m.importance DESC, m.created_at DESC, m.id DESC"
-        " LIMIT ?4"
+    search = _SEARCH.format(extra="", among="")
+    term_counts = (
+        f"SELECT -1, max(rowid) FROM session_memories UNION ALL {_COUNTS.format('?')} ORDER BY 1"
+    )
+    # The subset is a plain filter (+): as a rowid constraint FTS5 would look each row up.
+    search_among = _SEARCH.format(
+        extra=", bm25(memories_fts), (SELECT json_group_object(k, n) FROM"
+        f" (SELECT -1 AS k, max(rowid) AS n FROM session_memories"
+        f"  UNION ALL {_COUNTS.format('?8')}))",
+        among=" AND +memories_fts.rowid IN"
+        " (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?7)",
     )
     # The best hits first, then highlight() for those only (it re-reads and tokenizes the
     # text, so it must not run for every match). messages_fts indexes the view
@@ -153,4 +185,5 @@ SQLITE = Dialect(
     search_text=lambda terms, every: (" AND " if every else " OR ").join(f'"{t}"' for t in terms),
     no_limit=-1,
     script=script,
+    score_bound=bm25_bound,
 )

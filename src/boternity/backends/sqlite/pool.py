@@ -71,10 +71,18 @@ def _record(started: tuple[float, float] | None) -> None:
         inline_times.append((time.perf_counter() - started[0], time.thread_time() - started[1]))
 
 
+#: Each connection's page cache, KiB (SQLite's default is 2,000). A search or listing over a
+#: large store touches pages all over a table (the rows of 3,555 full-text matches among
+#: 100,000 memories, say): with the default cache, every run of it reads most of them from
+#: the OS again (~35% of the search's CPU time). The cache only grows as pages are read.
+CACHE_KIB = 16_384
+
+
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
     """Every connection, writer or reader, gets these settings and no others."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
 
 def connect_read_only(path: Path, **options: Any) -> sqlite3.Connection:
