@@ -168,7 +168,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             samples = []
             for q in queries:
                 started = time.perf_counter()
-                lines = await recall(bot, q)
+                lines = await recall(bot, q, user_id=None)
                 samples.append((time.perf_counter() - started) * 1000)
                 assert lines, "recall found nothing"
             results["recall"] = stats = percentiles(samples)
