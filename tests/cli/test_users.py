@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +263,32 @@ def test_forget_names_whose_memories_and_needs_all_users_for_theirs(
         {"user_id": "discord:ben", "memories": 1},
     ]
     assert memories(cli) == []
+
+
+def test_forget_deletes_nothing_when_memories_came_while_it_asked(
+    cli: Invoke, luna: str, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the question waits, another process saves a user's memory: forget (asked about
+    the bot's own memory only, without --all-users) must not delete it unnamed."""
+    from boternity.cli import memories as module
+    from boternity.cli.runtime import confirm as asked
+
+    assert cli("remember", luna, "The office opens at 9").exit_code == 0
+
+    def confirm_meanwhile(question: str, *, yes: bool) -> None:
+        asked(question, yes=yes)
+        other = [sys.executable, "-m", "boternity.cli", "--db", str(db_path)]
+        added = subprocess.run(
+            [*other, "remember", luna, "Ana likes tea", "--user", "discord:ana"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+
+    monkeypatch.setattr(module, "confirm", confirm_meanwhile)
+    raced = cli("forget", luna, "--yes")
+    assert raced.exit_code == 5
+    assert "changed while you were asked" in one_line_error(raced)
+    assert {m["fact"] for m in memories(cli)} == {"The office opens at 9", "Ana likes tea"}
 
 
 def test_queue_shows_whose_session_each_job_is(cli: Invoke, luna: str, llm: FakeLlm) -> None:

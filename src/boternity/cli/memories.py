@@ -477,7 +477,7 @@ def forget(
     user's data)."""
     from boternity.cli.output import plural
     from boternity.cli.resolve import resolve_bot
-    from boternity.cli.runtime import EXIT_USAGE, CliError
+    from boternity.cli.runtime import EXIT_CONFLICT, EXIT_USAGE, CliError
 
     async def work(store: Store) -> tuple[Bot, int, list[tuple[str | None, int]]]:
         found = await resolve_bot(store, bot)
@@ -500,6 +500,14 @@ def forget(
             f"Delete {what} of '{found.name}' ({found.slug}){whose}? This cannot be undone.",
             yes=yes,
         )
+        # The question may wait for minutes while a chat or the worker adds memories (a
+        # user's, perhaps, without --all-users): delete only what was asked about.
+        if await store.users.memory_owners(found.id) != owners:
+            raise CliError(
+                f"the memories of '{found.slug}' changed while you were asked; nothing was"
+                " deleted: run the command again",
+                exit_code=EXIT_CONFLICT,
+            )
         return found, await store.memory.delete_all_memories(found.id), owners
 
     found, deleted, owners = run(ctx, work)
