@@ -439,6 +439,10 @@ OverwriteOpt = Annotated[
     bool,
     typer.Option("--yes", "-y", "--force", help="Replace FILE if it exists, without asking."),
 ]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
+]
 
 
 def sub_app(help_text: str, **kwargs: Any) -> typer.Typer:

@@ -13,6 +13,7 @@ from boternity.cli.runtime import (
     BnityCommand,
     JsonOpt,
     NoPagerOpt,
+    OutputOpt,
     OverwriteOpt,
     YesOpt,
     choice,
@@ -256,10 +257,7 @@ def export(
             "--format", "-f", click_type=choice(("md", "json")), help="Markdown transcript or JSON."
         ),
     ] = "md",
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
-    ] = None,
+    output: OutputOpt = None,
     yes: OverwriteOpt = False,
 ) -> None:
     """Export a session: Markdown (title, metadata, each message with role and time) or JSON

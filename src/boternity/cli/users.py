@@ -12,6 +12,7 @@ from boternity.cli.runtime import (
     BnityCommand,
     BotArg,
     JsonOpt,
+    OutputOpt,
     OverwriteOpt,
     YesOpt,
     confirm,
@@ -224,10 +225,7 @@ def export(
     ctx: typer.Context,
     bot: BotArg,
     user: UserArg,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
-    ] = None,
+    output: OutputOpt = None,
     yes: OverwriteOpt = False,
 ) -> None:
     """Export everything stored about USER for BOT as JSON (what 'user forget' would erase).
