@@ -337,48 +337,47 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    s1 = results.get("S1")
+    c1 = results.get("C1")
     made = []
-    if "S1" in results:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        sizes = [int(s) for s in results["S1"]]
-        labels = list(dict.fromkeys(k for t in results["S1"].values() for k in t))
-        for n, label in enumerate(labels):
-            pts = [(int(s), t[label]["value"]) for s, t in results["S1"].items()
-                   if label in t and t[label].get("value")]  # fmt: skip
-            if pts:
-                ax.plot(*zip(*pts, strict=True), **_style(results["S1"], label, n))
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
-        ax.set_xlabel("messages in the session")
-        ax.set_ylabel("median µs for the last 50 (log)")
-        ax.set_title("S1: reading the latest 50 messages, by session length")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        made.append(out / "s1.png")
-        fig.savefig(made[-1], dpi=110)
-        plt.close(fig)
-    if "C1" in results:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        ks = [int(k) for k in results["C1"]]
-        labels = list(dict.fromkeys(k for t in results["C1"].values() for k in t))
-        for n, label in enumerate(labels):
-            pts = [(int(k), t[label]["value"]) for k, t in results["C1"].items()
-                   if label in t and t[label].get("value")]  # fmt: skip
-            if not pts:
-                continue
-            ax.plot(*zip(*pts, strict=True), **_style(results["C1"], label, n))
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set_xlabel("sessions appending at once")
-        ax.set_ylabel("messages/s, all sessions (log)")
-        ax.set_title("C1: appends by number of concurrent sessions")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        made.append(out / "c1.png")
-        fig.savefig(made[-1], dpi=110)
-        plt.close(fig)
+    if s1:
+        made.append(_log_plot(
+            plt, s1, out / "s1.png", base=10, xlabel="messages in the session",
+            ylabel="median µs for the last 50 (log)",
+            title="S1: reading the latest 50 messages, by session length",
+            tick=lambda x: f"{x:,}",
+        ))  # fmt: skip
+    if c1:
+        made.append(_log_plot(
+            plt, c1, out / "c1.png", base=2, xlabel="sessions appending at once",
+            ylabel="messages/s, all sessions (log)",
+            title="C1: appends by number of concurrent sessions", tick=str,
+        ))  # fmt: skip
     return made
+
+
+def _log_plot(
+    plt: Any, part: dict[str, Any], path: Path, *, base: int, xlabel: str, ylabel: str,
+    title: str, tick: Any,
+) -> Path:  # fmt: skip
+    """One line per system of ``part`` ({x: {system: {"value"}}}), both axes logarithmic."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    xs = [int(x) for x in part]
+    labels = list(dict.fromkeys(k for t in part.values() for k in t))
+    for n, label in enumerate(labels):
+        pts = [(int(x), t[label]["value"]) for x, t in part.items()
+               if label in t and t[label].get("value")]  # fmt: skip
+        if pts:
+            ax.plot(*zip(*pts, strict=True), **_style(part, label, n))
+    ax.set_xscale("log", base=base)
+    ax.set_yscale("log")
+    ax.set_xticks(xs, [tick(x) for x in xs])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
