@@ -110,6 +110,11 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+#: The lists of a UserData, one per kind of row.
+_USER_DATA_LISTS = tuple(
+    f.name for f in dataclasses.fields(UserData) if f.name not in ("bot_id", "user_id")
+)
+
 
 class BotCore(Repository):
     def __init__(self, executor: Executor, dialect: Dialect) -> None:
@@ -1204,24 +1209,16 @@ class UserCore(Repository):
         return await self._x.write(unit, atomic=True)
 
     async def export_user(self, bot_id: uuid.UUID, user_id: str) -> UserData:
-        owner = self._owner(bot_id, user_id)
-        q = self._q
-
-        async def rows(sql: str, decode: Any) -> list[Any]:
-            # From the primary: an export must hold what was just written (a replica may lag).
-            return await self._all(sql, decode, *owner)
-
-        return UserData(
-            bot_id=check_id(bot_id, "bot_id"),
-            user_id=owner[1],
-            sessions=await rows(q.export_user_sessions, self._session),
-            messages=await rows(q.export_user_messages, self._message),
-            summaries=await rows(q.export_user_summaries, self._summary),
-            jobs=await rows(q.export_user_jobs, self._pending),
-            memories=await rows(q.export_user_memories, self._memory),
-            history=await rows(q.export_user_history, self._event),
-            embeddings=await rows(q.export_user_embeddings, self._embedding),
-        )
+        # The parts put together: one reading of which rows are the user's, in one order.
+        whole = None
+        async for part in self.export_user_parts(bot_id, user_id, rows=1000):
+            if whole is None:
+                whole = UserData(bot_id=part.bot_id, user_id=part.user_id)
+            for kind in _USER_DATA_LISTS:
+                getattr(whole, kind).extend(getattr(part, kind))
+        if whole is None:  # nothing stored for them
+            whole = UserData(bot_id=bot_id, user_id=self._owner(bot_id, user_id)[1])
+        return whole
 
     def export_user_parts(
         self, bot_id: uuid.UUID, user_id: str, *, rows: int = 100

@@ -465,21 +465,7 @@ class Statements:
     forget_user_messages = f"DELETE FROM chat_messages WHERE session_id IN ({_SESSIONS_OF})"
     forget_user_memories = f"DELETE FROM session_memories WHERE {_OWNED}"  # -> COUNT
     forget_user_history = f"DELETE FROM memory_history WHERE {_OWNED}"  # -> COUNT
-    export_user_sessions = select(SESSIONS, _OWNED, "started_at ASC, id ASC")
-    export_user_messages = select(
-        MESSAGES, f"session_id IN ({_SESSIONS_OF})", "session_id ASC, seq ASC"
-    )
-    export_user_summaries = select(
-        SUMMARIES, f"session_id IN ({_SESSIONS_OF})", "session_id ASC, messages_end ASC, id ASC"
-    )
-    export_user_jobs = select(PENDING, f"session_id IN ({_SESSIONS_OF})", "created_at ASC, id ASC")
-    export_user_memories = select(MEMORIES, _OWNED, "created_at ASC, id ASC")
-    export_user_history = select(HISTORY, _OWNED, "created_at ASC, id ASC")
-    export_user_embeddings = (  # -> memory id, model, dimension
-        "SELECT memory_id, model, dimension FROM memory_embeddings"
-        f" WHERE memory_id IN ({_MEMORIES_OF}) ORDER BY memory_id, model"
-    )
-    # The same, a page at a time (export_user_parts): after a row's ordering key, a limit.
+    # A user's rows for export_user_parts, a page at a time: after a row's ordering key, a limit.
     # Of one user: bot id, user id, then the key of the last row read, limit.
     export_page_sessions = _page(SESSIONS, _OWNED, ("started_at", "id"), 3)
     export_page_memories = _page(MEMORIES, _OWNED, ("created_at", "id"), 3)
