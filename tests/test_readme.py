@@ -25,6 +25,19 @@ def python_blocks(page: Path = README) -> list[tuple[str, str]]:
     return [(info.strip(), body) for info, body in _BLOCK.findall(page.read_text())]
 
 
+def run_as_pasted(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -W error SCRIPT`` in the script's folder, with no terminal on stdin."""
+    return subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=script.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def test_every_python_block_is_a_whole_program() -> None:
     """No top-level ``await``/``async with`` and no undefined names a paste would hit:
     each block compiles as a module on its own."""
@@ -48,25 +61,10 @@ def test_python_blocks_run_as_pasted_twice(tmp_path: Path) -> None:
         for i, body in runnable:
             script = tmp_path / f"block{i}.py"
             script.write_text(body)
-            done = subprocess.run(
-                [sys.executable, "-W", "error", str(script)],
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
+            done = run_as_pasted(script, env)
             assert done.returncode == 0, (round_, i, done.stderr)
             assert done.stdout.strip(), (round_, i)
-    out = subprocess.run(
-        [sys.executable, str(tmp_path / f"block{runnable[1][0]}.py")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    ).stdout
+    out = run_as_pasted(tmp_path / f"block{runnable[1][0]}.py", env).stdout
     assert "Luna remembers: User lives in Berlin" in out  # the worker step made a memory
     assert not (tmp_path / "home" / ".boternity").exists()  # only the README's own bots.db
 
@@ -81,15 +79,7 @@ def test_the_users_page_example_runs_as_pasted_twice(tmp_path: Path) -> None:
     script = tmp_path / "users.py"
     script.write_text(body)
     for round_ in (1, 2):
-        done = subprocess.run(
-            [sys.executable, "-W", "error", str(script)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+        done = run_as_pasted(script, env)
         assert done.returncode == 0, (round_, done.stderr)
         assert "user_id='discord:ana'" in done.stdout and "erased 5 rows" in done.stdout
 
