@@ -150,6 +150,10 @@ class Dialect:
     #: (rows matching each of some terms, at least the index's row count) -> more than the
     #: rank a row matching only those terms can have (see MemoryCore.search_memories).
     score_bound: Callable[[list[int], int], float] | None = None
+    #: Where the memory search can rank only the rows that can reach its results
+    #: (Statements.search_candidates; see MemoryCore._search_candidates): a module like
+    #: backends.sqlite.ranking, whose plan(terms, limit) gives a Plan or None.
+    pruning: Any = None
     _codecs: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
 
     def encoder(self, t: Table[M]) -> Callable[[M], list[Any]]:

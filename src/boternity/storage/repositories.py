@@ -766,11 +766,42 @@ class MemoryCore(Repository):
         every = user is ANY_USER
         text = self._d.search_text(terms, bool(match_all))
         params = (key, text, bool(include_superseded), limit, every, None if every else user)
-        if self._d.score_bound is not None and not match_all and len(terms) > 1:
-            found = await self._search_pruned(terms, params)
+        if not match_all and len(terms) > 1:
+            plan = None if self._d.pruning is None else self._d.pruning.plan(terms, limit)
+            if plan is not None:
+                found = await self._search_candidates(plan, params)
+            elif self._d.score_bound is not None:
+                found = await self._search_pruned(terms, params)
+            else:
+                found = None
             if found is not None:
                 return found
         return await self._all(self._q.search, self._memory, *params, browse=True)
+
+    async def _search_candidates(
+        self, plan: Any, params: tuple[Any, ...]
+    ) -> list[MemoryEntry] | None:
+        """search, ranking only the rows that match two of the terms, then also those of the
+        terms whose bound says their rows could rank in (see backends.sqlite.ranking); None
+        when that is not shown (run it whole). Each try reads, with its results, the counts
+        that check them (one snapshot)."""
+        must: frozenset[int] = frozenset()
+        tokens = json.dumps(plan.tokens)
+        for _ in range(2):
+            found = await self._x.read(
+                self._q.search_candidates,
+                (*params, plan.candidates(must), tokens),
+                ALL,
+                browse=True,
+            )
+            if not found:
+                return None
+            last = -found[-1][-2] if len(found) == params[3] else None
+            unranked = plan.unranked(must, found[-1][-1], last)
+            if not unranked:
+                return [self._memory(r) for r in found]
+            must |= unranked
+        return None
 
     async def _search_pruned(
         self, terms: list[str], params: tuple[Any, ...]

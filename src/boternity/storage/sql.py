@@ -311,6 +311,9 @@ class Statements:
     # its score and, the same on every row and of the same snapshot, what term_counts gives
     # for ?8 (JSON text).
     search_among = ""
+    # As search_among, each row followed by its score and what the dialect's pruning needs to
+    # check the result (one snapshot); ?8: what it looks up (see MemoryCore._search_candidates).
+    search_candidates = ""
     # The bot's live memories (id, fact), for the duplicate check; taken after lock_bot, so
     # check and insert are one step per bot. A writer that runs one unit at a time (SQLite)
     # needs no lock: an empty statement is not run.

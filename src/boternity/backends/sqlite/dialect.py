@@ -12,6 +12,7 @@ import sqlite3
 import uuid
 from datetime import datetime
 
+from boternity.backends.sqlite import ranking
 from boternity.errors import SchemaError
 from boternity.storage.dialect import Dialect
 from boternity.storage.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
@@ -127,6 +128,20 @@ class SqliteStatements(Statements):
         among=" AND +memories_fts.rowid IN"
         " (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?7)",
     )
+    # As search_among, each row followed by its score and, the same on every row and of the
+    # same snapshot, what ranking.Plan.unranked reads: FTS5's format version, its averages
+    # record (hex), max(rowid) and, for each token of the JSON array ?8, [rows holding it,
+    # its occurrences] (memories_fts_terms, migration 0011).
+    search_candidates = _SEARCH.format(
+        extra=", bm25(memories_fts), (SELECT json_array("
+        " (SELECT v FROM memories_fts_config WHERE k = 'version'),"
+        " (SELECT hex(block) FROM memories_fts_data WHERE id = 1),"
+        " (SELECT max(rowid) FROM session_memories),"
+        " (SELECT json_group_array(json_array(coalesce(v.doc, 0), coalesce(v.cnt, 0)))"
+        "  FROM json_each(?8) t LEFT JOIN memories_fts_terms v ON v.term = t.value)))",
+        among=" AND +memories_fts.rowid IN"
+        " (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?7)",
+    )
     # The best hits first, then highlight() for those only (it re-reads and tokenizes the
     # text, so it must not run for every match). messages_fts indexes the view
     # messages_fts_source: the start of each message (migrations 0005, 0009).
@@ -186,4 +201,5 @@ SQLITE = Dialect(
     no_limit=-1,
     script=script,
     score_bound=bm25_bound,
+    pruning=ranking,
 )

@@ -1,0 +1,160 @@
+"""SQLite's memory search ranks only the rows that match two of the query's words, and those of
+the words whose bound says they could rank in (backends.sqlite.ranking,
+MemoryCore._search_candidates): the results are exactly those of ranking every match."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boternity import open_store
+from boternity.backends.sqlite import ranking
+from boternity.backends.sqlite.dialect import SQLITE
+from boternity.models import Bot
+from boternity.storage.migrations import load_migrations
+from boternity.storage.repositories import MemoryCore
+
+pytestmark = pytest.mark.sqlite
+
+COMMON = ["likes", "often", "weekend"]  # in most facts
+MIDDLE = ["tea", "coffee", "gardens", "music", "chess", "piano"]
+RARE = ["greta", "pottery", "oslo", "kayak", "violin", "sushi", "tango", "zoë"]
+FILLER = ["my", "sister", "old", "friend", "runs", "a", "small", "shop", "near", "the", "lake"]
+
+
+def _fact(rng: random.Random) -> str:
+    """A few words, some repeated (a word twice scores more), rows short and long (a short
+    row scores more), so the bounds are tested where they are tightest."""
+    words = rng.sample(COMMON, rng.randint(0, 2)) + rng.sample(MIDDLE, rng.randint(0, 2))
+    if rng.random() < 0.15:
+        words.append(rng.choice(RARE))
+    if rng.random() < 0.05:
+        words += rng.sample(RARE, 2)
+    if words and rng.random() < 0.1:
+        words += [rng.choice(words)] * rng.randint(1, 3)
+    words += rng.sample(FILLER, rng.choice([0, 0, 1, 3, 8]))
+    rng.shuffle(words)
+    return " ".join(words) or rng.choice(RARE)
+
+
+def _fill(path: Path, bot: uuid.UUID, count: int, seed: int) -> None:
+    """Many facts repeated word for word (equal scores, so the order falls to importance, time
+    and id), some superseded, some another user's."""
+    rng = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count)]
+    rows = []
+    for i, key in enumerate(ids):
+        superseded = ids[i - 1] if i and rng.random() < 0.05 else None
+        user = rng.choice(["ana", "ben"]) if rng.random() < 0.2 else None
+        when = start + timedelta(seconds=rng.randint(0, 50))  # equal times too
+        rows.append((key, str(bot), _fact(rng), rng.randint(1, 5),
+                     when.isoformat(timespec="microseconds"), superseded, user))  # fmt: skip
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO session_memories (id, bot_id, fact, category, importance, created_at,"
+            " superseded_by, user_id) VALUES (?, ?, ?, 'fact', ?, ?, ?, ?)",
+            rows,
+        )
+
+
+async def test_ranking_the_candidates_returns_what_ranking_every_match_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.db"
+    async with open_store(path) as store:
+        bot = (await store.bots.create_bot(Bot(name="b"))).id
+        other = (await store.bots.create_bot(Bot(name="o"))).id
+    _fill(path, bot, 3000, seed=1)
+    _fill(path, other, 1000, seed=2)  # the index is shared: counts include these
+    tries: list[int] = []  # statements a search took: 1, 2, or 0 (ranked every match)
+    real_read = MemoryCore._search_candidates
+
+    async def spy(self: MemoryCore, plan: Any, params: tuple[Any, ...]) -> Any:
+        calls = 0
+        read = self._x.read
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return await read(*args, **kwargs)
+
+        self._x.read = counted  # type: ignore[method-assign]
+        try:
+            found = await real_read(self, plan, params)
+        finally:
+            del self._x.read
+        tries.append(calls if found is not None else 0)
+        return found
+
+    monkeypatch.setattr(MemoryCore, "_search_candidates", spy)
+    rng = random.Random(3)
+    async with open_store(path) as store:
+        for round_ in range(200):
+            words = rng.sample(COMMON, rng.randint(0, 2)) + rng.sample(MIDDLE + RARE, 2)
+            words += rng.sample(FILLER, rng.randint(0, 3))
+            query = " ".join(rng.sample(words, len(words)))
+            options: dict[str, Any] = {
+                "limit": rng.choice([1, 3, 10, 40]),
+                "user_id": rng.choice([None, "ana"]),
+                "include_superseded": rng.random() < 0.3,
+            }
+            got = await store.memory.search_memories(bot, query, **options)
+            with monkeypatch.context() as m:
+                m.setattr(SQLITE, "pruning", None)
+                m.setattr(SQLITE, "score_bound", None)
+                every = await store.memory.search_memories(bot, query, **options)
+            assert [x.id for x in got] == [x.id for x in every], (query, options)
+            if round_ == 100:  # a write: the counts the next searches read change
+                _fill(path, bot, 300, seed=4)
+    # Not vacuous: most searches ranked a few rows in one statement, some needed a second.
+    assert tries.count(1) >= 80, tries
+    assert tries.count(2) >= 5, tries
+
+
+def test_the_bound_is_above_any_score_fts5_gives() -> None:
+    """term_bound is above the score bm25 gives any row for one word, the word repeated in a
+    row and rows short or long, with the index's own row count and mean length (read from its
+    averages record) or not knowing the mean."""
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE VIRTUAL TABLE f USING fts5(t)")
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(f, row)")
+        texts = ["a", "a a a a a a a a", "a b", "b b b b", "a b c d e f g h i j", "b"]
+        texts += ["c d e f g h"] * 50
+        conn.executemany("INSERT INTO f (t) VALUES (?)", [(t,) for t in texts])
+        conn.commit()  # the averages record is written then
+        (version,) = conn.execute("SELECT v FROM f_config WHERE k = 'version'").fetchone()
+        (record,) = conn.execute("SELECT hex(block) FROM f_data WHERE id = 1").fetchone()
+        known = ranking.averages(version, record)
+        assert known == (len(texts), sum(len(t.split()) for t in texts) / len(texts))
+        for word in "ab":
+            worst = -min(s for (s,) in conn.execute("SELECT bm25(f) FROM f WHERE f MATCH ?", word))
+            doc, cnt = conn.execute("SELECT doc, cnt FROM v WHERE term = ?", word).fetchone()
+            assert ranking.term_bound(*known, doc, cnt) > worst
+            assert ranking.term_bound(len(texts), float("inf"), doc, cnt) > worst
+    assert ranking.averages("5", record) is None
+    assert ranking.averages(version, record + "00") is None
+
+
+def test_the_tokenizer_is_the_index_s() -> None:
+    """The tokens looked up are those memories_fts makes: the same tokenizer as its migration,
+    stems and folded accents included."""
+    (created,) = [
+        m
+        for m in load_migrations("boternity.backends.sqlite.migrations")
+        if "memories_fts USING fts5(" in m.sql
+    ]
+    assert f"tokenize = '{ranking.MEMORY_TOKENIZER}'" in created.sql
+    assert ranking.Tokenizer()(["classes", "zoë", "greta", "foo_bar"]) == [
+        ("class",),
+        ("zoe",),
+        ("greta",),
+        ("foo", "bar"),
+    ]
+    assert ranking.plan(["foo_bar", "tea"], 10) is None  # two tokens: ranked whole

@@ -1,0 +1,66 @@
+"""Upgrading a database made before the memory search read the index's token counts (schema
+10): every row is kept, and on SQLite the counts are there for the memories already saved, so
+a search ranks only the rows that can reach its results and finds what ranking every match
+does."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boternity import Store, open_store
+from boternity.backends.sqlite.dialect import SQLITE
+from boternity.models import Bot, MemoryEntry
+from boternity.storage.repositories import MemoryCore
+from tests.conformance import factories as f
+from tests.upgrade import assert_rows_kept, latest, old_database, table_rows
+
+WORDS = ["tea", "chess", "piano", "oslo", "greta"]
+
+
+async def _fill(store: Store) -> tuple[Bot, list[MemoryEntry]]:
+    bot = await store.bots.create_bot(Bot(name="Old bot"))
+    saved = []
+    for i in range(40):  # tea in most, greta in two
+        words = [w for j, w in enumerate(WORDS) if (i + 1) % (j + 1) == 0 or i % 7 == j]
+        saved.append(await store.memory.save_memory(f.memory(bot.id, " ".join(words) or "x")))
+    return bot, saved
+
+
+async def test_upgrade_keeps_every_row_and_the_search_reads_the_counts(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = old_database(backend, tmp_path, monkeypatch, before="memory_term_counts", fill=_fill)
+    async with made as (url, (bot, saved)):
+        before = await table_rows(backend, url)
+        answered: list[bool] = []
+        real = MemoryCore._search_candidates
+
+        async def spy(self: MemoryCore, *args: Any) -> Any:
+            found = await real(self, *args)
+            answered.append(found is not None)
+            return found
+
+        monkeypatch.setattr(MemoryCore, "_search_candidates", spy)
+        async with open_store(url) as store:
+            assert store.schema_version == latest(backend) >= 11
+            await assert_rows_kept(backend, url, before)
+            got = await store.memory.search_memories(bot.id, "greta and tea over chess", limit=3)
+            with monkeypatch.context() as m:
+                m.setattr(SQLITE, "pruning", None)
+                m.setattr(SQLITE, "score_bound", None)
+                every = await store.memory.search_memories(
+                    bot.id, "greta and tea over chess", limit=3
+                )
+            assert [x.id for x in got] == [x.id for x in every]
+            assert len(got) == 3 and {x.id for x in got} <= {x.id for x in saved}
+        if backend == "sqlite":
+            assert answered == [True]  # from the counts of the memories saved before
+            with sqlite3.connect(url) as conn:
+                counts = conn.execute("SELECT doc FROM memories_fts_terms WHERE term = 'greta'")
+                assert counts.fetchall() == [(sum("greta" in m.fact for m in saved),)]
+        else:
+            assert answered == []
