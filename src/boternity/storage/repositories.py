@@ -783,8 +783,8 @@ class MemoryCore(Repository):
     ) -> list[MemoryEntry] | None:
         """search, ranking only the rows that match two of the terms, then also those of the
         terms whose bound says their rows could rank in (see backends.sqlite.ranking); None
-        when that is not shown (run it whole). Each try reads, with its results, the counts
-        that check them (one snapshot)."""
+        when that is not shown or ranking every match is cheaper (run it whole). Each try
+        reads, with its results, the counts that check them (one snapshot)."""
         must: frozenset[int] = frozenset()
         tokens = json.dumps(plan.tokens)
         for _ in range(2):
@@ -798,6 +798,8 @@ class MemoryCore(Repository):
                 return None
             last = -found[-1][-2] if len(found) == params[3] else None
             unranked = plan.unranked(must, found[-1][-1], last)
+            if unranked is None:
+                return None
             if not unranked:
                 return [self._memory(r) for r in found]
             must |= unranked

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class Tokenizer:
         self._tokenize = tokenize
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._pid = 0  # a connection is never used across fork: a child opens its own
         self._cache: dict[str, tuple[str, ...]] = {}
 
     def __call__(self, words: list[str]) -> list[tuple[str, ...]]:
@@ -57,13 +59,13 @@ class Tokenizer:
             return [self._cache[w] for w in words]
 
     def _tokens(self, words: list[str]) -> list[tuple[str, ...]]:
-        if self._conn is None:
+        if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             conn.execute(
                 f"CREATE VIRTUAL TABLE words USING fts5(word, tokenize = '{self._tokenize}')"
             )
             conn.execute("CREATE VIRTUAL TABLE word_tokens USING fts5vocab(words, instance)")
-            self._conn = conn
+            self._conn, self._pid = conn, os.getpid()
         conn = self._conn
         conn.executemany("INSERT INTO words (rowid, word) VALUES (?, ?)", enumerate(words))
         found: list[list[str]] = [[] for _ in words]
@@ -129,11 +131,17 @@ class Plan:
         parts += [f"({p} AND ({' OR '.join(rest[j + 1 :])}))" for j, p in enumerate(rest[:-1])]
         return " OR ".join(parts)
 
-    def unranked(self, must: frozenset[int], snapshot: str, last: float | None) -> frozenset[int]:
+    def unranked(
+        self, must: frozenset[int], snapshot: str, last: float | None
+    ) -> frozenset[int] | None:
         """The words, not in ``must``, whose rows may rank in though only those matching two
         words or a word of ``must`` were ranked, as the index stood (``snapshot``: see
         SqliteStatements.search_candidates); ``last`` is the last result's score as a positive
-        number, None when there were fewer results than asked for (any row could rank in)."""
+        number, None when there were fewer results than asked for. None when ranking every
+        match is the cheaper way to be sure (fewer results than asked for, or the rows of the
+        words to add are most of the matches)."""
+        if last is None:
+            return None
         version, record, top_rowid, counts = json.loads(snapshot)
         known = averages(version, record)
         most = max([0, *(doc for doc, _ in counts)])
@@ -141,13 +149,14 @@ class Plan:
             rows, avgdl = known
         else:  # max(rowid) is at least the row count; a longer mean only raises the bound
             rows, avgdl = int(top_rowid or 0), math.inf
-        return frozenset(
+        unranked = frozenset(
             i
             for i, (doc, cnt) in enumerate(counts)
-            if i not in must
-            and doc > 0
-            and (last is None or term_bound(rows, avgdl, int(doc), int(cnt)) >= last)
+            if i not in must and doc > 0 and term_bound(rows, avgdl, int(doc), int(cnt)) >= last
         )
+        if 2 * sum(counts[i][0] for i in must | unranked) > sum(doc for doc, _ in counts):
+            return None
+        return unranked
 
 
 _TOKENS = Tokenizer()
