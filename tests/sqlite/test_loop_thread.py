@@ -208,7 +208,7 @@ async def test_no_write_waits_for_a_checkpoint(
     for durability in ("normal", "full"):
         threads.clear()
         release.clear()
-        async with open_store(path, durability=durability) as store:  # type: ignore[arg-type]
+        async with open_store(path, durability=durability) as store:
             session = await _session(store)
             for i in range(3 * pool.CHECKPOINT_EVERY):
                 await store.chat.save_message(_message(session, f"{i} " + "x" * 400))
