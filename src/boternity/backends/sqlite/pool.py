@@ -3,8 +3,8 @@
 Every connection lives on a dedicated single-thread executor, so a unit of work (a Python
 function that runs several statements) costs one thread hop, not one per statement as with
 per-call async drivers. All writes go through :class:`Writer`: a queue of units drained by one
-task; units waiting together are committed together (group commit), each in its own
-SAVEPOINT so one failing unit never takes its neighbours down.
+task; units waiting together are committed together (group commit), and one failing unit
+never takes its neighbours down (the batch then runs again, each unit in its own SAVEPOINT).
 
 At durability normal a commit does not wait for the disk, so a batch of small units costs
 less than the hop to the writer thread and back (30-100 us on a busy machine). There, when
@@ -222,11 +222,16 @@ def _run_batch(
 ) -> list[tuple[bool, Any]]:
     """Runs on the writer thread: one BEGIN IMMEDIATE ... COMMIT around all ``units``.
 
+    Units run side by side first; only if one fails does the batch run again with each unit
+    in a savepoint, so it fails alone (two statements less per unit in the common case).
     Some errors (disk full, I/O) make SQLite roll back the whole transaction, not just the
     statement. The unit that hit one fails alone; the others run again in a new transaction.
     """
     if len(units) == 1:
         return [_run_alone(conn, units[0], busy_wait)]
+    values = _run_together(conn, units, busy_wait)
+    if values is not None:
+        return [(True, value) for value in values]
     outcomes: list[tuple[bool, Any] | None] = [None] * len(units)
     todo = list(range(len(units)))
     while todo:
@@ -259,6 +264,27 @@ def _run_batch(
             raise
         todo = [i for i in todo if outcomes[i] is None]
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _run_together(
+    conn: sqlite3.Connection, units: list[Unit], busy_wait: float
+) -> list[Any] | None:
+    """All ``units`` in one transaction, without savepoints: their values, committed, or
+    None with nothing committed when one of them failed."""
+    _begin(conn, busy_wait)
+    try:
+        try:
+            values = [unit(conn) for unit in units]
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return None
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return values
 
 
 def _begin(conn: sqlite3.Connection, busy_wait: float) -> None:
