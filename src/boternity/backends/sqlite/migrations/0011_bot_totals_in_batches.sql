@@ -48,21 +48,22 @@ UPDATE bots SET tokens_reserved = min(9223372036854775807, total_tokens_used + c
     FROM (SELECT total_input_tokens + total_output_tokens AS t FROM chat_sessions
           WHERE bot_id = bots.id)), 0));
 
-CREATE TRIGGER bot_totals_batch AFTER INSERT ON chat_messages
-WHEN new.rowid % 64 = 0 BEGIN
+-- Moving the mark up counts what was waiting (the one place that does).
+CREATE TRIGGER bot_totals_count BEFORE UPDATE OF up_to ON messages_counted
+WHEN new.up_to > old.up_to BEGIN
     UPDATE bots SET total_tokens_used = total_tokens_used + w.tokens,
         last_active_at = CASE WHEN w.last_active IS NULL OR last_active_at >= w.last_active
                               THEN last_active_at ELSE w.last_active END
     FROM bot_tokens_waiting w WHERE bots.id = w.bot_id;
+END;
+
+CREATE TRIGGER bot_totals_batch AFTER INSERT ON chat_messages
+WHEN new.rowid % 64 = 0 BEGIN
     UPDATE messages_counted SET up_to = (SELECT max(rowid) FROM chat_messages);
 END;
 
 CREATE TRIGGER bot_totals_before_message_delete BEFORE DELETE ON chat_messages
 WHEN old.rowid > (SELECT up_to FROM messages_counted) BEGIN
-    UPDATE bots SET total_tokens_used = total_tokens_used + w.tokens,
-        last_active_at = CASE WHEN w.last_active IS NULL OR last_active_at >= w.last_active
-                              THEN last_active_at ELSE w.last_active END
-    FROM bot_tokens_waiting w WHERE bots.id = w.bot_id;
     UPDATE messages_counted SET up_to = (SELECT max(rowid) FROM chat_messages);
 END;
 
@@ -75,10 +76,6 @@ END;
 -- Before its messages go (their session's row is needed to find their bot): count them, and
 -- give back the part of the reservation the session did not use.
 CREATE TRIGGER bot_totals_before_session_delete BEFORE DELETE ON chat_sessions BEGIN
-    UPDATE bots SET total_tokens_used = total_tokens_used + w.tokens,
-        last_active_at = CASE WHEN w.last_active IS NULL OR last_active_at >= w.last_active
-                              THEN last_active_at ELSE w.last_active END
-    FROM bot_tokens_waiting w WHERE bots.id = w.bot_id;
     UPDATE messages_counted SET up_to = (SELECT max(rowid) FROM chat_messages)
     WHERE up_to < (SELECT max(rowid) FROM chat_messages);
     UPDATE bots SET tokens_reserved = tokens_reserved - (
