@@ -1,7 +1,7 @@
-"""Upgrading a database made before the memory search read the index's token counts (schema
-10): every row is kept, and on SQLite the counts are there for the memories already saved, so
-a search ranks only the rows that can reach its results and finds what ranking every match
-does."""
+"""Upgrading a SQLite database made before the memory search read the index's token counts
+(schema 11): every row is kept, and the counts are there for the memories already saved, so a
+search ranks only the rows that can reach its results and finds what ranking every match
+does. (PostgreSQL has no such migration: its search is unchanged.)"""
 
 from __future__ import annotations
 
@@ -30,9 +30,13 @@ async def _fill(store: Store) -> tuple[Bot, list[MemoryEntry]]:
     return bot, saved
 
 
+pytestmark = pytest.mark.sqlite
+
+
 async def test_upgrade_keeps_every_row_and_the_search_reads_the_counts(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    backend = "sqlite"
     made = old_database(backend, tmp_path, monkeypatch, before="memory_term_counts", fill=_fill)
     async with made as (url, (bot, saved)):
         before = await table_rows(backend, url)
@@ -46,7 +50,7 @@ async def test_upgrade_keeps_every_row_and_the_search_reads_the_counts(
 
         monkeypatch.setattr(MemoryCore, "_search_candidates", spy)
         async with open_store(url) as store:
-            assert store.schema_version == latest(backend) >= 11
+            assert store.schema_version == latest(backend) >= 12
             await assert_rows_kept(backend, url, before)
             got = await store.memory.search_memories(bot.id, "greta and tea over chess", limit=3)
             with monkeypatch.context() as m:
@@ -57,10 +61,7 @@ async def test_upgrade_keeps_every_row_and_the_search_reads_the_counts(
                 )
             assert [x.id for x in got] == [x.id for x in every]
             assert len(got) == 3 and {x.id for x in got} <= {x.id for x in saved}
-        if backend == "sqlite":
-            assert answered == [True]  # from the counts of the memories saved before
-            with sqlite3.connect(url) as conn:
-                counts = conn.execute("SELECT doc FROM memories_fts_terms WHERE term = 'greta'")
-                assert counts.fetchall() == [(sum("greta" in m.fact for m in saved),)]
-        else:
-            assert answered == []
+        assert answered == [True]  # from the counts of the memories saved before
+        with sqlite3.connect(url) as conn:
+            counts = conn.execute("SELECT doc FROM memories_fts_terms WHERE term = 'greta'")
+            assert counts.fetchall() == [(sum("greta" in m.fact for m in saved),)]
