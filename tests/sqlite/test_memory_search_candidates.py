@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,13 @@ import pytest
 
 from boternity import open_store
 from boternity.backends.sqlite import ranking
-from boternity.backends.sqlite.dialect import SQLITE
-from boternity.models import Bot
 from boternity.storage.migrations import load_migrations
 from boternity.storage.repositories import MemoryCore
+from tests.sqlite.test_memory_search_pruning import (
+    fill,
+    finds_what_ranking_every_match_does,
+    two_bots,
+)
 
 pytestmark = pytest.mark.sqlite
 
@@ -43,36 +44,11 @@ def _fact(rng: random.Random) -> str:
     return " ".join(words) or rng.choice(RARE)
 
 
-def _fill(path: Path, bot: uuid.UUID, count: int, seed: int) -> None:
-    """Many facts repeated word for word (equal scores, so the order falls to importance, time
-    and id), some superseded, some another user's."""
-    rng = random.Random(seed)
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count)]
-    rows = []
-    for i, key in enumerate(ids):
-        superseded = ids[i - 1] if i and rng.random() < 0.05 else None
-        user = rng.choice(["ana", "ben"]) if rng.random() < 0.2 else None
-        when = start + timedelta(seconds=rng.randint(0, 50))  # equal times too
-        rows.append((key, str(bot), _fact(rng), rng.randint(1, 5),
-                     when.isoformat(timespec="microseconds"), superseded, user))  # fmt: skip
-    with sqlite3.connect(path) as conn:
-        conn.executemany(
-            "INSERT INTO session_memories (id, bot_id, fact, category, importance, created_at,"
-            " superseded_by, user_id) VALUES (?, ?, ?, 'fact', ?, ?, ?, ?)",
-            rows,
-        )
-
-
 async def test_ranking_the_candidates_returns_what_ranking_every_match_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "m.db"
-    async with open_store(path) as store:
-        bot = (await store.bots.create_bot(Bot(name="b"))).id
-        other = (await store.bots.create_bot(Bot(name="o"))).id
-    _fill(path, bot, 3000, seed=1)
-    _fill(path, other, 1000, seed=2)  # the index is shared: counts include these
+    bot = await two_bots(path, _fact)
     tries: list[int] = []  # statements a search took: 1, 2, or 0 (ranked every match)
     real_read = MemoryCore._search_candidates
 
@@ -99,20 +75,9 @@ async def test_ranking_the_candidates_returns_what_ranking_every_match_does(
         for round_ in range(200):
             words = rng.sample(COMMON, rng.randint(0, 2)) + rng.sample(MIDDLE + RARE, 2)
             words += rng.sample(FILLER, rng.randint(0, 3))
-            query = " ".join(rng.sample(words, len(words)))
-            options: dict[str, Any] = {
-                "limit": rng.choice([1, 3, 10, 40]),
-                "user_id": rng.choice([None, "ana"]),
-                "include_superseded": rng.random() < 0.3,
-            }
-            got = await store.memory.search_memories(bot, query, **options)
-            with monkeypatch.context() as m:
-                m.setattr(SQLITE, "pruning", None)
-                m.setattr(SQLITE, "score_bound", None)
-                every = await store.memory.search_memories(bot, query, **options)
-            assert [x.id for x in got] == [x.id for x in every], (query, options)
+            await finds_what_ranking_every_match_does(store, bot, words, rng, monkeypatch)
             if round_ == 100:  # a write: the counts the next searches read change
-                _fill(path, bot, 300, seed=4)
+                fill(path, bot, 300, seed=4, fact=_fact)
     # Not vacuous: most searches ranked a few rows in one statement, some needed a second.
     assert tries.count(1) >= 80, tries
     assert tries.count(2) >= 5, tries

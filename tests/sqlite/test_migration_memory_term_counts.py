@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from boternity import Store, open_store
 from boternity.backends.sqlite.dialect import SQLITE
 from boternity.models import Bot, MemoryEntry
-from boternity.storage.repositories import MemoryCore
 from tests.conformance import factories as f
+from tests.sqlite.test_memory_search_pruning import answered
 from tests.upgrade import assert_rows_kept, latest, old_database, table_rows
 
 WORDS = ["tea", "chess", "piano", "oslo", "greta"]
@@ -40,15 +39,7 @@ async def test_upgrade_keeps_every_row_and_the_search_reads_the_counts(
     made = old_database(backend, tmp_path, monkeypatch, before="memory_term_counts", fill=_fill)
     async with made as (url, (bot, saved)):
         before = await table_rows(backend, url)
-        answered: list[bool] = []
-        real = MemoryCore._search_candidates
-
-        async def spy(self: MemoryCore, *args: Any) -> Any:
-            found = await real(self, *args)
-            answered.append(found is not None)
-            return found
-
-        monkeypatch.setattr(MemoryCore, "_search_candidates", spy)
+        ranked = answered(monkeypatch, "_search_candidates")
         async with open_store(url) as store:
             assert store.schema_version == latest(backend) >= 12
             await assert_rows_kept(backend, url, before)
@@ -61,7 +52,7 @@ async def test_upgrade_keeps_every_row_and_the_search_reads_the_counts(
                 )
             assert [x.id for x in got] == [x.id for x in every]
             assert len(got) == 3 and {x.id for x in got} <= {x.id for x in saved}
-        assert answered == [True]  # from the counts of the memories saved before
+        assert ranked == [True]  # from the counts of the memories saved before
         with sqlite3.connect(url) as conn:
             counts = conn.execute("SELECT doc FROM memories_fts_terms WHERE term = 'greta'")
             assert counts.fetchall() == [(sum("greta" in m.fact for m in saved),)]
