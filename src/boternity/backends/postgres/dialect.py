@@ -102,7 +102,8 @@ SAVE_MESSAGE = (
 _SESSION_COLUMNS = len(SESSIONS.columns)
 CREATE_SESSION = (
     "WITH b AS (UPDATE bots SET conversation_count = conversation_count + 1,"
-    f" tokens_reserved = tokens_reserved + {RESERVE_STEP} WHERE id = $2 RETURNING id)"
+    f" tokens_reserved = tokens_reserved + {RESERVE_STEP}"
+    f" WHERE id = $2 AND tokens_reserved <= {MAX_BIGINT - RESERVE_STEP} RETURNING id)"
     f" INSERT INTO chat_sessions ({SESSIONS.cols()})"
     f" SELECT $1, b.id, {_n(_SESSION_COLUMNS - 2, start=3)} FROM b RETURNING id"
 )
@@ -246,7 +247,7 @@ class PostgresChat(ChatCore):
     def _create_session(self, params: list[Any], key: str | None, bot: uuid.UUID) -> Unit[bool]:
         if key is None:
             if (yield CREATE_SESSION, params, VALUE) is None:
-                raise missing("bot", bot)
+                raise (yield from self._not_counted(params[1], bot))
             return True
         bot_found, inserted = yield CREATE_KEYED_SESSION, [*params, key], ONE
         if not bot_found:
