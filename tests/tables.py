@@ -139,14 +139,14 @@ def _sorted(rows: list[dict[str, Any]]) -> list[str]:
 def check_erased(before: Rows, after: Rows, bot_id: Any, user_id: str) -> dict[str, int]:
     """Assert, table by table, that ``after`` is ``before`` without exactly the rows of
     ``user_id`` of ``bot_id`` (the bots table aside: its totals may absorb deleted sessions;
-    and SQLite's message-index mark, which comes down when the newest messages go: see
-    tests/sqlite/test_message_index.py). The vector caches' change notes (memory_changes)
+    and SQLite's marks of messages indexed and counted, which come down when the newest
+    messages go: see tests/sqlite/test_message_index.py). The vector caches' change notes (memory_changes)
     gain one row per erased memory, its id alone. Returns how many rows went, by table."""
     assert after.keys() == before.keys()
     gone = owned_by(before, bot_id, user_id)
     erased = {_key(r["id"]) for r in gone["session_memories"]}
     for table, rows in before.items():
-        if table in ("bots", "messages_indexed"):
+        if table in ("bots", "messages_indexed", "messages_counted"):
             continue
         kept = [r for r in rows if r not in gone[table]]
         now = after[table]

@@ -31,7 +31,7 @@ async def test_upgrade_keeps_every_row_and_nothing_is_pruned_yet(
 ) -> None:
     made = old_database(backend, tmp_path, monkeypatch, before="memory_changes_pruned", fill=_fill)
     async with made as (url, (bot, saved)):
-        added = {"changes_pruned_to"}
+        added = {"changes_pruned_to", "tokens_reserved"}
         before = await table_rows(backend, url, skip=added)
         assert len(before["memory_changes"]) == 2
         async with open_store(url) as store:

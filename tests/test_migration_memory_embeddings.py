@@ -51,7 +51,9 @@ async def _upgrade_and_embed(backend: str, url: str, memories: list[MemoryEntry]
         "memory_version",
         "user_id",
         "changes_pruned_to",
-    }  # user_id, changes_pruned_to: later (users, memory_changes_pruned)
+        "tokens_reserved",
+    }  # user_id, changes_pruned_to, tokens_reserved: later (users, memory_changes_pruned,
+    # bot_totals_in_batches)
     before = await table_rows(backend, url, skip=added)
     assert not NEW_TABLES & set(before)
     async with open_store(url) as store:

@@ -16,7 +16,7 @@ from tests.conformance import factories as f
 from tests.upgrade import latest, old_database, table_rows
 
 #: Columns added by later migrations (memory_changes_pruned).
-LATER = {"changes_pruned_to"}
+LATER = {"changes_pruned_to", "tokens_reserved"}
 
 
 async def _fill(store: Store) -> list[MemoryEntry]:

@@ -75,7 +75,7 @@ async def test_upgrade_keeps_every_row(
         _,
     ):
         # memory_version and user_id: added by later migrations (0006, 0007).
-        added = {"content_tsv", "memory_version", "user_id", "changes_pruned_to"}
+        added = {"content_tsv", "memory_version", "user_id", "changes_pruned_to", "tokens_reserved"}
         before = await table_rows(backend, url, skip=added)
         assert sum(len(rows) for rows in before.values()) > 30
         async with open_store(url) as store:

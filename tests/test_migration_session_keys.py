@@ -23,7 +23,14 @@ async def test_upgrade_keeps_every_row_and_old_sessions_work(
 async def _upgrade_and_check(backend: str, url: str, sessions: list[ChatSession]) -> None:
     # Later migrations add columns too (message search: content_tsv on PostgreSQL; memory
     # embeddings: bots.memory_version; users).
-    added = {"session_key", "content_tsv", "memory_version", "user_id", "changes_pruned_to"}
+    added = {
+        "session_key",
+        "content_tsv",
+        "memory_version",
+        "user_id",
+        "changes_pruned_to",
+        "tokens_reserved",
+    }
     before = await table_rows(backend, url, skip=added)
     assert sum(len(rows) for rows in before.values()) > 30
     async with open_store(url) as store:

@@ -71,7 +71,7 @@ async def test_table_counts_list_every_table_the_database_has(store: Store) -> N
     shadows = ("sqlite_", "memories_fts_", "messages_fts_")
     assert not [name for name in counts if name.startswith(shadows)]
     extra = set(counts) - SCHEMA_TABLES
-    sqlite_extra = {"memories_fts", "messages_fts", "messages_indexed"}
+    sqlite_extra = {"memories_fts", "messages_fts", "messages_indexed", "messages_counted"}
     assert extra == (sqlite_extra if store.backend == "sqlite" else set())
     if "memories_fts" in counts:
         assert (counts["memories_fts"], counts["messages_fts"]) == (1, 0)

@@ -195,7 +195,9 @@ async def fill(store: Store) -> list[ChatSession]:
 #: The message index on SQLite (the FTS5 table, its shadow tables, what is indexed so far):
 #: migration 0009 indexes the messages still waiting and replaces the queue with a mark, so
 #: these change on upgrade. tests/sqlite/test_message_index.py checks them against the messages.
-MESSAGE_INDEX = ("messages_fts", "messages_to_index", "messages_indexed")
+#: And the mark of the messages counted on their bots (migration 0011; see
+#: tests/sqlite/test_bot_totals.py).
+MESSAGE_INDEX = ("messages_fts", "messages_to_index", "messages_indexed", "messages_counted")
 
 
 def _sqlite_rows(path: str, skip: set[str]) -> dict[str, list[str]]:

@@ -8,7 +8,6 @@ import asyncpg
 import pytest
 
 from boternity import Store
-from boternity.backends.postgres.dialect import RESERVE_STEP
 from boternity.ids import utc_now
 from boternity.models import (
     Bot,
@@ -22,6 +21,7 @@ from boternity.models import (
     PendingExtraction,
     SessionStatus,
 )
+from boternity.storage.sql import RESERVE_STEP
 
 pytestmark = pytest.mark.postgres
 

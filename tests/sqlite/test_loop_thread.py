@@ -4,6 +4,7 @@ there for another process's lock, never starving other tasks, never checkpointin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
@@ -139,8 +140,8 @@ async def test_repeated_quick_calls_let_other_tasks_run(tmp_path: Path) -> None:
 
 
 async def test_the_wal_is_checkpointed_off_the_loop(tmp_path: Path) -> None:
-    """The writer connection does not checkpoint by itself at normal durability (that would
-    be two fsyncs on the loop thread); the writer thread does, so the WAL stays small."""
+    """The writer connection does not checkpoint by itself (that would be two fsyncs on the
+    loop thread at normal durability); the Checkpointer does, so the WAL stays small."""
     path = tmp_path / "b.db"
     async with open_store(path) as store:
         assert isinstance(store, SqliteStore)
@@ -184,3 +185,52 @@ def test_ids_read_back_are_the_same_uuids() -> None:
     assert pickle.loads(pickle.dumps(uuid_of(str(value)))) == value
     with pytest.raises(ValueError):
         uuid_of("not an id")
+
+
+async def test_no_write_waits_for_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints run on their own connection and thread, beside the writes: while one is
+    held up (a slow disk, say), writes go on, none of them checkpointing; once it ends, the
+    writer's one catch-up checkpoint lets the WAL start over, so it stays small."""
+    release = threading.Event()
+    threads: list[str] = []
+    real = pool.checkpoint
+
+    def slow_checkpoint(conn: sqlite3.Connection) -> None:
+        threads.append(threading.current_thread().name)
+        if threads.count("boternity-sqlite-c") == 1:
+            release.wait(timeout=60)
+        real(conn)
+
+    monkeypatch.setattr(pool, "checkpoint", slow_checkpoint)
+    path = tmp_path / "b.db"
+    for durability in ("normal", "full"):
+        threads.clear()
+        release.clear()
+        async with open_store(path, durability=durability) as store:
+            session = await _session(store)
+            for i in range(3 * pool.CHECKPOINT_EVERY):
+                await store.chat.save_message(_message(session, f"{i} " + "x" * 400))
+            assert threads == ["boternity-sqlite-c"], threads  # one started, still running
+            release.set()
+            while len(threads) < 2:  # the writer's catch-up, with the next batch
+                await store.chat.save_message(_message(session, "after"))
+            assert threads[1] == "boternity-sqlite-w"
+            for i in range(4 * pool.CHECKPOINT_EVERY):
+                await store.chat.save_message(_message(session, f"{i} " + "x" * 400))
+            in_use = await asyncio.to_thread(_wal_frames, path)
+        # Frames in use since the WAL last started over; never starting over: ~4,000 more.
+        assert in_use < 2_000, (durability, in_use)
+
+
+def _wal_frames(path: Path) -> int:
+    """How many frames the WAL holds (its file keeps its largest size); retried while the
+    store's own checkpoint runs."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for _ in range(500):
+            busy, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy:
+                return int(frames)
+            time.sleep(0.01)
+    raise AssertionError("the WAL stayed busy for 5 s")

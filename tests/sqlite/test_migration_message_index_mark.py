@@ -16,7 +16,7 @@ from tests.sqlite.test_message_index import BATCH, _state
 from tests.upgrade import assert_rows_kept, latest, old_database, table_rows
 
 #: Columns added by later migrations (memory_changes_pruned).
-LATER = {"changes_pruned_to"}
+LATER = {"changes_pruned_to", "tokens_reserved"}
 
 pytestmark = pytest.mark.sqlite
 

@@ -77,3 +77,26 @@ async def test_disk_full_in_a_batch_fails_only_the_write_that_hit_it(
     assert [m.seq for m in messages] == [1, 2, 3, 4]
     stored = await sqlite_store.chat.get_session(s.id)
     assert stored is not None and stored.message_count == 4
+
+
+async def test_a_batch_takes_savepoints_only_when_a_unit_fails(sqlite_store: SqliteStore) -> None:
+    """Writes that share a transaction run side by side (no SAVEPOINT, two statements less
+    each); one failing sends the batch round again, each unit in a savepoint, so it fails
+    alone (what the tests above and test_concurrency check)."""
+    s = await _session(sqlite_store)
+    statements: list[str] = []
+    await sqlite_store.writer.run(lambda conn: conn.set_trace_callback(statements.append))
+    try:
+        await asyncio.gather(*(sqlite_store.chat.save_message(_msg(s, str(i))) for i in range(8)))
+        assert statements and not [q for q in statements if "SAVEPOINT" in q]
+        first = (await sqlite_store.chat.get_messages(s.id))[0]
+        clash = ChatMessage(session_id=s.id, role=MessageRole.USER, content="x", id=first.id)
+        outcomes = await asyncio.gather(
+            *(sqlite_store.chat.save_message(m) for m in (_msg(s, "a"), clash, _msg(s, "b"))),
+            return_exceptions=True,
+        )
+    finally:
+        await sqlite_store.writer.run(lambda conn: conn.set_trace_callback(None))
+    assert [isinstance(o, BaseException) for o in outcomes] == [False, True, False]
+    assert len([q for q in statements if q.startswith("SAVEPOINT")]) == 3
+    assert (await sqlite_store.chat.get_message_count(s.id)) == 10

@@ -79,7 +79,7 @@ from boternity.storage.dialect import (
     missing,
 )
 from boternity.storage.search import snippet
-from boternity.storage.sql import MESSAGE_FILTERS
+from boternity.storage.sql import MESSAGE_FILTERS, RESERVE_STEP, reserved
 from boternity.storage.tables import (
     BOTS,
     HISTORY,
@@ -371,8 +371,15 @@ class ChatCore(Repository):
             raise ValidationError(f"chat session {m.session_id}: token totals would overflow")
         params[2] = seq
         yield self._q.insert_message, params, NONE
-        if not (yield self._q.bump_bot_tokens, (tokens_in + tokens_out, at, row[1]), VALUE):
-            raise ValidationError(f"bot {row[1]}: total_tokens_used would overflow")
+        # The bot's row is written only when the session crosses a reservation step.
+        total = row[3] + row[4]
+        before = total - tokens_in - tokens_out
+        if total // RESERVE_STEP != before // RESERVE_STEP or total > MAX_BIGINT:
+            grow = reserved(total) - reserved(before)
+            if grow > MAX_BIGINT or not (
+                yield self._q.reserve_tokens, (grow, row[1], MAX_BIGINT - grow), VALUE
+            ):
+                raise ValidationError(f"bot {row[1]}: total_tokens_used would overflow")
         return seq
 
     async def pop_message(self, session_id: uuid.UUID) -> ChatMessage | None:

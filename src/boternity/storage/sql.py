@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from boternity.models import MAX_BIGINT
 from boternity.storage.tables import (
     BOTS,
     HISTORY,
@@ -23,6 +24,28 @@ from boternity.storage.tables import (
     SUMMARIES,
     Table,
 )
+
+#: Tokens a session reserves on its bot at a time. bots.tokens_reserved is what the bot's
+#: deleted sessions used plus, per live session, reserved(its total): a bot's total is never
+#: above it, and it never passes 2^63 - 1, so the total fits in 64 bits without the bot's row
+#: being checked (or written) for every message.
+RESERVE_STEP = 2**24
+
+
+def reserved(total: int) -> int:
+    """What a session with ``total`` tokens reserves: the next multiple of RESERVE_STEP above
+    it, but no more than 2^63 - 1 unless the total itself is more."""
+    return min((total // RESERVE_STEP + 1) * RESERVE_STEP, max(total, MAX_BIGINT))
+
+
+def bot_columns(tokens: str, last_active: str) -> str:
+    """BOTS columns of ``bots b``, with what is counted elsewhere added: ``tokens`` and
+    ``last_active`` (SQL) become total_tokens_used and last_active_at."""
+    return (
+        BOTS.cols("b.")
+        .replace("b.total_tokens_used", tokens)
+        .replace("b.last_active_at", last_active)
+    )
 
 
 def insert(t: Table[Any]) -> str:
@@ -155,8 +178,11 @@ def message_filters() -> str:
 
 
 class Statements:
-    # bots
-    insert_bot = insert(BOTS)
+    # bots: a new bot reserves exactly what it has used (?10, total_tokens_used)
+    insert_bot = (
+        f"INSERT INTO bots ({BOTS.cols()}, tokens_reserved)"
+        f" VALUES ({', '.join('?' * len(BOTS.columns))}, ?10)"
+    )
     get_bot = select(BOTS, "id = ?")
     get_bot_by_slug = select(BOTS, "slug = ?")
     list_bots = select(  # status|None, category|None, limit, offset
@@ -182,8 +208,9 @@ class Statements:
     list_souls = select(SOULS, "bot_id = ?", "version ASC, id ASC")
 
     # chat sessions and messages
-    count_conversation = (  # bot id -> COUNT
-        "UPDATE bots SET conversation_count = conversation_count + 1 WHERE id = ?"
+    count_conversation = (  # bot id -> COUNT; the new session reserves its first step
+        "UPDATE bots SET conversation_count = conversation_count + 1,"
+        f" tokens_reserved = tokens_reserved + {RESERVE_STEP} WHERE id = ?"
     )
     insert_session = insert(SESSIONS)
     insert_keyed_session = (  # SESSIONS, then session_key
@@ -210,11 +237,14 @@ class Statements:
     sessions_by_ids = by_ids(SESSIONS)
     active_sessions = select(SESSIONS, "bot_id = ? AND status = 'active'", SESSION_ORDER)
     delete_session = "DELETE FROM chat_sessions WHERE id = ?"  # -> COUNT
-    #: The core's save_message unit also needs these two, which check for overflow in the
-    #: dialect's own way: tokens in, tokens out, at, session id -> seq, bot id, totals fit;
-    #: and tokens, at, bot id -> the bot's total fits.
+    #: The core's save_message unit also needs this one, which checks for overflow in the
+    #: dialect's own way: tokens in, tokens out, at, session id -> seq, bot id, totals fit,
+    #: total input tokens, total output tokens.
     bump_session = ""
-    bump_bot_tokens = ""
+    reserve_tokens = (  # more tokens reserved, bot id, the most there may be before -> a row
+        "UPDATE bots SET tokens_reserved = tokens_reserved + ?1"
+        " WHERE id = ?2 AND tokens_reserved <= ?3 RETURNING 1"
+    )
     insert_message = insert(MESSAGES)
     get_message = select(MESSAGES, "id = ?")
     messages_by_ids = by_ids(MESSAGES)

@@ -28,6 +28,7 @@ from boternity.models import (
     MemoryEvent,
     PendingExtraction,
     SoulVersion,
+    json_text,
 )
 
 M = TypeVar("M")
@@ -117,7 +118,7 @@ def _compile(source: str, scope: dict[str, Any]) -> Any:
 
 def make_encoder(t: Table[M], adapters: Mapping[str, Adapter]) -> Callable[[M], list[Any]]:
     """model -> its column values, in ``t.columns`` order, as the dialect binds them."""
-    scope: dict[str, Any] = {"dumps": _dumps}
+    scope: dict[str, Any] = {"dumps": json_text}
     values = [_expr(f"o.{name}", *kind, adapters, scope, out=True) for name, kind in t.kinds()]
     return _compile(f"def f(o):\n    return [{', '.join(values)}]\n", scope)  # type: ignore[no-any-return]
 
@@ -222,7 +223,3 @@ def copy_with(model: type[M], name: str) -> Callable[[M, Any], M]:
     fields = list(model.__dataclass_fields__)  # type: ignore[attr-defined]
     body = "".join(put(f, "value" if f == name else "c." + f) for f in fields)
     return _compile(f"def f(c, value):\n{first}{body}{last}    return o\n", scope)  # type: ignore[no-any-return]
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -21,15 +21,14 @@ from boternity.storage.repositories import ChatCore
 from boternity.storage.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
 from boternity.storage.sql import (
     PENDING_ORDER,
+    RESERVE_STEP,
     Statements,
+    bot_columns,
     message_filters,
     visible_memories,
     visible_to,
 )
 from boternity.storage.tables import BOTS, MEMORIES, MESSAGES, PENDING, SESSIONS, SUMMARIES
-
-#: Tokens a session reserves on its bot at a time (see bots.tokens_reserved).
-RESERVE_STEP = 2**24
 
 
 def _reserve_steps(tokens_in: str, tokens_out: str) -> str:
@@ -56,10 +55,8 @@ def _n(count: int, start: int = 1) -> str:
 
 
 # FROM bots b {_BOT_TOTALS} makes these columns available, in BOTS order.
-_BOT_SELECT = (
-    BOTS.cols("b.")
-    .replace("b.total_tokens_used", "b.total_tokens_used + coalesce(t.tokens, 0)")
-    .replace("b.last_active_at", "greatest(b.last_active_at, t.last_active)")
+_BOT_SELECT = bot_columns(
+    "b.total_tokens_used + coalesce(t.tokens, 0)", "greatest(b.last_active_at, t.last_active)"
 )
 _BOT_TOTALS = (
     "LEFT JOIN LATERAL (SELECT sum(s.total_input_tokens + s.total_output_tokens)::bigint AS tokens,"

@@ -15,8 +15,15 @@ from datetime import datetime
 from boternity.errors import SchemaError
 from boternity.storage.dialect import Dialect
 from boternity.storage.search import MARK_CLOSE, MARK_OPEN, READ_CHARS, SEARCHED_CHARS
-from boternity.storage.sql import PENDING_ORDER, Statements, message_filters, visible_to
+from boternity.storage.sql import (
+    PENDING_ORDER,
+    Statements,
+    bot_columns,
+    message_filters,
+    visible_to,
+)
 from boternity.storage.tables import (
+    BOTS,
     FLAG,
     MEMORIES,
     PENDING,
@@ -25,6 +32,15 @@ from boternity.storage.tables import (
     UUID,
     UUIDS,
 )
+
+# A bot's totals: its row, plus its messages not yet counted there (migration 0011).
+_LATER = "CASE WHEN {w} IS NULL OR {b} >= {w} THEN {b} ELSE {w} END"
+_BOT_SELECT = bot_columns(
+    "b.total_tokens_used + coalesce(w.tokens, 0)",
+    _LATER.format(b="b.last_active_at", w="w.last_active"),
+)
+_BOT_FROM = "bots b LEFT JOIN bot_tokens_waiting w ON w.bot_id = b.id"
+_WAITING = "(SELECT {} FROM bot_tokens_waiting WHERE bot_id = bots.id)"
 
 _new = object.__new__
 _set_int = uuid.UUID.__dict__["int"].__set__
@@ -102,6 +118,26 @@ class SqliteStatements(Statements):
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
         " name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
+    get_bot = f"SELECT {_BOT_SELECT} FROM {_BOT_FROM} WHERE b.id = ?"
+    get_bot_by_slug = f"SELECT {_BOT_SELECT} FROM {_BOT_FROM} WHERE b.slug = ?"
+    list_bots = (
+        f"SELECT {_BOT_SELECT} FROM {_BOT_FROM}"
+        " WHERE b.status = coalesce(?, b.status) AND b.category = coalesce(?, b.category)"
+        " ORDER BY b.created_at DESC, b.id DESC LIMIT ? OFFSET ?"
+    )
+    update_bot = Statements.update_bot.replace(
+        f"RETURNING {BOTS.cols()}",
+        "RETURNING "
+        + BOTS.cols()
+        .replace(
+            "total_tokens_used",
+            f"total_tokens_used + coalesce({_WAITING.format('tokens')}, 0)",
+        )
+        .replace(
+            "last_active_at",
+            _LATER.format(b="last_active_at", w=_WAITING.format("last_active")),
+        ),
+    )
     # SQLite turns an overflowing integer sum into a REAL, which could never be read back:
     # save_message checks the sums' type.
     bump_session = (
@@ -109,11 +145,8 @@ class SqliteStatements(Statements):
         " total_input_tokens = total_input_tokens + ?,"
         " total_output_tokens = total_output_tokens + ?, last_activity_at = ? WHERE id = ?"
         " RETURNING message_count, bot_id,"
-        " typeof(total_input_tokens) = 'integer' AND typeof(total_output_tokens) = 'integer'"
-    )
-    bump_bot_tokens = (
-        "UPDATE bots SET total_tokens_used = total_tokens_used + ?, last_active_at = ?"
-        " WHERE id = ? RETURNING typeof(total_tokens_used) = 'integer'"
+        " typeof(total_input_tokens) = 'integer' AND typeof(total_output_tokens) = 'integer',"
+        " total_input_tokens, total_output_tokens"
     )
     search = _SEARCH.format(extra="", among="")
     term_counts = (

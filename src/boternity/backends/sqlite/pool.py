@@ -3,8 +3,8 @@
 Every connection lives on a dedicated single-thread executor, so a unit of work (a Python
 function that runs several statements) costs one thread hop, not one per statement as with
 per-call async drivers. All writes go through :class:`Writer`: a queue of units drained by one
-task; units waiting together are committed together (group commit), each in its own
-SAVEPOINT so one failing unit never takes its neighbours down.
+task; units waiting together are committed together (group commit), and one failing unit
+never takes its neighbours down (the batch then runs again, each unit in its own SAVEPOINT).
 
 At durability normal a commit does not wait for the disk, so a batch of small units costs
 less than the hop to the writer thread and back (30-100 us on a busy machine). There, when
@@ -12,7 +12,11 @@ the writer thread is idle, the batch runs on the event-loop thread itself: the s
 transaction, savepoints and error handling, but with SQLite's busy wait off, so a write lock
 held by another process sends the batch to the writer thread (which waits) instead of
 blocking the loop. Bounded reads (a row by key, the latest messages) do likewise on a
-connection of their own. Checkpoints stay on the writer thread, never the loop.
+connection of their own.
+
+Checkpoints (copying the WAL back into the database, with an fsync at either durability) run on
+a connection and thread of their own, beside the writes: a PASSIVE checkpoint takes no write
+lock, so no commit waits for one (see Checkpointer).
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ Unit = Callable[[sqlite3.Connection], Any]
 _MAX_BATCH = 128
 #: At most this many units run on the loop thread at once (larger batches go to the thread).
 _INLINE_BATCH = 16
-#: Commits between two checkpoints (the writer thread's, PASSIVE) where the writer
-#: connection's own automatic checkpoint is off; ~5 pages a message: SQLite's 1000 pages.
+#: Commits between two checkpoints (the writer connection's own automatic checkpoint is
+#: off); ~5 pages a message: SQLite's 1000 pages.
 CHECKPOINT_EVERY = 200
 
 #: Set to a list to collect how long each unit batch or read run on the event-loop thread
@@ -218,11 +222,16 @@ def _run_batch(
 ) -> list[tuple[bool, Any]]:
     """Runs on the writer thread: one BEGIN IMMEDIATE ... COMMIT around all ``units``.
 
+    Units run side by side first; only if one fails does the batch run again with each unit
+    in a savepoint, so it fails alone (two statements less per unit in the common case).
     Some errors (disk full, I/O) make SQLite roll back the whole transaction, not just the
     statement. The unit that hit one fails alone; the others run again in a new transaction.
     """
     if len(units) == 1:
         return [_run_alone(conn, units[0], busy_wait)]
+    values = _run_together(conn, units, busy_wait)
+    if values is not None:
+        return [(True, value) for value in values]
     outcomes: list[tuple[bool, Any] | None] = [None] * len(units)
     todo = list(range(len(units)))
     while todo:
@@ -255,6 +264,27 @@ def _run_batch(
             raise
         todo = [i for i in todo if outcomes[i] is None]
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _run_together(
+    conn: sqlite3.Connection, units: list[Unit], busy_wait: float
+) -> list[Any] | None:
+    """All ``units`` in one transaction, without savepoints: their values, committed, or
+    None with nothing committed when one of them failed."""
+    _begin(conn, busy_wait)
+    try:
+        try:
+            values = [unit(conn) for unit in units]
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return None
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return values
 
 
 def _begin(conn: sqlite3.Connection, busy_wait: float) -> None:
@@ -305,13 +335,18 @@ def _with_busy_timeout(
         conn.execute("PRAGMA busy_timeout = 0")
 
 
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """A PASSIVE checkpoint: it waits for nobody (busy, or failed: a later one catches up)."""
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _run_then_checkpoint(
     conn: sqlite3.Connection, units: list[Unit], busy_wait: float
 ) -> list[tuple[bool, Any]]:
-    """A batch, then a PASSIVE checkpoint (it waits for nobody; a later one catches up)."""
+    """A batch, then a checkpoint while no write of this process can start."""
     outcomes = _run_batch(conn, units, busy_wait)
-    with contextlib.suppress(sqlite3.Error):
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    checkpoint(conn)
     return outcomes
 
 
@@ -341,6 +376,37 @@ class _Queued(asyncio.Future[Any]):
         return False
 
 
+class Checkpointer:
+    """Checkpoints on a connection and thread of their own, beside the writes.
+
+    The Writer asks for one every CHECKPOINT_EVERY commits (one already running makes that a
+    no-op). It copies what was committed when it started, but a WAL starts over from its
+    beginning (else it only grows) only at a write that finds it wholly copied, which beside
+    a writer that never pauses it never is. So once it is done (``behind``), the Writer
+    checkpoints itself, between two batches, where it does catch up: that one only has the
+    frames committed meanwhile to copy, a fraction of the whole.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._running = False
+        #: A checkpoint here ended: the Writer's next one catches up.
+        self.behind = False
+
+    def start(self) -> None:
+        if self._running or not self._worker.is_open:
+            return
+        self._running = True
+        self._worker.post(checkpoint, self._done)
+
+    def _done(self, result: None, exc: BaseException | None) -> None:
+        self._running = False
+        self.behind = True
+
+    async def close(self) -> None:
+        await self._worker.close()
+
+
 class Writer:
     """The only path to the database's write lock in this process.
 
@@ -353,9 +419,16 @@ class Writer:
     """
 
     def __init__(
-        self, worker: Worker, *, busy_wait: float, inline: bool = False, busy_timeout_ms: int = 0
+        self,
+        worker: Worker,
+        *,
+        busy_wait: float,
+        inline: bool = False,
+        busy_timeout_ms: int = 0,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._worker = worker
+        self._checkpointer = checkpointer
         self._busy_wait = busy_wait
         self._queue: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._in_flight = False
@@ -402,25 +475,29 @@ class Writer:
             return
         units = [unit for unit, _ in batch]
         self._last_batch = len(units)
-        run: Callable[[sqlite3.Connection], list[tuple[bool, Any]]]
-        if self.inline:
-            self._commits += 1
-            if self._commits < CHECKPOINT_EVERY and len(batch) <= _INLINE_BATCH:
-                outcomes = self._run_inline(units)
-                if outcomes is not None:
-                    self._finish(batch, outcomes, None)
-                    return
-            if self._commits >= CHECKPOINT_EVERY:
-                self._commits = 0
-                run = functools.partial(
-                    _run_then_checkpoint, units=units, busy_wait=self._busy_wait
-                )
+        batch_then = _run_batch
+        helper = self._checkpointer
+        self._commits += 1
+        if helper is not None and helper.behind:
+            helper.behind = False
+            batch_then = _run_then_checkpoint  # on the thread: never on the loop
+        elif self._commits >= CHECKPOINT_EVERY:
+            self._commits = 0
+            if helper is None:
+                batch_then = _run_then_checkpoint
             else:
-                run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
+                helper.start()
+        if self.inline and batch_then is _run_batch and len(batch) <= _INLINE_BATCH:
+            outcomes = self._run_inline(units)
+            if outcomes is not None:
+                self._finish(batch, outcomes, None)
+                return
+        run: Callable[[sqlite3.Connection], list[tuple[bool, Any]]] = functools.partial(
+            batch_then, units=units, busy_wait=self._busy_wait
+        )
+        if self.inline:
             # On the thread, SQLite's own busy wait is on (the loop thread runs without it).
             run = functools.partial(_with_busy_timeout, run, self._busy_timeout_ms)
-        else:
-            run = functools.partial(_run_batch, units=units, busy_wait=self._busy_wait)
         self._worker.post(run, functools.partial(self._finish, batch))
 
     def _run_inline(self, units: list[Unit]) -> list[tuple[bool, Any]] | None:

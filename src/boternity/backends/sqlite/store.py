@@ -14,6 +14,7 @@ from boternity.backends.sqlite.errors import translate
 from boternity.backends.sqlite.locks import FileSessionLocks
 from boternity.backends.sqlite.maintenance import SqliteMaintenance
 from boternity.backends.sqlite.pool import (
+    Checkpointer,
     Readers,
     SqliteExecutor,
     Worker,
@@ -130,12 +131,15 @@ class SqliteStore:
         self.schema_version = 0
         self._busy_wait = busy_wait = options.busy_wait
         self._writer_worker = Worker("boternity-sqlite-w")
+        self._checkpoint_worker = Worker("boternity-sqlite-c")
+        self.checkpointer = Checkpointer(self._checkpoint_worker)
         self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(options.readers)]
         self.writer = Writer(
             self._writer_worker,
             busy_wait=busy_wait,
             inline=self.durability == "normal",
             busy_timeout_ms=BUSY_TIMEOUT_MS,
+            checkpointer=self.checkpointer,
         )
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
         # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
@@ -159,10 +163,11 @@ class SqliteStore:
         return self._connect(read_only=False)
 
     def _connect(
-        self, *, read_only: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+        self, *, read_only: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS, writer: bool = True
     ) -> sqlite3.Connection:
         """A connection in autocommit mode (units open their own transactions), set up;
-        the writer's also switches to WAL and migrates the database."""
+        the writer's (not read_only, writer) also switches to WAL and migrates the database.
+        The checkpointer's is neither read-only nor the writer's."""
         try:
             # check_same_thread off: the loop thread uses the writer's connection while the
             # writer thread is idle (Writer.inline), and one reader's for bounded reads.
@@ -174,7 +179,7 @@ class SqliteStore:
             raise RepositoryError(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
             configure(conn, busy_timeout_ms=busy_timeout_ms)
-            if not read_only:
+            if not read_only and writer:
                 self._set_up_writer(conn)
             else:
                 # Open the WAL and its index now: a reader that is first used later (bounded
@@ -202,10 +207,9 @@ class SqliteStore:
         if str(mode).lower() != "wal":
             raise RepositoryError(f"{self.path}: could not switch to WAL (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
-        if self.writer.inline:
-            # A commit on the loop thread must not checkpoint (two fsyncs): the Writer has
-            # the writer thread checkpoint every CHECKPOINT_EVERY commits instead.
-            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # A commit must not checkpoint (two fsyncs, on the loop thread at durability
+        # normal): the Writer has the Checkpointer do it beside the writes instead.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
         if self.writer.inline:
             # Nor wait for another process's lock on the loop thread: the writer thread does
@@ -215,6 +219,9 @@ class SqliteStore:
     async def open(self) -> None:
         try:
             await self._writer_worker.open(self._connect_writer)
+            await self._checkpoint_worker.open(
+                functools.partial(self._connect, read_only=False, writer=False)
+            )
             for worker in self._reader_workers:
                 await worker.open(functools.partial(self._connect, read_only=True))
             # Bounded reads on the loop thread: never wait there for a lock (busy: a reader
@@ -225,8 +232,9 @@ class SqliteStore:
             raise
 
     async def close(self) -> None:
-        """Finish queued writes, then close readers before the writer (the last connection
-        to close checkpoints the WAL)."""
+        """Finish queued writes, then close the others before the writer (the last
+        connection to close checkpoints the WAL)."""
         await self.writer.idle()
         await self.readers.close()
+        await self.checkpointer.close()
         await self._writer_worker.close()
