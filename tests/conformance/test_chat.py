@@ -399,3 +399,19 @@ async def test_bot_totals_are_lifetime_totals_that_survive_clearing_and_deleting
     assert stored is not None
     assert (stored.conversation_count, stored.total_tokens_used) == (2, 14)
     assert stored.last_active_at is not None
+
+
+async def test_a_bot_reserved_to_the_limit_refuses_a_new_session_and_keeps_its_count(
+    store: Store,
+) -> None:
+    """Each live session reserves a step of tokens on its bot (see storage/sql.py
+    RESERVE_STEP): a bot whose total is that close to 2^63 - 1 can take no new session."""
+    bot = await store.bots.create_bot(f.bot(total_tokens_used=MAX_BIGINT - 1000))
+    with pytest.raises(ValidationError, match=f"bot {bot.id}: .* no new session fits"):
+        await f.new_session(store, bot.id)
+    with pytest.raises(NotFoundError):  # no bot at all is another error
+        await f.new_session(store, uuid.uuid4())
+    stored = await store.bots.get_bot(bot.id)
+    assert stored is not None
+    assert (stored.conversation_count, stored.total_tokens_used) == (0, MAX_BIGINT - 1000)
+    assert await store.chat.list_sessions(bot.id) == []

@@ -225,3 +225,27 @@ async def test_token_reservations_track_every_step_crossing(pg_store: Store, pg_
     total = await pg_store.bots.get_bot(bot.id)
     assert total is not None
     assert total.total_tokens_used == 7 + sum(a + b for a, b in sizes)
+
+
+async def test_token_reservations_at_the_edges_of_a_step(pg_store: Store, pg_url: str) -> None:
+    """A message that leaves its session within its step takes the statement without the bot
+    row (SAVE_MESSAGE_WITHIN_STEP); one that reaches the next step exactly, or whose input and
+    output each sit just below a step (their remainders add up past one), takes the whole one.
+    The reservation is right after every message."""
+    step = RESERVE_STEP
+    bot = await pg_store.bots.create_bot(Bot(name="Edges"))
+    session = await pg_store.chat.create_session(ChatSession(bot_id=bot.id, model="m"))
+    conn = await asyncpg.connect(pg_url)
+    try:
+        total = 0
+        for tin, tout in [(step - 1, step - 1), (0, 0), (1, 0), (0, 1), (step - 2, 0), (0, 1),
+                          (0, 0), (step - 1, 0), (1, step), (2 * step - 1, 2 * step - 1)]:  # fmt: skip
+            await pg_store.chat.save_message(
+                ChatMessage(session_id=session.id, role=MessageRole.USER, content="t",
+                            input_tokens=tin, output_tokens=tout)
+            )  # fmt: skip
+            total += tin + tout
+            reserved = await conn.fetchval("SELECT tokens_reserved FROM bots WHERE id = $1", bot.id)
+            assert reserved == (total // step + 1) * step, (tin, tout)
+    finally:
+        await conn.close()

@@ -250,12 +250,22 @@ class ChatCore(Repository):
         the key was taken first: never here, as this runs in the transaction that found the
         key free, but possible where a dialect inserts without that look-up held."""
         if (yield self._q.count_conversation, (params[1],), COUNT) == 0:
-            raise missing("bot", bot)
+            raise (yield from self._not_counted(params[1], bot))
         if key is None:
             yield self._q.insert_session, params, NONE
         else:
             yield self._q.insert_keyed_session, [*params, key], NONE
         return True
+
+    def _not_counted(self, key: Any, bot: uuid.UUID) -> Unit[Exception]:
+        """Why a new session could not be counted on its bot: there is no such bot, or the
+        bot's total is so close to 2^63 - 1 that no session can reserve tokens on it."""
+        if (yield self._q.bot_exists, (key,), VALUE):
+            return ValidationError(
+                f"bot {bot}: its tokens, with {RESERVE_STEP} reserved for each live session,"
+                f" are within {RESERVE_STEP} of 2^63 - 1: no new session fits"
+            )
+        return missing("bot", bot)
 
     async def get_session_by_key(self, bot_id: uuid.UUID, key: str) -> ChatSession | None:
         params = (self._id(bot_id, "bot_id"), check_session_key(key))

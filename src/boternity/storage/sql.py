@@ -210,8 +210,10 @@ class Statements:
     # chat sessions and messages
     count_conversation = (  # bot id -> COUNT; the new session reserves its first step
         "UPDATE bots SET conversation_count = conversation_count + 1,"
-        f" tokens_reserved = tokens_reserved + {RESERVE_STEP} WHERE id = ?"
+        f" tokens_reserved = tokens_reserved + {RESERVE_STEP}"
+        f" WHERE id = ? AND tokens_reserved <= {MAX_BIGINT - RESERVE_STEP}"
     )
+    bot_exists = "SELECT EXISTS (SELECT 1 FROM bots WHERE id = ?)"
     insert_session = insert(SESSIONS)
     insert_keyed_session = (  # SESSIONS, then session_key
         f"INSERT INTO chat_sessions ({SESSIONS.cols()}, session_key)"
