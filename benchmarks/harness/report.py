@@ -252,8 +252,8 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(
             f"**Memories** — {meta['memories']:,} memories of one bot. M1: get_memories(limit=50);"
             f" M2: search_memories({rd_query()!r}: its words are in"
-            f" {results.get('M2_matches', 0):,} of them, each scored). Median µs (p95),"
-            " × the raw query, CPU µs.\n"
+            f" {results.get('M2_matches', 0):,} of them, each scored by the raw query)."
+            " Median µs (p95), × the raw query, CPU µs.\n"
         )
         labels = list(dict.fromkeys([*results["M1"], *results["M2"]]))
         rows = [[label, *_cell_read(results["M1"].get(label)), *_cell_read(results["M2"].get(label))]
