@@ -785,12 +785,9 @@ class MemoryCore(Repository):
         params = (key, text, bool(include_superseded), limit, every, None if every else user)
         if not match_all and len(terms) > 1:
             plan = None if self._d.pruning is None else self._d.pruning.plan(terms, limit)
-            if plan is not None:
-                found = await self._search_candidates(plan, params)
-            elif self._d.score_bound is not None:
+            found = None if plan is None else await self._search_candidates(plan, params)
+            if found is None and self._d.score_bound is not None:
                 found = await self._search_pruned(terms, params)
-            else:
-                found = None
             if found is not None:
                 return found
         return await self._all(self._q.search, self._memory, *params, browse=True)
