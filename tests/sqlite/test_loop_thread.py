@@ -234,3 +234,33 @@ def _wal_frames(path: Path) -> int:
                 return int(frames)
             time.sleep(0.01)
     raise AssertionError("the WAL stayed busy for 5 s")
+
+
+async def test_a_wal_grown_by_a_burst_is_cut_back_when_it_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a checkpoint is held up the WAL grows; once the writer's catch-up lets it start
+    over, its file is cut back to WAL_KEEP_BYTES instead of staying at its largest."""
+    release = threading.Event()
+    real = pool.checkpoint
+
+    def slow_checkpoint(conn: sqlite3.Connection) -> None:
+        if threading.current_thread().name == "boternity-sqlite-c":
+            release.wait(timeout=60)
+        real(conn)
+
+    monkeypatch.setattr(pool, "checkpoint", slow_checkpoint)
+    monkeypatch.setattr(pool, "WAL_KEEP_BYTES", 1024 * 1024)
+    path = tmp_path / "b.db"
+    async with open_store(path) as store:
+        session = await _session(store)
+        for i in range(3 * pool.CHECKPOINT_EVERY):
+            await store.chat.save_message(_message(session, f"{i} " + "x" * 400))
+        grown = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
+        release.set()
+        for _ in range(2 * pool.CHECKPOINT_EVERY):
+            await store.chat.save_message(_message(session, "after"))
+        kept = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
+    # Cut back, then grown again by at most one checkpoint's worth of commits (~4 MB).
+    assert grown > 10 * 1024 * 1024
+    assert kept < 6 * 1024 * 1024, (grown, kept)

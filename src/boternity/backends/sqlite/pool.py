@@ -59,6 +59,9 @@ _INLINE_BATCH = 16
 #: Commits between two checkpoints (the writer connection's own automatic checkpoint is
 #: off); ~5 pages a message: SQLite's 1000 pages.
 CHECKPOINT_EVERY = 200
+#: When the WAL starts over, a file grown larger than this (a burst while a reader held an
+#: old snapshot, say) is cut back to it; SQLite keeps it at its largest otherwise.
+WAL_KEEP_BYTES = 64 * 1024 * 1024
 
 #: Set to a list to collect how long each unit batch or read run on the event-loop thread
 #: held it: (wall seconds, that thread's CPU seconds), so time lost to other processes on a

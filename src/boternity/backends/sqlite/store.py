@@ -9,6 +9,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from boternity.backends.sqlite import pool as _pool
 from boternity.backends.sqlite.dialect import SQLITE
 from boternity.backends.sqlite.errors import translate
 from boternity.backends.sqlite.locks import FileSessionLocks
@@ -210,6 +211,7 @@ class SqliteStore:
         # A commit must not checkpoint (two fsyncs, on the loop thread at durability
         # normal): the Writer has the Checkpointer do it beside the writes instead.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {int(_pool.WAL_KEEP_BYTES)}")
         self.schema_version = migrate(conn, where=str(self.path), busy_wait=self._busy_wait)
         if self.writer.inline:
             # Nor wait for another process's lock on the loop thread: the writer thread does
