@@ -424,11 +424,11 @@ class Writer:
     def __init__(
         self,
         worker: Worker,
+        checkpointer: Checkpointer,
         *,
         busy_wait: float,
         inline: bool = False,
         busy_timeout_ms: int = 0,
-        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._worker = worker
         self._checkpointer = checkpointer
@@ -479,17 +479,13 @@ class Writer:
         units = [unit for unit, _ in batch]
         self._last_batch = len(units)
         batch_then = _run_batch
-        helper = self._checkpointer
         self._commits += 1
-        if helper is not None and helper.behind:
-            helper.behind = False
+        if self._checkpointer.behind:
+            self._checkpointer.behind = False
             batch_then = _run_then_checkpoint  # on the thread: never on the loop
         elif self._commits >= CHECKPOINT_EVERY:
             self._commits = 0
-            if helper is None:
-                batch_then = _run_then_checkpoint
-            else:
-                helper.start()
+            self._checkpointer.start()
         if self.inline and batch_then is _run_batch and len(batch) <= _INLINE_BATCH:
             outcomes = self._run_inline(units)
             if outcomes is not None:

@@ -137,10 +137,10 @@ class SqliteStore:
         self._reader_workers = [Worker(f"boternity-sqlite-r{i}") for i in range(options.readers)]
         self.writer = Writer(
             self._writer_worker,
+            self.checkpointer,
             busy_wait=busy_wait,
             inline=self.durability == "normal",
             busy_timeout_ms=BUSY_TIMEOUT_MS,
-            checkpointer=self.checkpointer,
         )
         self.readers = Readers(self._reader_workers, busy_wait=busy_wait)
         # Typed as the contract: Store's attributes are mutable, so mypy wants the same types.
